@@ -1,0 +1,431 @@
+"""GPT4Video: frames → frozen encoder → video abstractor → placeholder filling → LLM (+ LoRA).
+
+``save_pretrained`` writes only what is trained (the abstractor and the LoRA adapter) and a config that
+names the frozen parts; ``from_pretrained`` rebuilds the same model from that directory or from a
+preset name (``smol``, ``paper``).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .abstractor import VideoAbstractor
+from .config import ConfigError, ModelConfig
+from .encoders import FrameEncoder, build_encoder
+from .errors import InputError, ModelLoadError
+from .llm.loading import load_llm
+from .llm.lora import apply_lora, is_lora_parameter, load_lora_weights, save_lora
+from .processing import GPT4VideoProcessor, Turn, ensure_video_token
+
+CONFIG_NAME = "gpt4video_config.yaml"
+ABSTRACTOR_NAME = "abstractor.safetensors"
+LORA_DIR = "lora"
+META_NAME = "training_info.json"
+
+
+def package_resource(*parts: str) -> Path:
+    return Path(str(importlib.resources.files("gpt4video").joinpath(*parts)))
+
+
+def preset_names() -> list[str]:
+    folder = package_resource("configs", "model")
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def preset_config(name: str) -> ModelConfig:
+    path = package_resource("configs", "model", f"{name}.yaml")
+    if not path.is_file():
+        raise ModelLoadError(f"unknown preset {name!r}; presets: {', '.join(preset_names()) or 'none'}")
+    return ModelConfig.from_yaml(path)
+
+
+def packaged_weights_dir(preset: str) -> Path | None:
+    """The directory of trained weights shipped for a preset, if the package has one."""
+    path = package_resource("weights", preset)
+    return path if (path / CONFIG_NAME).is_file() else None
+
+
+@dataclass
+class GenerationParams:
+    """Decoding settings. temperature 0 means greedy."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ("###",)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
+        if self.temperature < 0:
+            raise InputError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise InputError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+
+
+@dataclass
+class GenerationStream:
+    """Iterate to receive the reply as text pieces; afterwards ``text`` and ``timings`` are complete."""
+
+    _pieces: Iterator[str]
+    text: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    num_prompt_tokens: int = 0
+    num_generated_tokens: int = 0
+    finish_reason: str = ""
+
+    def __iter__(self) -> Iterator[str]:
+        for piece in self._pieces:
+            self.text += piece
+            yield piece
+
+    def consume(self) -> GenerationStream:
+        for _ in self:
+            pass
+        return self
+
+
+def _held_back(text: str, stops: Sequence[str]) -> int:
+    """How many trailing characters of ``text`` could be the start of a stop string (kept back from the stream)."""
+    keep = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:k]):
+                keep = max(keep, k)
+                break
+    return keep
+
+
+class GPT4Video(nn.Module):
+    """The whole model. Build with :meth:`from_config` or :meth:`from_pretrained`."""
+
+    def __init__(
+        self, config: ModelConfig, encoder: FrameEncoder, abstractor: VideoAbstractor, llm: nn.Module, tokenizer
+    ) -> None:  # noqa: ANN001
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.abstractor = abstractor
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.processor = GPT4VideoProcessor(tokenizer, config.abstractor.num_queries)
+        self.trained = False  # True once trained weights were loaded
+        self.source: str = ""
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls,
+        config: ModelConfig,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        encoder: FrameEncoder | None = None,
+        llm: nn.Module | None = None,
+        tokenizer=None,  # noqa: ANN001
+    ) -> GPT4Video:
+        """Load the frozen parts named by ``config`` (or take them ready-made) and build a fresh abstractor."""
+        if encoder is None:
+            encoder = build_encoder(config.encoder, device=device, dtype=dtype)
+        ac = config.abstractor
+        if (encoder.hidden_size, encoder.tokens_per_frame) != (ac.encoder_dim, ac.tokens_per_frame):
+            raise ConfigError(
+                f"encoder {config.encoder.name!r} gives {encoder.tokens_per_frame} tokens of width "
+                f"{encoder.hidden_size} per frame, but the abstractor expects {ac.tokens_per_frame} × {ac.encoder_dim}"
+            )
+        if llm is None or tokenizer is None:
+            llm, tokenizer = load_llm(config.llm, device=device, dtype=dtype)
+        width = llm.get_input_embeddings().weight.shape[1]
+        if width != ac.output_dim:
+            raise ConfigError(f"abstractor.output_dim is {ac.output_dim} but the LLM's embedding width is {width}")
+        for p in llm.parameters():
+            p.requires_grad_(False)
+        ensure_video_token(tokenizer)
+        _fit_embeddings(llm, len(tokenizer))
+        if config.llm.lora is not None:
+            llm = apply_lora(llm, config.llm.lora)
+        abstractor = VideoAbstractor(ac).to(device=device, dtype=dtype)
+        model = cls(config, encoder, abstractor, llm, tokenizer)
+        model.eval()
+        return model
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike[str], *, device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32, **frozen_parts,  # noqa: ANN003
+    ) -> GPT4Video:
+        """From a directory written by :meth:`save_pretrained`, or a preset name (with its shipped weights if any)."""
+        name = str(name_or_path)
+        path = Path(name).expanduser()
+        if path.is_dir():
+            if not (path / CONFIG_NAME).is_file():
+                raise ModelLoadError(f"{path}: not a gpt4video model directory (no {CONFIG_NAME})")
+            directory: Path | None = path
+        elif name in preset_names():
+            directory = packaged_weights_dir(name)
+            if directory is None:
+                model = cls.from_config(preset_config(name), device=device, dtype=dtype, **frozen_parts)
+                model.source = f"preset:{name}"
+                return model
+        else:
+            presets = ", ".join(preset_names())
+            raise ModelLoadError(f"model {name!r} is neither a preset ({presets}) nor a model directory")
+        config = ModelConfig.from_yaml(directory / CONFIG_NAME)
+        model = cls.from_config(config, device=device, dtype=dtype, **frozen_parts)
+        model.load_trained_weights(directory)
+        model.source = str(directory)
+        return model
+
+    def load_trained_weights(self, directory: str | os.PathLike[str]) -> None:
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        weights = directory / ABSTRACTOR_NAME
+        if not weights.is_file():
+            raise ModelLoadError(f"{directory}: missing {ABSTRACTOR_NAME}")
+        try:
+            self.abstractor.load_state_dict(load_file(str(weights)), strict=True)
+        except RuntimeError as e:
+            raise ModelLoadError(f"{weights}: does not match the configured abstractor ({e})") from None
+        if self.config.llm.lora is not None:
+            load_lora_weights(self.llm, directory / LORA_DIR)
+        self.trained = True
+
+    def save_pretrained(self, directory: str | os.PathLike[str], *, info: dict | None = None) -> Path:
+        """Write the config, the abstractor and the LoRA adapter, atomically (temp dir, then rename)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+        try:
+            self.config.to_yaml(tmp / CONFIG_NAME)
+            state = {k: v.detach().contiguous().cpu() for k, v in self.abstractor.state_dict().items()}
+            save_file(state, str(tmp / ABSTRACTOR_NAME))
+            if self.config.llm.lora is not None:
+                save_lora(self.llm, tmp / LORA_DIR)
+            if info:
+                (tmp / META_NAME).write_text(json.dumps(info, indent=2), encoding="utf-8")
+            if directory.exists():
+                old = directory.with_name(f".{directory.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(directory, old)
+                os.replace(tmp, directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    # -- pieces ----------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.abstractor.output_proj.weight.device
+
+    @property
+    def num_video_tokens(self) -> int:
+        return self.config.abstractor.num_queries
+
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        params = {f"abstractor.{n}": p for n, p in self.abstractor.named_parameters()}
+        params.update({f"llm.{n}": p for n, p in self.llm.named_parameters() if is_lora_parameter(n)})
+        return params
+
+    def encode_frames(self, videos: Sequence[np.ndarray]) -> torch.Tensor:
+        """Frames of each video (T_i, H, W, 3) uint8 → features (V, T, N, D) with T = config.num_frames.
+
+        A video with fewer frames (a still image has one) is padded by repeating frames evenly.
+        """
+        t = self.config.num_frames
+        frames: list[np.ndarray] = []
+        for i, v in enumerate(videos):
+            v = np.asarray(v)
+            if v.ndim != 4 or v.shape[-1] != 3 or v.shape[0] < 1:
+                raise InputError(f"video {i}: expected frames of shape (T, H, W, 3), got {v.shape}")
+            index = np.linspace(0, v.shape[0] - 1, t).round().astype(int) if v.shape[0] != t else np.arange(t)
+            frames.extend(v[j] for j in index)
+        features = self.encoder(frames)  # (V·T, N, D)
+        return features.reshape(len(videos), t, *features.shape[1:]).to(self.device)  # (V, T, N, D)
+
+    def video_embeddings(self, features: torch.Tensor) -> torch.Tensor:
+        """(V, T, N, D_enc) → (V, Nq, D_llm)."""
+        return self.abstractor(features)
+
+    def embed(self, input_ids: torch.Tensor, video_embeds: torch.Tensor | None) -> torch.Tensor:
+        """Token embeddings with each video's Nq placeholders replaced by its abstractor output.
+
+        input_ids: (B, L); video_embeds: (V, Nq, D) in the order the placeholders appear (row by row).
+        """
+        embeds = self.llm.get_input_embeddings()(input_ids)  # (B, L, D)
+        mask = input_ids == self.processor.video_token_id  # (B, L)
+        n_slots = int(mask.sum())
+        n_tokens = 0 if video_embeds is None else video_embeds.shape[0] * video_embeds.shape[1]
+        if n_slots != n_tokens:
+            raise InputError(
+                f"the prompt has {n_slots} video placeholder tokens but {n_tokens} video tokens were given "
+                f"({self.num_video_tokens} per video)"
+            )
+        if n_tokens == 0:
+            return embeds
+        flat = video_embeds.reshape(-1, embeds.shape[-1]).to(embeds.dtype)  # (V·Nq, D)
+        return embeds.masked_scatter(mask.unsqueeze(-1).expand_as(embeds), flat)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
+        video_embeds: torch.Tensor | None = None,
+    ):  # noqa: ANN201 - transformers' CausalLMOutput
+        """Training/scoring forward. Pass frame ``features`` (V, T, N, D) or ready ``video_embeds`` (V, Nq, D)."""
+        if video_embeds is None and features is not None:
+            video_embeds = self.video_embeddings(features)
+        inputs_embeds = self.embed(input_ids, video_embeds)
+        return self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+
+    # -- generation ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate_stream(
+        self,
+        turns: list[Turn],
+        videos: Sequence[np.ndarray] = (),
+        params: GenerationParams | None = None,
+        *,
+        features: torch.Tensor | None = None,
+    ) -> GenerationStream:
+        """Stream the reply to ``turns`` about ``videos`` (frames arrays, or precomputed ``features``)."""
+        params = params or GenerationParams()
+        stream = GenerationStream(iter(()))
+        stream._pieces = self._generate(turns, videos, params, features, stream)
+        return stream
+
+    def generate(self, turns: list[Turn], videos: Sequence[np.ndarray] = (),
+                 params: GenerationParams | None = None, **kw) -> GenerationStream:  # noqa: ANN003
+        return self.generate_stream(turns, videos, params, **kw).consume()
+
+    def _generate(
+        self, turns: list[Turn], videos: Sequence[np.ndarray], params: GenerationParams,
+        features: torch.Tensor | None, stream: GenerationStream,
+    ) -> Iterator[str]:
+        timings = stream.timings
+        num_videos = len(videos) if features is None else features.shape[0]
+        encoded = self.processor.encode(turns, num_videos)
+        video_embeds = None
+        if num_videos:
+            t0 = time.perf_counter()
+            if features is None:
+                features = self.encode_frames(videos)
+            t1 = time.perf_counter()
+            video_embeds = self.video_embeddings(features)
+            t2 = time.perf_counter()
+            timings["encode"] = t1 - t0
+            timings["abstract"] = t2 - t1
+        input_ids = encoded.input_ids.unsqueeze(0).to(self.device)  # (1, L)
+        stream.num_prompt_tokens = input_ids.shape[1]
+        generator = None
+        if params.seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(params.seed)
+
+        t_start = time.perf_counter()
+        out = self.llm(inputs_embeds=self.embed(input_ids, video_embeds), use_cache=True)
+        timings["prefill"] = time.perf_counter() - t_start
+        past = out.past_key_values
+        logits = out.logits[:, -1, :].float()  # (1, V)
+
+        generated: list[int] = []
+        text = ""
+        emitted = 0
+        stream.finish_reason = "length"
+        eos = {self.processor.eos_token_id}
+        if self.tokenizer.eos_token_id is not None:
+            eos.add(int(self.tokenizer.eos_token_id))
+        t_gen = time.perf_counter()
+        for step in range(params.max_new_tokens):
+            token = self._next_token(logits, generated, params, generator)
+            if step == 0:
+                timings["time_to_first_token"] = time.perf_counter() - t_start
+            if token in eos:
+                stream.finish_reason = "stop"
+                break
+            generated.append(token)
+            text = self.tokenizer.decode(generated, skip_special_tokens=True)
+            cut = min((text.find(s) for s in params.stop if s in text), default=-1)
+            if cut >= 0:
+                text = text[:cut]
+                stream.finish_reason = "stop"
+                break
+            # Trailing white space and a possible start of a stop string are held back until resolved.
+            safe = min(len(text.rstrip()), len(text) - _held_back(text, params.stop))
+            if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                safe = min(safe, len(text) - 1)
+            if safe > emitted:
+                yield text[emitted:safe]
+                emitted = safe
+            out = self.llm(input_ids=torch.tensor([[token]], device=self.device), past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            logits = out.logits[:, -1, :].float()
+        text = text.rstrip()
+        if len(text) > emitted:
+            yield text[emitted:]
+        gen_time = time.perf_counter() - t_gen
+        stream.num_generated_tokens = len(generated)
+        timings["generation"] = gen_time
+        timings["tokens_per_second"] = len(generated) / gen_time if gen_time > 0 and generated else 0.0
+
+    def _next_token(
+        self, logits: torch.Tensor, generated: list[int], params: GenerationParams, generator: torch.Generator | None
+    ) -> int:
+        logits = logits[0].clone()  # (V,)
+        logits[self.processor.video_token_id] = -math.inf  # never write a placeholder
+        if params.repetition_penalty != 1.0 and generated:
+            idx = torch.tensor(sorted(set(generated)), device=logits.device)
+            vals = logits[idx]
+            logits[idx] = torch.where(vals > 0, vals / params.repetition_penalty, vals * params.repetition_penalty)
+        if params.temperature == 0:
+            return int(torch.argmax(logits))
+        probs = torch.softmax(logits / params.temperature, dim=-1)
+        if params.top_p < 1.0:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < params.top_p
+            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
+        return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def _fit_embeddings(llm: nn.Module, vocab_size: int) -> None:
+    """Grow the embedding matrix if the placeholder token is new; its row is the mean of the others.
+
+    The placeholder's embedding is never read (the abstractor output replaces it) and generation never
+    samples it; the mean keeps resizing deterministic so saved and reloaded models give identical logits.
+    """
+    old = llm.get_input_embeddings().weight.shape[0]
+    if vocab_size <= old:
+        return
+    llm.resize_token_embeddings(vocab_size, mean_resizing=False)
+    with torch.no_grad():
+        emb = llm.get_input_embeddings().weight
+        emb[old:] = emb[:old].mean(dim=0, keepdim=True)
+        out = llm.get_output_embeddings()
+        if out is not None and out.weight.data_ptr() != emb.data_ptr():
+            out.weight[old:] = out.weight[:old].mean(dim=0, keepdim=True)
+    for p in llm.parameters():
+        p.requires_grad_(False)

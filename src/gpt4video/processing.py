@@ -1,0 +1,149 @@
+"""Conversation template, video placeholders and tokenization (paper §3.3).
+
+The paper's prompt::
+
+    ###Human: <video>{video tokens}</video>
+    ###Human: {instruction}
+    ###AI: {answer}
+
+With several videos in one conversation each gets a numbered tag, ``<video1>…</video1>``,
+``<video2>…</video2>``, placed in the turn where the user attached it, so videos and turns interleave.
+
+Each video becomes exactly ``num_video_tokens`` copies of one placeholder token; the model replaces
+their embeddings with the abstractor's output. The template pieces are tokenized one by one and the
+ids concatenated, so the boundaries are the same in training and in generation, and the labels mask
+everything except the assistant's replies (and the end-of-turn token that closes each).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from .errors import InputError
+
+VIDEO_TOKEN = "<|video_pad|>"
+IGNORE_INDEX = -100
+HUMAN = "###Human: "
+AI = "###AI: "
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass
+class Turn:
+    """One turn. ``videos`` are indices into the conversation's list of videos, attached to this user turn."""
+
+    role: Role
+    text: str
+    videos: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.role not in ("user", "assistant"):
+            raise InputError(f"turn role must be 'user' or 'assistant', got {self.role!r}")
+        if not isinstance(self.text, str):
+            raise InputError(f"turn text must be a string, got {type(self.text).__name__}")
+        if self.videos and self.role != "user":
+            raise InputError("only user turns can carry videos")
+
+
+def ensure_video_token(tokenizer) -> int:  # noqa: ANN001 - any HF tokenizer
+    """Add the placeholder token to the tokenizer if needed and return its id."""
+    if VIDEO_TOKEN not in tokenizer.get_vocab():
+        tokenizer.add_special_tokens({"additional_special_tokens": [VIDEO_TOKEN]})
+    return int(tokenizer.convert_tokens_to_ids(VIDEO_TOKEN))
+
+
+@dataclass
+class Encoded:
+    input_ids: torch.Tensor  # (L,) long
+    labels: torch.Tensor  # (L,) long, IGNORE_INDEX outside assistant replies
+    num_videos: int
+
+
+class GPT4VideoProcessor:
+    """Turns conversations into token ids with video placeholders, and batches them."""
+
+    def __init__(self, tokenizer, num_video_tokens: int) -> None:  # noqa: ANN001
+        if num_video_tokens < 1:
+            raise InputError("num_video_tokens must be >= 1")
+        self.tokenizer = tokenizer
+        self.num_video_tokens = num_video_tokens
+        self.video_token_id = ensure_video_token(tokenizer)
+        if tokenizer.eos_token_id is None:
+            raise InputError("the tokenizer has no end-of-sequence token")
+        self.eos_token_id = int(tokenizer.eos_token_id)
+
+    # -- rendering -------------------------------------------------------------------------------
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _video_ids(self, index: int, total: int) -> list[int]:
+        tag = "video" if total == 1 else f"video{index + 1}"
+        return (
+            self._ids(f"{HUMAN}<{tag}>")
+            + [self.video_token_id] * self.num_video_tokens
+            + self._ids(f"</{tag}>\n")
+        )
+
+    def encode(
+        self, turns: list[Turn], num_videos: int | None = None, *, add_generation_prompt: bool = True
+    ) -> Encoded:
+        """Token ids and labels for a conversation.
+
+        ``num_videos`` is the number of videos supplied with it (checked against the turns' references).
+        With ``add_generation_prompt`` the ids end with ``###AI: `` after a final user turn.
+        """
+        if not turns:
+            raise InputError("a conversation needs at least one turn")
+        referenced = [i for t in turns for i in t.videos]
+        total = len(referenced) if num_videos is None else num_videos
+        if sorted(referenced) != list(range(total)):
+            raise InputError(
+                f"the turns reference videos {referenced}, but {total} video(s) were given: each must be used once"
+            )
+        ids: list[int] = []
+        labels: list[int] = []
+
+        def add(piece: list[int], train: bool) -> None:
+            ids.extend(piece)
+            labels.extend(piece if train else [IGNORE_INDEX] * len(piece))
+
+        for turn in turns:
+            if turn.role == "user":
+                for v in turn.videos:
+                    add(self._video_ids(v, total), False)
+                add(self._ids(f"{HUMAN}{turn.text}\n"), False)
+            else:
+                add(self._ids(AI), False)
+                add(self._ids(turn.text) + [self.eos_token_id], True)
+                add(self._ids("\n"), False)
+        if add_generation_prompt and turns[-1].role == "user":
+            add(self._ids(AI), False)
+        return Encoded(torch.tensor(ids, dtype=torch.long), torch.tensor(labels, dtype=torch.long), total)
+
+    def render(self, turns: list[Turn], num_videos: int | None = None) -> str:
+        """The prompt as text (placeholders shown once per video), for logging and debugging."""
+        enc = self.encode(turns, num_videos)
+        text = self.tokenizer.decode(enc.input_ids.tolist())
+        return text.replace(VIDEO_TOKEN * self.num_video_tokens, f"[{self.num_video_tokens} video tokens]")
+
+    # -- batching --------------------------------------------------------------------------------
+    def collate(self, items: list[Encoded], *, padding_side: str = "right") -> dict[str, torch.Tensor]:
+        """Pad to the longest item: input_ids, attention_mask, labels (B, L)."""
+        if not items:
+            raise InputError("cannot collate an empty batch")
+        length = max(len(e.input_ids) for e in items)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_token_id
+        input_ids = torch.full((len(items), length), pad_id, dtype=torch.long)
+        labels = torch.full((len(items), length), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(items), length), dtype=torch.long)
+        for row, e in enumerate(items):
+            n = len(e.input_ids)
+            sl = slice(0, n) if padding_side == "right" else slice(length - n, length)
+            input_ids[row, sl] = e.input_ids
+            labels[row, sl] = e.labels
+            mask[row, sl] = 1
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
