@@ -58,6 +58,20 @@ def packaged_weights_dir(preset: str) -> Path | None:
     return path if (path / CONFIG_NAME).is_file() else None
 
 
+def resolve_config(name_or_path: str | os.PathLike[str]) -> ModelConfig:
+    """The config of a preset or saved model, without loading any weights (to check inputs early)."""
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_NAME).is_file():
+            raise ModelLoadError(f"{path}: not a gpt4video model directory (no {CONFIG_NAME})")
+        return ModelConfig.from_yaml(path / CONFIG_NAME)
+    if name in preset_names():
+        directory = packaged_weights_dir(name)
+        return ModelConfig.from_yaml(directory / CONFIG_NAME) if directory else preset_config(name)
+    raise ModelLoadError(f"model {name!r} is neither a preset ({', '.join(preset_names())}) nor a model directory")
+
+
 @dataclass
 class GenerationParams:
     """Decoding settings. temperature 0 means greedy."""
@@ -173,21 +187,13 @@ class GPT4Video(nn.Module):
     ) -> GPT4Video:
         """From a directory written by :meth:`save_pretrained`, or a preset name (with its shipped weights if any)."""
         name = str(name_or_path)
+        config = resolve_config(name)  # checks the name
         path = Path(name).expanduser()
-        if path.is_dir():
-            if not (path / CONFIG_NAME).is_file():
-                raise ModelLoadError(f"{path}: not a gpt4video model directory (no {CONFIG_NAME})")
-            directory: Path | None = path
-        elif name in preset_names():
-            directory = packaged_weights_dir(name)
-            if directory is None:
-                model = cls.from_config(preset_config(name), device=device, dtype=dtype, **frozen_parts)
-                model.source = f"preset:{name}"
-                return model
-        else:
-            presets = ", ".join(preset_names())
-            raise ModelLoadError(f"model {name!r} is neither a preset ({presets}) nor a model directory")
-        config = ModelConfig.from_yaml(directory / CONFIG_NAME)
+        directory = path if path.is_dir() else packaged_weights_dir(name)
+        if directory is None:  # a preset with no shipped weights: untrained abstractor and LoRA
+            model = cls.from_config(config, device=device, dtype=dtype, **frozen_parts)
+            model.source = f"preset:{name}"
+            return model
         model = cls.from_config(config, device=device, dtype=dtype, **frozen_parts)
         model.load_trained_weights(directory)
         model.source = str(directory)
@@ -332,14 +338,13 @@ class GPT4Video(nn.Module):
         encoded = self.processor.encode(turns, num_videos)
         video_embeds = None
         if num_videos:
-            t0 = time.perf_counter()
             if features is None:
+                t0 = time.perf_counter()
                 features = self.encode_frames(videos)
+                timings["encode"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             video_embeds = self.video_embeddings(features)
-            t2 = time.perf_counter()
-            timings["encode"] = t1 - t0
-            timings["abstract"] = t2 - t1
+            timings["abstract"] = time.perf_counter() - t1
         input_ids = encoded.input_ids.unsqueeze(0).to(self.device)  # (1, L)
         stream.num_prompt_tokens = input_ids.shape[1]
         generator = None
@@ -368,7 +373,7 @@ class GPT4Video(nn.Module):
                 stream.finish_reason = "stop"
                 break
             generated.append(token)
-            text = self.tokenizer.decode(generated, skip_special_tokens=True)
+            text = self.tokenizer.decode(generated, skip_special_tokens=True).lstrip()
             cut = min((text.find(s) for s in params.stop if s in text), default=-1)
             if cut >= 0:
                 text = text[:cut]

@@ -1,0 +1,232 @@
+"""``gpt4video <subcommand>``: a thin command line over the pipeline.
+
+Exit status: 0 on success, 2 on bad input (one clear line on stderr, no traceback), 1 on an internal
+error (set GPT4VIDEO_DEBUG=1 to see its traceback), 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter (warnings, info logs) off the user's terminal."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+    for name in ("transformers", "peft", "accelerate", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _dtype(name: str):  # noqa: ANN202
+    import torch
+
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in table:
+        raise InputError(f"unknown --dtype {name!r}; choose one of {', '.join(table)}")
+    return table[name]
+
+
+def _format_timings(timings: dict[str, float]) -> str:
+    parts = []
+    for key in ("decode", "encode", "abstract", "prefill", "time_to_first_token", "generation"):
+        if key in timings:
+            parts.append(f"{key} {timings[key]:.3f} s")
+    if "tokens_per_second" in timings:
+        parts.append(f"{timings['tokens_per_second']:.1f} tokens/s")
+    return "timings: " + ", ".join(parts)
+
+
+# -- chat ------------------------------------------------------------------------------------------
+def _add_chat(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "chat",
+        help="talk with the model about one or more videos",
+        description="Ask about videos. With --prompt: one turn. Without: an interactive session "
+        "(type /video PATH to attach a video to your next question, /reset to start over, /quit to leave).",
+    )
+    p.add_argument("--video", action="append", default=[], metavar="PATH",
+                   help="a video or image file (repeat for several)")
+    p.add_argument("--prompt", help="the question; omit for an interactive session")
+    p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=128)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--json", action="store_true", help="print one JSON object per answer instead of streaming text")
+    p.add_argument("--show-timings", action="store_true", help="print timings to stderr after each answer")
+    p.set_defaults(func=_run_chat)
+
+
+def _run_chat(args: argparse.Namespace) -> int:
+    from .modeling import GenerationParams, resolve_config
+    from .pipeline import Assistant
+    from .video import load_video
+
+    params = GenerationParams(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty, seed=args.seed,
+    )
+    if args.prompt is not None and not args.prompt.strip():
+        raise InputError("--prompt is empty")
+    dtype = _dtype(args.dtype)
+    # Check everything the user gave before the (slow) model load: the model name and every video.
+    config = resolve_config(args.model)
+    clips = [load_video(p, num_frames=config.num_frames, max_side=config.frame_size) for p in args.video]
+    if args.seed is not None:
+        import torch
+
+        torch.manual_seed(args.seed)
+    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype)
+    if not args.json:
+        for note in assistant.notes:
+            print(f"note: {note}", file=sys.stderr)
+
+    def answer(question: str, videos: Sequence) -> None:
+        reply = assistant.ask(question, videos, params)
+        if args.json:
+            reply.consume()
+            out = {
+                "text": reply.text,
+                "videos": reply.videos,
+                "timings": {k: round(v, 6) for k, v in reply.timings.items()},
+                "num_prompt_tokens": reply.num_prompt_tokens,
+                "num_generated_tokens": reply.num_generated_tokens,
+                "finish_reason": reply.finish_reason,
+                "model": args.model,
+                "trained": assistant.model.trained,
+                "notes": assistant.notes,
+            }
+            print(json.dumps(out, ensure_ascii=False), flush=True)
+        else:
+            for piece in reply:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        if args.show_timings:
+            print(_format_timings(reply.timings), file=sys.stderr, flush=True)
+
+    if args.prompt is not None:
+        answer(args.prompt, clips)
+        return 0
+    return _interactive(assistant, clips, answer)
+
+
+def _interactive(assistant, initial_videos: Sequence, answer) -> int:  # noqa: ANN001
+    pending = list(initial_videos)
+    tty = sys.stdin.isatty()
+    if tty:
+        print("Ask about your videos. /video PATH attaches a video, /reset starts over, /quit leaves.",
+              file=sys.stderr)
+    while True:
+        if tty:
+            print("you> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            return 0
+        if line == "/reset":
+            assistant.reset()
+            pending.clear()
+            print("(conversation cleared)", file=sys.stderr)
+            continue
+        if line.startswith("/video"):
+            path = line[len("/video"):].strip()
+            if not path:
+                print("error: /video needs a path", file=sys.stderr)
+                continue
+            try:
+                pending.append(assistant.load(path))
+            except InputError as e:
+                print(f"error: {e}", file=sys.stderr)
+                continue
+            print(f"(attached {path}; it goes with your next question)", file=sys.stderr)
+            continue
+        if line.startswith("/"):
+            print(f"error: unknown command {line.split()[0]!r}; commands: /video PATH, /reset, /quit", file=sys.stderr)
+            continue
+        try:
+            answer(line, pending)
+            pending = []
+        except InputError as e:  # a bad file or question must not end the session
+            print(f"error: {e}", file=sys.stderr)
+
+
+# -- entry point -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gpt4video", description="GPT4Video: understand and generate videos with an LLM.")
+    parser.add_argument("--version", action="version", version=f"gpt4video {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_chat(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    if not os.environ.get("GPT4VIDEO_DEBUG"):
+        _quiet_libraries()
+    try:
+        return int(args.func(args) or 0)
+    except InputError as e:
+        print(f"gpt4video: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, exit 1
+        if os.environ.get("GPT4VIDEO_DEBUG"):
+            traceback.print_exc()
+        print(f"gpt4video: internal error: {type(e).__name__}: {e} (set GPT4VIDEO_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The command line on a tiny model: output formats, exit statuses, and one clear line for every bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gpt4video.cli import main
+from gpt4video.video import write_video
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, tiny_llm_dir, tiny_clip_dir):
+    import torch
+
+    from gpt4video.config import AbstractorConfig, EncoderConfig, LLMConfig, LoraConfig, ModelConfig
+    from gpt4video.modeling import GPT4Video
+
+    config = ModelConfig(
+        encoder=EncoderConfig(name="clip", model=str(tiny_clip_dir)),
+        abstractor=AbstractorConfig(encoder_dim=32, tokens_per_frame=17, max_frames=4, hidden_size=32,
+                                    num_layers=1, num_heads=4, num_queries=4, output_dim=32),
+        llm=LLMConfig(model=str(tiny_llm_dir), lora=LoraConfig(r=2, alpha=4, dropout=0.0)),
+        frame_size=64,
+    )
+    torch.manual_seed(0)
+    return GPT4Video.from_config(config).save_pretrained(tmp_path_factory.mktemp("cli") / "model")
+
+
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    return write_video(tmp_path_factory.mktemp("v") / "clip.mp4", rng.integers(0, 255, (8, 48, 64, 3), dtype=np.uint8))
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_one_turn_json(tiny_model_dir, clip_path, capsys):
+    code, out, err = run(["chat", "--model", str(tiny_model_dir), "--video", str(clip_path), "--video",
+                          str(clip_path), "--prompt", "Compare them.", "--max-new-tokens", "4", "--json"], capsys)
+    assert code == 0, err
+    obj = json.loads(out)
+    assert isinstance(obj["text"], str) and obj["trained"] is True and len(obj["videos"]) == 2
+    for key in ("decode", "encode", "abstract", "prefill", "generation", "tokens_per_second"):
+        assert key in obj["timings"]
+
+
+def test_streaming_text_and_timings(tiny_model_dir, clip_path, capsys):
+    code, out, err = run(["chat", "--model", str(tiny_model_dir), "--video", str(clip_path), "--prompt", "Hi",
+                          "--max-new-tokens", "3", "--show-timings"], capsys)
+    assert code == 0 and out.endswith("\n") and "timings: decode" in err
+
+
+def test_interactive_session_attaches_videos_and_keeps_going(tiny_model_dir, clip_path, capsys, monkeypatch):
+    import io
+
+    script = f"Hello\n/video {clip_path}\nWhat is in it?\n/video /no/such/file.mp4\n/bogus\n/reset\nBye\n/quit\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(script))
+    code, out, err = run(["chat", "--model", str(tiny_model_dir), "--max-new-tokens", "2", "--json"], capsys)
+    assert code == 0
+    answers = [json.loads(line) for line in out.splitlines()]
+    assert [len(a["videos"]) for a in answers] == [0, 1, 0]
+    assert "file not found" in err and "unknown command" in err
+
+
+def make_bad_files(tmp_path):
+    files = {}
+    files["missing"] = tmp_path / "missing.mp4"
+    files["directory"] = tmp_path / "adir"
+    files["directory"].mkdir()
+    files["empty"] = tmp_path / "empty.mp4"
+    files["empty"].write_bytes(b"")
+    files["not a video"] = tmp_path / "notes.mp4"
+    files["not a video"].write_text("this is text, not a video\n" * 20)
+    good = write_video(tmp_path / "good.mp4", np.zeros((30, 64, 64, 3), dtype=np.uint8))
+    data = good.read_bytes()
+    files["truncated"] = tmp_path / "truncated.mp4"
+    files["truncated"].write_bytes(data[: len(data) // 3])
+    return files
+
+
+def test_every_bad_video_exits_2_with_one_line(tiny_model_dir, tmp_path, capsys):
+    for kind, path in make_bad_files(tmp_path).items():
+        code, out, err = run(["chat", "--model", str(tiny_model_dir), "--video", str(path), "--prompt", "x"], capsys)
+        assert code == 2, (kind, err)
+        assert str(path.name) in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (kind, err)
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["chat", "--model", "no-such-preset", "--prompt", "x"], "neither a preset"),
+        (["chat", "--prompt", "  "], "empty"),
+        (["chat", "--max-new-tokens", "0", "--prompt", "x"], "max-new-tokens"),
+        (["chat", "--dtype", "int3", "--prompt", "x"], "dtype"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_exit_2(argv, needle, capsys):
+    code = None
+    try:
+        code, out, err = run(argv, capsys)
+    except SystemExit as e:  # argparse exits by itself
+        code = e.code
+        err = capsys.readouterr().err
+    assert code == 2 and needle in err and "Traceback" not in err
+
+
+def test_console_script_exit_status_without_traceback(tmp_path):
+    """The installed entry point, as a user runs it: a missing file → status 2, one line, no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gpt4video.cli", "chat", "--video", str(tmp_path / "nope.mp4"), "--prompt", "x"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "nope.mp4" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
