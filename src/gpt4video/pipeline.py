@@ -104,7 +104,6 @@ class Assistant:
 
         All files are decoded before any is kept, so one bad file leaves the conversation unchanged.
         """
-        t0 = time.perf_counter()
         clips = [v if isinstance(v, VideoClip) else self.load(v) for v in videos]
         t1 = time.perf_counter()
         features = self.model.encode_frames([c.frames for c in clips]) if clips else None  # (V, T, N, D)
@@ -113,7 +112,7 @@ class Assistant:
             self.video_paths.append(str(clip.info.path))
             self._features.append(features[i : i + 1])  # type: ignore[index]
             self._pending.append(len(self.video_paths) - 1)
-        return {"decode": t1 - t0, "encode": t2 - t1}
+        return {"decode": sum(c.seconds for c in clips), "encode": t2 - t1}
 
     def ask(
         self, text: str, videos: Sequence[str | os.PathLike[str] | VideoClip] = (),

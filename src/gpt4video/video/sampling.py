@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -75,12 +76,14 @@ class VideoClip:
         info: What :func:`~gpt4video.video.probe` reports for the file.
         decoded_frames: How many frames the decoder actually produced to get these (including
             the one decoded while probing); far fewer than the video's frames when seeking works.
+        seconds: Wall-clock time :func:`load_video` took (probe, seek, decode, convert).
     """
 
     frames: np.ndarray
     timestamps: list[float]
     info: VideoInfo
     decoded_frames: int
+    seconds: float = 0.0
 
 
 def load_video(path: str | os.PathLike[str], num_frames: int = 4, max_side: int | None = None) -> VideoClip:
@@ -100,6 +103,13 @@ def load_video(path: str | os.PathLike[str], num_frames: int = 4, max_side: int 
         InputError: ``num_frames`` or ``max_side`` is not a positive integer.
         VideoError: the file cannot be read (see :func:`~gpt4video.video.probe`).
     """
+    start = time.perf_counter()
+    clip = _load_video(path, num_frames, max_side)
+    clip.seconds = time.perf_counter() - start
+    return clip
+
+
+def _load_video(path: str | os.PathLike[str], num_frames: int, max_side: int | None) -> VideoClip:
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
         raise InputError(f"num_frames must be a positive integer, got {num_frames!r}")
     if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1):
