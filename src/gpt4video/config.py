@@ -41,6 +41,15 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
+def _as_float(value: Any, name: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+
+
 class ConfigBase:
     """Mixin for config dataclasses: dict and YAML round trips with strict key checking."""
 
@@ -224,3 +233,118 @@ class ModelConfig(ConfigBase):
         _check(self.num_frames <= self.abstractor.max_frames,
                f"num_frames ({self.num_frames}) exceeds abstractor.max_frames ({self.abstractor.max_frames})")
         _check(isinstance(self.frame_size, int) and self.frame_size >= 32, "frame_size must be an integer >= 32")
+
+
+@dataclass
+class DataConfig(ConfigBase):
+    """One training data file.
+
+    path: a JSONL file in one of the project's schemas (see gpt4video.data.formats), a WebVid CSV, or
+    a VideoChat-style JSON. format: auto (by extension and content), jsonl, webvid or videochat.
+    video_dir: where relative video paths are resolved (default: the file's folder).
+    repeat: how many times its examples appear per epoch (a whole number, for mixing sources).
+    """
+
+    path: str = ""
+    format: str = "auto"
+    video_dir: str | None = None
+    repeat: int = 1
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.path, str) and bool(self.path), "data.path must be a non-empty string")
+        _check(self.format in ("auto", "jsonl", "webvid", "videochat"),
+               f"data.format must be auto, jsonl, webvid or videochat, got {self.format!r}")
+        _check(isinstance(self.repeat, int) and self.repeat >= 1, "data.repeat must be an integer >= 1")
+
+
+@dataclass
+class TrainConfig(ConfigBase):
+    """A training run (paper §3.3). Stage 1 trains the abstractor with the LLM frozen; stage 2 trains
+    LoRA (and, with ``train_abstractor``, the abstractor too).
+
+    model: where to start: a preset (its config, untrained) or a saved model directory (e.g. stage 1's).
+    model_overrides: changes to the model config when starting from a preset (e.g. abstractor settings).
+    batch_size is per process; the effective batch is batch_size × processes × gradient_accumulation_steps.
+    max_steps (optimizer steps) wins over num_epochs when set. feature_cache: a directory for cached
+    encoder outputs (null: decode and encode every time). save_every / save_total_limit: checkpoints.
+    debug_kill_at_step: fault injection for tests: the process SIGKILLs itself after that step.
+    """
+
+    model: str = "smol"
+    model_overrides: dict = field(default_factory=dict)
+    stage: int = 1
+    train_abstractor: bool = True
+    data: list[DataConfig] = field(default_factory=list)
+    eval_data: list[DataConfig] = field(default_factory=list)
+    output_dir: str = "runs/train"
+    num_epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    lr_scheduler: str = "cosine"
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    max_length: int = 512
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int | None = None
+    save_every: int = 500
+    save_total_limit: int = 2
+    feature_cache: str | None = None
+    debug_kill_at_step: int | None = None
+
+    def __post_init__(self) -> None:
+        self.data = [DataConfig.from_dict(d, where="data[]") if isinstance(d, dict) else d for d in self.data]
+        self.eval_data = [DataConfig.from_dict(d, where="eval_data[]") if isinstance(d, dict) else d
+                          for d in self.eval_data]
+        # YAML 1.1 reads 3e-4 (no dot) as a string; accept it as the number it plainly is.
+        for name in ("learning_rate", "weight_decay", "max_grad_norm"):
+            setattr(self, name, _as_float(getattr(self, name), name))
+        _check(self.stage in (1, 2), f"stage must be 1 or 2, got {self.stage!r}")
+        _check(bool(self.data), "data: give at least one training file")
+        for name in ("num_epochs", "batch_size", "gradient_accumulation_steps", "max_length", "log_every",
+                     "save_every", "save_total_limit"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                   f"{name} must be an integer >= 1, got {value!r}")
+        _check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1),
+               "max_steps must be an integer >= 1 or null")
+        _check(self.eval_every is None or (isinstance(self.eval_every, int) and self.eval_every >= 1),
+               "eval_every must be an integer >= 1 or null")
+        _check(isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0, "learning_rate must be > 0")
+        _check(self.weight_decay >= 0, "weight_decay must be >= 0")
+        _check(self.lr_scheduler in ("cosine", "linear", "constant", "constant_with_warmup"),
+               f"lr_scheduler must be cosine, linear, constant or constant_with_warmup, got {self.lr_scheduler!r}")
+        _check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps must be an integer >= 0")
+        _check(self.max_grad_norm > 0, "max_grad_norm must be > 0")
+        _check(isinstance(self.model_overrides, dict), "model_overrides must be a mapping")
+        _check(self.stage == 2 or self.train_abstractor, "stage 1 trains the abstractor: train_abstractor must be true")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a nested dict; returns a new dict."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. learning_rate=3e-4)")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {item!r} has an empty key")
+        node = data
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                node[p] = {} if node.get(p) is None else node[p]
+                if not isinstance(node[p], dict):
+                    raise ConfigError(f"override {item!r}: {p!r} is not a mapping")
+            node = node[p]
+        node[parts[-1]] = value
+    return data

@@ -28,7 +28,7 @@ from .encoders import FrameEncoder, build_encoder
 from .errors import InputError, ModelLoadError
 from .llm.loading import load_llm
 from .llm.lora import apply_lora, is_lora_parameter, load_lora_weights, save_lora
-from .processing import GPT4VideoProcessor, Turn, ensure_video_token
+from .processing import IGNORE_INDEX, GPT4VideoProcessor, Turn, ensure_video_token
 
 CONFIG_NAME = "gpt4video_config.yaml"
 ABSTRACTOR_NAME = "abstractor.safetensors"
@@ -70,6 +70,12 @@ def resolve_config(name_or_path: str | os.PathLike[str]) -> ModelConfig:
         directory = packaged_weights_dir(name)
         return ModelConfig.from_yaml(directory / CONFIG_NAME) if directory else preset_config(name)
     raise ModelLoadError(f"model {name!r} is neither a preset ({', '.join(preset_names())}) nor a model directory")
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    num_tokens: int
 
 
 @dataclass
@@ -303,11 +309,28 @@ class GPT4Video(nn.Module):
         features: torch.Tensor | None = None,
         video_embeds: torch.Tensor | None = None,
     ):  # noqa: ANN201 - transformers' CausalLMOutput
-        """Training/scoring forward. Pass frame ``features`` (V, T, N, D) or ready ``video_embeds`` (V, Nq, D)."""
+        """Training/scoring forward. Pass frame ``features`` (V, T, N, D) or ready ``video_embeds`` (V, Nq, D).
+
+        Without ``labels``: the LLM's output (logits for every position). With ``labels``: a
+        :class:`LossOutput` whose loss is the mean next-token cross-entropy over the labelled (assistant)
+        tokens; the output head runs only at those positions, which saves most of its cost on a large vocabulary.
+        """
         if video_embeds is None and features is not None:
             video_embeds = self.video_embeddings(features)
         inputs_embeds = self.embed(input_ids, video_embeds)
-        return self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels)
+        if labels is None:
+            return self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        decoder = getattr(causal, causal.base_model_prefix)
+        hidden = decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state  # (B, L, D)
+        targets = labels[:, 1:]  # (B, L-1): position p predicts token p+1
+        mask = targets != IGNORE_INDEX
+        num_tokens = int(mask.sum())
+        if num_tokens == 0:
+            raise InputError("this batch has no assistant tokens to learn from")
+        logits = causal.get_output_embeddings()(hidden[:, :-1][mask])  # (K, vocab)
+        loss = nn.functional.cross_entropy(logits.float(), targets[mask])
+        return LossOutput(loss=loss, num_tokens=num_tokens)
 
     # -- generation ------------------------------------------------------------------------------
     @torch.inference_mode()

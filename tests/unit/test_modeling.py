@@ -69,6 +69,20 @@ def test_loss_only_on_assistant_tokens_and_backward(model):
     assert lora and all(p.grad is not None for p in lora)
 
 
+def test_selective_head_loss_equals_full_logits_loss(model):
+    model.eval()
+    enc = [model.processor.encode([Turn("user", q, videos=[0]), Turn("assistant", a)], add_generation_prompt=False)
+           for q, a in (("What color?", "red"), ("Describe the clip in detail.", "A blue square moves up."))]
+    batch = model.processor.collate(enc)
+    feats = model.encode_frames([random_frames(seed=1), random_frames(seed=2)])
+    with torch.no_grad():
+        fast = model(**batch, features=feats)
+        full = model.llm(inputs_embeds=model.embed(batch["input_ids"], model.video_embeddings(feats)),
+                         attention_mask=batch["attention_mask"], labels=batch["labels"])
+    assert fast.num_tokens == int((batch["labels"][:, 1:] != -100).sum())
+    assert torch.allclose(fast.loss, full.loss, atol=1e-5)
+
+
 def test_save_load_round_trip_gives_identical_logits(model, tiny_model_config, tmp_path):
     model.eval()
     enc = model.processor.encode([Turn("user", "What color?", videos=[0])])
