@@ -91,6 +91,13 @@ class VideoAbstractor(nn.Module):
             if p is not None:
                 nn.init.normal_(p, std=0.02)
 
+    @torch.no_grad()
+    def match_output_scale(self, target_std: float) -> None:
+        """Initialise the output projection so fresh video tokens have about the spread of the LLM's word
+        embeddings (target_std); far larger tokens would swamp the prompt before any training."""
+        nn.init.normal_(self.output_proj.weight, std=target_std / self.config.hidden_size**0.5)
+        nn.init.zeros_(self.output_proj.bias)
+
     @property
     def num_tokens(self) -> int:
         return self.config.num_queries

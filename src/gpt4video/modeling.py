@@ -181,7 +181,9 @@ class GPT4Video(nn.Module):
         _fit_embeddings(llm, len(tokenizer))
         if config.llm.lora is not None:
             llm = apply_lora(llm, config.llm.lora)
-        abstractor = VideoAbstractor(ac).to(device=device, dtype=dtype)
+        abstractor = VideoAbstractor(ac)
+        abstractor.match_output_scale(float(llm.get_input_embeddings().weight.detach().float().std()))
+        abstractor = abstractor.to(device=device, dtype=dtype)
         model = cls(config, encoder, abstractor, llm, tokenizer)
         model.eval()
         return model

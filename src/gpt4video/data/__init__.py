@@ -73,3 +73,32 @@ __all__ = [
     "split_seeds",
     "write_clip",
 ]
+
+# Example type, JSONL schemas, public-format loaders and the encoder feature cache.
+from gpt4video.data.feature_cache import CacheStats, FeatureCache, PrecomputeResult, encoder_identity  # noqa: E402
+from gpt4video.data.formats import (  # noqa: E402
+    CAPTION_INSTRUCTIONS,
+    Example,
+    LoadResult,
+    RowError,
+    read_jsonl,
+    sample_caption,
+)
+from gpt4video.data.loaders import detect_format, load_dataset, read_videochat_json, read_webvid_csv  # noqa: E402
+
+__all__ += [
+    "CAPTION_INSTRUCTIONS",
+    "CacheStats",
+    "Example",
+    "FeatureCache",
+    "LoadResult",
+    "PrecomputeResult",
+    "RowError",
+    "detect_format",
+    "encoder_identity",
+    "load_dataset",
+    "read_jsonl",
+    "read_videochat_json",
+    "read_webvid_csv",
+    "sample_caption",
+]
