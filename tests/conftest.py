@@ -51,6 +51,7 @@ def tiny_llm_dir(tiny_tokenizer_dir, tmp_path_factory):
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+        initializer_range=0.3,  # large enough that the output head can express confident predictions
     )
     model = LlamaForCausalLM(config)
     path = tmp_path_factory.mktemp("tiny_llm")

@@ -193,12 +193,53 @@ def _interactive(assistant, initial_videos: Sequence, answer) -> int:  # noqa: A
             print(f"error: {e}", file=sys.stderr)
 
 
+# -- train ---------------------------------------------------------------------------------------
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train stage 1 (abstractor) or stage 2 (LoRA) from a YAML config",
+        description="Train from a YAML config (see configs/train/). Overrides are key=value pairs with dotted "
+        "keys, e.g. learning_rate=3e-4 max_steps=100 model_overrides.abstractor.num_layers=1. For several "
+        "processes: accelerate launch [--num_processes N] -m gpt4video.cli train --config FILE. A run resumes "
+        "from the newest checkpoint in its output_dir.",
+    )
+    p.add_argument("--config", required=True, metavar="FILE", help="a training YAML file")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .config import TrainConfig, apply_overrides
+    from .training.trainer import steps_summary, train
+
+    path = args.config
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(open(path, encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: expected a mapping at the top level")
+    # Relative data and output paths in a config file are relative to the directory it is run from.
+    config = TrainConfig.from_dict(apply_overrides(raw, args.overrides), where=path)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("gpt4video").setLevel(logging.INFO)
+    result = train(config, progress=not args.no_progress)
+    print(steps_summary(result), file=sys.stderr)
+    return 0
+
+
 # -- entry point -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gpt4video", description="GPT4Video: understand and generate videos with an LLM.")
     parser.add_argument("--version", action="version", version=f"gpt4video {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_chat(sub)
+    _add_train(sub)
     return parser
 
 

@@ -1,0 +1,108 @@
+"""Training data: examples from the configured files → token ids, labels and the clips they show.
+
+The order of examples is a pure function of (seed, epoch), so a resumed run sees exactly the batches
+the uninterrupted run would have seen: nothing about the data position needs saving but the step.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import DataConfig
+from ..data.formats import Example, sample_caption
+from ..data.loaders import load_dataset
+from ..errors import InputError
+from ..processing import Encoded, GPT4VideoProcessor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainItem:
+    input_ids: torch.Tensor  # (L,)
+    labels: torch.Tensor  # (L,)
+    videos: list[str]
+    source: str
+
+
+def load_examples(sources: list[DataConfig], *, what: str = "training") -> list[Example]:
+    """Read every configured file; bad rows are reported (file:line) and skipped, never silently."""
+    examples: list[Example] = []
+    for src in sources:
+        path = Path(src.path).expanduser()
+        if not path.is_file():
+            raise InputError(f"{what} data file not found: {path}")
+        result = load_dataset(path, format=src.format, video_dir=src.video_dir)  # logs bad rows and a summary
+        examples.extend(result.examples * src.repeat)
+    if not examples:
+        raise InputError(f"no usable {what} examples in {', '.join(s.path for s in sources)}")
+    return examples
+
+
+class ConversationDataset:
+    """Tokenizes examples on demand (caption examples pick their paraphrase per epoch)."""
+
+    def __init__(self, examples: list[Example], processor: GPT4VideoProcessor, *, max_length: int, seed: int) -> None:
+        self.processor = processor
+        self.max_length = max_length
+        self.seed = seed
+        self.examples: list[Example] = []
+        too_long = 0
+        for ex in examples:
+            # The longest variant decides; captions vary per epoch, so check the example as given.
+            n = len(processor.encode(ex.turns, ex.num_videos, add_generation_prompt=False).input_ids)
+            if n > max_length:
+                too_long += 1
+                continue
+            self.examples.append(ex)
+        if too_long:
+            logger.warning("skipped %d examples longer than max_length=%d tokens", too_long, max_length)
+        if not self.examples:
+            raise InputError(f"every example is longer than max_length={max_length} tokens")
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def get(self, index: int, epoch: int) -> TrainItem:
+        ex = sample_caption(self.examples[index], seed=self.seed, epoch=epoch)
+        enc = self.processor.encode(ex.turns, ex.num_videos, add_generation_prompt=False)
+        ids, labels = enc.input_ids[: self.max_length], enc.labels[: self.max_length]
+        if int((ids == self.processor.video_token_id).sum()) != ex.num_videos * self.processor.num_video_tokens:
+            raise InputError(f"{ex.source}: too long for max_length={self.max_length} once its videos are placed")
+        return TrainItem(ids, labels, list(ex.videos), ex.source)
+
+    def collate(self, items: list[TrainItem]) -> tuple[dict[str, torch.Tensor], list[str]]:
+        batch = self.processor.collate([Encoded(i.input_ids, i.labels, len(i.videos)) for i in items])
+        videos = [v for i in items for v in i.videos]  # in placeholder order, row by row
+        return batch, videos
+
+
+@functools.lru_cache(maxsize=2)
+def epoch_order(num_examples: int, seed: int, epoch: int) -> list[int]:
+    """The shuffled order of one epoch: the same for every process and every (re)start."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(num_examples, generator=g).tolist()
+
+
+def micro_batch_indices(
+    num_examples: int, *, seed: int, micro_step: int, batch_size: int, world_size: int, rank: int
+) -> tuple[int, list[int]]:
+    """(epoch, example indices) of one process's share of global micro-step ``micro_step``.
+
+    Each epoch holds ``num_examples // (batch_size * world_size)`` micro-steps; the tail is dropped.
+    """
+    per_step = batch_size * world_size
+    steps_per_epoch = num_examples // per_step
+    if steps_per_epoch == 0:
+        raise InputError(
+            f"{num_examples} examples are fewer than one global batch ({batch_size} × {world_size} processes)"
+        )
+    epoch, within = divmod(micro_step, steps_per_epoch)
+    order = epoch_order(num_examples, seed, epoch)
+    start = within * per_step + rank * batch_size
+    return epoch, order[start : start + batch_size]

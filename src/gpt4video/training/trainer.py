@@ -1,0 +1,377 @@
+"""The trainer (paper §3.3), launched with Hugging Face accelerate.
+
+One process on a CPU, DDP on several GPUs or CPU processes (gloo), DeepSpeed or FSDP: the same code,
+started with ``gpt4video train --config FILE`` or ``accelerate launch -m gpt4video.cli train --config FILE``.
+
+Stage 1 trains the abstractor with the LLM frozen; stage 2 trains LoRA (and optionally the abstractor).
+Checkpoints hold the trainable weights, the optimizer, the scheduler, every process's RNG state and the
+step; the data order is a pure function of (seed, epoch), so a resumed run — even after SIGKILL —
+ends with the same weights as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig, TrainConfig, atomic_write_text
+from ..errors import InputError
+from ..modeling import GPT4Video, preset_config, preset_names
+from ..video import load_video
+from .data import ConversationDataset, load_examples, micro_batch_indices
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
+LOG_NAME = "train_log.jsonl"
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    final_dir: Path
+    steps: int
+    seconds: float
+    samples_per_second: float
+    final_loss: float | None
+
+
+def build_model(config: TrainConfig, *, device: torch.device) -> GPT4Video:
+    """The starting model: a preset (with ``model_overrides``) or a saved model directory."""
+    path = Path(config.model).expanduser()
+    if path.is_dir():
+        if config.model_overrides:
+            raise InputError("model_overrides apply to presets only; a saved model keeps its own config")
+        return GPT4Video.from_pretrained(path, device=device)
+    if config.model not in preset_names():
+        raise InputError(f"model {config.model!r} is neither a preset ({', '.join(preset_names())}) nor a directory")
+    base = preset_config(config.model).to_dict()
+    merged = _deep_merge(base, config.model_overrides)
+    return GPT4Video.from_config(ModelConfig.from_dict(merged, where="model_overrides"), device=device)
+
+
+def _deep_merge(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for k, v in changes.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def set_trainable(model: GPT4Video, config: TrainConfig) -> list[str]:
+    """Freeze everything but what this stage trains; returns the trainable parameter names."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    names = []
+    for name, p in model.trainable_parameters().items():
+        is_lora = name.startswith("llm.")
+        train = (config.stage == 2 and is_lora) or (not is_lora and config.train_abstractor)
+        if train:
+            p.requires_grad_(True)
+            names.append(name)
+    if not names:
+        raise InputError("nothing to train: stage 2 needs LoRA in the model config or train_abstractor: true")
+    return names
+
+
+class FeatureSource:
+    """Frame features for a list of clip paths: from the on-disk cache, or decoded and encoded each time."""
+
+    def __init__(self, model: GPT4Video, cache_dir: str | None) -> None:
+        self.model = model
+        self.cache = None
+        if cache_dir:
+            from ..data.feature_cache import FeatureCache
+
+            self.cache = FeatureCache(cache_dir, model)
+
+    def precompute(self, paths: list[str], *, progress: bool) -> None:
+        if self.cache is not None and paths:
+            self.cache.precompute(sorted(set(paths)), progress=progress)
+
+    def __call__(self, paths: list[str]) -> torch.Tensor | None:
+        if not paths:
+            return None
+        if self.cache is not None:
+            return self.cache.get_many(paths)  # (V, T, N, D)
+        cfg = self.model.config
+        clips = [load_video(p, num_frames=cfg.num_frames, max_side=cfg.frame_size).frames for p in paths]
+        return self.model.encode_frames(clips)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, *, progress: bool = True) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        self.config = config
+        self.progress = progress
+        # With no GPU, processes started by a launcher (accelerate launch --multi_gpu, torchrun) form a
+        # CPU process group over gloo; accelerate only does that when told it runs on the CPU.
+        self.accelerator = Accelerator(
+            cpu=not torch.cuda.is_available(),
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
+        )
+        self.output_dir = Path(config.output_dir).expanduser()
+        self.checkpoint_dir = self.output_dir / "checkpoints"
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def _seed(self, seed: int) -> None:
+        seed = seed + self.accelerator.process_index
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+
+    def _rng_state(self) -> dict:
+        return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+    def _set_rng_state(self, state: dict) -> None:
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        if state.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def latest_checkpoint(self) -> Path | None:
+        if not self.checkpoint_dir.is_dir():
+            return None
+        done = [(int(m.group(1)), p) for p in self.checkpoint_dir.iterdir()
+                if (m := CHECKPOINT_RE.match(p.name)) and (p / "state.json").is_file()]
+        return max(done)[1] if done else None
+
+    def save_checkpoint(self, step: int, model: GPT4Video, optimizer, scheduler) -> None:  # noqa: ANN001
+        from safetensors.torch import save_file
+
+        acc = self.accelerator
+        final = self.checkpoint_dir / f"step-{step:07d}"
+        tmp = self.checkpoint_dir / f".step-{step:07d}.tmp"
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        torch.save(self._rng_state(), tmp / f"rng-{acc.process_index}.pt")
+        if acc.is_main_process:
+            state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+            save_file(state, str(tmp / "trainable.safetensors"))
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            (tmp / "state.json").write_text(json.dumps({"step": step, "world_size": acc.num_processes}))
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)  # the checkpoint appears whole or not at all
+            kept = sorted((int(m.group(1)), p) for p in self.checkpoint_dir.iterdir()
+                          if (m := CHECKPOINT_RE.match(p.name)))
+            for _, old in kept[: -self.config.save_total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+
+    def load_checkpoint(self, path: Path, model: GPT4Video, optimizer, scheduler) -> int:  # noqa: ANN001
+        from safetensors.torch import load_file
+
+        state = json.loads((path / "state.json").read_text())
+        if state["world_size"] != self.accelerator.num_processes:
+            raise InputError(
+                f"{path} was written by {state['world_size']} processes; resume it with the same number "
+                f"(now {self.accelerator.num_processes})"
+            )
+        weights = load_file(str(path / "trainable.safetensors"))
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in weights.items():
+                if name not in params:
+                    raise InputError(f"{path}: checkpoint has {name!r}, which this model does not")
+                params[name].copy_(value)
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+        self._set_rng_state(torch.load(path / f"rng-{self.accelerator.process_index}.pt", weights_only=False))
+        return int(state["step"])
+
+    # -- logging ----------------------------------------------------------------------------------
+    def _log(self, row: dict) -> None:
+        if self.accelerator.is_main_process:
+            with open(self.output_dir / LOG_NAME, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def _truncate_log(self, step: int) -> None:
+        """On resume, forget log rows written after the checkpoint (they will be written again)."""
+        path = self.output_dir / LOG_NAME
+        if not self.accelerator.is_main_process or not path.is_file():
+            return
+        rows = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        atomic_write_text(path, "".join(r + "\n" for r in rows))
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def train(self) -> TrainResult:
+        from transformers import get_scheduler
+
+        cfg = self.config
+        acc = self.accelerator
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if acc.is_main_process:
+            cfg.to_yaml(self.output_dir / "train_config.yaml")
+        self._seed(cfg.seed)
+        model = build_model(cfg, device=acc.device)
+        trainable = set_trainable(model, cfg)
+        model.train()
+        model.encoder.eval()
+
+        train_set = ConversationDataset(load_examples(cfg.data), model.processor, max_length=cfg.max_length,
+                                        seed=cfg.seed)
+        eval_set = (ConversationDataset(load_examples(cfg.eval_data, what="evaluation"), model.processor,
+                                        max_length=cfg.max_length, seed=cfg.seed) if cfg.eval_data else None)
+        features = FeatureSource(model, cfg.feature_cache)
+        if acc.is_main_process:
+            paths = [v for ex in train_set.examples for v in ex.videos]
+            if eval_set is not None:
+                paths += [v for ex in eval_set.examples for v in ex.videos]
+            features.precompute(paths, progress=self.progress)
+        acc.wait_for_everyone()
+
+        world, rank = acc.num_processes, acc.process_index
+        micro_per_epoch = len(train_set) // (cfg.batch_size * world)
+        if micro_per_epoch == 0:
+            raise InputError(f"{len(train_set)} examples are fewer than one batch of {cfg.batch_size} × {world}")
+        steps_per_epoch = max(1, micro_per_epoch // cfg.gradient_accumulation_steps)
+        total_steps = cfg.max_steps or steps_per_epoch * cfg.num_epochs
+
+        params = [p for p in model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.learning_rate,
+        )
+        scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
+                                  num_training_steps=total_steps)
+        start_step = 0
+        resume = self.latest_checkpoint()
+        if resume is not None:
+            start_step = self.load_checkpoint(resume, model, optimizer, scheduler)
+            self._truncate_log(start_step)
+            logger.info("resumed from %s (step %d)", resume, start_step)
+        elif acc.is_main_process:
+            (self.output_dir / LOG_NAME).unlink(missing_ok=True)
+        ddp_model = acc.prepare_model(model)
+
+        if acc.is_main_process:
+            n_params = sum(p.numel() for p in params)
+            logger.info("stage %d: training %d tensors (%.2f M parameters) on %d examples, %d steps, %d process(es)",
+                        cfg.stage, len(trainable), n_params / 1e6, len(train_set), total_steps, world)
+        bar = None
+        if self.progress and acc.is_main_process:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total_steps, initial=start_step, desc=f"stage {cfg.stage}", unit="step", dynamic_ncols=True)
+
+        t_start = time.perf_counter()
+        window_t, window_samples, window_loss, window_n = time.perf_counter(), 0, 0.0, 0
+        last_loss = None
+        samples_done = 0
+        for step in range(start_step, total_steps):
+            for micro in range(cfg.gradient_accumulation_steps):
+                micro_step = step * cfg.gradient_accumulation_steps + micro
+                epoch, idx = micro_batch_indices(len(train_set), seed=cfg.seed, micro_step=micro_step,
+                                                 batch_size=cfg.batch_size, world_size=world, rank=rank)
+                batch, videos = train_set.collate([train_set.get(i, epoch) for i in idx])
+                batch = {k: v.to(acc.device) for k, v in batch.items()}
+                feats = features(videos)
+                sync = micro == cfg.gradient_accumulation_steps - 1
+                ctx = acc.no_sync(ddp_model) if not sync and world > 1 else contextlib.nullcontext()
+                with ctx, acc.autocast():
+                    out = ddp_model(**batch, features=feats)
+                    loss = out.loss / cfg.gradient_accumulation_steps
+                    acc.backward(loss)
+                window_loss += float(out.loss.detach())
+                window_n += 1
+                window_samples += len(idx) * world
+                samples_done += len(idx) * world
+            grad_norm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            done = step + 1
+            if bar is not None:
+                bar.update(1)
+            if done % cfg.log_every == 0 or done == total_steps:
+                mean_loss = acc.reduce(torch.tensor(window_loss / max(window_n, 1), device=acc.device), "mean").item()
+                elapsed = time.perf_counter() - window_t
+                row = {"step": done, "epoch": epoch, "loss": round(mean_loss, 6), "lr": scheduler.get_last_lr()[0],
+                       "grad_norm": float(grad_norm), "samples_per_second": round(window_samples / elapsed, 3),
+                       "elapsed": round(time.perf_counter() - t_start, 2)}
+                self._log(row)
+                last_loss = mean_loss
+                if bar is not None:
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{row['lr']:.2e}")
+                window_t, window_samples, window_loss, window_n = time.perf_counter(), 0, 0.0, 0
+            if eval_set is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == total_steps):
+                self._log({"step": done, "eval_loss": self.evaluate(model, eval_set, features)})
+                model.train()
+                model.encoder.eval()
+            if done % cfg.save_every == 0 and done < total_steps:
+                self.save_checkpoint(done, model, optimizer, scheduler)
+                if acc.is_main_process:
+                    from .plotting import plot_loss_curve
+
+                    plot_loss_curve(self.output_dir / LOG_NAME, self.output_dir / "loss.png")
+            if cfg.debug_kill_at_step is not None and done == cfg.debug_kill_at_step:
+                os.kill(os.getpid(), signal.SIGKILL)  # fault injection for the resume test
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - t_start
+        acc.wait_for_everyone()
+        final_dir = self.output_dir / "final"
+        if acc.is_main_process:
+            from .plotting import plot_loss_curve
+
+            info = {"stage": cfg.stage, "steps": total_steps, "seconds_this_run": round(seconds, 2),
+                    "samples_per_second": round(samples_done / seconds, 3) if seconds > 0 else None,
+                    "final_loss": last_loss, "processes": world, "train_examples": len(train_set)}
+            model.eval()
+            model.save_pretrained(final_dir, info=info)
+            plot_loss_curve(self.output_dir / LOG_NAME, self.output_dir / "loss.png")
+        acc.wait_for_everyone()
+        return TrainResult(self.output_dir, final_dir, total_steps, seconds,
+                           samples_done / seconds if seconds > 0 else 0.0, last_loss)
+
+    @torch.no_grad()
+    def evaluate(self, model: GPT4Video, dataset: ConversationDataset, features: FeatureSource) -> float:
+        """Mean loss over the evaluation set (each process takes its share; the means are averaged)."""
+        model.eval()
+        acc = self.accelerator
+        indices = list(range(acc.process_index, len(dataset), acc.num_processes))
+        total, count = 0.0, 0
+        bs = self.config.batch_size
+        for start in range(0, len(indices), bs):
+            batch, videos = dataset.collate([dataset.get(i, 0) for i in indices[start : start + bs]])
+            batch = {k: v.to(acc.device) for k, v in batch.items()}
+            total += float(model(**batch, features=features(videos)).loss)
+            count += 1
+        mean = torch.tensor(total / max(count, 1), device=acc.device)
+        return round(acc.reduce(mean, "mean").item(), 6)
+
+
+def train(config: TrainConfig, *, progress: bool = True) -> TrainResult:
+    return Trainer(config, progress=progress).train()
+
+
+def steps_summary(result: TrainResult) -> str:
+    return (f"trained {result.steps} steps in {result.seconds:.1f} s ({result.samples_per_second:.2f} samples/s); "
+            f"final loss {result.final_loss:.4f}; model saved to {result.final_dir}"
+            if result.final_loss is not None and not math.isnan(result.final_loss)
+            else f"trained {result.steps} steps; model saved to {result.final_dir}")

@@ -1,0 +1,158 @@
+"""The trainer on tiny models: stages, logs, checkpoints, exact resume after SIGKILL, and 2-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from gpt4video.config import TrainConfig
+from gpt4video.modeling import GPT4Video
+from gpt4video.training import train
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from gpt4video.data.synthetic import build_split
+
+    root = tmp_path_factory.mktemp("world")
+    build_split(root, "train", 12, width=64, height=64, num_frames=8, progress=False)
+    build_split(root, "val", 4, width=64, height=64, num_frames=8, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def start_model(tmp_path_factory, tiny_llm_dir, tiny_clip_dir):
+    """An untrained tiny GPT4Video saved as a model directory, to start training from."""
+    from gpt4video.config import AbstractorConfig, EncoderConfig, LLMConfig, LoraConfig, ModelConfig
+
+    config = ModelConfig(
+        encoder=EncoderConfig(name="clip", model=str(tiny_clip_dir)),
+        abstractor=AbstractorConfig(encoder_dim=32, tokens_per_frame=17, max_frames=4, hidden_size=32,
+                                    num_layers=1, num_heads=4, num_queries=4, output_dim=32, dropout=0.1),
+        llm=LLMConfig(model=str(tiny_llm_dir), lora=LoraConfig(r=4, alpha=8, dropout=0.1)),
+        frame_size=64,
+    )
+    torch.manual_seed(0)
+    return GPT4Video.from_config(config).save_pretrained(tmp_path_factory.mktemp("start") / "model")
+
+
+def make_config(world, model, out, **kw) -> dict:
+    cfg = {
+        "model": str(model), "stage": 1,
+        "data": [{"path": str(world / "train/captions.jsonl")}, {"path": str(world / "train/qa.jsonl")}],
+        "output_dir": str(out), "max_steps": 6, "batch_size": 4, "learning_rate": 3e-3, "log_every": 1,
+        "save_every": 2, "seed": 1,
+    }
+    cfg.update(kw)
+    return cfg
+
+
+def weights(final: Path) -> dict[str, torch.Tensor]:
+    out = {f"abstractor.{k}": v for k, v in load_file(str(final / "abstractor.safetensors")).items()}
+    out.update({f"lora.{k}": v for k, v in load_file(str(final / "lora/adapter_model.safetensors")).items()})
+    return out
+
+
+def test_stage1_trains_only_the_abstractor_and_writes_logs(world, start_model, tmp_path):
+    cfg = TrainConfig.from_dict(make_config(world, start_model, tmp_path / "s1", feature_cache=str(tmp_path / "fc"),
+                                            eval_data=[{"path": str(world / "val/qa.jsonl")}], eval_every=3))
+    result = train(cfg, progress=False)
+    before, after = weights(start_model), weights(result.final_dir)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("abstractor."))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("lora."))
+    rows = [json.loads(line) for line in (tmp_path / "s1/train_log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) == 6 and all(l > 0 for l in losses)
+    assert [r["step"] for r in rows if "eval_loss" in r] == [3, 6]
+    assert (tmp_path / "s1/loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert any((tmp_path / "fc").rglob("*.safetensors"))  # features were cached
+    info = json.loads((result.final_dir / "training_info.json").read_text())
+    assert info["stage"] == 1 and info["steps"] == 6
+    assert GPT4Video.from_pretrained(result.final_dir).trained
+
+
+def test_training_lowers_the_loss(world, start_model, tmp_path):
+    # A random tiny LLM is near-uniform (loss ≈ ln 400); LoRA and the abstractor together can still fit it.
+    cfg = TrainConfig.from_dict(make_config(world, start_model, tmp_path / "fit", stage=2, max_steps=30, log_every=5,
+                                            save_every=100, learning_rate=5e-2, lr_scheduler="constant",
+                                            data=[{"path": str(world / "train/qa.jsonl")}], batch_size=4))
+    train(cfg, progress=False)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "fit/train_log.jsonl").read_text().splitlines()]
+    assert losses[-1] < losses[0] * 0.8
+
+
+def test_stage2_trains_lora_and_keeps_a_frozen_abstractor(world, start_model, tmp_path):
+    cfg = TrainConfig.from_dict(make_config(world, start_model, tmp_path / "s2", stage=2, train_abstractor=False,
+                                            data=[{"path": str(world / "train/dialogues.jsonl")}], max_steps=3))
+    result = train(cfg, progress=False)
+    before, after = weights(start_model), weights(result.final_dir)
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("abstractor."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("lora.") and "lora_B" in k)
+
+
+def run_cli(args: list[str], **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, **kw)
+
+
+def test_sigkill_and_resume_end_with_the_same_weights(world, start_model, tmp_path):
+    """Kill the run with SIGKILL after step 5 (last checkpoint: step 4), resume, compare with an unbroken run."""
+    base = make_config(world, start_model, tmp_path / "unbroken", stage=2, max_steps=8, save_every=2,
+                       gradient_accumulation_steps=2,
+                       data=[{"path": str(world / "train/captions.jsonl")}, {"path": str(world / "train/qa.jsonl")}])
+    unbroken = train(TrainConfig.from_dict(base), progress=False)
+
+    broken_cfg = {**base, "output_dir": str(tmp_path / "broken"), "debug_kill_at_step": 5}
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(broken_cfg))
+    first = run_cli([sys.executable, "-m", "gpt4video.cli", "train", "--config", str(path), "--no-progress"])
+    assert first.returncode == -9, first.stderr[-2000:]  # killed by SIGKILL
+    assert not (tmp_path / "broken/final").exists()
+    assert sorted(p.name for p in (tmp_path / "broken/checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+    second = run_cli([sys.executable, "-m", "gpt4video.cli", "train", "--config", str(path), "--no-progress",
+                      "debug_kill_at_step=null"])
+    assert second.returncode == 0, second.stderr[-2000:]
+    a, b = weights(unbroken.final_dir), weights(tmp_path / "broken/final")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    steps = [json.loads(line)["step"] for line in (tmp_path / "broken/train_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))  # the rows after the checkpoint were rewritten, not duplicated
+
+
+def test_two_process_ddp_on_cpu(world, start_model, tmp_path):
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    assert accelerate, "accelerate's launcher is installed with the package"
+    cfg = make_config(world, start_model, tmp_path / "ddp", max_steps=3, batch_size=2, save_every=2)
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    # accelerate's --cpu launcher starts one process unless MPI is installed; --multi_gpu starts the
+    # processes with torchrun, and on a machine without GPUs the trainer joins them over gloo.
+    result = run_cli([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                      "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "gpt4video.cli", "train",
+                      "--config", str(path), "--no-progress"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((tmp_path / "ddp/checkpoints/step-0000002/state.json").read_text())
+    assert state["world_size"] == 2
+    assert sorted(p.name for p in (tmp_path / "ddp/checkpoints/step-0000002").glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
+    assert (tmp_path / "ddp/final/abstractor.safetensors").is_file()
+    assert "2 process(es)" in result.stderr
+
+
+def test_bad_training_config_exits_2(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("stage: 3\ndata: [{path: x.jsonl}]\n")
+    result = run_cli([sys.executable, "-m", "gpt4video.cli", "train", "--config", str(path)])
+    assert result.returncode == 2 and "stage must be 1 or 2" in result.stderr and "Traceback" not in result.stderr
+    path.write_text("data: [{path: /no/such/file.jsonl}]\n")
+    result = run_cli([sys.executable, "-m", "gpt4video.cli", "train", "--config", str(path)])
+    assert result.returncode == 2 and "not found" in result.stderr
