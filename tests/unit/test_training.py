@@ -156,3 +156,17 @@ def test_bad_training_config_exits_2(tmp_path):
     path.write_text("data: [{path: /no/such/file.jsonl}]\n")
     result = run_cli([sys.executable, "-m", "gpt4video.cli", "train", "--config", str(path)])
     assert result.returncode == 2 and "not found" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["cpu_ddp_2proc", "ddp_8gpu", "deepspeed_zero2", "deepspeed_zero3", "fsdp"])
+def test_shipped_accelerate_configs_load(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from gpt4video.modeling import package_resource
+
+    config = load_config_from_file(str(package_resource("configs", "accelerate", f"{name}.yaml")))
+    expected = {"cpu_ddp_2proc": "MULTI_GPU", "ddp_8gpu": "MULTI_GPU", "deepspeed_zero2": "DEEPSPEED",
+                "deepspeed_zero3": "DEEPSPEED", "fsdp": "FSDP"}[name]
+    assert str(config.distributed_type).endswith(expected)
+    if name.startswith("deepspeed"):
+        assert config.deepspeed_config["zero_stage"] == int(name[-1])

@@ -122,6 +122,7 @@ class Trainer:
         # CPU process group over gloo; accelerate only does that when told it runs on the CPU.
         self.accelerator = Accelerator(
             cpu=not torch.cuda.is_available(),
+            step_scheduler_with_optimizer=False,  # one scheduler step per optimizer step, whatever the world size
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
         )
         self.output_dir = Path(config.output_dir).expanduser()
@@ -267,7 +268,8 @@ class Trainer:
             logger.info("resumed from %s (step %d)", resume, start_step)
         elif acc.is_main_process:
             (self.output_dir / LOG_NAME).unlink(missing_ok=True)
-        ddp_model = acc.prepare_model(model)
+        # DDP / FSDP / DeepSpeed wrapping, as the launcher configured; the data sharding stays ours.
+        ddp_model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
 
         if acc.is_main_process:
             n_params = sum(p.numel() for p in params)
