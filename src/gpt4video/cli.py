@@ -233,6 +233,32 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- data ----------------------------------------------------------------------------------------
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="make data sets (the synthetic world)")
+    dsub = p.add_subparsers(dest="data_command", metavar="KIND", parser_class=_Parser, required=True)
+    s = dsub.add_parser("synthetic", help="render a split of the synthetic world with captions, QA and dialogues",
+                        description="Writes OUT/SPLIT/clips/*.mp4 and captions/qa/dialogues/scenes JSONL files. "
+                        "Splits come from disjoint seed ranges; rerunning skips clips already written.")
+    s.add_argument("--out", required=True, help="output root (the split goes into OUT/SPLIT)")
+    s.add_argument("--split", choices=("train", "val", "test"), required=True)
+    s.add_argument("--num-clips", type=_positive_int, required=True)
+    s.add_argument("--size", type=_positive_int, default=128, help="width and height in pixels (>= 64)")
+    s.add_argument("--frames", type=_positive_int, default=16, help="frames per clip (>= 8)")
+    s.add_argument("--fps", type=float, default=8.0)
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_run_data_synthetic)
+
+
+def _run_data_synthetic(args: argparse.Namespace) -> int:
+    from .data.synthetic import build_split
+
+    path = build_split(args.out, args.split, args.num_clips, width=args.size, height=args.size,
+                       num_frames=args.frames, fps=args.fps, progress=not args.no_progress)
+    print(path)
+    return 0
+
+
 # -- entry point -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gpt4video", description="GPT4Video: understand and generate videos with an LLM.")
@@ -240,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_chat(sub)
     _add_train(sub)
+    _add_data(sub)
     return parser
 
 

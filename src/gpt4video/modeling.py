@@ -335,7 +335,6 @@ class GPT4Video(nn.Module):
         return LossOutput(loss=loss, num_tokens=num_tokens)
 
     # -- generation ------------------------------------------------------------------------------
-    @torch.inference_mode()
     def generate_stream(
         self,
         turns: list[Turn],
@@ -362,13 +361,17 @@ class GPT4Video(nn.Module):
         num_videos = len(videos) if features is None else features.shape[0]
         encoded = self.processor.encode(turns, num_videos)
         video_embeds = None
+        # Each model call runs in inference mode on its own: a `with` around the whole generator would
+        # leak the mode into the caller's code between two yields.
         if num_videos:
             if features is None:
                 t0 = time.perf_counter()
-                features = self.encode_frames(videos)
+                with torch.inference_mode():
+                    features = self.encode_frames(videos)
                 timings["encode"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            video_embeds = self.video_embeddings(features)
+            with torch.inference_mode():
+                video_embeds = self.video_embeddings(features)
             timings["abstract"] = time.perf_counter() - t1
         input_ids = encoded.input_ids.unsqueeze(0).to(self.device)  # (1, L)
         stream.num_prompt_tokens = input_ids.shape[1]
@@ -377,7 +380,8 @@ class GPT4Video(nn.Module):
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
 
         t_start = time.perf_counter()
-        out = self.llm(inputs_embeds=self.embed(input_ids, video_embeds), use_cache=True)
+        with torch.inference_mode():
+            out = self.llm(inputs_embeds=self.embed(input_ids, video_embeds), use_cache=True, logits_to_keep=1)
         timings["prefill"] = time.perf_counter() - t_start
         past = out.past_key_values
         logits = out.logits[:, -1, :].float()  # (1, V)
@@ -411,7 +415,9 @@ class GPT4Video(nn.Module):
             if safe > emitted:
                 yield text[emitted:safe]
                 emitted = safe
-            out = self.llm(input_ids=torch.tensor([[token]], device=self.device), past_key_values=past, use_cache=True)
+            with torch.inference_mode():
+                out = self.llm(input_ids=torch.tensor([[token]], device=self.device), past_key_values=past,
+                               use_cache=True)
             past = out.past_key_values
             logits = out.logits[:, -1, :].float()
         text = text.rstrip()
