@@ -259,6 +259,122 @@ def _run_data_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+# -- predict ---------------------------------------------------------------------------------------
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="answer every row of a JSONL file (batch inference; a rerun resumes)",
+        description="Each row of IN.jsonl is one question: {\"question\" (or \"prompt\"), optional \"video\" "
+        "or \"videos\", any other fields}. OUT.jsonl gets one row per input row, written as it goes: the input "
+        "fields plus \"prediction\" and \"timings\", or \"error\" for a row that cannot be answered, and "
+        "\"_line\" (its line in IN.jsonl). Running again with the same OUT.jsonl skips the rows already there.",
+    )
+    p.add_argument("--input", required=True, metavar="IN.jsonl", help="questions, one JSON object per line")
+    p.add_argument("--output", required=True, metavar="OUT.jsonl", help="predictions (appended; resumed)")
+    p.add_argument("--video-dir", metavar="DIR",
+                   help="where relative video paths start (default: the folder of the input file)")
+    p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=128)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (each row uses it afresh)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from .batch import predict_file
+    from .modeling import GenerationParams, resolve_config
+    from .pipeline import Assistant
+
+    params = GenerationParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
+    dtype = _dtype(args.dtype)
+    resolve_config(args.model)  # check the model name before reading anything
+    if not os.path.isfile(args.input):
+        raise InputError(f"{args.input}: input file not found")
+
+    def load():  # noqa: ANN202 - called once, and only if some row still needs an answer
+        if args.seed is not None:
+            import torch
+
+            torch.manual_seed(args.seed)
+        assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype)
+        for note in assistant.notes:
+            print(f"note: {note}", file=sys.stderr)
+        return assistant
+
+    summary = predict_file(load, args.input, args.output, video_dir=args.video_dir, params=params,
+                           progress=not args.no_progress)
+    print(f"{args.output}: wrote {summary.written} rows ({summary.errors} with an error); "
+          f"{summary.skipped_existing} of {summary.rows} were already there", file=sys.stderr)
+    return 0
+
+
+# -- eval ------------------------------------------------------------------------------------------
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a model on a synthetic split: QA, captioning, generation requests",
+        description="Answers the questions of a split made by `gpt4video data synthetic` and reports QA accuracy "
+        "by question type (exact match, and a lenient contains-the-gold-word score), captioning BLEU-1..4, "
+        "METEOR, ROUGE-L and CIDEr (pycocoevalcap; METEOR and the PTB tokenizer need java), and precision/"
+        "recall of writing a <video_prompt> exactly when a new video is asked for. Prints a Markdown report.",
+    )
+    p.add_argument("--split-dir", required=True, metavar="DIR", help="a split directory, e.g. data/synth/test")
+    p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
+    p.add_argument("--out", metavar="DIR", help="also write results.json and results.md into DIR")
+    p.add_argument("--max-qa", type=_non_negative_int, metavar="N", help="at most N questions (0 skips QA)")
+    p.add_argument("--max-captions", type=_non_negative_int, metavar="N", help="at most N clips to caption (0 skips)")
+    p.add_argument("--max-generation", type=_non_negative_int, metavar="N",
+                   help="at most N generation-request items, half requests and half other questions (0 skips)")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=96)
+    p.add_argument("--tokenizer", choices=("auto", "ptb", "simple"), default="auto",
+                   help="caption tokenizer: auto (PTB if java works, else simple; default), ptb or simple")
+    p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of Markdown")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .evaluation import check_split, evaluate_split, format_markdown, write_report
+    from .modeling import GenerationParams, resolve_config
+    from .pipeline import Assistant
+
+    params = GenerationParams(max_new_tokens=args.max_new_tokens)
+    dtype = _dtype(args.dtype)
+    resolve_config(args.model)  # check the model name and the split before the (slow) model load
+    check_split(args.split_dir)
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError(f"{args.out}: --out must be a directory")
+    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype)
+    for note in assistant.notes:
+        print(f"note: {note}", file=sys.stderr)
+    results = evaluate_split(
+        assistant, args.split_dir, max_qa=args.max_qa, max_captions=args.max_captions,
+        max_generation=args.max_generation, params=params, tokenizer=args.tokenizer,
+        meteor=not args.no_meteor, progress=not args.no_progress,
+    )
+    if args.out:
+        json_path, md_path = write_report(results, args.out)
+        print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    print(json.dumps(results, indent=2) if args.json else format_markdown(results))
+    return 0
+
+
 # -- entry point -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gpt4video", description="GPT4Video: understand and generate videos with an LLM.")
@@ -267,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_chat(sub)
     _add_train(sub)
     _add_data(sub)
+    _add_predict(sub)
+    _add_eval(sub)
     return parser
 
 

@@ -1528,6 +1528,22 @@ def _clip_is_valid(path: Path, scene: Scene) -> bool:
     return (info.width, info.height) == (scene.width, scene.height) and info.num_frames in (None, scene.num_frames)
 
 
+def _qa_conversations(video: str, qas: Sequence[QA], rng: np.random.Generator, per_row: int = 4) -> list[dict]:
+    """A clip's questions in shuffled order, several per conversation (``video`` attached to the first turn).
+
+    Training on these costs one pass over the video tokens for several answers instead of one each.
+    """
+    order = rng.permutation(len(qas))
+    rows = []
+    for start in range(0, len(order), per_row):
+        turns: list[dict[str, Any]] = []
+        for k, i in enumerate(order[start : start + per_row]):
+            turns.append(_turn("user", qas[i].question, [0] if k == 0 else []))
+            turns.append(_turn("assistant", qas[i].answer))
+        rows.append({"video": video, "turns": turns})
+    return rows
+
+
 def build_split(
     out_dir: str | os.PathLike[str],
     split: str,
@@ -1546,6 +1562,7 @@ def build_split(
 
     - ``captions.jsonl``: ``{"video", "caption", "captions"}`` (one caption, all paraphrases)
     - ``qa.jsonl``: ``{"video", "question", "answer", "type"}``, one row per question
+    - ``qa_conversations.jsonl``: ``{"video", "turns"}``, a clip's questions shuffled, up to 4 per conversation
     - ``dialogues.jsonl``: ``{"videos": [paths], "turns": [{"role", "text", "videos"}]}``,
       ``turns[i]["videos"]`` indexing the row's ``videos``
     - ``scenes.jsonl``: ``{"video", "scene"}`` with the ground truth (:meth:`Scene.to_dict`)
@@ -1571,14 +1588,16 @@ def build_split(
         scenes.append(scene)
         videos.append(relative)
 
-    caption_rows, qa_rows, dialogue_rows, scene_rows = [], [], [], []
+    caption_rows, qa_rows, qa_conversation_rows, dialogue_rows, scene_rows = [], [], [], [], []
     for i, (scene, video) in enumerate(zip(scenes, videos)):
         caption_rows.append({
             "video": video,
             "caption": caption(scene, np.random.default_rng([scene.seed, 1])),
             "captions": captions(scene),
         })
-        qa_rows += [{"video": video, **qa.to_dict()} for qa in questions(scene, np.random.default_rng([scene.seed, 2]))]
+        clip_qa = questions(scene, np.random.default_rng([scene.seed, 2]))
+        qa_rows += [{"video": video, **qa.to_dict()} for qa in clip_qa]
+        qa_conversation_rows += _qa_conversations(video, clip_qa, np.random.default_rng([scene.seed, 4]))
         g = np.random.default_rng([scene.seed, 3])
         r = g.random()
         if r < 0.25 and len(scenes) > 1:
@@ -1593,6 +1612,7 @@ def build_split(
     for name, rows in (
         ("captions.jsonl", caption_rows),
         ("qa.jsonl", qa_rows),
+        ("qa_conversations.jsonl", qa_conversation_rows),
         ("dialogues.jsonl", dialogue_rows),
         ("scenes.jsonl", scene_rows),
     ):

@@ -1,0 +1,234 @@
+"""Evaluation metrics on fixed predictions, and evaluate_split with stub answer functions (no model)."""
+
+import importlib.util
+import json
+import shutil
+
+import pytest
+
+from gpt4video.errors import InputError
+from gpt4video.evaluation import (
+    caption_scores,
+    contains_answer,
+    detection_scores,
+    evaluate_split,
+    has_video_prompt,
+    qa_scores,
+    write_report,
+)
+
+JAVA = shutil.which("java") is not None
+needs_coco = pytest.mark.skipif(importlib.util.find_spec("pycocoevalcap") is None,
+                                reason="pycocoevalcap is not installed (the [eval] extra)")
+
+
+# -- QA ------------------------------------------------------------------------------------------
+def test_qa_accuracy_by_type_and_overall():
+    items = [
+        ("color", "red", "red"),
+        ("color", "red", "The circle is red."),  # a sentence: not exact, but contains the gold word
+        ("color", "blue", "green"),
+        ("count", "2", "Two."),  # number words as digits
+        ("count", "3", "There are three objects."),
+        ("existence", "no", "no"),
+    ]
+    s = qa_scores(items)
+    assert s["n"] == 6 and list(s["by_type"]) == ["color", "count", "existence"]
+    color = s["by_type"]["color"]
+    assert (color["n"], color["exact"], color["contains_gold"]) == (3, 1, 2)
+    assert color["accuracy_exact"] == pytest.approx(1 / 3) and color["accuracy_contains_gold"] == pytest.approx(2 / 3)
+    assert s["by_type"]["count"]["accuracy_exact"] == 0.5 and s["by_type"]["count"]["accuracy_contains_gold"] == 1.0
+    assert s["overall"]["accuracy_exact"] == pytest.approx(3 / 6)
+    assert s["overall"]["accuracy_contains_gold"] == pytest.approx(5 / 6)
+    assert s["macro_accuracy_exact"] == pytest.approx((1 / 3 + 1 / 2 + 1) / 3)
+    assert qa_scores([])["overall"]["accuracy_exact"] is None
+
+
+def test_contains_answer_matches_whole_words_only():
+    assert contains_answer("It moves to the left.", "left")
+    assert not contains_answer("leftover", "left")
+    assert contains_answer("There are two.", "2")
+
+
+# -- generation requests -------------------------------------------------------------------------
+def test_video_prompt_detection():
+    assert has_video_prompt("Sure! <video_prompt>A red circle grows.</video_prompt>")
+    assert has_video_prompt("<video_prompt>\nA red\ncircle.\n</video_prompt> done")
+    assert not has_video_prompt("<video_prompt>   </video_prompt>")
+    assert not has_video_prompt("<video_prompt>A red circle grows.")  # never closed
+    assert not has_video_prompt("A red circle.")
+
+
+def test_precision_recall_f1():
+    labels = [True, True, True, True, False, False, False]
+    predicted = [True, True, True, False, True, False, False]
+    s = detection_scores(labels, predicted)
+    assert (s["tp"], s["fp"], s["fn"], s["tn"]) == (3, 1, 1, 2)
+    assert (s["positives"], s["negatives"], s["n"]) == (4, 3, 7)
+    assert s["precision"] == 0.75 and s["recall"] == 0.75 and s["f1"] == 0.75
+    assert s["accuracy"] == pytest.approx(5 / 7)
+    none = detection_scores([True, False], [False, False])
+    assert none["precision"] is None and none["recall"] == 0.0 and none["f1"] == 0.0
+
+
+# -- captioning ----------------------------------------------------------------------------------
+@needs_coco
+def test_bleu_on_known_pairs():
+    refs = [["A red circle moves to the right on a gray background.", "A red circle slides right."]]
+    s = caption_scores(refs, ["A red circle moves right."], tokenizer="simple", meteor=False)
+    m = s["metrics"]
+    assert s["tokenizer"] == "simple" and 0 < m["BLEU-4"] < m["BLEU-1"] <= 1 and 0 < m["ROUGE-L"] <= 1
+    assert m["METEOR"] == "unavailable" and "METEOR" in s["unavailable"]
+    same = caption_scores([["A red circle moves right on a gray background."]],
+                          ["a red circle moves right on a gray background"], tokenizer="simple", meteor=False)
+    assert same["metrics"]["BLEU-4"] == pytest.approx(1.0) and same["metrics"]["ROUGE-L"] == pytest.approx(1.0)
+    empty = caption_scores([["A red circle."], ["A blue square."]], ["", "A blue square."], tokenizer="simple",
+                           meteor=False)
+    assert 0 <= empty["metrics"]["BLEU-1"] < 1
+
+
+@needs_coco
+def test_meteor_is_unavailable_without_java(monkeypatch):
+    import gpt4video.evaluation.synthetic as ev
+
+    monkeypatch.setattr(ev.shutil, "which", lambda name: None)
+    s = caption_scores([["A red circle grows."]], ["A red circle grows."])
+    assert s["metrics"]["METEOR"] == "unavailable" and "java" in s["unavailable"]["METEOR"]
+    assert s["tokenizer"] == "simple" and "java" in s["tokenizer_note"]
+    with pytest.raises(InputError, match="PTB"):
+        caption_scores([["A red circle grows."]], ["A red circle grows."], tokenizer="ptb")
+
+
+@pytest.mark.slow
+@needs_coco
+@pytest.mark.skipif(not JAVA, reason="java is not installed")
+def test_ptb_tokenizer_and_meteor_with_java():
+    refs = [["A red circle moves to the right on a gray background."], ["Two blue squares grow."]]
+    s = caption_scores(refs, ["A red circle moves to the right on a gray background.", ""], tokenizer="ptb")
+    assert s["tokenizer"] == "ptb" and s["unavailable"] == {}
+    assert 0 < s["metrics"]["METEOR"] < 1 and s["metrics"]["BLEU-1"] > 0
+
+
+# -- evaluate_split ------------------------------------------------------------------------------
+def prompt_reply(text):
+    return f"Here it is. <video_prompt>{text}</video_prompt>"
+
+
+@pytest.fixture
+def split_dir(tmp_path):
+    """A hand-written split in the layout of build_split (the clips are never opened by the stubs)."""
+    qa = [
+        {"video": "clips/0.mp4", "question": "What color is the circle?", "answer": "red", "type": "color"},
+        {"video": "clips/0.mp4", "question": "How many objects are there?", "answer": "1", "type": "count"},
+        {"video": "clips/1.mp4", "question": "What shape is the blue object?", "answer": "square", "type": "shape"},
+        {"video": "clips/1.mp4", "question": "Which way does the blue square move?", "answer": "left", "type": "motion"},
+    ]
+    captions = [
+        {"video": "clips/0.mp4", "caption": "A red circle grows on a black background.",
+         "captions": ["A red circle grows on a black background.", "A red circle gets bigger on a black background."]},
+        {"video": "clips/1.mp4", "caption": "A blue square moves left on a white background.",
+         "captions": ["A blue square moves left on a white background.", "A blue square slides left."]},
+    ]
+    dialogues = [
+        {"videos": [], "turns": [
+            {"role": "user", "text": "Show me a purple square that grows.", "videos": []},
+            {"role": "assistant", "text": prompt_reply("A purple square grows on a gray background.")},
+            {"role": "user", "text": "Now make the square green.", "videos": []},
+            {"role": "assistant", "text": prompt_reply("A green square grows on a gray background.")}]},
+        {"videos": ["clips/0.mp4"], "turns": [
+            {"role": "user", "text": "Describe this video.", "videos": [0]},
+            {"role": "assistant", "text": "A red circle grows on a black background."},
+            {"role": "user", "text": "What color is the circle?", "videos": []},
+            {"role": "assistant", "text": "It is red."},
+            {"role": "user", "text": "Make a similar video where the circle shrinks instead.", "videos": []},
+            {"role": "assistant", "text": prompt_reply("A red circle shrinks on a black background.")}]},
+        {"videos": ["clips/0.mp4", "clips/1.mp4"], "turns": [
+            {"role": "user", "text": "Which video shows a square?", "videos": [0, 1]},
+            {"role": "assistant", "text": "The second one."}]},
+    ]
+    for name, rows in (("qa.jsonl", qa), ("captions.jsonl", captions), ("dialogues.jsonl", dialogues)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return tmp_path
+
+
+def oracle(split):
+    """An answer function that gives the data's own answers (and records what it was asked)."""
+    answers = {r["question"]: r["answer"] for r in map(json.loads, open(split / "qa.jsonl"))}
+    caps = {str(split / r["video"]): r["caption"] for r in map(json.loads, open(split / "captions.jsonl"))}
+    for row in map(json.loads, open(split / "dialogues.jsonl")):
+        for user, reply in zip(row["turns"][::2], row["turns"][1::2]):
+            answers.setdefault(user["text"], reply["text"])
+    asked = []
+
+    def answer(question, videos):
+        asked.append((question, list(videos)))
+        return caps[videos[0]] if question == "Describe this video." else answers[question]
+
+    answer.asked = asked
+    return answer
+
+
+@needs_coco
+def test_evaluate_split_with_an_oracle(split_dir, tmp_path):
+    fn = oracle(split_dir)
+    r = evaluate_split(None, split_dir, answer_fn=fn, tokenizer="simple", meteor=False, progress=False)
+    assert r["qa"]["overall"]["accuracy_exact"] == 1.0 and set(r["qa"]["by_type"]) == {"color", "count", "shape", "motion"}
+    assert r["captioning"]["metrics"]["BLEU-4"] == pytest.approx(1.0) and r["captioning"]["n"] == 2
+    g = r["generation"]
+    assert (g["positives"], g["negatives"], g["precision"], g["recall"], g["f1"]) == (3, 2, 1.0, 1.0, 1.0)
+    assert g["recall_follow_up_requests"] == 1.0
+    assert r["counts"] == {"qa": 4, "captioning": 2, "generation": 5, "answers": 11, "errors": 0}
+    assert r["elapsed_seconds"]["total"] >= 0
+    # Videos are absolute; a follow-up request is asked with the videos shown so far in its dialogue.
+    asked = dict(fn.asked)
+    assert asked["Make a similar video where the circle shrinks instead."] == [str(split_dir / "clips/0.mp4")]
+    assert asked["Which video shows a square?"] == [str(split_dir / "clips/0.mp4"), str(split_dir / "clips/1.mp4")]
+    assert asked["Now make the square green."] == []
+
+    json_path, md_path = write_report(r, tmp_path / "report")
+    assert json.loads(json_path.read_text())["qa"]["n"] == 4
+    md = md_path.read_text()
+    assert "| **overall** | 4 | 100.0% | 100.0% |" in md and "METEOR unavailable" in md and "| 5 | 3 | 2 |" in md
+
+
+def test_evaluate_split_with_a_poor_model_limits_and_errors(split_dir):
+    def answer(question, videos):
+        if question == "What shape is the blue object?":
+            raise InputError("clips/1.mp4: cannot decode")
+        return "It is red. <video_prompt>A red circle.</video_prompt>"
+
+    r = evaluate_split(answer, split_dir, max_qa=3, max_captions=0, max_generation=2, tokenizer="simple",
+                       progress=False)
+    assert r["qa"]["n"] == 3 and r["qa"]["overall"]["exact"] == 0 and r["qa"]["overall"]["contains_gold"] == 1
+    assert r["captioning"] == {"skipped": "switched off (limit 0)"}
+    g = r["generation"]
+    assert (g["n"], g["positives"], g["tp"], g["fp"], g["precision"], g["recall"]) == (2, 1, 1, 1, 0.5, 1.0)
+    assert r["counts"]["errors"] == 1 and "cannot decode" in r["errors"][0]["error"]
+
+
+@needs_coco
+def test_evaluate_split_on_a_rendered_split(tmp_path):
+    from gpt4video.data.synthetic import build_split
+
+    split = build_split(tmp_path, "test", 3, width=64, height=64, num_frames=8, progress=False)
+    fn = oracle(split)
+    r = evaluate_split(fn, split, tokenizer="simple", meteor=False, progress=False)
+    assert r["qa"]["overall"]["accuracy_exact"] == 1.0 and r["captioning"]["n"] == 3
+    assert r["generation"]["fp"] == 0 and r["generation"]["fn"] == 0
+    with pytest.raises(InputError, match="not found"):
+        evaluate_split(fn, tmp_path / "nope", progress=False)
+
+
+@needs_coco
+def test_evaluate_split_with_a_tiny_model(tmp_path, tiny_model_config):
+    """The default answer function: a real (tiny, untrained) model answering about rendered clips."""
+    from gpt4video.data.synthetic import build_split
+    from gpt4video.modeling import GenerationParams, GPT4Video
+
+    split = build_split(tmp_path, "test", 2, width=64, height=64, num_frames=8, progress=False)
+    model = GPT4Video.from_config(tiny_model_config)
+    r = evaluate_split(model, split, max_qa=2, max_captions=1, max_generation=2, params=GenerationParams(max_new_tokens=3),
+                       tokenizer="simple", meteor=False, progress=False)
+    assert r["counts"] == {"qa": 2, "captioning": 1, "generation": 2, "answers": 5, "errors": 0}
+    assert r["model"] == {"source": "", "trained": False}
+    assert all(isinstance(e["prediction"], str) for e in r["qa"]["examples"])
