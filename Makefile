@@ -28,7 +28,7 @@ $(STAMP):
 	touch $@
 
 run: setup
-	$(BIN)/gpt4video chat --video "$(SAMPLE_VIDEO)" --prompt "Describe this video." --max-new-tokens 48 --seed 0 --show-timings
+	$(BIN)/gpt4video demo --video "$(SAMPLE_VIDEO)"
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests

@@ -243,18 +243,22 @@ class DataConfig(ConfigBase):
     a VideoChat-style JSON. format: auto (by extension and content), jsonl, webvid or videochat.
     video_dir: where relative video paths are resolved (default: the file's folder).
     repeat: how many times its examples appear per epoch (a whole number, for mixing sources).
+    max_examples: use at most this many of its examples (a fixed random subset), or all if null.
     """
 
     path: str = ""
     format: str = "auto"
     video_dir: str | None = None
     repeat: int = 1
+    max_examples: int | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.path, str) and bool(self.path), "data.path must be a non-empty string")
         _check(self.format in ("auto", "jsonl", "webvid", "videochat"),
                f"data.format must be auto, jsonl, webvid or videochat, got {self.format!r}")
         _check(isinstance(self.repeat, int) and self.repeat >= 1, "data.repeat must be an integer >= 1")
+        _check(self.max_examples is None or (isinstance(self.max_examples, int) and self.max_examples >= 1),
+               "data.max_examples must be an integer >= 1 or null")
 
 
 @dataclass

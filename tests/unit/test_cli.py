@@ -121,3 +121,12 @@ def test_console_script_exit_status_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "nope.mp4" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_demo_asks_about_fresh_synthetic_clips(tiny_model_dir, clip_path, tmp_path, capsys):
+    code, out, err = run(["demo", "--model", str(tiny_model_dir), "--clips", "1", "--questions", "2",
+                          "--out", str(tmp_path / "demo"), "--video", str(clip_path)], capsys)
+    assert code == 0, err
+    assert "truth:" in out and "answers right on clips the model has never seen" in out
+    assert len(list((tmp_path / "demo").glob("test-*.mp4"))) == 1
+    assert "timings: decode" in out

@@ -38,7 +38,12 @@ def load_examples(sources: list[DataConfig], *, what: str = "training") -> list[
         if not path.is_file():
             raise InputError(f"{what} data file not found: {path}")
         result = load_dataset(path, format=src.format, video_dir=src.video_dir)  # logs bad rows and a summary
-        examples.extend(result.examples * src.repeat)
+        chosen = result.examples
+        if src.max_examples is not None and src.max_examples < len(chosen):
+            g = torch.Generator().manual_seed(len(chosen))  # a fixed subset of this file
+            keep = sorted(torch.randperm(len(chosen), generator=g)[: src.max_examples].tolist())
+            chosen = [chosen[i] for i in keep]
+        examples.extend(chosen * src.repeat)
     if not examples:
         raise InputError(f"no usable {what} examples in {', '.join(s.path for s in sources)}")
     return examples
