@@ -179,12 +179,16 @@ def _video_paths(row: dict[str, Any], video_dir: Path) -> list[str]:
 def _output_row(line: int, row: dict[str, Any] | None, *, reply: Any = None, error: str | None = None) -> dict[str, Any]:
     """The one place an output row is assembled: the input fields, then the result, then ``_line``."""
     out = dict(row or {})
-    for key in ("prediction", "timings", "error", "_line"):
+    for key in ("prediction", "video_prompts", "videos_generated", "generation_errors", "timings", "error", "_line"):
         out.pop(key, None)
     if error is not None:
         out["error"] = error
     else:
         out["prediction"] = reply.text
+        out["video_prompts"] = list(reply.video_prompts)
+        if reply.generated or reply.generation_errors:
+            out["videos_generated"] = [v.path for v in reply.generated]
+            out["generation_errors"] = list(reply.generation_errors)
         out["timings"] = {k: round(float(v), 6) for k, v in reply.timings.items()}
     out["_line"] = line
     return out

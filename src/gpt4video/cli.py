@@ -91,7 +91,72 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
     p.add_argument("--json", action="store_true", help="print one JSON object per answer instead of streaming text")
     p.add_argument("--show-timings", action="store_true", help="print timings to stderr after each answer")
+    _add_generation_options(p)
     p.set_defaults(func=_run_chat)
+
+
+def _add_generation_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("video generation (the model's <video_prompt>s are rendered by a text-to-video backend)")
+    g.add_argument("--generator", default="synthetic",
+                   help="backend: synthetic (offline default), zeroscope, modelscope, animatediff, cogvideox, ltx, "
+                   "wan, text2video-zero, or none to only report the prompts")
+    g.add_argument("--generator-model", metavar="PATH_OR_ID", help="weights for a diffusers backend (hub id or dir)")
+    g.add_argument("--generator-device", default=None, help="device for a diffusers backend (default: cpu)")
+    g.add_argument("--generator-dtype", default=None, help="float32, float16 or bfloat16 for a diffusers backend")
+    g.add_argument("--cpu-offload", action="store_true", help="diffusers model CPU offload (saves GPU memory)")
+    g.add_argument("--steps", type=_positive_int, default=None, help="diffusion steps (diffusers backends)")
+    g.add_argument("--output-dir", default="outputs", help="where generated videos go (default: outputs)")
+    g.add_argument("--video-frames", type=_positive_int, default=16)
+    g.add_argument("--video-size", type=_positive_int, default=256, help="width and height of generated videos")
+    g.add_argument("--video-seed", type=int, default=None, help="seed of the text-to-video backend")
+    g.add_argument("--gif", action="store_true", help="also write a gif beside each mp4")
+
+
+def _generation_settings(args: argparse.Namespace):  # noqa: ANN202
+    """The assistant's GenerationSettings from the CLI options (None for --generator none)."""
+    if args.generator == "none":
+        return None
+    from .generators import GeneratorConfig
+    from .pipeline import GenerationSettings
+
+    config = {"name": args.generator}
+    for key, value in (("model", args.generator_model), ("device", args.generator_device),
+                       ("dtype", args.generator_dtype), ("num_inference_steps", args.steps)):
+        if value is not None:
+            config[key] = value
+    if args.cpu_offload:
+        config["cpu_offload"] = True
+    generator = GeneratorConfig.from_dict(config, where="--generator options").build()
+    return GenerationSettings(generator, output_dir=args.output_dir, num_frames=args.video_frames,
+                              height=args.video_size, width=args.video_size, seed=args.video_seed, gif=args.gif,
+                              progress=not getattr(args, "json", False))
+
+
+def _reply_json(reply, args: argparse.Namespace, assistant) -> dict:  # noqa: ANN001
+    return {
+        "text": reply.text,
+        "video_prompts": reply.video_prompts,
+        "videos": [v.path for v in reply.generated],
+        "generation_errors": reply.generation_errors,
+        "input_videos": reply.videos,
+        "timings": {k: round(v, 6) for k, v in reply.timings.items()},
+        "num_prompt_tokens": reply.num_prompt_tokens,
+        "num_generated_tokens": reply.num_generated_tokens,
+        "finish_reason": reply.finish_reason,
+        "model": args.model,
+        "trained": assistant.model.trained,
+        "notes": assistant.notes,
+    }
+
+
+def _print_generated(reply) -> None:  # noqa: ANN001
+    for video in reply.generated:
+        print(f"[video: {video.path}]  ({video.backend}: {video.prompt})", flush=True)
+    for error in reply.generation_errors:
+        print(f"[no video: {error}]", flush=True)
+    if reply.video_prompts and not reply.generated and not reply.generation_errors:
+        for prompt in reply.video_prompts:
+            print(f"[video prompt: {prompt}]", flush=True)
 
 
 def _run_chat(args: argparse.Namespace) -> int:
@@ -113,7 +178,8 @@ def _run_chat(args: argparse.Namespace) -> int:
         import torch
 
         torch.manual_seed(args.seed)
-    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype)
+    generation = _generation_settings(args)
+    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype, generation=generation)
     if not args.json:
         for note in assistant.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -122,24 +188,14 @@ def _run_chat(args: argparse.Namespace) -> int:
         reply = assistant.ask(question, videos, params)
         if args.json:
             reply.consume()
-            out = {
-                "text": reply.text,
-                "videos": reply.videos,
-                "timings": {k: round(v, 6) for k, v in reply.timings.items()},
-                "num_prompt_tokens": reply.num_prompt_tokens,
-                "num_generated_tokens": reply.num_generated_tokens,
-                "finish_reason": reply.finish_reason,
-                "model": args.model,
-                "trained": assistant.model.trained,
-                "notes": assistant.notes,
-            }
-            print(json.dumps(out, ensure_ascii=False), flush=True)
+            print(json.dumps(_reply_json(reply, args, assistant), ensure_ascii=False), flush=True)
         else:
             for piece in reply:
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             sys.stdout.write("\n")
             sys.stdout.flush()
+            _print_generated(reply)
         if args.show_timings:
             print(_format_timings(reply.timings), file=sys.stderr, flush=True)
 
@@ -433,12 +489,69 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- generate --------------------------------------------------------------------------------------
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="ask for a new video in words: the model writes the prompt, a text-to-video backend renders it",
+        description="Runs the whole path for one request: the model answers and writes a <video_prompt>, and the "
+        "chosen backend renders it to an mp4 (plus a JSON sidecar) in --output-dir. With --direct the request "
+        "goes straight to the backend.",
+    )
+    p.add_argument("request", help='what to make, e.g. "Show me a purple square that grows"')
+    p.add_argument("--direct", action="store_true", help="skip the model: the request is the prompt")
+    p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=96)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    _add_generation_options(p)
+    p.set_defaults(func=_run_generate)
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from .modeling import GenerationParams, resolve_config
+    from .pipeline import Assistant
+
+    if not args.request.strip():
+        raise InputError("the request is empty")
+    if args.generator == "none":
+        raise InputError("generate needs a video generator (--generator synthetic or a diffusers backend)")
+    generation = _generation_settings(args)
+    if args.direct:
+        from .pipeline import render_prompt
+
+        video = render_prompt(generation, args.request.strip(), request=args.request.strip())
+        if args.json:
+            print(json.dumps({"text": "", "video_prompts": [video.prompt], "videos": [video.path]}))
+        else:
+            print(f"[video: {video.path}]  ({video.backend}: {video.prompt})")
+        return 0
+    resolve_config(args.model)
+    assistant = Assistant.from_pretrained(args.model, device=args.device, generation=generation)
+    params = GenerationParams(max_new_tokens=args.max_new_tokens, seed=args.seed)
+    reply = assistant.ask(args.request, (), params)
+    if args.json:
+        reply.consume()
+        print(json.dumps(_reply_json(reply, args, assistant), ensure_ascii=False))
+    else:
+        for piece in reply:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        _print_generated(reply)
+        if not reply.video_prompts:
+            print("(the model wrote no video prompt for this request)", file=sys.stderr)
+    return 0
+
+
 # -- entry point -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gpt4video", description="GPT4Video: understand and generate videos with an LLM.")
     parser.add_argument("--version", action="version", version=f"gpt4video {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_chat(sub)
+    _add_generate(sub)
     _add_train(sub)
     _add_data(sub)
     _add_predict(sub)

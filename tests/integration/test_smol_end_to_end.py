@@ -50,7 +50,7 @@ def test_chat_on_big_buck_bunny_json():
     assert isinstance(out["text"], str) and out["finish_reason"] in ("stop", "length")
     for key in ("decode", "encode", "abstract", "prefill", "generation", "tokens_per_second"):
         assert out["timings"][key] >= 0
-    assert out["videos"] == [str(BBB)]
+    assert out["input_videos"] == [str(BBB)]
 
 
 def test_two_videos_in_one_question_streams_text():
@@ -65,7 +65,7 @@ def test_interactive_multi_turn_session():
     result = gpt4video("chat", "--max-new-tokens", "8", "--json", stdin=script)
     assert result.returncode == 0, result.stderr
     answers = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [len(a["videos"]) for a in answers] == [1, 1, 0]
+    assert [len(a["input_videos"]) for a in answers] == [1, 1, 0]
     assert answers[-1]["num_prompt_tokens"] > answers[0]["num_prompt_tokens"]  # history is kept
 
 

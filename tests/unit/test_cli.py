@@ -46,7 +46,7 @@ def test_one_turn_json(tiny_model_dir, clip_path, capsys):
                           str(clip_path), "--prompt", "Compare them.", "--max-new-tokens", "4", "--json"], capsys)
     assert code == 0, err
     obj = json.loads(out)
-    assert isinstance(obj["text"], str) and obj["trained"] is True and len(obj["videos"]) == 2
+    assert isinstance(obj["text"], str) and obj["trained"] is True and len(obj["input_videos"]) == 2
     for key in ("decode", "encode", "abstract", "prefill", "generation", "tokens_per_second"):
         assert key in obj["timings"]
 
@@ -65,7 +65,7 @@ def test_interactive_session_attaches_videos_and_keeps_going(tiny_model_dir, cli
     code, out, err = run(["chat", "--model", str(tiny_model_dir), "--max-new-tokens", "2", "--json"], capsys)
     assert code == 0
     answers = [json.loads(line) for line in out.splitlines()]
-    assert [len(a["videos"]) for a in answers] == [0, 1, 0]
+    assert [len(a["input_videos"]) for a in answers] == [0, 1, 0]
     assert "file not found" in err and "unknown command" in err
 
 
@@ -130,3 +130,48 @@ def test_demo_asks_about_fresh_synthetic_clips(tiny_model_dir, clip_path, tmp_pa
     assert "truth:" in out and "answers right on clips the model has never seen" in out
     assert len(list((tmp_path / "demo").glob("test-*.mp4"))) == 1
     assert "timings: decode" in out
+
+
+def test_generate_direct_renders_with_the_offline_backend(tmp_path, capsys):
+    code, out, err = run(["generate", "A purple square grows on a black background.", "--direct", "--json",
+                          "--output-dir", str(tmp_path), "--video-frames", "8", "--video-size", "64"], capsys)
+    assert code == 0, err
+    obj = json.loads(out)
+    video = obj["videos"][0]
+    sidecar = json.loads(open(video[:-4] + ".json").read())
+    assert sidecar["backend"] == "synthetic" and sidecar["prompt"].startswith("A purple square")
+    from gpt4video.video import load_video
+
+    assert load_video(video, num_frames=8).frames.shape == (8, 64, 64, 3)
+
+
+def test_generate_direct_out_of_vocabulary_is_a_clear_error(tmp_path, capsys):
+    code, out, err = run(["generate", "a dog surfing a wave", "--direct", "--output-dir", str(tmp_path)], capsys)
+    assert code == 2 and "synthetic" in err and "diffusers" in err
+
+
+def test_model_prompts_are_routed_and_rendered(tiny_model_dir, tmp_path):
+    """The assistant splits a reply into text and prompts and renders each prompt (reply text fixed by a stub)."""
+    from gpt4video.generators import build_generator
+    from gpt4video.modeling import GPT4Video, GenerationStream
+    from gpt4video.pipeline import Assistant, GenerationSettings
+
+    model = GPT4Video.from_pretrained(tiny_model_dir)
+    reply_text = "Sure. <video_prompt>A red circle moves left on a gray background.</video_prompt> Done."
+
+    def fake_stream(turns, videos=(), params=None, *, features=None):  # noqa: ANN001
+        pieces = [reply_text[i : i + 3] for i in range(0, len(reply_text), 3)]
+        return GenerationStream(iter(pieces))
+
+    model.generate_stream = fake_stream
+    settings = GenerationSettings(build_generator("synthetic"), output_dir=str(tmp_path), num_frames=8,
+                                  height=64, width=64, seed=1)
+    assistant = Assistant(model, settings)
+    shown = "".join(assistant.ask("Make me a video of a red circle going left."))
+    reply = assistant.turns  # the history keeps the raw reply, tags included
+    assert shown == "Sure. Done." and "<video_prompt>" in reply[-1].text
+    second = assistant.ask("Again please.")
+    second.consume()
+    assert second.video_prompts == ["A red circle moves left on a gray background."]
+    assert len(second.generated) == 1 and second.generated[0].path.endswith(".mp4")
+    assert "video_generation" in second.timings

@@ -114,7 +114,7 @@ def assistant_answer_fn(model_or_assistant: Any, params: Any = None, *, cache_si
 
     def answer(question: str, videos: Sequence[str]) -> str:
         assistant.reset()
-        return assistant.ask(question, [clip(p) for p in videos], params).consume().text
+        return assistant.ask(question, [clip(p) for p in videos], params).consume().raw_text
 
     return answer
 
