@@ -18,7 +18,7 @@ import torch
 
 from .errors import InputError
 from .config import atomic_write_text
-from .generators import PromptNotSupported, VideoGenerator
+from .generators import VideoGenerator
 from .modeling import GenerationParams, GenerationStream, GPT4Video
 from .processing import Turn
 from .routing import StreamRouter, TextDelta
@@ -193,7 +193,7 @@ class Assistant:
                 for prompt in reply.video_prompts:
                     try:
                         reply.generated.append(self.render(prompt, request=text.strip()))
-                    except PromptNotSupported as e:
+                    except InputError as e:  # PromptNotSupported, or a size the backend cannot make
                         reply.generation_errors.append(str(e))
                 if reply.video_prompts:
                     reply._timings["video_generation"] = time.perf_counter() - t0
