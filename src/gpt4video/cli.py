@@ -346,6 +346,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--generate", action="store_true",
+                   help="also render the rows' video prompts (rows gain videos_generated: the mp4 paths)")
+    _add_generation_options(p)
     p.set_defaults(func=_run_predict)
 
 
@@ -365,7 +368,8 @@ def _run_predict(args: argparse.Namespace) -> int:
             import torch
 
             torch.manual_seed(args.seed)
-        assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype)
+        generation = _generation_settings(args) if args.generate else None
+        assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype, generation=generation)
         for note in assistant.notes:
             print(f"note: {note}", file=sys.stderr)
         return assistant

@@ -175,3 +175,17 @@ def test_model_prompts_are_routed_and_rendered(tiny_model_dir, tmp_path):
     assert second.video_prompts == ["A red circle moves left on a gray background."]
     assert len(second.generated) == 1 and second.generated[0].path.endswith(".mp4")
     assert "video_generation" in second.timings
+
+
+def test_predict_with_generate_keeps_input_fields(tiny_model_dir, clip_path, tmp_path, capsys):
+    rows = [{"question": "What is in the video?", "video": str(clip_path), "id": 7}, {"question": ""}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "out.jsonl"
+    code, _, err = run(["predict", "--input", str(src), "--output", str(out), "--model", str(tiny_model_dir),
+                        "--max-new-tokens", "3", "--generate", "--output-dir", str(tmp_path / "gen"),
+                        "--no-progress"], capsys)
+    assert code == 0, err
+    first, second = [json.loads(line) for line in out.read_text().splitlines()]
+    assert first["id"] == 7 and "prediction" in first and isinstance(first["video_prompts"], list)
+    assert "error" in second
