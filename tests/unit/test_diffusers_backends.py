@@ -387,3 +387,33 @@ def test_to_uint8_video_pil_grey_and_alpha() -> None:
     assert to_uint8_video(np.ones((2, 4, 5, 1), np.float32)).shape == (2, 4, 5, 3)
     assert to_uint8_video(np.ones((2, 4, 5, 4), np.float32)).shape == (2, 4, 5, 3)
     assert to_uint8_video(np.full((2, 4, 5, 3), 2.0, np.float32)).max() == 255  # clipped
+
+
+def test_the_same_conversation_drives_two_backends(tmp_path, tiny_llm_dir, tiny_clip_dir) -> None:
+    """Swapping the text-to-video backend needs no retraining: one model, one reply, two backends."""
+    import json
+
+    from gpt4video.config import AbstractorConfig, EncoderConfig, LLMConfig, ModelConfig
+    from gpt4video.generators import SyntheticGenerator, ZeroscopeGenerator
+    from gpt4video.modeling import GenerationStream, GPT4Video
+    from gpt4video.pipeline import Assistant, GenerationSettings
+
+    config = ModelConfig(
+        encoder=EncoderConfig(name="clip", model=str(tiny_clip_dir)),
+        abstractor=AbstractorConfig(encoder_dim=32, tokens_per_frame=17, max_frames=4, hidden_size=32,
+                                    num_layers=1, num_heads=4, num_queries=4, output_dim=32),
+        llm=LLMConfig(model=str(tiny_llm_dir), lora=None), frame_size=64,
+    )
+    model = GPT4Video.from_config(config)
+    reply = "Here it is. <video_prompt>A blue square moves up on a black background.</video_prompt>"
+    model.generate_stream = lambda turns, videos=(), params=None, *, features=None: GenerationStream(iter([reply]))
+    backends = [SyntheticGenerator(), ZeroscopeGenerator.from_pipeline(zeroscope_pipe())]
+    outputs = []
+    for backend in backends:
+        settings = GenerationSettings(backend, output_dir=str(tmp_path / backend.name), num_frames=8,
+                                      height=64, width=64, seed=0)
+        answer = Assistant(model, settings).ask("Show me a blue square moving up.").consume()
+        assert answer.text == "Here it is." and len(answer.generated) == 1, answer.generation_errors
+        outputs.append(json.loads(open(answer.generated[0].sidecar).read()))
+    assert [o["backend"] for o in outputs] == ["synthetic", "zeroscope"]
+    assert outputs[0]["prompt"] == outputs[1]["prompt"]
