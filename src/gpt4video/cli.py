@@ -70,6 +70,13 @@ def _format_timings(timings: dict[str, float]) -> str:
     return "timings: " + ", ".join(parts)
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """--model, --device and --dtype: the same for every command that loads a model."""
+    p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+
+
 # -- chat ------------------------------------------------------------------------------------------
 def _add_chat(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -81,14 +88,12 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video", action="append", default=[], metavar="PATH",
                    help="a video or image file (repeat for several)")
     p.add_argument("--prompt", help="the question; omit for an interactive session")
-    p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
+    _add_model_options(p)
     p.add_argument("--max-new-tokens", type=_positive_int, default=128)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--repetition-penalty", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
     p.add_argument("--json", action="store_true", help="print one JSON object per answer instead of streaming text")
     p.add_argument("--show-timings", action="store_true", help="print timings to stderr after each answer")
     _add_generation_options(p)
@@ -339,12 +344,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, metavar="OUT.jsonl", help="predictions (appended; resumed)")
     p.add_argument("--video-dir", metavar="DIR",
                    help="where relative video paths start (default: the folder of the input file)")
-    p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
+    _add_model_options(p)
     p.add_argument("--max-new-tokens", type=_positive_int, default=128)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--seed", type=int, default=None, help="sampling seed (each row uses it afresh)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--generate", action="store_true",
                    help="also render the rows' video prompts (rows gain videos_generated: the mp4 paths)")
@@ -392,7 +395,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "recall of writing a <video_prompt> exactly when a new video is asked for. Prints a Markdown report.",
     )
     p.add_argument("--split-dir", required=True, metavar="DIR", help="a split directory, e.g. data/synth/test")
-    p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
+    _add_model_options(p)
     p.add_argument("--out", metavar="DIR", help="also write results.json and results.md into DIR")
     p.add_argument("--max-qa", type=_non_negative_int, metavar="N", help="at most N questions (0 skips QA)")
     p.add_argument("--max-captions", type=_non_negative_int, metavar="N", help="at most N clips to caption (0 skips)")
@@ -402,8 +405,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", choices=("auto", "ptb", "simple"), default="auto",
                    help="caption tokenizer: auto (PTB if java works, else simple; default), ptb or simple")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of Markdown")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_eval)
@@ -443,12 +444,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         description="Renders clips of the synthetic world from the held-out test seeds, asks questions whose answers "
         "are known exactly and shows the model's answer beside the truth; then describes --video if given.",
     )
-    p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
+    _add_model_options(p)
     p.add_argument("--clips", type=_positive_int, default=2, help="synthetic clips to ask about (default 2)")
     p.add_argument("--questions", type=_positive_int, default=4, help="questions per clip (default 4)")
     p.add_argument("--video", action="append", default=[], metavar="PATH", help="a real video to describe too")
     p.add_argument("--out", default="outputs/demo", help="where the rendered clips go (default outputs/demo)")
-    p.add_argument("--device", default="cpu")
     p.set_defaults(func=_run_demo)
 
 
@@ -460,7 +460,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     config = resolve_config(args.model)
     real = [load_video(p, num_frames=config.num_frames, max_side=config.frame_size) for p in args.video]
-    assistant = Assistant.from_pretrained(args.model, device=args.device)
+    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype))
     for note in assistant.notes:
         print(f"note: {note}", file=sys.stderr)
     params = GenerationParams(max_new_tokens=48)
@@ -504,10 +504,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("request", help='what to make, e.g. "Show me a purple square that grows"')
     p.add_argument("--direct", action="store_true", help="skip the model: the request is the prompt")
-    p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
+    _add_model_options(p)
     p.add_argument("--max-new-tokens", type=_positive_int, default=96)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     _add_generation_options(p)
     p.set_defaults(func=_run_generate)
@@ -532,7 +531,8 @@ def _run_generate(args: argparse.Namespace) -> int:
             print(f"[video: {video.path}]  ({video.backend}: {video.prompt})")
         return 0
     resolve_config(args.model)
-    assistant = Assistant.from_pretrained(args.model, device=args.device, generation=generation)
+    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype),
+                                          generation=generation)
     params = GenerationParams(max_new_tokens=args.max_new_tokens, seed=args.seed)
     reply = assistant.ask(args.request, (), params)
     if args.json:
