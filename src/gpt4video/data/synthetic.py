@@ -38,7 +38,6 @@ import json
 import math
 import os
 import re
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from gpt4video.config import atomic_write_text
 from gpt4video.errors import InputError
 
 __all__ = [
@@ -1501,13 +1501,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
                 return
         except (OSError, UnicodeDecodeError):
             pass
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
 
 
 def _jsonl(rows: Iterable[dict[str, Any]]) -> str:

@@ -42,7 +42,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -51,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt4video.data.synthetic import QA_TYPES, answers_match, normalize_answer
+from gpt4video.config import atomic_write_text
 from gpt4video.errors import InputError
 
 __all__ = [
@@ -631,17 +631,6 @@ def format_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(results: dict[str, Any], out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Write ``results.json`` and ``results.md`` into ``out_dir`` (created if needed), each atomically."""
     out = Path(out_dir).expanduser()
@@ -649,6 +638,6 @@ def write_report(results: dict[str, Any], out_dir: str | os.PathLike[str]) -> tu
         raise InputError(f"{out}: not a directory")
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "results.json", out / "results.md"
-    _write_atomic(json_path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(md_path, format_markdown(results))
+    atomic_write_text(json_path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(md_path, format_markdown(results))
     return json_path, md_path
