@@ -261,7 +261,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="train stage 1 (abstractor) or stage 2 (LoRA) from a YAML config",
         description="Train from a YAML config (see configs/train/). Overrides are key=value pairs with dotted "
         "keys, e.g. learning_rate=3e-4 max_steps=100 model_overrides.abstractor.num_layers=1. For several "
-        "processes: accelerate launch [--num_processes N] -m gpt4video.cli train --config FILE. A run resumes "
+        "processes: accelerate launch --multi_gpu --num_processes N -m gpt4video.cli train --config FILE (on a "
+        "machine without GPUs too: the processes then train over gloo). A run resumes "
         "from the newest checkpoint in its output_dir.",
     )
     p.add_argument("--config", required=True, metavar="FILE", help="a training YAML file")
