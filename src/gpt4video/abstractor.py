@@ -73,6 +73,7 @@ class VideoAbstractor(nn.Module):
         super().__init__()
         self.config = config
         width = config.hidden_size
+        self.input_norm = nn.LayerNorm(config.encoder_dim) if config.input_norm else nn.Identity()
         self.input_proj = nn.Linear(config.encoder_dim, width)
         self.spatial = QueryBranch(config) if config.use_spatial_queries else None
         self.temporal = QueryBranch(config) if config.use_temporal_queries else None
@@ -89,7 +90,7 @@ class VideoAbstractor(nn.Module):
     def _init_positions(self) -> None:
         for p in (self.patch_embed, self.frame_embed):
             if p is not None:
-                nn.init.normal_(p, std=0.02)
+                nn.init.normal_(p, std=self.config.position_init_std)
 
     @torch.no_grad()
     def match_output_scale(self, target_std: float) -> None:
@@ -118,7 +119,7 @@ class VideoAbstractor(nn.Module):
         if t > cfg.max_frames:
             raise InputError(f"abstractor was built for at most {cfg.max_frames} frames, got {t}")
 
-        x = self.input_proj(features.to(self.input_proj.weight.dtype))  # (B, T, N, W)
+        x = self.input_proj(self.input_norm(features.to(self.input_proj.weight.dtype)))  # (B, T, N, W)
         tokens = None
         if self.spatial is not None:
             ctx = x + self.patch_embed[None, None] if self.patch_embed is not None else x  # + (1, 1, N, W)

@@ -142,6 +142,10 @@ class AbstractorConfig(ConfigBase):
     encoder_dim: width D_enc of the frame features. tokens_per_frame: N (patches + pooled/CLS tokens).
     max_frames: T, the number of temporal position embeddings. hidden_size/num_layers/num_heads: the
     cross-attention stack. num_queries: N_s = N_t. output_dim: the LLM's embedding width.
+    input_norm: LayerNorm over each frame feature before the input projection (frozen encoders such as
+    Open-NSFW give ReLU features of large, uneven scale). position_init_std: the spread the patch/frame
+    position embeddings start with; it must be comparable to the projected features (std ~0.58 after the
+    input norm), or frame order is drowned out and motion cannot be learned in a short run.
     The ``use_*`` switches exist for ablations.
     """
 
@@ -159,6 +163,8 @@ class AbstractorConfig(ConfigBase):
     use_temporal_queries: bool = True
     spatial_position: bool = True
     temporal_position: bool = True
+    input_norm: bool = True
+    position_init_std: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("encoder_dim", "tokens_per_frame", "max_frames", "hidden_size", "num_layers",
@@ -169,6 +175,8 @@ class AbstractorConfig(ConfigBase):
         _check(self.hidden_size % self.num_heads == 0,
                f"abstractor.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
         _check(self.mlp_ratio > 0, "abstractor.mlp_ratio must be > 0")
+        _check(isinstance(self.position_init_std, (int, float)) and self.position_init_std > 0,
+               f"abstractor.position_init_std must be > 0, got {self.position_init_std!r}")
         _check(0.0 <= self.dropout < 1.0, "abstractor.dropout must be in [0, 1)")
         _check(self.use_spatial_queries or self.use_temporal_queries,
                "abstractor: at least one of use_spatial_queries / use_temporal_queries must be true")

@@ -76,3 +76,17 @@ def test_config_checks():
         AbstractorConfig(**{**TINY, "num_heads": 3})
     with pytest.raises(ConfigError, match="num_queries"):
         AbstractorConfig(**{**TINY, "num_queries": 0})
+
+
+def test_input_norm_and_position_scale():
+    torch.manual_seed(0)
+    abstractor = VideoAbstractor(AbstractorConfig(**{**TINY, "position_init_std": 0.5}))
+    assert isinstance(abstractor.input_norm, torch.nn.LayerNorm)
+    assert 0.4 < float(abstractor.frame_embed.std()) < 0.6 and 0.4 < float(abstractor.patch_embed.std()) < 0.6
+    # Features of any scale reach the cross-attention normalised: scaling them changes nothing.
+    x = torch.rand(2, 4, TINY["tokens_per_frame"], TINY["encoder_dim"]) * 5
+    torch.testing.assert_close(abstractor(x), abstractor(x * 30), rtol=1e-4, atol=1e-4)
+    legacy = VideoAbstractor(AbstractorConfig(**{**TINY, "input_norm": False}))  # weights trained before the norm
+    assert isinstance(legacy.input_norm, torch.nn.Identity)
+    with pytest.raises(ConfigError, match="position_init_std"):
+        AbstractorConfig(**{**TINY, "position_init_std": 0})
