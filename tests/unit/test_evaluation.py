@@ -191,6 +191,45 @@ def test_evaluate_split_with_an_oracle(split_dir, tmp_path):
     assert "| **overall** | 4 | 100.0% | 100.0% |" in md and "METEOR unavailable" in md and "| 5 | 3 | 2 |" in md
 
 
+def test_follow_up_requests_are_asked_after_their_dialogue(split_dir):
+    seen = {}
+
+    def answer(question, videos, history=()):
+        seen[question] = (list(videos), [dict(h) for h in history])
+        return prompt_reply("A red circle.") if "make" in question.lower() or "show" in question.lower() else "red"
+
+    r = evaluate_split(answer, split_dir, max_qa=0, max_captions=0, tokenizer="simple", meteor=False, progress=False)
+    assert r["generation"]["recall_follow_up_requests"] == 1.0
+    videos, history = seen["Make a similar video where the circle shrinks instead."]
+    assert videos == [str(split_dir / "clips/0.mp4")]
+    assert [h["text"] for h in history] == ["Describe this video.", "A red circle grows on a black background.",
+                                           "What color is the circle?", "It is red."]
+    assert history[0]["videos"] == [0] and history[2]["videos"] == []
+    assert seen["Show me a purple square that grows."] == ([], [])  # a first turn has no history
+    assert [h["role"] for h in seen["Now make the square green."][1]] == ["user", "assistant"]
+
+
+@pytest.mark.slow
+def test_assistant_answer_fn_replays_the_history(tiny_model_config, tmp_path):
+    import numpy as np
+
+    from gpt4video.evaluation.synthetic import assistant_answer_fn
+    from gpt4video.modeling import GenerationParams, GPT4Video
+    from gpt4video.pipeline import Assistant
+    from gpt4video.video import write_video
+
+    clip = str(write_video(tmp_path / "c.mp4", np.zeros((8, 64, 64, 3), np.uint8), fps=8))
+    assistant = Assistant(GPT4Video.from_config(tiny_model_config))
+    fn = assistant_answer_fn(assistant, GenerationParams(max_new_tokens=2))
+    history = [{"role": "user", "text": "Describe this video.", "videos": [0]},
+               {"role": "assistant", "text": "A circle."}]
+    fn("Make it red.", [clip], history)
+    assert [(t.role, t.text, t.videos) for t in assistant.turns[:3]] == [
+        ("user", "Describe this video.", [0]), ("assistant", "A circle.", []), ("user", "Make it red.", [])]
+    fn("And this one?", [clip, clip], history)  # the second clip joins the question
+    assert assistant.turns[2].videos == [1] and len(assistant.turns) == 4
+
+
 def test_evaluate_split_with_a_poor_model_limits_and_errors(split_dir):
     def answer(question, videos):
         if question == "What shape is the blue object?":

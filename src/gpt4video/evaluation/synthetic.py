@@ -22,13 +22,16 @@ Three tasks, each read from the split directory (video paths in its files are re
 
 - **Generation requests** (``dialogues.jsonl``): a user turn whose reply in the data contains
   ``<video_prompt>…</video_prompt>`` is a positive (a request for a new video); the first user turn
-  of any other dialogue is a negative (a question about videos). Each is asked as a one-turn
-  conversation with the videos shown up to that turn in the data, and the answer counts as "wrote a
-  prompt" if it contains a non-empty ``<video_prompt>…</video_prompt>``. Reported: precision, recall,
-  F1 and the confusion counts.
+  of any other dialogue is a negative (a question about videos). A request is asked in its dialogue:
+  the earlier turns of the data (user turns and the data's own replies) come first, with the videos
+  shown so far, since a follow-up such as "Now make it green." means nothing alone. The answer counts
+  as "wrote a prompt" if it contains a non-empty ``<video_prompt>…</video_prompt>``. Reported:
+  precision, recall, F1 and the confusion counts.
 
-The model is reached through an *answer function* ``answer_fn(question, videos) -> str`` (videos:
-absolute paths). :func:`assistant_answer_fn` makes one from a model or an Assistant; tests pass a stub.
+The model is reached through an *answer function* ``answer_fn(question, videos, history=()) -> str``
+(videos: absolute paths; history: the earlier turns, ``{"role", "text", "videos"}`` dicts whose video
+indices point into ``videos``; a function of two arguments is asked without the history).
+:func:`assistant_answer_fn` makes one from a model or an Assistant; tests pass a stub.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
+import inspect
 import io
 import json
 import math
@@ -112,9 +116,18 @@ def assistant_answer_fn(model_or_assistant: Any, params: Any = None, *, cache_si
                 clips.popitem(last=False)
         return clips[path]
 
-    def answer(question: str, videos: Sequence[str]) -> str:
+    def answer(question: str, videos: Sequence[str], history: Sequence[dict[str, Any]] = ()) -> str:
+        from gpt4video.processing import Turn
+
         assistant.reset()
-        return assistant.ask(question, [clip(p) for p in videos], params).consume().raw_text
+        if not history:
+            return assistant.ask(question, [clip(p) for p in videos], params).consume().raw_text
+        assistant.attach([clip(p) for p in videos])
+        assistant.turns.extend(Turn(t["role"], t["text"], videos=list(t.get("videos") or [])) for t in history)
+        placed = {i for t in history for i in t.get("videos") or []}
+        # The history's user turns carry the videos they showed; the rest join the question.
+        assistant._pending[:] = [i for i in assistant._pending if i not in placed]
+        return assistant.ask(question, (), params).consume().raw_text
 
     return answer
 
@@ -317,6 +330,7 @@ class _Item:
     videos: list[str]
     gold: Any
     meta: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
     prediction: str = ""
     error: str | None = None
 
@@ -397,7 +411,11 @@ def _generation_items(split: Path, limit: int | None) -> list[_Item]:
             videos = [paths[j] for j in shown]
             first = t == 0
             if has_video_prompt(reply.get("text", "")):
-                positives.append(_Item("generation", turn["text"], videos, True, {"first_turn": first}))
+                # Earlier turns as in the data, their video indices renumbered into ``videos``.
+                history = [{"role": h.get("role"), "text": h.get("text", ""),
+                            "videos": [shown.index(j) for j in h.get("videos") or [] if j in shown]}
+                           for h in turns[:t]]
+                positives.append(_Item("generation", turn["text"], videos, True, {"first_turn": first}, history))
             elif first:
                 negatives.append(_Item("generation", turn["text"], videos, False, {"first_turn": True}))
     if limit is not None and limit < len(positives) + len(negatives):
@@ -480,6 +498,7 @@ def evaluate_split(
         else:
             tasks[task] = load(split, limit)
 
+    takes_history = _takes_history(answer_fn)
     start = time.perf_counter()
     elapsed: dict[str, float] = {}
     errors: list[dict[str, Any]] = []
@@ -490,7 +509,10 @@ def evaluate_split(
             bar.set_postfix_str(task)
             for item in items:
                 try:
-                    item.prediction = answer_fn(item.question, item.videos) or ""
+                    if item.history and takes_history:
+                        item.prediction = answer_fn(item.question, item.videos, item.history) or ""
+                    else:
+                        item.prediction = answer_fn(item.question, item.videos) or ""
                 except InputError as e:  # an unreadable clip: scored as a wrong answer, and listed
                     item.error = str(e)
                     errors.append({"task": task, "question": item.question, "videos": item.videos, "error": str(e)})
@@ -536,6 +558,14 @@ def evaluate_split(
     results["errors"] = errors[:_MAX_ERRORS]
     results["elapsed_seconds"] = {"total": time.perf_counter() - start, **elapsed}
     return results
+
+
+def _takes_history(fn: Callable[..., str]) -> bool:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return len(params) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
 def _example(item: _Item) -> dict[str, Any]:
