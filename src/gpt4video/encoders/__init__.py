@@ -5,8 +5,8 @@ CLIP vision tower). Importing this package registers both and loads no model.
 """
 
 from . import clip, open_nsfw  # noqa: F401 - importing registers the encoders
-from .base import ENCODERS, FrameEncoder, build_encoder
+from .base import ENCODERS, FrameEncoder, FrameScoreRecord, build_encoder
 from .clip import CLIPFrameEncoder
 from .open_nsfw import OpenNSFWEncoder
 
-__all__ = ["ENCODERS", "FrameEncoder", "build_encoder", "CLIPFrameEncoder", "OpenNSFWEncoder"]
+__all__ = ["ENCODERS", "FrameEncoder", "FrameScoreRecord", "build_encoder", "CLIPFrameEncoder", "OpenNSFWEncoder"]

@@ -11,12 +11,22 @@ A subclass implements two steps, and the base class does the input checks and th
 * ``_preprocess(frames)``: one run of same-size frames, a uint8 tensor (B, H, W, 3), → model input (B, ...)
   of a fixed size, so runs of different sizes can be concatenated into one batch;
 * ``_encode(batch)``: model input (B, ...) → features (B, N, D).
+
+An encoder whose network also scores frames (the Open-NSFW trunk computes P(nsfw) in the same run)
+overrides ``_encode_with_scores`` and sets :attr:`FrameEncoder.frame_score_source`. A caller that
+wants those scores wraps its encoding in :meth:`FrameEncoder.recording_frame_scores`: the scores of
+every frame encoded by that thread inside the ``with`` block are collected, in order, at no extra
+cost, and the features are exactly what they are without recording.
 """
 
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
@@ -96,6 +106,29 @@ def _chunks(clips: list[torch.Tensor], batch_size: int) -> Iterator[list[torch.T
         yield batch
 
 
+@dataclass
+class FrameScoreRecord:
+    """Per-frame scores an encoder computed while encoding (see :meth:`FrameEncoder.recording_frame_scores`).
+
+    ``kind``: what the scores are (``"open_nsfw"``: P(nsfw) of each frame), None when the encoder
+    computes none. ``model_path``: the network that computed them. ``preprocessing``: how frames were
+    prepared for it (a scorer with other preprocessing may disagree slightly). ``scores``: one float
+    per encoded frame, in encoding order.
+    """
+
+    kind: str | None = None
+    model_path: Path | None = None
+    preprocessing: str = ""
+    scores: list[float] = field(default_factory=list)
+
+    @property
+    def available(self) -> bool:
+        return self.kind is not None
+
+    def array(self) -> np.ndarray:
+        return np.asarray(self.scores, dtype=np.float64)  # (frames,)
+
+
 class FrameEncoder(torch.nn.Module, abc.ABC):
     """A frozen image model applied to every frame: frames (T, H, W, 3) uint8 → features (T, N, D).
 
@@ -110,6 +143,7 @@ class FrameEncoder(torch.nn.Module, abc.ABC):
         self.config = config
         self._device = torch.device(device)
         self._dtype = dtype
+        self._recording = threading.local()  # per thread: the FrameScoreRecords being filled
         super().train(False)
 
     # --- what a subclass provides -------------------------------------------------------------
@@ -131,7 +165,40 @@ class FrameEncoder(torch.nn.Module, abc.ABC):
     def _encode(self, batch: torch.Tensor) -> torch.Tensor:
         """Model input (B, ...) → features (B, N, D)."""
 
+    #: What :meth:`_encode_with_scores` scores (e.g. ``"open_nsfw"``), None if it scores nothing.
+    frame_score_kind: str | None = None
+
+    def _encode_with_scores(self, batch: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Model input (B, ...) → (features (B, N, D), per-frame scores (B,) or None). The features must
+        equal :meth:`_encode`'s; encoders whose network scores frames override this."""
+        return self._encode(batch), None
+
+    def _score_record(self) -> FrameScoreRecord:
+        """An empty record describing this encoder's scores (subclasses add model path and preprocessing)."""
+        return FrameScoreRecord(kind=self.frame_score_kind)
+
     # --- shared behaviour ---------------------------------------------------------------------
+    @contextmanager
+    def recording_frame_scores(self) -> Iterator[FrameScoreRecord]:
+        """Collect the per-frame scores of everything this thread encodes inside the ``with`` block.
+
+        >>> with encoder.recording_frame_scores() as record:
+        ...     features = encoder(frames)          # (T, N, D), unchanged
+        >>> record.array()                           # (T,) P(nsfw) for the Open-NSFW encoder
+
+        ``record.available`` is False for an encoder that scores nothing. Other threads encoding at
+        the same time are not recorded; nested blocks each get every score.
+        """
+        record = self._score_record()
+        active = getattr(self._recording, "records", None)
+        if active is None:
+            active = self._recording.records = []
+        active.append(record)
+        try:
+            yield record
+        finally:
+            active.remove(record)
+
     @property
     def device(self) -> torch.device:
         param = next(self.parameters(), None)
@@ -141,6 +208,15 @@ class FrameEncoder(torch.nn.Module, abc.ABC):
     def dtype(self) -> torch.dtype:
         param = next(self.parameters(), None)
         return param.dtype if param is not None else self._dtype
+
+    def __getstate__(self) -> dict[str, Any]:  # a threading.local cannot be pickled or deep-copied
+        state = dict(self.__dict__)
+        state.pop("_recording", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._recording = threading.local()
 
     def _freeze(self) -> None:
         """Make every parameter non-trainable; subclasses call this after building their model."""
@@ -159,10 +235,16 @@ class FrameEncoder(torch.nn.Module, abc.ABC):
         if not clips:
             return torch.empty(0, self.tokens_per_frame, self.hidden_size, device=device, dtype=dtype)
         outputs = []
+        records = [r for r in getattr(self._recording, "records", None) or () if r.available]
         with torch.no_grad():
             for runs in _chunks(clips, self.config.batch_size):
                 batch = torch.cat([self._preprocess(run) for run in runs])  # (B, ...) B <= batch_size
-                feats = self._encode(batch)  # (B, N, D)
+                if records:
+                    feats, scores = self._encode_with_scores(batch)  # (B, N, D), (B,)
+                    for record in records:
+                        record.scores.extend(float(x) for x in np.asarray(scores).reshape(-1))
+                else:
+                    feats = self._encode(batch)  # (B, N, D)
                 outputs.append(feats.to(device=device, dtype=dtype))
         return torch.cat(outputs)  # (T_total, N, D)
 

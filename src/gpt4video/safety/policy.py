@@ -6,6 +6,9 @@ Three stages (paper §3.5):
 - ``prompt``: every ``<video_prompt>`` the LLM writes, before a generator renders it;
 - ``output``: the generated frames, before they are shown.
 
+A fourth kind of decision is not a check: ``model``, when the model itself wrote a refusal (learned
+refusal, :mod:`gpt4video.safety.refusals`); :meth:`SafetyPolicy.note_model_refusal` logs it.
+
 Each check returns a :class:`Decision`: allowed or not, every checker's :class:`Verdict`, the
 category of the clearest violation and a polite refusal naming it. With ``audit_log`` set, every
 decision is appended to a JSONL file, one line per decision, written with a single ``write`` on a
@@ -20,7 +23,7 @@ import inspect
 import json
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,7 +114,7 @@ class Decision:
     """The outcome of one stage's checks.
 
     allowed: no checker flagged the content. stage: input, prompt or output. verdicts: every
-    checker's verdict, in the order they ran. category: the category of the clearest violation
+    checker's verdict, in the order they ran (``sources``: what each looked at). category: the category of the clearest violation
     (largest score above its threshold), None when allowed. message: a polite refusal naming the
     category and the evidence, "" when allowed.
     """
@@ -121,6 +124,8 @@ class Decision:
     verdicts: list[Verdict] = field(default_factory=list)
     category: str | None = None
     message: str = ""
+    #: What each verdict looked at ("message", "conversation", "video", "video 2", "prompt"), in order.
+    sources: list[str] = field(default_factory=list)
 
     @property
     def flagged(self) -> list[Verdict]:
@@ -128,7 +133,7 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return {"allowed": self.allowed, "stage": self.stage, "category": self.category, "message": self.message,
-                "verdicts": [v.to_dict() for v in self.verdicts]}
+                "verdicts": [v.to_dict() for v in self.verdicts], "sources": list(self.sources)}
 
 
 def evidence(verdict: Verdict) -> str:
@@ -156,9 +161,9 @@ def refusal(stage: str, verdict: Verdict, *, what: str = "message") -> str:
 def _decide(stage: str, verdicts: list[Verdict], sources: list[str]) -> Decision:
     flagged = [(v, s) for v, s in zip(verdicts, sources) if v.flagged]
     if not flagged:
-        return Decision(True, stage, verdicts)
+        return Decision(True, stage, verdicts, sources=list(sources))
     verdict, source = max(flagged, key=lambda vs: vs[0].score - vs[0].threshold)
-    return Decision(False, stage, verdicts, verdict.category, refusal(stage, verdict, what=source))
+    return Decision(False, stage, verdicts, verdict.category, refusal(stage, verdict, what=source), list(sources))
 
 
 class AuditLog:
@@ -245,23 +250,40 @@ class SafetyPolicy:
 
     # -- stages ------------------------------------------------------------------------------
 
-    def check_input(self, text: str | None = None, frames_list: Iterable[Any] = ()) -> Decision:
-        """Check the user's message and the frames of each of their videos (``(T, H, W, 3)`` uint8)."""
+    def check_input(self, text: str | None = None, frames_list: Iterable[Any] = (), *,
+                    frame_scores: Sequence[Any] | None = None, context: str | None = None) -> Decision:
+        """Check the user's message and the frames of each of their videos (``(T, H, W, 3)`` uint8).
+
+        frame_scores: per video, the :class:`~gpt4video.encoders.FrameScoreRecord` its frame encoder
+            filled while encoding it (or None); a frame checker that can use it judges the video from
+            it (:meth:`~gpt4video.safety.base.SafetyChecker.check_recorded`) instead of its own pass.
+        context: the recent conversation (earlier user messages and this one, joined): checked by the
+            same text checkers alongside the message, so a request spread over several turns is seen
+            whole. Its verdicts are reported with source ``conversation``.
+        """
         videos = list(frames_list or [])
+        records = list(frame_scores) if frame_scores is not None else [None] * len(videos)
+        if len(records) != len(videos):
+            raise ValueError(f"check_input: {len(records)} frame score records for {len(videos)} videos")
         if not self.config.enabled:
             return Decision(True, "input")
         verdicts: list[Verdict] = []
         sources: list[str] = []
-        if text is not None and text.strip():
+        texts = [(text, "message")] if text is not None and text.strip() else []
+        if context is not None and context.strip() and context.strip() != (text or "").strip():
+            texts.append((context, "conversation"))
+        if texts:
             for name in self.config.input_text:
-                verdicts.append(self.checker(name).check_text(text))
-                sources.append("message")
-        for i, frames in enumerate(videos):
+                verdicts += self.checker(name).check_texts([t for t, _ in texts])
+                sources += [what for _, what in texts]
+        for i, (frames, record) in enumerate(zip(videos, records)):
             for name in self.config.input_frames:
-                verdicts.append(self.checker(name).check_frames(frames))
+                checker = self.checker(name)
+                verdict = checker.check_recorded(record) if record is not None else None
+                verdicts.append(verdict if verdict is not None else checker.check_frames(frames))
                 sources.append("video" if len(videos) == 1 else f"video {i + 1}")
         decision = _decide("input", verdicts, sources)
-        self._log(decision, text=text, videos=videos)
+        self._log(decision, text=text, videos=videos, context=context)
         return decision
 
     def check_prompt(self, prompt: str) -> Decision:
@@ -282,9 +304,17 @@ class SafetyPolicy:
         self._log(decision, text=None, videos=[frames])
         return decision
 
+    def note_model_refusal(self, request: str, reply: str, category: str | None) -> Decision:
+        """The decision (and its audit record) for a reply in which the model itself refused ``request``
+        (learned refusal, stage ``model``): no checker ran, ``reply`` is the refusal it wrote."""
+        decision = Decision(False, "model", [], category, reply)
+        if self.config.enabled:
+            self._log(decision, text=request, videos=[])
+        return decision
+
     # -- audit -------------------------------------------------------------------------------
 
-    def _log(self, decision: Decision, *, text: str | None, videos: list[Any]) -> None:
+    def _log(self, decision: Decision, *, text: str | None, videos: list[Any], context: str | None = None) -> None:
         if self.audit is None:
             return
         record: dict[str, Any] = {
@@ -300,6 +330,10 @@ class SafetyPolicy:
             record["text_chars"] = len(text)
             if self.config.log_text:
                 record["text"] = text
+        if context is not None and context.strip():
+            record["context_sha256"] = _sha256_text(context)
+            if self.config.log_text:
+                record["context"] = context
         if videos:
             record["videos"] = [_frames_record(f) for f in videos]
         self.audit.write(record)
