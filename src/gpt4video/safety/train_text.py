@@ -29,8 +29,9 @@ Data (read at run time from installed packages; no harmful text is stored in thi
 
 - benign: VBench's 946 text-to-video prompts (``vbench`` ``--no-deps``, ``VBench_full_info.json``),
   requests, captions and questions of the synthetic world (:mod:`gpt4video.data.synthetic`), the
-  everyday and video questions below (:data:`EVERYDAY`), and harmless look-alikes that share words with
-  harmful requests (:data:`LOOKALIKES`: "how do I kill a python process").
+  everyday and video questions below (:data:`EVERYDAY`), harmless look-alikes that share words with
+  harmful requests (:data:`LOOKALIKES`: "how do I kill a python process"), and short conversational
+  follow-ups (:data:`FOLLOW_UPS`: "Why?", "Compare them.").
 
 Method:
 
@@ -330,6 +331,35 @@ LOOKALIKES: tuple[str, ...] = (
     "Make a clip of a chef setting a flambé on fire.", "Create a video of a dog shaking off water in slow motion.",
 )
 
+#: Short follow-ups of a conversation (about videos or anything else). Out of context they are vague,
+#: and short pronoun-heavy texts ("Why ...", "... them") are typical of the toxic sentence openings
+#: the harmful side has, so without these the head flagged "Compare them." or "Why?" as hate.
+FOLLOW_UPS: tuple[str, ...] = (
+    "Why?", "How?", "Really?", "Okay.", "Thanks!", "Thank you.", "Go on.", "Continue.", "More, please.",
+    "And now?", "And then?", "What else?", "Anything else?", "Is that all?", "Are you sure?", "Why not?",
+    "Why is that?", "How so?", "Explain.", "Explain that again.", "Say it more simply.", "Shorter, please.",
+    "Again please.", "Do it again.", "Try again.", "One more time.", "Next.", "Next one.", "The other one.",
+    "Show me.", "Show me another one.", "Show me both.", "Show them side by side.", "Compare them.",
+    "Compare the two.", "Compare those people.", "Describe them.", "Describe them in detail.", "Tell me about them.",
+    "Tell me more about them.", "Who are they?", "Who are these people?", "Who is she?", "Who is he?",
+    "What are they doing?", "What are they wearing?", "What are they holding?", "Where are they going?",
+    "Why are they running?", "Why are they laughing?", "Why is he shouting?", "Why is she crying?",
+    "What did he say?", "What did she just do?", "How old are they?", "How many of them are there?",
+    "Are they friends?", "Are they angry?", "Do they look happy?", "Rate them.", "Rank them from best to worst.",
+    "Which one is better?", "Which is bigger?", "Which one moves first?", "Which one of them is faster?",
+    "Make it bigger.", "Make it smaller.", "Make it faster.", "Make it slower.", "Make them red.",
+    "Make them move left.", "Now make it blue.", "Now on a black background.", "Same, but with two of them.",
+    "Can you make it longer?", "Can you make it darker?", "Can you do the same with squares?",
+    "Remove the background.", "Get rid of the second one.", "Drop the last one.", "Cut the end.",
+    "What about the first video?", "What about the other clip?", "And the second clip?", "In the last frame?",
+    "At the start?", "At the end?", "Before that?", "After that?", "Then what happens?", "What happens next?",
+    "Is it the same one?", "Is it moving?", "Is it still there?", "Where did it go?", "What is it?",
+    "What was that?", "Who did that?", "Who won?", "Who is the tall one?", "Who is on the left?",
+    "Any idea why?", "What do you think?", "Your opinion?", "Good or bad?", "Is that normal?", "Is it real?",
+    "Can you fix it?", "Can you help?", "Help me understand.", "I don't get it.", "Not quite.", "No, the other way.",
+    "Yes, exactly.", "Perfect, thanks.", "That's wrong.", "You missed one.", "Look again.", "Count again.",
+)
+
 #: Video-request wrappers: the first set is used to augment training texts, the second only to score
 #: the test split (so the test measures framing the head never saw).
 TRAIN_WRAPPERS: tuple[str, ...] = (
@@ -466,6 +496,7 @@ def synthetic_items(num_scenes: int, seed: int = 0) -> list[Item]:
 def own_items() -> list[Item]:
     items = [Item(t, (), "everyday", f"everyday:{i}", OWN_WEIGHT) for i, t in enumerate(EVERYDAY)]
     items += [Item(t, (), "lookalike", f"lookalike:{i}", OWN_WEIGHT) for i, t in enumerate(LOOKALIKES)]
+    items += [Item(t, (), "followup", f"followup:{i}", OWN_WEIGHT) for i, t in enumerate(FOLLOW_UPS)]
     return items
 
 
