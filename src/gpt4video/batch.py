@@ -10,8 +10,10 @@ Input rows (one JSON object per line; blank lines are ignored)::
 optional. Relative paths are relative to ``video_dir`` (default: the input file's folder); ``~`` is
 expanded. Every other field is kept. Each row is its own one-turn conversation.
 
-Output rows are the input fields plus ``prediction`` and ``timings`` (seconds) and ``_line``, the
-1-based line number of the row in the input file. A row that cannot be answered (bad JSON, no
+Output rows are the input fields plus ``prediction``, ``video_prompts``, the safety outcome
+(``refused``, ``refused_by``, ``refusal_category``, ``blocked_prompts``, ``withheld`` and ``safety``,
+every checker's verdict; ``refused`` is false and ``safety`` empty when no safety policy is on),
+``timings`` (seconds) and ``_line``, the 1-based line number of the row in the input file. A row that cannot be answered (bad JSON, no
 question, a video that cannot be read, ...) gets an ``error`` field instead of a prediction, and the
 run goes on.
 
@@ -176,10 +178,15 @@ def _video_paths(row: dict[str, Any], video_dir: Path) -> list[str]:
 # Writing
 
 
+#: The keys :meth:`~gpt4video.pipeline.Reply.safety_summary` adds to an output row.
+_SAFETY_KEYS = ("refused", "refused_by", "refusal_category", "blocked_prompts", "withheld", "safety")
+
+
 def _output_row(line: int, row: dict[str, Any] | None, *, reply: Any = None, error: str | None = None) -> dict[str, Any]:
     """The one place an output row is assembled: the input fields, then the result, then ``_line``."""
     out = dict(row or {})
-    for key in ("prediction", "video_prompts", "videos_generated", "generation_errors", "timings", "error", "_line"):
+    for key in ("prediction", "video_prompts", "videos_generated", "generation_errors", "timings", "error", "_line",
+                *_SAFETY_KEYS):
         out.pop(key, None)
     if error is not None:
         out["error"] = error
@@ -189,6 +196,7 @@ def _output_row(line: int, row: dict[str, Any] | None, *, reply: Any = None, err
         if reply.generated or reply.generation_errors:
             out["videos_generated"] = [v.path for v in reply.generated]
             out["generation_errors"] = list(reply.generation_errors)
+        out.update(reply.safety_summary())
         out["timings"] = {k: round(float(v), 6) for k, v in reply.timings.items()}
     out["_line"] = line
     return out

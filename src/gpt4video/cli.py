@@ -62,12 +62,47 @@ def _dtype(name: str):  # noqa: ANN202
 
 def _format_timings(timings: dict[str, float]) -> str:
     parts = []
-    for key in ("decode", "encode", "abstract", "prefill", "time_to_first_token", "generation"):
+    for key in ("decode", "encode", "safety_input", "abstract", "prefill", "time_to_first_token", "generation",
+                "safety_prompt"):
         if key in timings:
             parts.append(f"{key} {timings[key]:.3f} s")
     if "tokens_per_second" in timings:
         parts.append(f"{timings['tokens_per_second']:.1f} tokens/s")
     return "timings: " + ", ".join(parts)
+
+
+def _add_safety_options(p: argparse.ArgumentParser) -> None:
+    """--no-safety, --safety-config and --audit-log: the same for every command that answers users."""
+    g = p.add_argument_group("safety (on by default: the request, each video prompt and each generated video "
+                             "are checked)")
+    g.add_argument("--no-safety", action="store_true", help="check nothing (for research on the raw model)")
+    g.add_argument("--safety-config", metavar="FILE", help="a YAML SafetyConfig: checkers and thresholds per stage")
+    g.add_argument("--audit-log", metavar="FILE", help="append every safety decision to this JSONL file")
+
+
+def _safety_policy(args: argparse.Namespace, device: str = "cpu"):  # noqa: ANN202
+    """The SafetyPolicy the options ask for, with its checkers loaded (None with --no-safety)."""
+    if args.no_safety:
+        if args.safety_config or args.audit_log:
+            raise InputError("--no-safety cannot be combined with --safety-config or --audit-log")
+        return None
+    from .safety import SafetyConfig, SafetyPolicy
+
+    if args.safety_config is not None:
+        if not os.path.isfile(args.safety_config):
+            raise InputError(f"{args.safety_config}: safety config file not found")
+        config = SafetyConfig.from_yaml(args.safety_config)
+    else:
+        config = SafetyConfig()
+    if args.audit_log is not None:
+        if os.path.isdir(args.audit_log):
+            raise InputError(f"{args.audit_log}: --audit-log must be a file, not a directory")
+        config.audit_log = args.audit_log
+    policy = SafetyPolicy(config, device=device)
+    try:
+        return policy.load()
+    except InputError as e:
+        raise InputError(f"{e} (or run with --no-safety)") from None
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -97,6 +132,7 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per answer instead of streaming text")
     p.add_argument("--show-timings", action="store_true", help="print timings to stderr after each answer")
     _add_generation_options(p)
+    _add_safety_options(p)
     p.set_defaults(func=_run_chat)
 
 
@@ -148,6 +184,7 @@ def _reply_json(reply, args: argparse.Namespace, assistant) -> dict:  # noqa: AN
         "num_prompt_tokens": reply.num_prompt_tokens,
         "num_generated_tokens": reply.num_generated_tokens,
         "finish_reason": reply.finish_reason,
+        **reply.safety_summary(),
         "model": args.model,
         "trained": assistant.model.trained,
         "notes": assistant.notes,
@@ -184,7 +221,9 @@ def _run_chat(args: argparse.Namespace) -> int:
 
         torch.manual_seed(args.seed)
     generation = _generation_settings(args)
-    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype, generation=generation)
+    safety = _safety_policy(args, args.device)
+    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype, generation=generation,
+                                          safety=safety)
     if not args.json:
         for note in assistant.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -353,6 +392,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--generate", action="store_true",
                    help="also render the rows' video prompts (rows gain videos_generated: the mp4 paths)")
     _add_generation_options(p)
+    _add_safety_options(p)
     p.set_defaults(func=_run_predict)
 
 
@@ -366,6 +406,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     resolve_config(args.model)  # check the model name before reading anything
     if not os.path.isfile(args.input):
         raise InputError(f"{args.input}: input file not found")
+    safety = _safety_policy(args, args.device)
 
     def load():  # noqa: ANN202 - called once, and only if some row still needs an answer
         if args.seed is not None:
@@ -373,7 +414,8 @@ def _run_predict(args: argparse.Namespace) -> int:
 
             torch.manual_seed(args.seed)
         generation = _generation_settings(args) if args.generate else None
-        assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype, generation=generation)
+        assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype, generation=generation,
+                                              safety=safety)
         for note in assistant.notes:
             print(f"note: {note}", file=sys.stderr)
         return assistant
@@ -450,6 +492,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--questions", type=_positive_int, default=4, help="questions per clip (default 4)")
     p.add_argument("--video", action="append", default=[], metavar="PATH", help="a real video to describe too")
     p.add_argument("--out", default="outputs/demo", help="where the rendered clips go (default outputs/demo)")
+    _add_safety_options(p)
     p.set_defaults(func=_run_demo)
 
 
@@ -461,7 +504,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     config = resolve_config(args.model)
     real = [load_video(p, num_frames=config.num_frames, max_side=config.frame_size) for p in args.video]
-    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype))
+    safety = _safety_policy(args, args.device)
+    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype), safety=safety)
     for note in assistant.notes:
         print(f"note: {note}", file=sys.stderr)
     params = GenerationParams(max_new_tokens=48)
@@ -510,6 +554,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     _add_generation_options(p)
+    _add_safety_options(p)
     p.set_defaults(func=_run_generate)
 
 
@@ -522,18 +567,13 @@ def _run_generate(args: argparse.Namespace) -> int:
     if args.generator == "none":
         raise InputError("generate needs a video generator (--generator synthetic or a diffusers backend)")
     generation = _generation_settings(args)
+    if not args.direct:
+        resolve_config(args.model)
+    safety = _safety_policy(args, args.device)
     if args.direct:
-        from .pipeline import render_prompt
-
-        video = render_prompt(generation, args.request.strip(), request=args.request.strip())
-        if args.json:
-            print(json.dumps({"text": "", "video_prompts": [video.prompt], "videos": [video.path]}))
-        else:
-            print(f"[video: {video.path}]  ({video.backend}: {video.prompt})")
-        return 0
-    resolve_config(args.model)
+        return _generate_direct(args, generation, safety)
     assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype),
-                                          generation=generation)
+                                          generation=generation, safety=safety)
     params = GenerationParams(max_new_tokens=args.max_new_tokens, seed=args.seed)
     reply = assistant.ask(args.request, (), params)
     if args.json:
@@ -545,8 +585,34 @@ def _run_generate(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         sys.stdout.write("\n")
         _print_generated(reply)
-        if not reply.video_prompts:
+        if not reply.video_prompts and not reply.refused:
             print("(the model wrote no video prompt for this request)", file=sys.stderr)
+    return 0
+
+
+def _generate_direct(args: argparse.Namespace, generation, safety) -> int:  # noqa: ANN001
+    """generate --direct: the request is the prompt; with safety on it is checked as a video prompt and the
+    frames before they are written."""
+    from .pipeline import render_checked, safety_rows
+
+    prompt = args.request.strip()
+    decisions = [safety.check_prompt(prompt)] if safety is not None else []
+    video = None
+    if not decisions or decisions[0].allowed:
+        video, decision = render_checked(generation, prompt, safety, request=prompt)
+        decisions += [decision] if decision is not None else []
+    refusal = next((d for d in decisions if not d.allowed), None)
+    if args.json:
+        print(json.dumps({"text": refusal.message if refusal else "", "video_prompts": [prompt],
+                          "videos": [video.path] if video else [], "refused": refusal is not None,
+                          "refused_by": refusal.stage if refusal else None,
+                          "refusal_category": refusal.category if refusal else None,
+                          "safety": safety_rows(decisions)},
+                         ensure_ascii=False))
+    elif refusal is not None:
+        print(refusal.message)
+    else:
+        print(f"[video: {video.path}]  ({video.backend}: {video.prompt})")  # type: ignore[union-attr]
     return 0
 
 

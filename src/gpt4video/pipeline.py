@@ -2,6 +2,22 @@
 
 Videos are decoded (T frames sampled uniformly by seeking) and encoded once, when they are attached;
 later turns reuse their features. Each reply streams as text pieces and ends with its timings.
+
+With a :class:`~gpt4video.safety.SafetyPolicy` (paper §3.5), every question goes through:
+
+1. ``input``: the user's message (and the last few user turns joined, so a request spread over
+   turns is seen whole) and the frames of every video not checked yet. The Open-NSFW frame encoder
+   records P(nsfw) of each frame while encoding it, so the frame check costs no second pass. A
+   flagged input gets a polite refusal naming the category; the model and the generator are not
+   called, and neither the turn nor its videos join the conversation.
+2. ``model``: the model itself may refuse (learned refusal, :mod:`gpt4video.safety.refusals`).
+3. ``prompt``: every ``<video_prompt>`` the model writes is checked before a generator sees it; a
+   blocked prompt is not rendered and the reply says why.
+4. ``output``: generated frames are checked before the video is written; a flagged video is
+   withheld and the reply says why.
+
+The reply reports ``refused``, the layer that refused (``refused_by``) and every verdict
+(``safety``). Without a policy (the default of this API; the CLI turns one on) nothing is checked.
 """
 
 from __future__ import annotations
@@ -11,9 +27,11 @@ import os
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from .errors import InputError
@@ -22,7 +40,17 @@ from .generators import VideoGenerator
 from .modeling import GenerationParams, GenerationStream, GPT4Video
 from .processing import Turn
 from .routing import StreamRouter, TextDelta
+from .safety.refusals import is_refusal, refusal_category
 from .video import VideoClip, load_video, write_video
+
+if TYPE_CHECKING:
+    from .encoders import FrameScoreRecord
+    from .safety import Decision, SafetyPolicy
+
+#: Safety layers, in the order a request meets them (``Reply.refused_by`` is one of them).
+LAYERS: tuple[str, ...] = ("input", "model", "prompt", "output")
+#: How many earlier user turns the input check reads together with the new message.
+CONTEXT_TURNS = 3
 
 UNTRAINED_NOTE = (
     "this model's video abstractor is untrained (no trained weights are loaded), so its answers do not "
@@ -60,7 +88,14 @@ class GenerationSettings:
 @dataclass
 class Reply:
     """One answer. Iterate for the text to show as it is generated (video prompts are routed out of it);
-    afterwards ``text``, ``video_prompts``, ``generated`` and ``timings`` are final."""
+    afterwards ``text``, ``video_prompts``, ``generated``, the safety fields and ``timings`` are final.
+
+    Safety: ``refused`` is true when some layer kept the user from what they asked for, and
+    ``refused_by`` names the first (``input``, ``model``, ``prompt`` or ``output``; see :data:`LAYERS`)
+    with ``refusal_category``. ``video_prompts`` holds the prompts that passed the prompt check;
+    ``blocked_prompts`` those that did not; ``withheld`` the prompts whose rendered video was flagged.
+    ``decisions`` are the policy's decisions; :attr:`safety` flattens their verdicts.
+    """
 
     _stream: GenerationStream
     _timings: dict[str, float]
@@ -70,6 +105,13 @@ class Reply:
     video_prompts: list[str] = field(default_factory=list)
     generated: list[GeneratedVideo] = field(default_factory=list)
     generation_errors: list[str] = field(default_factory=list)
+    blocked_prompts: list[str] = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)
+    refused: bool = False
+    refused_by: str | None = None
+    refusal_category: str | None = None
+    decisions: list[Decision] = field(default_factory=list)
+    _notices: list[str] = field(default_factory=list)
     _shown: list[str] = field(default_factory=list)
     _router: StreamRouter = field(default_factory=StreamRouter)
 
@@ -78,6 +120,28 @@ class Reply:
             yield from self._route(self._router.feed(piece))
         yield from self._route(self._router.close())
         self._finish()
+        for notice in self._notices:  # why a prompt was blocked or a video withheld
+            piece = ("\n" if "".join(self._shown).strip() else "") + notice
+            self._shown.append(piece)
+            yield piece
+
+    def refuse(self, layer: str, category: str | None) -> None:
+        """Record that ``layer`` refused (the first layer to refuse is the one reported)."""
+        if layer not in LAYERS:
+            raise ValueError(f"unknown safety layer {layer!r}; layers: {', '.join(LAYERS)}")
+        if not self.refused:
+            self.refused, self.refused_by, self.refusal_category = True, layer, category
+
+    @property
+    def safety(self) -> list[dict[str, Any]]:
+        """Every verdict of every stage, in the order the checks ran (see :func:`safety_rows`)."""
+        return safety_rows(self.decisions)
+
+    def safety_summary(self) -> dict[str, Any]:
+        """The safety fields of this reply as JSON-ready data (for ``chat --json`` and ``predict`` rows)."""
+        return {"refused": self.refused, "refused_by": self.refused_by, "refusal_category": self.refusal_category,
+                "blocked_prompts": list(self.blocked_prompts), "withheld": list(self.withheld),
+                "safety": self.safety}
 
     def _route(self, events: list) -> Iterator[str]:  # noqa: ANN001
         for event in events:
@@ -124,32 +188,61 @@ class Reply:
         return self._stream.finish_reason
 
 
-class Assistant:
-    """Holds a conversation: its turns and the features of every video attached so far."""
+def safety_rows(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
+    """The verdicts of ``decisions`` as rows ``{"stage", "source", "checker", "category", "score",
+    "threshold", "flagged", "reason"}`` (``source``: what the checker looked at: message,
+    conversation, video, prompt)."""
+    rows = []
+    for decision in decisions:
+        sources = decision.sources or [""] * len(decision.verdicts)
+        for verdict, source in zip(decision.verdicts, sources):
+            rows.append({"stage": decision.stage, "source": source, "checker": verdict.checker,
+                         "category": verdict.category, "score": round(verdict.score, 6),
+                         "threshold": round(verdict.threshold, 6), "flagged": verdict.flagged,
+                         "reason": verdict.reason})
+    return rows
 
-    def __init__(self, model: GPT4Video, generation: GenerationSettings | None = None) -> None:
+
+class Assistant:
+    """Holds a conversation: its turns and the features of every video attached so far.
+
+    ``safety``: a :class:`~gpt4video.safety.SafetyPolicy` to check every request and every video
+    made (see the module docstring); None checks nothing.
+    """
+
+    def __init__(self, model: GPT4Video, generation: GenerationSettings | None = None, *,
+                 safety: SafetyPolicy | None = None) -> None:
         self.model = model
         self.generation = generation
+        self.safety = safety
         self.turns: list[Turn] = []
         self.video_paths: list[str] = []
         self._features: list[torch.Tensor] = []  # one (1, T, N, D) per video
         self._pending: list[int] = []  # videos attached but not yet asked about
+        # videos not yet safety-checked: index → (frames (T, H, W, 3) uint8, scores the encoder recorded)
+        self._unchecked: dict[int, tuple[np.ndarray, FrameScoreRecord | None]] = {}
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike[str], *, generation: GenerationSettings | None = None,
-                        **kwargs) -> Assistant:  # noqa: ANN003
-        return cls(GPT4Video.from_pretrained(name_or_path, **kwargs), generation)
+                        safety: SafetyPolicy | None = None, **kwargs) -> Assistant:  # noqa: ANN003
+        return cls(GPT4Video.from_pretrained(name_or_path, **kwargs), generation, safety=safety)
 
     @property
     def notes(self) -> list[str]:
         """Things the user must know about the answers (an untrained model, for instance)."""
         return [] if self.model.trained else [UNTRAINED_NOTE]
 
+    @property
+    def checking(self) -> bool:
+        """Whether a safety policy is on."""
+        return self.safety is not None and self.safety.config.enabled
+
     def reset(self) -> None:
         self.turns.clear()
         self.video_paths.clear()
         self._features.clear()
         self._pending.clear()
+        self._unchecked.clear()
 
     def load(self, path: str | os.PathLike[str]) -> VideoClip:
         """Decode a video the way this model samples it (checks the file; raises VideoError if bad)."""
@@ -160,15 +253,24 @@ class Assistant:
         """Decode (paths) and encode videos now; they join the next question. Returns decode/encode seconds.
 
         All files are decoded before any is kept, so one bad file leaves the conversation unchanged.
+        With safety on, the frames are kept (with the P(nsfw) the encoder recorded, if it records any)
+        until the next question checks them.
         """
         clips = [v if isinstance(v, VideoClip) else self.load(v) for v in videos]
         t1 = time.perf_counter()
-        features = self.model.encode_frames([c.frames for c in clips]) if clips else None  # (V, T, N, D)
+        record = None
+        if clips and self.checking:
+            with self.model.encoder.recording_frame_scores() as record:
+                features = self.model.encode_frames([c.frames for c in clips])  # (V, T, N, D)
+        else:
+            features = self.model.encode_frames([c.frames for c in clips]) if clips else None  # (V, T, N, D)
         t2 = time.perf_counter()
         for i, clip in enumerate(clips):
             self.video_paths.append(str(clip.info.path))
             self._features.append(features[i : i + 1])  # type: ignore[index]
             self._pending.append(len(self.video_paths) - 1)
+            if self.checking:
+                self._unchecked[len(self.video_paths) - 1] = (clip.frames, _video_record(record, i, len(clips)))
         return {"decode": sum(c.seconds for c in clips), "encode": t2 - t1}
 
     def ask(
@@ -179,7 +281,11 @@ class Assistant:
         if not isinstance(text, str) or not text.strip():
             raise InputError("the question is empty")
         timings = self.attach(videos) if videos else {}
-        user = Turn("user", text.strip(), videos=list(self._pending))
+        request = text.strip()
+        decision = self._check_input(request, timings)
+        if decision is not None and not decision.allowed:
+            return self._refused_reply(decision, timings, request)
+        user = Turn("user", request, videos=list(self._pending))
         turns = [*self.turns, user]
         features = torch.cat(self._features, dim=0) if self._features else None
         stream = self.model.generate_stream(turns, (), params, features=features)
@@ -188,23 +294,117 @@ class Assistant:
             # The history keeps the reply as written (tags included), so the model sees what it asked for.
             self.turns.extend([user, Turn("assistant", reply.raw_text)])
             self._pending.clear()
-            if self.generation is not None:
-                t0 = time.perf_counter()
-                for prompt in reply.video_prompts:
-                    try:
-                        reply.generated.append(self.render(prompt, request=text.strip()))
-                    except InputError as e:  # PromptNotSupported, or a size the backend cannot make
-                        reply.generation_errors.append(str(e))
-                if reply.video_prompts:
-                    reply._timings["video_generation"] = time.perf_counter() - t0
+            if is_refusal(reply.raw_text):
+                category = refusal_category(reply.raw_text)
+                reply.refuse("model", category)
+                if self.checking:
+                    reply.decisions.append(self.safety.note_model_refusal(request, reply.raw_text, category))
+            self._check_and_render(reply, request)
 
-        return Reply(stream, timings, done, videos=[self.video_paths[i] for i in user.videos], request=text.strip())
+        reply = Reply(stream, timings, done, videos=[self.video_paths[i] for i in user.videos], request=request)
+        if decision is not None:
+            reply.decisions.append(decision)
+        return reply
+
+    # -- safety ----------------------------------------------------------------------------------
+
+    def _context(self, request: str) -> str | None:
+        """The last :data:`CONTEXT_TURNS` user messages and this one, joined (None without history)."""
+        earlier = [t.text for t in self.turns if t.role == "user"][-CONTEXT_TURNS:]
+        return "\n".join([*earlier, request]) if earlier else None
+
+    def _check_input(self, request: str, timings: dict[str, float]) -> Decision | None:
+        """The input decision for ``request`` and every video not checked yet (None with safety off)."""
+        if not self.checking:
+            return None
+        t0 = time.perf_counter()
+        unchecked = sorted(self._unchecked)
+        frames = [self._unchecked[i][0] for i in unchecked]
+        records = [self._unchecked[i][1] for i in unchecked]
+        decision = self.safety.check_input(request, frames, frame_scores=records,  # type: ignore[union-attr]
+                                           context=self._context(request))
+        self._unchecked.clear()
+        timings["safety_input"] = time.perf_counter() - t0
+        return decision
+
+    def _refused_reply(self, decision: Decision, timings: dict[str, float], request: str) -> Reply:
+        """A reply carrying the input refusal; the model is not called. The refused turn and the
+        videos that came with it leave the conversation."""
+        videos = [self.video_paths[i] for i in self._pending]
+        for i in sorted(self._pending, reverse=True):  # pending videos are always the last ones attached
+            del self.video_paths[i]
+            del self._features[i]
+        self._pending.clear()
+        stream = GenerationStream(iter([decision.message]), finish_reason="refused")
+        reply = Reply(stream, timings, videos=videos, request=request)
+        reply.decisions.append(decision)
+        reply.refuse("input", decision.category)
+        return reply
+
+    def _check_and_render(self, reply: Reply, request: str) -> None:
+        """Check each video prompt of ``reply``; render the allowed ones (checking their frames)."""
+        written = list(reply.video_prompts)
+        reply.video_prompts.clear()
+        t0 = time.perf_counter()
+        for prompt in written:
+            if self.checking:
+                decision = self.safety.check_prompt(prompt)  # type: ignore[union-attr]
+                reply.decisions.append(decision)
+                if not decision.allowed:
+                    reply.blocked_prompts.append(prompt)
+                    reply._notices.append(decision.message)
+                    reply.refuse("prompt", decision.category)
+                    continue
+            reply.video_prompts.append(prompt)
+            if self.generation is None:
+                continue
+            try:
+                video, decision = render_checked(self.generation, prompt, self.safety if self.checking else None,
+                                                 request=request, model=self.model.source)
+            except InputError as e:  # PromptNotSupported, or a size the backend cannot make
+                reply.generation_errors.append(str(e))
+                continue
+            if decision is not None:
+                reply.decisions.append(decision)
+            if video is not None:
+                reply.generated.append(video)
+            else:
+                reply.withheld.append(prompt)
+                reply._notices.append(decision.message)  # type: ignore[union-attr]
+                reply.refuse("output", decision.category)  # type: ignore[union-attr]
+        if written and self.checking:
+            reply._timings["safety_prompt"] = time.perf_counter() - t0
+        if written and self.generation is not None:
+            reply._timings["video_generation"] = time.perf_counter() - t0
 
     def render(self, prompt: str, *, request: str = "") -> GeneratedVideo:
-        """Render one video prompt with the configured backend; writes the mp4 (and gif) plus a JSON sidecar."""
+        """Render one video prompt with the configured backend; writes the mp4 (and gif) plus a JSON sidecar.
+        (No safety check: :func:`render_checked` is the checked path.)"""
         if self.generation is None:
             raise InputError("no video generator is configured")
         return render_prompt(self.generation, prompt, request=request, model=self.model.source)
+
+
+def _video_record(record: FrameScoreRecord | None, index: int, count: int) -> FrameScoreRecord | None:
+    """Video ``index``'s share of a record filled while encoding ``count`` videos of T frames each."""
+    if record is None or not record.available or not record.scores or len(record.scores) % count:
+        return None
+    t = len(record.scores) // count
+    return replace(record, scores=record.scores[index * t:(index + 1) * t])
+
+
+def render_checked(g: GenerationSettings, prompt: str, safety: SafetyPolicy | None, *, request: str = "",
+                   model: str = "") -> tuple[GeneratedVideo | None, Decision | None]:
+    """Render ``prompt`` like :func:`render_prompt`, but check the frames before anything is written:
+    returns (the video, the output decision), or (None, the decision) when the frames were flagged
+    (nothing is written). The prompt itself is not checked here (the caller checks it first)."""
+    t0 = time.perf_counter()
+    frames = g.generator(prompt, num_frames=g.num_frames, height=g.height, width=g.width, seed=g.seed,
+                         progress=g.progress)
+    decision = safety.check_output(frames) if safety is not None else None
+    if decision is not None and not decision.allowed:
+        return None, decision
+    return _write_rendered(g, prompt, frames, t0, request=request, model=model), decision
 
 
 def render_prompt(g: GenerationSettings, prompt: str, *, request: str = "", model: str = "") -> GeneratedVideo:
@@ -212,6 +412,12 @@ def render_prompt(g: GenerationSettings, prompt: str, *, request: str = "", mode
     t0 = time.perf_counter()
     frames = g.generator(prompt, num_frames=g.num_frames, height=g.height, width=g.width, seed=g.seed,
                          progress=g.progress)
+    return _write_rendered(g, prompt, frames, t0, request=request, model=model)
+
+
+def _write_rendered(g: GenerationSettings, prompt: str, frames: Any, t0: float, *, request: str,
+                    model: str) -> GeneratedVideo:
+    """Write generated ``frames`` (made from ``prompt``, starting at ``t0``) as mp4 (+ gif) and sidecar."""
     t1 = time.perf_counter()
     stem = _file_stem(prompt)
     out = Path(g.output_dir)

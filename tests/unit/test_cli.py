@@ -12,21 +12,8 @@ from gpt4video.video import write_video
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, tiny_llm_dir, tiny_clip_dir):
-    import torch
-
-    from gpt4video.config import AbstractorConfig, EncoderConfig, LLMConfig, LoraConfig, ModelConfig
-    from gpt4video.modeling import GPT4Video
-
-    config = ModelConfig(
-        encoder=EncoderConfig(name="clip", model=str(tiny_clip_dir)),
-        abstractor=AbstractorConfig(encoder_dim=32, tokens_per_frame=17, max_frames=4, hidden_size=32,
-                                    num_layers=1, num_heads=4, num_queries=4, output_dim=32),
-        llm=LLMConfig(model=str(tiny_llm_dir), lora=LoraConfig(r=2, alpha=4, dropout=0.0)),
-        frame_size=64,
-    )
-    torch.manual_seed(0)
-    return GPT4Video.from_config(config).save_pretrained(tmp_path_factory.mktemp("cli") / "model")
+def tiny_model_dir(tiny_saved_model_dir):
+    return tiny_saved_model_dir
 
 
 @pytest.fixture(scope="module")
