@@ -38,6 +38,7 @@ data: setup
 	$(BIN)/gpt4video data synthetic --out data/synth --split train --num-clips 2000
 	$(BIN)/gpt4video data synthetic --out data/synth --split val --num-clips 200
 	$(BIN)/gpt4video data synthetic --out data/synth --split test --num-clips 300
+	$(BIN)/gpt4video data safety --out data/safety/train.jsonl --split-dir data/synth/train
 
 # Reproduce the shipped weights of the offline default (stage 1, then stage 2), and install them.
 train-default: data
