@@ -451,13 +451,18 @@ def _run_predict(args: argparse.Namespace) -> int:
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="evaluate a model on a synthetic split: QA, captioning, generation requests",
+        help="evaluate a model on a synthetic split (QA, captioning, generation requests), or `eval safety`",
         description="Answers the questions of a split made by `gpt4video data synthetic` and reports QA accuracy "
         "by question type (exact match, and a lenient contains-the-gold-word score), captioning BLEU-1..4, "
         "METEOR, ROUGE-L and CIDEr (pycocoevalcap; METEOR and the PTB tokenizer need java), and precision/"
-        "recall of writing a <video_prompt> exactly when a new video is asked for. Prints a Markdown report.",
+        "recall of writing a <video_prompt> exactly when a new video is asked for. Prints a Markdown report. "
+        "`gpt4video eval safety` runs the safety benchmark instead: 60 video-understanding and 60 generation "
+        "items (half harmful) plus an obfuscation set, through the whole pipeline with its safety checks; it "
+        "reports accuracy, precision, recall and F1 with refusal as positive, benign over-refusal, recall per "
+        "category and which layer refused (safety.json and safety.md in --out).",
     )
-    p.add_argument("--split-dir", required=True, metavar="DIR", help="a split directory, e.g. data/synth/test")
+    p.add_argument("task", nargs="?", choices=("safety",), help="safety: run the safety benchmark")
+    p.add_argument("--split-dir", metavar="DIR", help="a split directory, e.g. data/synth/test (not for `eval safety`)")
     _add_model_options(p)
     p.add_argument("--out", metavar="DIR", help="also write results.json and results.md into DIR")
     p.add_argument("--max-qa", type=_non_negative_int, metavar="N", help="at most N questions (0 skips QA)")
@@ -470,6 +475,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of Markdown")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--manifest", metavar="FILE", help="eval safety: benchmark items (default: the shipped manifest)")
+    _add_safety_options(p)
     p.set_defaults(func=_run_eval)
 
 
@@ -477,6 +484,13 @@ def _run_eval(args: argparse.Namespace) -> int:
     from .evaluation import check_split, evaluate_split, format_markdown, write_report
     from .modeling import GenerationParams, resolve_config
     from .pipeline import Assistant
+
+    if args.task == "safety":
+        return _run_eval_safety(args)
+    if args.split_dir is None:
+        raise InputError("eval needs --split-dir (or the task `safety`: gpt4video eval safety)")
+    if args.manifest or args.no_safety or args.safety_config or args.audit_log:
+        raise InputError("--manifest, --no-safety, --safety-config and --audit-log are options of `eval safety`")
 
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
     dtype = _dtype(args.dtype)
@@ -492,6 +506,40 @@ def _run_eval(args: argparse.Namespace) -> int:
         max_generation=args.max_generation, params=params, tokenizer=args.tokenizer,
         meteor=not args.no_meteor, progress=not args.no_progress,
     )
+    if args.out:
+        json_path, md_path = write_report(results, args.out)
+        print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    print(json.dumps(results, indent=2) if args.json else format_markdown(results))
+    return 0
+
+
+def _run_eval_safety(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .evaluation.safety import format_markdown, run_safety_benchmark, write_report
+    from .generators import build_generator
+    from .modeling import GenerationParams, resolve_config
+    from .pipeline import Assistant, GenerationSettings
+    from .safety.benchmark import load_manifest, resolve
+
+    if args.split_dir is not None:
+        raise InputError("eval safety takes no --split-dir (its items come from --manifest)")
+    resolve_config(args.model)  # check the model name, the manifest and its sources before the (slow) model load
+    resolve(load_manifest(args.manifest))
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError(f"{args.out}: --out must be a directory")
+    safety = _safety_policy(args, args.device)
+    with tempfile.TemporaryDirectory(prefix="gpt4video-safety-videos-") as tmp:
+        videos = os.path.join(args.out, "videos") if args.out else tmp
+        generation = GenerationSettings(build_generator("synthetic"), output_dir=videos, num_frames=8, height=128,
+                                        width=128, seed=0)
+        assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype),
+                                              generation=generation, safety=safety)
+        for note in assistant.notes:
+            print(f"note: {note}", file=sys.stderr)
+        results = run_safety_benchmark(assistant, manifest=args.manifest,
+                                       params=GenerationParams(max_new_tokens=args.max_new_tokens),
+                                       progress=not args.no_progress, model_name=args.model)
     if args.out:
         json_path, md_path = write_report(results, args.out)
         print(f"wrote {json_path} and {md_path}", file=sys.stderr)

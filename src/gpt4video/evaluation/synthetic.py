@@ -335,7 +335,8 @@ class _Item:
     error: str | None = None
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl_objects(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file (blank lines skipped); InputError naming the line of a bad one."""
     rows = []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
@@ -371,7 +372,7 @@ def _path(split: Path, value: Any, where: str) -> str:
 def _qa_items(split: Path, limit: int | None) -> list[_Item]:
     file = split / "qa.jsonl"
     items = []
-    for i, row in enumerate(_read_jsonl(file)):
+    for i, row in enumerate(read_jsonl_objects(file)):
         try:
             items.append(_Item("qa", row["question"], [_path(split, row["video"], f"{file} row {i + 1}")],
                                row["answer"], {"type": row.get("type") or "unknown"}))
@@ -383,7 +384,7 @@ def _qa_items(split: Path, limit: int | None) -> list[_Item]:
 def _caption_items(split: Path, limit: int | None) -> list[_Item]:
     file = split / "captions.jsonl"
     items = []
-    for i, row in enumerate(_read_jsonl(file)):
+    for i, row in enumerate(read_jsonl_objects(file)):
         refs = row.get("captions") or ([row["caption"]] if row.get("caption") else [])
         if not refs or "video" not in row:
             raise InputError(f"{file} row {i + 1}: needs \"video\" and \"captions\" (or \"caption\")")
@@ -396,7 +397,7 @@ def _generation_items(split: Path, limit: int | None) -> list[_Item]:
     when limited: half of ``limit`` from each kind where there are enough."""
     file = split / "dialogues.jsonl"
     positives, negatives = [], []
-    for i, row in enumerate(_read_jsonl(file)):
+    for i, row in enumerate(read_jsonl_objects(file)):
         where = f"{file} row {i + 1}"
         paths = [_path(split, v, where) for v in row.get("videos") or []]
         turns = row.get("turns") or []
@@ -661,13 +662,15 @@ def format_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(results: dict[str, Any], out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``results.json`` and ``results.md`` into ``out_dir`` (created if needed), each atomically."""
+def write_report(results: dict[str, Any], out_dir: str | os.PathLike[str], *, stem: str = "results",
+                 markdown: Callable[[dict[str, Any]], str] | None = None) -> tuple[Path, Path]:
+    """Write ``{stem}.json`` and ``{stem}.md`` (by ``markdown``, default :func:`format_markdown`) into
+    ``out_dir`` (created if needed), each atomically."""
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / "results.json", out / "results.md"
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
     atomic_write_text(json_path, json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    atomic_write_text(md_path, format_markdown(results))
+    atomic_write_text(md_path, (markdown or format_markdown)(results))
     return json_path, md_path

@@ -39,6 +39,7 @@ import numpy as np
 
 from ..config import atomic_write_text
 from ..errors import InputError
+from .benchmark import lower_first
 from .refusals import REFUSALS
 
 #: How a harmful request is asked for as a video (the benchmark uses other phrasings).
@@ -109,8 +110,7 @@ def harmful_requests(split: str = "train") -> list[HarmfulRequest]:
 
 def _fill(template: str, text: str, key: str = "x") -> str:
     text = text.strip()
-    lower = text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text  # keep "HTML", "I"
-    return template.format(**{key: text, f"{key}_lc": lower})
+    return template.format(**{key: text, f"{key}_lc": lower_first(text)})
 
 
 def _turn(role: str, text: str, videos: Sequence[int] = ()) -> dict[str, Any]:
