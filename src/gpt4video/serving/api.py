@@ -1,0 +1,287 @@
+"""The OpenAI-compatible API: ``/v1/models``, ``/v1/chat/completions`` (also streamed), ``/v1/files``.
+
+Extensions to OpenAI's chat completion message (extra fields that OpenAI clients keep):
+
+- ``videos``: the videos rendered for the reply's video prompts, each ``{"id", "url", "prompt",
+  "backend", "seed", "content_type", "bytes", "expires_at"}``; download with ``GET /v1/files/{id}/content``.
+- ``video_prompts``: the prompts the model wrote; ``generation_errors``: why a prompt was not rendered.
+- ``safety``: the safety verdicts of the turn (checker, category, score, threshold, reason);
+  ``refusal`` holds the reply text when the turn was refused.
+
+Request extension: ``generator`` names the text-to-video backend ("none": only report the prompts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import InputError
+from ..modeling import GenerationParams
+from .config import ServeConfig
+from .engine import ChatResult, ChatTurn, Delta, Done, Engine, Job
+from .errors import BadRequest, NotFound, ServeError, Unauthorized, error_body
+from .files import FileStore, too_large
+from .inputs import VideoInputs
+from .messages import parse_messages
+
+NO_GENERATOR = "none"
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's request body (the fields this server uses; other fields are accepted and ignored)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[Any] = Field(min_length=1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = Field(default=None, ge=0, lt=2**63)
+    n: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    generator: str | None = None
+
+
+class Api:
+    """The routes, bound to one engine, store and config."""
+
+    def __init__(self, config: ServeConfig, engine: Engine, store: FileStore, inputs: VideoInputs,
+                 default_generator: str | None) -> None:
+        self.config = config
+        self.engine = engine
+        self.store = store
+        self.inputs = inputs
+        self.default_generator = default_generator
+        self.started = int(time.time())
+
+    # -- request pieces --------------------------------------------------------------------------
+    def check_key(self, request: Request) -> None:
+        key = self.config.api_key
+        if key is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise Unauthorized("no API key: send it as 'Authorization: Bearer YOUR_KEY'",
+                               headers={"WWW-Authenticate": "Bearer"})
+        if not secrets.compare_digest(given.strip().encode(), key.encode()):
+            raise Unauthorized("incorrect API key", headers={"WWW-Authenticate": "Bearer"})
+
+    def params(self, body: ChatCompletionRequest) -> GenerationParams:
+        if body.model != self.config.model_name:
+            raise NotFound(f"the model {body.model!r} does not exist on this server; it serves "
+                           f"{self.config.model_name!r}", param="model", code="model_not_found")
+        if body.n not in (None, 1):
+            raise BadRequest("n must be 1: this server writes one answer per request", param="n")
+        max_tokens = body.max_completion_tokens or body.max_tokens or self.config.default_max_tokens
+        if max_tokens > self.config.max_tokens:
+            raise BadRequest(f"max_tokens is {max_tokens}; this server allows at most {self.config.max_tokens}",
+                             param="max_tokens")
+        stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+        if len(stops) > 4 or any(not s for s in stops):
+            raise BadRequest("stop must be up to 4 non-empty strings", param="stop")
+        return GenerationParams(max_new_tokens=max_tokens, temperature=body.temperature or 0.0,
+                                top_p=body.top_p or 1.0, seed=body.seed, stop=("###", *stops))
+
+    def generator(self, name: str | None) -> str | None:
+        name = self.default_generator if name is None else name
+        return None if name in (None, NO_GENERATOR) else name
+
+    def load_turns(self, messages: list[Any], host: str | None) -> list[ChatTurn]:
+        """Parse the messages and decode every video (runs in a worker thread: decoding is slow)."""
+        parsed = parse_messages(messages, max_videos=self.config.max_videos)
+        turns = []
+        for turn in parsed:
+            clips = [self.inputs.load_base64(ref.value, ref.where) if ref.is_base64
+                     else self.inputs.load_reference(ref.value, ref.where, host=host) for ref in turn.videos]
+            turns.append(ChatTurn(turn.role, turn.text, clips))
+        return turns
+
+    # -- responses -------------------------------------------------------------------------------
+    def message_extras(self, result: ChatResult, request: Request) -> dict[str, Any]:
+        base = str(request.base_url).rstrip("/")
+        videos = [{"id": v.file.id, "url": f"{base}/v1/files/{v.file.id}/content", "prompt": v.prompt,
+                   "backend": v.backend, "seed": v.seed, "content_type": v.file.content_type,
+                   "bytes": v.file.bytes, "expires_at": v.file.expires_at} for v in result.videos]
+        return {"refusal": result.text if result.refused else None, "videos": videos,
+                "video_prompts": result.video_prompts, "generation_errors": result.generation_errors,
+                "safety": result.safety}
+
+    @staticmethod
+    def usage(result: ChatResult) -> dict[str, int]:
+        return {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+                "total_tokens": result.prompt_tokens + result.completion_tokens}
+
+    def completion(self, job: Job, result: ChatResult, request: Request) -> dict[str, Any]:
+        message = {"role": "assistant", "content": result.text, **self.message_extras(result, request)}
+        return {"id": job.id, "object": "chat.completion", "created": job.created, "model": self.config.model_name,
+                "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason, "logprobs": None}],
+                "usage": self.usage(result), "timings": result.timings}
+
+    def chunk(self, job: Job, delta: dict[str, Any], finish_reason: str | None = None) -> str:
+        data = {"id": job.id, "object": "chat.completion.chunk", "created": job.created,
+                "model": self.config.model_name,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]}
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+    async def stream(self, job: Job, request: Request, include_usage: bool) -> AsyncIterator[str]:
+        yield self.chunk(job, {"role": "assistant", "content": ""})
+        try:
+            async for event in job.events(self.config.request_timeout):
+                if isinstance(event, Delta):
+                    yield self.chunk(job, {"content": event.text})
+                elif isinstance(event, Done):
+                    result = event.result
+                    yield self.chunk(job, self.message_extras(result, request), result.finish_reason)
+                    if include_usage:
+                        data = {"id": job.id, "object": "chat.completion.chunk", "created": job.created,
+                                "model": self.config.model_name, "choices": [], "usage": self.usage(result)}
+                        yield f"data: {json.dumps(data)}\n\n"
+        except InputError as e:  # headers are sent: the error travels as an event (the SDK raises it)
+            yield f"data: {json.dumps(error_object(e)[1])}\n\n"
+        except Exception as e:  # noqa: BLE001
+            yield f"data: {json.dumps(error_body(f'internal error: {type(e).__name__}', type='server_error'))}\n\n"
+        yield "data: [DONE]\n\n"
+
+    # -- routes ----------------------------------------------------------------------------------
+    def router(self) -> APIRouter:
+        r = APIRouter(prefix="/v1", dependencies=[Depends(self.check_key)])
+
+        @r.get("/models")
+        def models() -> dict[str, Any]:
+            return {"object": "list", "data": [self.model_card()]}
+
+        @r.get("/models/{model_id:path}")
+        def model(model_id: str) -> dict[str, Any]:
+            if model_id != self.config.model_name:
+                raise NotFound(f"the model {model_id!r} does not exist on this server", code="model_not_found")
+            return self.model_card()
+
+        @r.post("/chat/completions")
+        async def chat(body: ChatCompletionRequest, request: Request) -> Any:
+            params = self.params(body)
+            generator = self.generator(body.generator)
+            turns = await run_in_threadpool(self.load_turns, body.messages, request.headers.get("host"))
+            job = self.engine.submit(turns, params, generator, asyncio.get_running_loop())
+            if body.stream:
+                include_usage = bool((body.stream_options or {}).get("include_usage"))
+                return StreamingResponse(self.stream(job, request, include_usage), media_type="text/event-stream",
+                                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            result = await self.wait(job, request)
+            if result is None:  # the client went away; nobody reads this
+                return Response(status_code=499)
+            return self.completion(job, result, request)
+
+        @r.post("/files")
+        async def upload(file: UploadFile = File(...), purpose: str = Form("user_data")) -> dict[str, Any]:
+            limit = self.config.max_upload_bytes
+            if file.size is not None and file.size > limit:
+                raise too_large(f"{file.filename!r}", file.size, limit)
+            stored = await run_in_threadpool(self.store.add_stream, file.file, file.filename or "upload", purpose,
+                                             max_bytes=limit, content_type=file.content_type)
+            return stored.to_openai()
+
+        @r.get("/files")
+        def list_files(purpose: str | None = None) -> dict[str, Any]:
+            return {"object": "list", "data": [f.to_openai() for f in self.store.list(purpose)], "has_more": False}
+
+        @r.get("/files/{file_id}")
+        def get_file(file_id: str) -> dict[str, Any]:
+            return self.store.get(file_id).to_openai()
+
+        @r.get("/files/{file_id}/content")
+        def file_content(file_id: str) -> FileResponse:
+            record = self.store.get(file_id)
+            return FileResponse(record.path, media_type=record.content_type, filename=record.filename,
+                                content_disposition_type="inline")
+
+        @r.delete("/files/{file_id}")
+        def delete_file(file_id: str) -> dict[str, Any]:
+            self.store.get(file_id)  # 404 for a bad id
+            return {"id": file_id, "object": "file", "deleted": self.store.delete(file_id)}
+
+        @r.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+        def unknown(path: str) -> None:
+            raise NotFound(f"no such endpoint: /v1/{path}", code="unknown_url")
+
+        return r
+
+    def model_card(self) -> dict[str, Any]:
+        return {"id": self.config.model_name, "object": "model", "created": self.started, "owned_by": "gpt4video"}
+
+    async def wait(self, job: Job, request: Request) -> ChatResult | None:
+        """The job's result; None (and the job cancelled) if the client disconnects while it waits."""
+        task = asyncio.ensure_future(job.result(self.config.request_timeout))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=0.5)
+                if done:
+                    return task.result()
+                if await request.is_disconnected():
+                    job.cancel()
+                    return None
+        finally:
+            if not task.done():
+                task.cancel()
+
+
+def error_object(error: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """HTTP status, body and headers for an error."""
+    if isinstance(error, ServeError):
+        return error.status, error.body(), error.headers
+    if isinstance(error, InputError):
+        return 400, error_body(str(error), type="invalid_request_error"), {}
+    return 500, error_body(f"internal error: {type(error).__name__}", type="server_error"), {}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error of the API as an OpenAI error object with the right status, never a traceback."""
+    from starlette.exceptions import HTTPException
+
+    def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse(body, status_code=status, headers=headers or None)
+
+    @app.exception_handler(InputError)
+    async def input_error(request: Request, exc: InputError) -> JSONResponse:
+        return respond(*error_object(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        param = ".".join(loc) or None
+        message = first.get("msg", "invalid request")
+        if first.get("type") == "json_invalid":
+            message = "the request body is not valid JSON"
+        elif param:
+            message = f"{param}: {message}"
+        return respond(400, error_body(message, type="invalid_request_error", param=param))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        kind: Literal["invalid_request_error", "server_error"] = (
+            "server_error" if exc.status_code >= 500 else "invalid_request_error")
+        return respond(exc.status_code, error_body(str(exc.detail), type=kind), dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        import logging
+
+        logging.getLogger("gpt4video.serve").error("internal error on %s %s", request.method, request.url.path,
+                                                    exc_info=exc)
+        return respond(*error_object(exc)[:2])

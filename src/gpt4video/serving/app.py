@@ -1,0 +1,232 @@
+"""The server: the API and the chat page in one FastAPI app, served by uvicorn.
+
+    app = create_app(ServeConfig(...), model, generators={"synthetic": SyntheticGenerator()})
+    serve(app, config)                      # blocks; SIGINT/SIGTERM shut it down gracefully
+
+``create_app`` wires one :class:`~gpt4video.serving.engine.Engine` (the model's worker thread and its
+bounded queue) to the OpenAI-compatible routes under ``/v1``, ``GET /health`` and, when
+``config.web``, the Gradio page at ``/``. Middleware logs one line per request and answers 413 for
+a body over the limit before reading it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from ..generators import VideoGenerator
+from ..modeling import GPT4Video
+from .api import Api, install_error_handlers
+from .config import MB, ServeConfig
+from .engine import Engine
+from .errors import error_body
+from .files import FileStore
+from .inputs import VideoInputs, VideoLimits
+
+log = logging.getLogger("gpt4video.serve")
+
+
+# -- middleware ------------------------------------------------------------------------------------
+class RequestLog:
+    """One log line per HTTP request: client, method, path, status, bytes sent, milliseconds."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status, sent = 0, 0
+
+        async def send_and_count(message: dict) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_count)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            log.info('%s "%s %s" %s %dB %.0fms', client[0], scope["method"], scope["path"], status or 500, sent,
+                     (time.perf_counter() - start) * 1000)
+
+
+class BodyLimit:
+    """Answer 413 for a request body over its path's limit, from Content-Length before reading it, or as
+    soon as a body without one passes it. A moderately oversized body is read and dropped first, so the
+    client (still sending) sees the 413 instead of a reset connection."""
+
+    def __init__(self, app: Any, limit_for: Callable[[str, str], int | None]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        limit = self.limit_for(scope.get("method", ""), scope.get("path", "")) if scope["type"] == "http" else None
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            if int(length) <= 4 * limit + 16 * MB:
+                while (await receive()).get("more_body", False):
+                    pass
+            await self._reject(send, int(length), limit)
+            return
+        received = 0
+
+        async def counted() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    from starlette.exceptions import HTTPException
+
+                    raise HTTPException(413, _too_large_message(received, limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+    @staticmethod
+    async def _reject(send: Callable, size: int, limit: int) -> None:
+        body = json.dumps(error_body(_too_large_message(size, limit), type="invalid_request_error",
+                                     code="payload_too_large")).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _too_large_message(size: int, limit: int) -> str:
+    return (f"the request body is {size / 1e6:.1f} MB; this server accepts at most {limit / 1e6:.1f} MB "
+            "(see its --max-upload-mb)")
+
+
+# -- the app ---------------------------------------------------------------------------------------
+def create_app(config: ServeConfig, model: GPT4Video, *, generators: Mapping[str, VideoGenerator],
+               default_generator: str | None = None, web: bool | None = None,
+               assistant_options: Mapping[str, Any] | None = None) -> FastAPI:
+    """The whole server for ``model``. ``generators`` are the text-to-video backends clients may choose
+    (by name); ``default_generator`` is used when a request names none (None: only report prompts).
+    ``assistant_options`` go to every Assistant the engine makes (``{"safety": policy}``)."""
+    if default_generator is not None and default_generator not in generators:
+        raise ValueError(f"default generator {default_generator!r} is not among {sorted(generators)}")
+    owned = config.storage_dir is None
+    root = Path(tempfile.mkdtemp(prefix="gpt4video-serve-")) if owned else Path(config.storage_dir)
+    store = FileStore(root, ttl=config.file_ttl_seconds)
+    engine = Engine(model, store, generators=generators, queue_size=config.queue_size,
+                    video_frames=config.video_frames, video_size=config.video_size,
+                    assistant_options=assistant_options)
+    inputs = VideoInputs(store, VideoLimits(max_bytes=config.max_upload_bytes, max_seconds=config.max_video_seconds,
+                                            num_frames=model.config.num_frames, max_side=model.config.frame_size,
+                                            allow_url_fetch=config.allow_url_fetch),
+                         own_hosts=frozenset({f"{config.host}:{config.port}", f"localhost:{config.port}"}))
+    api = Api(config, engine, store, inputs, default_generator)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine.start()
+        sweeper = asyncio.create_task(_sweep_forever(store, min(60.0, config.file_ttl_seconds / 4)))
+        log.info("serving %s (queue %d, generators: %s)", config.model_name, config.queue_size,
+                 ", ".join(generators) or "none")
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await asyncio.to_thread(engine.stop, config.shutdown_timeout)
+            if owned:
+                shutil.rmtree(root, ignore_errors=True)
+            log.info("stopped")
+
+    app = FastAPI(title="gpt4video", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.engine, app.state.store, app.state.api = engine, store, api
+    install_error_handlers(app)
+    app.include_router(api.router())
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok" if engine.ready else "unavailable", "model": config.model_name,
+                "trained": bool(getattr(model, "trained", False)), "queue": engine.stats()}
+
+    upload_limit = config.max_upload_bytes + MB
+
+    def limit_for(method: str, path: str) -> int | None:
+        if not path.startswith("/v1/"):
+            return None  # the page's uploads are limited by gradio (max_file_size)
+        if path == "/v1/files" and method == "POST":
+            return upload_limit
+        if path == "/v1/chat/completions":
+            return config.max_request_bytes
+        return MB
+
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    app.add_middleware(RequestLog)
+
+    if config.web if web is None else web:
+        _mount_page(app, config, engine, inputs, store, generators, default_generator, model)
+    return app
+
+
+def _mount_page(app: FastAPI, config: ServeConfig, engine: Engine, inputs: VideoInputs, store: FileStore,
+                generators: Mapping[str, VideoGenerator], default_generator: str | None, model: GPT4Video) -> None:
+    import secrets
+
+    from ..pipeline import Assistant
+    from . import web
+
+    examples_dir = store.root / "examples"
+    page = web.ChatPage(engine, inputs, config, generators=list(generators),
+                        default_generator=default_generator or "none", notes=Assistant(model).notes,
+                        examples=web.make_examples(examples_dir)).build()
+    key = config.api_key
+    auth = (lambda username, password: secrets.compare_digest(password.encode(), key.encode())) if key else None
+    web.gr.mount_gradio_app(
+        app, page, path="/", theme=web.theme(), css=web.CSS, allowed_paths=[str(store.root)],
+        max_file_size=config.max_upload_bytes, ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
+        footer_links=["api", "settings"], run_history=False, auth=auth,
+        auth_message="This server is protected: enter any user name and the server's API key as the password.",
+    )
+
+
+async def _sweep_forever(store: FileStore, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            removed = await asyncio.to_thread(store.sweep)
+        except OSError as e:  # a full or vanished disk must not end the server
+            log.warning("file expiry sweep failed: %s", e)
+            continue
+        if removed:
+            log.info("expired %d file(s)", len(removed))
+
+
+def serve(app: FastAPI, config: ServeConfig) -> None:
+    """Run until SIGINT/SIGTERM; then stop accepting, finish requests in flight (up to
+    ``config.shutdown_timeout``), stop the engine and remove temporary storage."""
+    import signal
+
+    import uvicorn
+
+    # uvicorn shuts down gracefully on SIGTERM and then raises the signal again under the handler that
+    # was there before it: a handler that does nothing lets the process end normally (status 0).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=False,
+                timeout_graceful_shutdown=int(config.shutdown_timeout), log_config=None)

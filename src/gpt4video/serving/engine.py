@@ -1,0 +1,295 @@
+"""One model, one worker thread, a bounded queue of conversations to answer.
+
+The model is not thread-safe, so every model call (encoding videos, generating text, rendering the
+video prompts) happens on the engine's single worker thread, one request after another. Requests
+wait in a queue of ``queue_size``; when it is full :meth:`Engine.submit` raises :class:`Busy` at once
+(the API answers 429) instead of letting requests pile up.
+
+A request is a whole conversation (the API is stateless: clients send every turn each time). The
+worker rebuilds it in a fresh :class:`~gpt4video.pipeline.Assistant` and asks the last question, so
+the pipeline's safety checks and video generation apply exactly as on the command line. Text pieces
+and the final result travel back to the asking coroutine through its event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..generators import VideoGenerator
+from ..modeling import GenerationParams, GPT4Video
+from ..pipeline import Assistant, GenerationSettings
+from ..processing import Turn
+from ..video import VideoClip
+from .errors import Busy, ServeError, TimedOut, Unavailable
+from .files import FileStore, StoredFile
+
+log = logging.getLogger("gpt4video.serve")
+
+
+@dataclass
+class ChatTurn:
+    """One turn of a conversation sent to the server: its videos are already decoded."""
+
+    role: str  # "user" or "assistant"
+    text: str
+    clips: list[VideoClip] = field(default_factory=list)
+
+
+@dataclass
+class GeneratedFile:
+    """A video the reply's prompt was rendered into, stored under a file id."""
+
+    file: StoredFile
+    prompt: str
+    backend: str
+    seed: int | None
+
+
+@dataclass
+class ChatResult:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    video_prompts: list[str] = field(default_factory=list)
+    videos: list[GeneratedFile] = field(default_factory=list)
+    generation_errors: list[str] = field(default_factory=list)
+    refused: bool = False
+    safety: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Delta:
+    text: str
+
+
+@dataclass
+class Done:
+    result: ChatResult
+
+
+@dataclass
+class Failed:
+    error: Exception
+
+
+def _as_dict(verdict: Any) -> dict[str, Any]:
+    """A safety verdict as JSON-ready data (verdicts may be dicts or objects with ``to_dict``)."""
+    if isinstance(verdict, Mapping):
+        return dict(verdict)
+    to_dict = getattr(verdict, "to_dict", None)
+    return to_dict() if callable(to_dict) else {"reason": str(verdict)}
+
+
+class _Conversation(Assistant):
+    """An assistant that can be given the earlier turns of a conversation without answering them again."""
+
+    def restore(self, turns: Sequence[ChatTurn]) -> None:
+        for turn in turns:
+            if turn.role == "user":
+                if turn.clips:
+                    self.attach(turn.clips)
+                self.turns.append(Turn("user", turn.text, videos=list(self._pending)))
+                self._pending.clear()
+            else:
+                self.turns.append(Turn("assistant", turn.text))
+
+
+class Job:
+    """One request in the engine. Iterate :meth:`events` (in the event loop that submitted it)."""
+
+    def __init__(self, turns: list[ChatTurn], params: GenerationParams, generator: str | None,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        if not turns or turns[-1].role != "user":
+            raise InputError("a conversation must end with a user turn")
+        self.id = "chatcmpl-" + secrets.token_hex(12)
+        self.created = int(time.time())
+        self.turns = turns
+        self.params = params
+        self.generator = generator
+        self._loop = loop
+        self._events: asyncio.Queue = asyncio.Queue()
+        self.cancelled = threading.Event()
+        self.finished = False
+
+    def emit(self, event: Delta | Done | Failed) -> None:
+        """Called on the worker thread: hand an event to the asking coroutine."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
+            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+    def cancel(self) -> None:
+        """The client went away: skip the job if it has not started, stop generating if it has."""
+        self.cancelled.set()
+
+    async def events(self, timeout: float) -> AsyncIterator[Delta | Done]:
+        """Text pieces, then one Done; raises the job's error, or TimedOut after ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimedOut(f"the answer took longer than this server allows ({timeout:g} s)")
+                try:
+                    event = await asyncio.wait_for(self._events.get(), remaining)
+                except asyncio.TimeoutError:
+                    continue
+                if isinstance(event, Failed):
+                    self.finished = True
+                    raise event.error
+                yield event
+                if isinstance(event, Done):
+                    self.finished = True
+                    return
+        finally:
+            if not self.finished:
+                self.cancel()
+
+    async def result(self, timeout: float) -> ChatResult:
+        async for event in self.events(timeout):
+            if isinstance(event, Done):
+                return event.result
+        raise RuntimeError("the job ended without a result")  # pragma: no cover
+
+
+class Engine:
+    """Owns the model and the generators; answers jobs one at a time on its worker thread.
+
+    ``assistant_options`` are passed to every :class:`~gpt4video.pipeline.Assistant` it makes (the
+    safety policy, for one), so the server checks requests exactly as the command line does.
+    """
+
+    def __init__(self, model: GPT4Video, store: FileStore, *, generators: Mapping[str, VideoGenerator],
+                 queue_size: int = 8, video_frames: int = 16, video_size: int = 256,
+                 assistant_options: Mapping[str, Any] | None = None) -> None:
+        self.model = model
+        self.store = store
+        self.generators = dict(generators)
+        self.assistant_options = dict(assistant_options or {})  # e.g. {"safety": a SafetyPolicy}
+        self.video_frames = video_frames
+        self.video_size = video_size
+        self.queue_size = queue_size
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._accepting = False
+        self._busy = False
+        self.completed = 0
+        self.failed = 0
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> Engine:
+        if self._thread is None:
+            self._accepting = True
+            self._thread = threading.Thread(target=self._work, name="gpt4video-engine", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking jobs; answer the waiting ones 503; let the running one finish (up to ``timeout``)."""
+        self._accepting = False
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.emit(Failed(Unavailable("the server is shutting down")))
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def ready(self) -> bool:
+        return self._accepting and self._thread is not None and self._thread.is_alive()
+
+    def stats(self) -> dict[str, Any]:
+        return {"waiting": self._queue.qsize(), "capacity": self.queue_size, "busy": self._busy,
+                "completed": self.completed, "failed": self.failed}
+
+    # -- requests --------------------------------------------------------------------------------
+    def submit(self, turns: list[ChatTurn], params: GenerationParams, generator: str | None,
+               loop: asyncio.AbstractEventLoop) -> Job:
+        """Queue a conversation; Busy (429) when the queue is full, Unavailable (503) when stopping."""
+        if generator is not None and generator not in self.generators:
+            known = ", ".join([*self.generators, "none"])
+            raise ServeError(f"unknown generator {generator!r}; this server has: {known}", param="generator")
+        if not self.ready:
+            raise Unavailable("the server is not accepting requests (starting or shutting down)")
+        job = Job(turns, params, generator, loop)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise Busy(f"the server is busy: {self.queue_size} requests are already waiting; retry shortly",
+                       headers={"Retry-After": "1"}) from None
+        return job
+
+    # -- the worker ------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if job.cancelled.is_set():
+                continue
+            self._busy = True
+            try:
+                job.emit(Done(self._answer(job)))
+                self.completed += 1
+            except InputError as e:  # bad input found late (a prompt the backend cannot draw, ...)
+                self.failed += 1
+                job.emit(Failed(e))
+            except Exception as e:  # noqa: BLE001 - the worker must survive anything one request does
+                self.failed += 1
+                log.exception("request %s failed", job.id)
+                job.emit(Failed(e))
+            finally:
+                self._busy = False
+
+    def _answer(self, job: Job) -> ChatResult:
+        settings = None
+        if job.generator is not None:
+            seed = job.params.seed
+            settings = GenerationSettings(self.generators[job.generator], output_dir=str(self.store.scratch_dir),
+                                          num_frames=self.video_frames, height=self.video_size,
+                                          width=self.video_size, seed=seed)
+        conversation = _Conversation(self.model, settings, **self.assistant_options)
+        conversation.restore(job.turns[:-1])
+        last = job.turns[-1]
+        reply = conversation.ask(last.text, last.clips, job.params)
+        pieces = iter(reply)
+        try:
+            for piece in pieces:
+                if job.cancelled.is_set():
+                    break
+                job.emit(Delta(piece))
+        finally:
+            pieces.close()  # type: ignore[attr-defined]
+        videos = []
+        for video in reply.generated:
+            stored = self.store.add_path(video.path, "generated")
+            for extra in (video.sidecar, video.gif):
+                if extra:
+                    Path(extra).unlink(missing_ok=True)
+            videos.append(GeneratedFile(stored, video.prompt, video.backend, video.seed))
+        refused = bool(getattr(reply, "refused", False))
+        # OpenAI's finish reasons: a request refused before the model ran is "content_filter".
+        finish = {"refused": "content_filter", "": "stop"}.get(reply.finish_reason, reply.finish_reason)
+        return ChatResult(
+            text=reply.text, finish_reason=finish, prompt_tokens=reply.num_prompt_tokens,
+            completion_tokens=reply.num_generated_tokens, video_prompts=list(reply.video_prompts), videos=videos,
+            generation_errors=list(reply.generation_errors), refused=refused,
+            safety=[_as_dict(v) for v in getattr(reply, "safety", None) or []],
+            timings={k: round(float(v), 6) for k, v in reply.timings.items()},
+        )

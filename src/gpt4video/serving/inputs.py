@@ -1,0 +1,154 @@
+"""Where the videos of a request come from, and how they are checked before any model work.
+
+A video in a message is one of:
+
+- a ``data:`` URL (``data:video/mp4;base64,...``): decoded into a scratch file, read, then deleted;
+- a file id from ``POST /v1/files`` (``file-...``), bare or as the URL of ``/v1/files/<id>/content``
+  on this server;
+- an ``http(s)`` URL, fetched only when the server was started with ``--allow-url-fetch`` (otherwise
+  the server never makes a request it is handed, so it cannot be used to reach other hosts).
+
+Local paths and ``file:`` URLs are always refused: the server reads nothing outside its storage.
+Every video is checked against the size and duration limits, then decoded (T frames) here, off the
+model's thread, so a bad file is answered 400/413 before the request waits in the queue.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..errors import VideoError
+from ..video import VideoClip, load_video, probe
+from .errors import BadRequest, ServeError
+from .files import FILE_ID, FileStore, too_large
+
+_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,",
+                       re.IGNORECASE)
+_CONTENT_PATH = re.compile(r"^/v1/files/(?P<id>file-[0-9a-f]{24})/content$")
+
+
+@dataclass
+class VideoLimits:
+    max_bytes: int
+    max_seconds: float
+    num_frames: int
+    max_side: int | None
+    allow_url_fetch: bool = False
+
+
+class VideoInputs:
+    """Turns the video references of one request into decoded clips, enforcing the server's limits."""
+
+    def __init__(self, store: FileStore, limits: VideoLimits, *, own_hosts: frozenset[str] = frozenset()) -> None:
+        self.store = store
+        self.limits = limits
+        self.own_hosts = own_hosts
+
+    # -- sources ---------------------------------------------------------------------------------
+    def load_reference(self, ref: str, where: str, *, host: str | None = None) -> VideoClip:
+        """A video given as a data: URL, a file id, or an http(s) URL (see the module's docstring)."""
+        if not isinstance(ref, str) or not ref.strip():
+            raise BadRequest(f"{where}: the video reference is empty", param=where)
+        ref = ref.strip()
+        if ref[:5].lower() == "data:":
+            return self._load_temporary(self._decode_data_url(ref, where), where)
+        if FILE_ID.match(ref):
+            return self.load_file(self.store.get(ref).path, where)
+        parts = urlsplit(ref)
+        if parts.scheme in ("http", "https"):
+            match = _CONTENT_PATH.match(parts.path)
+            if match and (parts.netloc in self.own_hosts or (host is not None and parts.netloc == host)):
+                return self.load_file(self.store.get(match["id"]).path, where)
+            if not self.limits.allow_url_fetch:
+                raise BadRequest(f"{where}: this server does not fetch URLs (start it with --allow-url-fetch); send "
+                                 "the video as a data: URL or upload it with POST /v1/files and pass its id",
+                                 param=where, code="url_fetch_disabled")
+            return self._load_temporary(self._fetch(ref, where), where)
+        raise BadRequest(f"{where}: unsupported video reference {ref[:60]!r}; use a data: URL, a file id from "
+                         "POST /v1/files, or an http(s) URL", param=where)
+
+    def load_base64(self, data: str, where: str) -> VideoClip:
+        """Raw base64 (OpenAI's ``file.file_data`` may be a bare base64 string)."""
+        return self._load_temporary(self._b64decode(data, where), where)
+
+    def _decode_data_url(self, url: str, where: str) -> bytes:
+        match = _DATA_URL.match(url)
+        if not match:
+            raise BadRequest(f"{where}: malformed data: URL (expected data:video/mp4;base64,...)", param=where)
+        if not match["b64"]:
+            raise BadRequest(f"{where}: a data: URL must be base64-encoded (data:video/mp4;base64,...)", param=where)
+        kind = (match["type"] or "").lower()
+        if kind and not kind.startswith(("video/", "image/", "application/octet-stream")):
+            raise BadRequest(f"{where}: a data: URL of type {kind} is not a video", param=where)
+        return self._b64decode(url[match.end():], where)
+
+    def _b64decode(self, data: str, where: str) -> bytes:
+        estimate = len(data) * 3 // 4
+        if estimate > self.limits.max_bytes:
+            raise too_large(f"{where}: the video", estimate, self.limits.max_bytes)
+        try:
+            raw = base64.b64decode("".join(data.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest(f"{where}: the video's base64 data is not valid base64", param=where) from None
+        if not raw:
+            raise BadRequest(f"{where}: the video is empty", param=where)
+        return raw
+
+    def _fetch(self, url: str, where: str) -> bytes:
+        import httpx
+
+        limit = self.limits.max_bytes
+        try:
+            with httpx.stream("GET", url, timeout=30.0, follow_redirects=True) as response:
+                if response.url.scheme not in ("http", "https"):
+                    raise BadRequest(f"{where}: {url} redirected to a non-http URL", param=where)
+                if response.status_code != 200:
+                    raise BadRequest(f"{where}: fetching {url} answered HTTP {response.status_code}", param=where)
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large(f"{where}: the video at {url}", size, limit)
+                    chunks.append(chunk)
+        except httpx.HTTPError as e:
+            raise BadRequest(f"{where}: could not fetch {url}: {type(e).__name__}", param=where) from None
+        return b"".join(chunks)
+
+    # -- checking and decoding -------------------------------------------------------------------
+    def _load_temporary(self, data: bytes, where: str) -> VideoClip:
+        if len(data) > self.limits.max_bytes:
+            raise too_large(f"{where}: the video", len(data), self.limits.max_bytes)
+        path = self.store.scratch_dir / f"upload-{secrets.token_hex(8)}"
+        path.write_bytes(data)
+        try:
+            return self.load_file(path, where)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def load_file(self, path: str | os.PathLike[str], where: str) -> VideoClip:
+        """Check size and duration, then decode the frames the model samples. Errors name ``where``, not the path."""
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise BadRequest(f"{where}: the video file is gone", param=where) from None
+        if size > self.limits.max_bytes:
+            raise too_large(f"{where}: the video", size, self.limits.max_bytes)
+        try:
+            info = probe(path)
+            if info.duration > self.limits.max_seconds:
+                raise BadRequest(f"{where}: the video is {info.duration:.1f} s long; this server accepts at most "
+                                 f"{self.limits.max_seconds:g} s", param=where, code="video_too_long")
+            return load_video(path, num_frames=self.limits.num_frames, max_side=self.limits.max_side)
+        except ServeError:
+            raise
+        except VideoError as e:
+            raise BadRequest(f"{where}: not a readable video or image ({e.reason})", param=where,
+                             code="invalid_video") from None
