@@ -336,6 +336,33 @@ def test_harmful_request_with_a_stub_embedder(tmp_path):
         HarmfulRequestChecker(weights=tmp_path / "missing", embedder=embedder).check_text("x")
 
 
+def test_deobfuscation_forms():
+    from gpt4video.safety.text import text_forms, unleet, unspace
+
+    assert unspace("z z h a t e   t h e m   n o w") == "zzhate them now"
+    assert unspace("a calm lake") == "a calm lake" and unspace("What is 3 + 4 ?") == "What is 3 + 4 ?"
+    assert unleet("zzh473 7h3m n0w") == "zzhate them now"
+    assert unleet("I have 2 cats and 1 dog.") == "I have 2 cats and 1 dog."  # no leetspeak: left alone
+    assert unleet("COVID-19 cases in 2020 and 2021") == "COVID-19 cases in 2020 and 2021"
+    assert text_forms("a calm lake") == ["a calm lake"]
+    assert text_forms("z z h 4 7 3   n 0 w") == ["zzh473 n0w", "zzhate now"]  # the spaced original is dropped
+
+
+def test_harmful_request_scores_the_deobfuscated_form(tmp_path):
+    write_head(tmp_path)
+    seen = []
+
+    def embedder(texts):
+        seen.extend(texts)
+        return np.array([[1.0 if "zzhate" in t else 0.0, 0.0, 0, 0] for t in texts])
+
+    checker = HarmfulRequestChecker(weights=tmp_path, embedder=embedder)
+    leet, spaced, plain = checker.check_texts(["zzh473 7h3m n0w", "z z h a t e   t h e m", "a calm lake"])
+    assert leet.flagged and leet.details["deobfuscated"] and spaced.flagged and spaced.details["deobfuscated"]
+    assert not plain.flagged and "deobfuscated" not in plain.details
+    assert seen == ["zzh473 7h3m n0w", "zzhate them now", "zzhate them", "a calm lake"]  # one pass, batched
+
+
 def test_head_forward_matches_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)

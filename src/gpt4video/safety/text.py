@@ -15,6 +15,7 @@ Both load their models on first use (or :meth:`~SafetyChecker.load`), once, unde
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -45,6 +46,43 @@ def text_windows(text: str, size: int = WINDOW_WORDS, stride: int = WINDOW_STRID
     if starts[-1] + size < len(words):
         starts.append(len(words) - size)
     return [" ".join(words[s:s + size]) for s in starts]
+
+
+#: Leetspeak digits and symbols → the letters they stand for.
+_LEET = str.maketrans({"4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s"})
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+_HAS_LEET = re.compile(r"[013457@$]")
+
+
+def unspace(text: str) -> str:
+    """Letter spacing undone ("h o w   t o" → "how to") when most whitespace-separated tokens are single
+    characters, many of them letters (runs of two or more spaces are the word breaks); otherwise
+    ``text`` itself."""
+    tokens = text.split()
+    singles = [t for t in tokens if len(t) == 1]
+    if len(tokens) >= 4 and len(singles) > 0.6 * len(tokens) and sum(t.isalpha() for t in singles) >= 0.4 * len(tokens):
+        return " ".join(word.replace(" ", "") for word in re.split(r"\s{2,}", text.strip()))
+    return text
+
+
+def unleet(text: str) -> str:
+    """Leetspeak undone ("h0w 70" → "how to") when at least a quarter of the tokens mix letters with
+    the digits or symbols leetspeak uses (those tokens and lone such digits are mapped back to
+    letters); otherwise ``text`` itself."""
+    tokens = text.split()
+    mixed = [bool(_HAS_LETTER.search(t) and _HAS_LEET.search(t)) for t in tokens]
+    if not tokens or sum(mixed) < 0.25 * len(tokens):
+        return text
+    return " ".join(t.translate(_LEET) if m or (len(t) == 1 and _HAS_LEET.match(t)) else t
+                    for t, m in zip(tokens, mixed))
+
+
+def text_forms(text: str) -> list[str]:
+    """The forms of ``text`` the harmful-request checker scores (it keeps the highest score): the text
+    itself, or its :func:`unspace`-d form when it was letter-spaced (the spaced original means nothing
+    to the sentence encoder); plus the :func:`unleet`-ed form when it differs."""
+    first = unspace(text)
+    return list(dict.fromkeys([first, unleet(first)]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,15 +290,16 @@ class HarmfulRequestChecker(SafetyChecker):
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Category probabilities (N, C), in the order of :attr:`categories`; long texts take the
-        highest score of their windows."""
+        highest score of their windows, and an obfuscated text the highest of its :func:`text_forms`."""
         self.load()
         assert self._params is not None
         windows: list[str] = []
         owner: list[int] = []
         for i, text in enumerate(texts):
-            for w in text_windows(text or ""):
-                windows.append(w)
-                owner.append(i)
+            for form in text_forms(text or ""):  # one form unless obfuscated
+                for w in text_windows(form):
+                    windows.append(w)
+                    owner.append(i)
         probs = head_forward(self._params, self._embed(windows), self._info["architecture"].get("activation", "gelu"))
         out = np.zeros((len(texts), probs.shape[1]), dtype=np.float64)
         np.maximum.at(out, np.asarray(owner), probs)  # per text, the max over its windows
@@ -275,7 +314,9 @@ class HarmfulRequestChecker(SafetyChecker):
         for text, row in zip(texts, probs):
             if not (text or "").strip():
                 row = np.zeros_like(row)
-            verdicts.append(verdict_from_scores(self.name, dict(zip(cats, row.tolist())), self.thresholds))
+            details = {"deobfuscated": True} if text_forms(text or "") != [text or ""] else None
+            verdicts.append(verdict_from_scores(self.name, dict(zip(cats, row.tolist())), self.thresholds,
+                                                details=details))
         return verdicts
 
     def check_text(self, text: str) -> Verdict:
