@@ -608,3 +608,16 @@ def test_policy_input_uses_records_and_checks_the_conversation(stubs, monkeypatc
     assert "your conversation was flagged as hate or harassment" in joined.message
     same = policy.check_input("hello", context="hello")
     assert same.sources == ["message"]  # a context equal to the message is not checked twice
+
+
+def test_shipped_safety_presets_load():
+    root = Path(__file__).resolve().parents[2] / "configs" / "safety"
+    default = SafetyConfig.from_yaml(root / "default.yaml")
+    plain = SafetyConfig()
+    assert (default.input_text, default.input_frames, default.prompt, default.output_frames) == (
+        plain.input_text, plain.input_frames, plain.prompt, plain.output_frames)
+    # the options written out are the checker's own defaults
+    checker = SafetyPolicy(default).checker("open_nsfw")
+    assert (checker.max_frames, checker.reuse_encoder_scores) == (8, True)
+    ablation = SafetyConfig.from_yaml(root / "no_input_check.yaml")
+    assert ablation.input_text == [] and ablation.input_frames == [] and ablation.prompt == plain.prompt
