@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from gpt4video.data.synthetic import sample_scene, write_clip
-
-from serving_helpers import start_server
+from gpt4video.serving.process import start_server
 
 pytestmark = pytest.mark.slow
 

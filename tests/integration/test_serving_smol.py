@@ -11,9 +11,8 @@ import openai
 import pytest
 
 from gpt4video.data.synthetic import sample_scene, write_clip
+from gpt4video.serving.process import start_server
 from gpt4video.video import probe
-
-from serving_helpers import start_server
 
 pytestmark = pytest.mark.slow
 

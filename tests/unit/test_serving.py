@@ -29,16 +29,11 @@ from gpt4video.serving import ServeConfig
 from gpt4video.serving.app import create_app
 from gpt4video.serving.errors import NotFound
 from gpt4video.serving.files import FileStore
+from gpt4video.serving.process import free_port
 from gpt4video.serving.messages import parse_messages
 from gpt4video.video import write_video
 
 KEY = "test-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LiveServer:

@@ -1,4 +1,5 @@
-"""Start ``gpt4video serve`` (the shipped smol model) as a subprocess on loopback, for the serving tests."""
+"""Run ``gpt4video serve`` as a child process on loopback and wait until it is ready (for tests, benchmarks
+and scripts that drive the server from outside, as its users do)."""
 
 from __future__ import annotations
 
@@ -42,17 +43,19 @@ class ServerProcess:
             raise AssertionError(f"the server did not stop within {timeout} s after SIGTERM:\n{self.log_tail()}")
 
 
-def start_server(folder: Path, *args: str, key: str | None = None, timeout: float = 300) -> ServerProcess:
-    """``gpt4video serve --port FREE [--api-key KEY] ARGS`` with its log in ``folder``; waits for /health."""
+def start_server(folder: Path, *args: str, key: str | None = None, timeout: float = 300,
+                 env: dict[str, str] | None = None) -> ServerProcess:
+    """``gpt4video serve --port FREE --storage-dir FOLDER/storage [--api-key KEY] ARGS`` with its log in
+    ``folder/serve.log``; returns once /health answers ok (AssertionError with the log's tail if it never does)."""
     port = free_port()
     log = folder / "serve.log"
     command = [sys.executable, "-m", "gpt4video.cli", "serve", "--port", str(port), "--storage-dir",
                str(folder / "storage"), *args]
     if key is not None:
         command += ["--api-key", key]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
     server = ServerProcess(f"http://127.0.0.1:{port}", key, process, log)
     deadline = time.monotonic() + timeout
     while True:
