@@ -283,12 +283,18 @@ def test_full_queue_answers_429_at_once_and_loses_nothing(tiny_model, clip_bytes
             except openai.APIStatusError as e:
                 return e
 
-        with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(one, i) for i in range(8)]
+        def wait_for(condition, what: str) -> None:  # noqa: ANN001
             deadline = time.monotonic() + 30
-            while sum(f.done() for f in futures) < 5:  # 1 running + 2 waiting; 5 rejected
-                assert time.monotonic() < deadline, "rejections did not come back while the worker was held"
+            while not condition():
+                assert time.monotonic() < deadline, what
                 time.sleep(0.02)
+
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(one, 0)]
+            wait_for(lambda: engine.stats()["busy"], "the first request did not reach the worker")
+            futures += [pool.submit(one, i) for i in range(1, 8)]
+            wait_for(lambda: sum(f.done() for f in futures) >= 5, "no 429s while the worker was held")
+            assert engine.stats()["waiting"] == 2  # 1 running + 2 waiting; the other 5 were turned away
             rejected = [f.result() for f in futures if f.done()]
             gate.set()
             results = [f.result(timeout=60) for f in futures]

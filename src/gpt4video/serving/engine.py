@@ -245,8 +245,7 @@ class Engine:
                 continue
             self._busy = True
             try:
-                job.emit(Done(self._answer(job)))
-                self.completed += 1
+                result = self._answer(job)
             except InputError as e:  # bad input found late (a prompt the backend cannot draw, ...)
                 self.failed += 1
                 job.emit(Failed(e))
@@ -254,6 +253,9 @@ class Engine:
                 self.failed += 1
                 log.exception("request %s failed", job.id)
                 job.emit(Failed(e))
+            else:
+                self.completed += 1  # counted before the client hears of it, so /health is never behind
+                job.emit(Done(result))
             finally:
                 self._busy = False
 
