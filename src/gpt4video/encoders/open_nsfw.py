@@ -129,6 +129,9 @@ class OpenNSFWEncoder(FrameEncoder):
             onnx.helper.make_tensor_value_info(POOLED_OUTPUT, onnx.TensorProto.FLOAT, ["batch", WIDTH]),
         ])
         options = ort.SessionOptions()
+        # No busy-waiting of the intra-op threads after a run: on a small machine they would keep the
+        # cores spinning while the text checks and the LLM run right after encoding.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.config.num_threads is not None:
             options.intra_op_num_threads = self.config.num_threads
             options.inter_op_num_threads = 1
