@@ -68,7 +68,7 @@ def page(server):
         tab = browser.new_page(viewport={"width": 1200, "height": 1400})
         tab.requests = []
         tab.on("request", lambda r: tab.requests.append(r.url))
-        tab.set_default_timeout(120_000)
+        tab.set_default_timeout(300_000)  # generous: the machine may be busy
         yield tab
         browser.close()
 
@@ -112,10 +112,12 @@ def _chat_page_session(server, page, tmp_path) -> None:  # noqa: ANN001
     assert all(final.startswith(t) for t in seen if t != final)
     assert page.locator("#chat .user-row video").count() == 1  # the upload is in the conversation
 
-    # a request for a video: it is generated and plays in the conversation
+    # a request for a video, in a new conversation: it is generated and plays in the conversation
+    page.click("#new")
+    page.wait_for_function("() => document.querySelectorAll('#chat .message-row').length === 0")
     send(page, "Make a video of a red circle moving to the right.")
-    page.wait_for_selector("#chat .bot-row video", timeout=30_000)
-    wait_answers(page, 2)
+    page.wait_for_selector("#chat .bot-row video")
+    wait_answers(page, 1)
     played = page.evaluate(PLAY_NEWEST_VIDEO)
     assert played["time"] > 0 and played["error"] is None and played["width"] == 256, played
     assert "Generated video (synthetic)" in page.inner_text("#chat")

@@ -39,7 +39,7 @@ def clips(tmp_path_factory):
 
 
 def client(server, key: str = KEY) -> openai.OpenAI:  # noqa: ANN001
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=900)
 
 
 def ask(text: str, *videos: str) -> list[dict]:
@@ -120,7 +120,7 @@ def test_sixteen_concurrent_requests_are_answered_or_rejected(server, clips):
             return e
 
     with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(one, range(16), timeout=600))
+        results = list(pool.map(one, range(16), timeout=900))
     answered = [r for r in results if isinstance(r, openai.types.chat.ChatCompletion)]
     rejected = [r for r in results if isinstance(r, openai.RateLimitError)]
     assert len(answered) + len(rejected) == 16 and answered

@@ -43,7 +43,7 @@ class ServerProcess:
             raise AssertionError(f"the server did not stop within {timeout} s after SIGTERM:\n{self.log_tail()}")
 
 
-def start_server(folder: Path, *args: str, key: str | None = None, timeout: float = 300,
+def start_server(folder: Path, *args: str, key: str | None = None, timeout: float = 900,
                  env: dict[str, str] | None = None) -> ServerProcess:
     """``gpt4video serve --port FREE --storage-dir FOLDER/storage [--api-key KEY] ARGS`` with its log in
     ``folder/serve.log``; returns once /health answers ok (AssertionError with the log's tail if it never does)."""
