@@ -39,14 +39,15 @@ test: setup
 
 # The synthetic world the offline default is trained and evaluated on (disjoint seeds per split).
 data: setup
-	$(BIN)/gpt4video data synthetic --out data/synth --split train --num-clips 2000
+	$(BIN)/gpt4video data synthetic --out data/synth --split train --num-clips 4000
 	$(BIN)/gpt4video data synthetic --out data/synth --split val --num-clips 200
 	$(BIN)/gpt4video data synthetic --out data/synth --split test --num-clips 300
 	$(BIN)/gpt4video data safety --out data/safety/train.jsonl --split-dir data/synth/train
 
-# Reproduce the shipped weights of the offline default (stage 1, then stage 2), and install them.
+# Reproduce the shipped weights of the offline default (stage 0, 1, then 2), and install them.
 train-default: data
 	rm -rf runs/smol
+	$(BIN)/gpt4video train --config configs/train/smol_stage0.yaml
 	$(BIN)/gpt4video train --config configs/train/smol_stage1.yaml
 	$(BIN)/gpt4video train --config configs/train/smol_stage2.yaml
 	rm -rf src/gpt4video/weights/smol

@@ -10,7 +10,8 @@ concatenation of all frame features and the queries themselves:
 
 Attention has no notion of order, so without the position embeddings the direction of motion could
 not be learned: the temporal branch sees which frame each feature came from, the spatial branch
-which patch.
+which patch. With ``joint_positions`` (the shipped default) both branches see both, so either can
+relate where an object is to when: the direction of a motion is exactly that.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ from torch import nn
 
 from .config import AbstractorConfig
 from .errors import InputError
+
+
+def _add(x: torch.Tensor, *positions: torch.Tensor | None) -> torch.Tensor:
+    """x plus every position embedding that is switched on (each broadcasts over x)."""
+    for p in positions:
+        if p is not None:
+            x = x + p
+    return x
 
 
 class CrossAttentionLayer(nn.Module):
@@ -120,13 +129,16 @@ class VideoAbstractor(nn.Module):
             raise InputError(f"abstractor was built for at most {cfg.max_frames} frames, got {t}")
 
         x = self.input_proj(self.input_norm(features.to(self.input_proj.weight.dtype)))  # (B, T, N, W)
+        where = self.patch_embed[None, None] if self.patch_embed is not None else None  # (1, 1, N, W)
+        when = self.frame_embed[None, :t, None] if self.frame_embed is not None else None  # (1, T, 1, W)
+        joint = cfg.joint_positions
         tokens = None
         if self.spatial is not None:
-            ctx = x + self.patch_embed[None, None] if self.patch_embed is not None else x  # + (1, 1, N, W)
+            ctx = _add(x, where, when if joint else None)
             f_s = self.spatial(rearrange(ctx, "b t n w -> b (t n) w"))  # (B, Nq, W)
             tokens = f_s
         if self.temporal is not None:
-            ctx = x + self.frame_embed[None, :t, None] if self.frame_embed is not None else x  # + (1, T, 1, W)
+            ctx = _add(x, when, where if joint else None)
             f_t = self.temporal(rearrange(ctx, "b t n w -> b (t n) w"))  # (B, Nq, W)
             tokens = f_t if tokens is None else tokens + f_t  # F̂ = F_s + F_t
         out = self.output_proj(tokens)  # (B, Nq, D_llm)

@@ -146,7 +146,11 @@ class AbstractorConfig(ConfigBase):
     Open-NSFW give ReLU features of large, uneven scale). position_init_std: the spread the patch/frame
     position embeddings start with; it must be comparable to the projected features (std ~0.58 after the
     input norm), or frame order is drowned out and motion cannot be learned in a short run.
-    The ``use_*`` switches exist for ablations.
+    joint_positions: both branches see both the patch and the frame position of every feature (a
+    factorised space-time embedding). With false, as in the paper's figure, the spatial branch knows only
+    where a feature is and the temporal branch only when, so neither can tell where an object is in which
+    frame, which is what the direction of a motion is; the first shipped weights were trained that way.
+    The ``use_*`` switches and ``spatial_position``/``temporal_position`` exist for ablations.
     """
 
     encoder_dim: int = 1024
@@ -165,6 +169,7 @@ class AbstractorConfig(ConfigBase):
     temporal_position: bool = True
     input_norm: bool = True
     position_init_std: float = 0.5
+    joint_positions: bool = False
 
     def __post_init__(self) -> None:
         for name in ("encoder_dim", "tokens_per_frame", "max_frames", "hidden_size", "num_layers",
@@ -272,7 +277,10 @@ class DataConfig(ConfigBase):
 @dataclass
 class TrainConfig(ConfigBase):
     """A training run (paper §3.3). Stage 1 trains the abstractor with the LLM frozen; stage 2 trains
-    LoRA (and, with ``train_abstractor``, the abstractor too).
+    LoRA (and, with ``train_abstractor``, the abstractor too). Stage 0 (grounding, before stage 1 and
+    optional) trains the abstractor alone on video-caption pairs so that video token i reads as the
+    caption's token i in the LLM's word-embedding space; the LLM does not run, so it is cheap
+    (see ``GPT4Video.grounding_loss``).
 
     model: where to start: a preset (its config, untrained) or a saved model directory (e.g. stage 1's).
     model_overrides: changes to the model config when starting from a preset (e.g. abstractor settings).
@@ -314,7 +322,7 @@ class TrainConfig(ConfigBase):
         # YAML 1.1 reads 3e-4 (no dot) as a string; accept it as the number it plainly is.
         for name in ("learning_rate", "weight_decay", "max_grad_norm"):
             setattr(self, name, _as_float(getattr(self, name), name))
-        _check(self.stage in (1, 2), f"stage must be 1 or 2, got {self.stage!r}")
+        _check(self.stage in (0, 1, 2), f"stage must be 0, 1 or 2, got {self.stage!r}")
         _check(bool(self.data), "data: give at least one training file")
         for name in ("num_epochs", "batch_size", "gradient_accumulation_steps", "max_length", "log_every",
                      "save_every", "save_total_limit"):

@@ -72,6 +72,10 @@ def resolve_config(name_or_path: str | os.PathLike[str]) -> ModelConfig:
     raise ModelLoadError(f"model {name!r} is neither a preset ({', '.join(preset_names())}) nor a model directory")
 
 
+#: Inverse temperature of the grounding loss's cosine logits (stage 0).
+GROUNDING_SCALE = 20.0
+
+
 @dataclass
 class LossOutput:
     loss: torch.Tensor
@@ -305,18 +309,28 @@ class GPT4Video(nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
         video_embeds: torch.Tensor | None = None,
+        grounding_targets: torch.Tensor | None = None,
+        grounding_vocab: torch.Tensor | None = None,
     ):  # noqa: ANN201 - transformers' CausalLMOutput
         """Training/scoring forward. Pass frame ``features`` (V, T, N, D) or ready ``video_embeds`` (V, Nq, D).
 
         Without ``labels``: the LLM's output (logits for every position). With ``labels``: a
         :class:`LossOutput` whose loss is the mean next-token cross-entropy over the labelled (assistant)
         tokens; the output head runs only at those positions, which saves most of its cost on a large vocabulary.
+        With ``grounding_targets`` (and ``grounding_vocab``) instead of ``input_ids``: the grounding loss of
+        :meth:`grounding_loss` (training stage 0); the LLM does not run.
         """
+        if grounding_targets is not None:
+            if features is None or grounding_vocab is None:
+                raise InputError("the grounding loss needs features and grounding_vocab")
+            return self.grounding_loss(features, grounding_targets, grounding_vocab)
+        if input_ids is None:
+            raise InputError("forward needs input_ids (or grounding_targets for the grounding loss)")
         if video_embeds is None and features is not None:
             video_embeds = self.video_embeddings(features)
         inputs_embeds = self.embed(input_ids, video_embeds)
@@ -332,6 +346,28 @@ class GPT4Video(nn.Module):
             raise InputError("this batch has no assistant tokens to learn from")
         logits = causal.get_output_embeddings()(hidden[:, :-1][mask])  # (K, vocab)
         loss = nn.functional.cross_entropy(logits.float(), targets[mask])
+        return LossOutput(loss=loss, num_tokens=num_tokens)
+
+    def grounding_loss(self, features: torch.Tensor, targets: torch.Tensor, vocab: torch.Tensor) -> LossOutput:
+        """Stage-0 loss: video token i should read, in the LLM's own word-embedding space, as token i of
+        the clip's caption.
+
+        features: (B, T, N, D) frame features. targets: (B, Nq) indices into ``vocab`` (IGNORE_INDEX past
+        the caption's end). vocab: (V,) token ids the captions use. Each video token is scored against
+        those words' input embeddings by cosine similarity × :data:`GROUNDING_SCALE`, with cross-entropy
+        against the caption's token at its position. The LLM never runs, so a step costs only the
+        abstractor; what it buys is video tokens that already look like words to the frozen LLM, which
+        stage 1 could not find on its own in a short run (it learned a clip-independent soft prompt).
+        """
+        tokens = self.video_embeddings(features)  # (B, Nq, D)
+        words = self.llm.get_input_embeddings().weight[vocab].detach()  # (V, D)
+        logits = GROUNDING_SCALE * nn.functional.normalize(tokens.float(), dim=-1) @ (
+            nn.functional.normalize(words.float(), dim=-1).T)  # (B, Nq, V)
+        mask = targets != IGNORE_INDEX
+        num_tokens = int(mask.sum())
+        if num_tokens == 0:
+            raise InputError("this batch has no caption tokens to ground")
+        loss = nn.functional.cross_entropy(logits[mask], targets[mask])
         return LossOutput(loss=loss, num_tokens=num_tokens)
 
     # -- generation ------------------------------------------------------------------------------

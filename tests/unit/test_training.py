@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -62,14 +63,22 @@ def weights(final: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def assert_only_the_abstractor_changed(start: Path, final: Path) -> None:
+    before, after = weights(start), weights(final)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("abstractor."))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("lora."))
+
+
+def log_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+
+
 def test_stage1_trains_only_the_abstractor_and_writes_logs(world, start_model, tmp_path):
     cfg = TrainConfig.from_dict(make_config(world, start_model, tmp_path / "s1", feature_cache=str(tmp_path / "fc"),
                                             eval_data=[{"path": str(world / "val/qa.jsonl")}], eval_every=3))
     result = train(cfg, progress=False)
-    before, after = weights(start_model), weights(result.final_dir)
-    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("abstractor."))
-    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("lora."))
-    rows = [json.loads(line) for line in (tmp_path / "s1/train_log.jsonl").read_text().splitlines()]
+    assert_only_the_abstractor_changed(start_model, result.final_dir)
+    rows = log_rows(tmp_path / "s1")
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == 6 and all(l > 0 for l in losses)
     assert [r["step"] for r in rows if "eval_loss" in r] == [3, 6]
@@ -97,6 +106,47 @@ def test_stage2_trains_lora_and_keeps_a_frozen_abstractor(world, start_model, tm
     before, after = weights(start_model), weights(result.final_dir)
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("abstractor."))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("lora.") and "lora_B" in k)
+
+
+def test_stage0_grounds_video_tokens_in_caption_words_without_the_llm(world, start_model, tmp_path):
+    cfg = TrainConfig.from_dict(make_config(
+        world, start_model, tmp_path / "s0", stage=0, max_steps=40, log_every=10, save_every=100,
+        learning_rate=1e-2, lr_scheduler="constant", batch_size=6,
+        data=[{"path": str(world / "train/captions.jsonl")}, {"path": str(world / "train/qa.jsonl")}],
+        eval_data=[{"path": str(world / "val/captions.jsonl")}], eval_every=40))
+    result = train(cfg, progress=False)
+    assert_only_the_abstractor_changed(start_model, result.final_dir)
+    rows = log_rows(tmp_path / "s0")
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert losses[-1] < losses[0] * 0.5  # 12 clips: their captions' first words are learnable
+    assert [r["step"] for r in rows if "eval_loss" in r] == [40]
+    assert json.loads((result.final_dir / "training_info.json").read_text())["stage"] == 0
+
+
+def test_grounding_loss_is_low_when_video_tokens_are_the_caption_words(start_model):
+    from gpt4video.modeling import GROUNDING_SCALE
+
+    model = GPT4Video.from_pretrained(start_model)
+    vocab = torch.tensor([5, 9, 17, 30, 41])
+    targets = torch.tensor([[0, 3, 2, -100], [4, 4, 1, 0]])  # indices into vocab; -100 past the end
+    words = model.llm.get_input_embeddings().weight.detach()
+    as_words = words[vocab[targets.clamp(min=0)]]  # (2, 4, D): each video token is its target word
+    model.video_embeddings = lambda features: as_words  # the abstractor's output, replaced
+    features = torch.zeros(2, 1, 17, 32)
+    low = model(features=features, grounding_targets=targets, grounding_vocab=vocab)
+    assert low.num_tokens == 7
+    shuffled = model(features=features, grounding_targets=targets.roll(1, dims=1), grounding_vocab=vocab)
+    assert float(low.loss) < float(shuffled.loss)
+    assert float(low.loss) < math.log(len(vocab)) < GROUNDING_SCALE
+
+
+def test_stage0_without_caption_pairs_is_a_clear_error(world, start_model, tmp_path):
+    from gpt4video.errors import InputError
+
+    cfg = TrainConfig.from_dict(make_config(world, start_model, tmp_path / "s0bad", stage=0,
+                                            data=[{"path": str(world / "train/qa.jsonl")}]))
+    with pytest.raises(InputError, match="grounding .stage 0. needs video-caption pairs"):
+        train(cfg, progress=False)
 
 
 def run_cli(args: list[str], **kw) -> subprocess.CompletedProcess:
@@ -152,7 +202,7 @@ def test_bad_training_config_exits_2(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("stage: 3\ndata: [{path: x.jsonl}]\n")
     result = run_cli([sys.executable, "-m", "gpt4video.cli", "train", "--config", str(path)])
-    assert result.returncode == 2 and "stage must be 1 or 2" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "stage must be 0, 1 or 2" in result.stderr and "Traceback" not in result.stderr
     path.write_text("data: [{path: /no/such/file.jsonl}]\n")
     result = run_cli([sys.executable, "-m", "gpt4video.cli", "train", "--config", str(path)])
     assert result.returncode == 2 and "not found" in result.stderr

@@ -864,6 +864,12 @@ def captions(scene: Scene | PromptSpec) -> list[str]:
     return out
 
 
+def left_to_right(scene: Scene) -> Scene:
+    """The same scene with its objects listed from left to right by where they start (then top to
+    bottom): the order a caption can be read off the clip in, unlike the order objects were drawn in."""
+    return replace(scene, objects=sorted(scene.objects, key=lambda o: (round(o.x, 2), round(o.y, 2))))
+
+
 def caption(scene: Scene | PromptSpec, rng: np.random.Generator | int | None = None) -> str:
     """One caption of ``scene``: a random template and random motion paraphrases drawn from
     ``rng``; with ``rng=None``, the canonical caption (``captions(scene)[0]``)."""
@@ -1554,7 +1560,8 @@ def build_split(
     Writes ``clips/<seed>.mp4`` for each seed of :func:`split_seeds` and four JSONL files whose
     ``video`` / ``videos`` paths are relative to the split directory:
 
-    - ``captions.jsonl``: ``{"video", "caption", "captions"}`` (one caption, all paraphrases)
+    - ``captions.jsonl``: ``{"video", "caption", "captions"}``: the canonical caption naming objects
+      from left to right (the target of stage-0 grounding), and all paraphrases
     - ``qa.jsonl``: ``{"video", "question", "answer", "type"}``, one row per question
     - ``qa_conversations.jsonl``: ``{"video", "turns"}``, a clip's questions shuffled, up to 4 per conversation
     - ``dialogues.jsonl``: ``{"videos": [paths], "turns": [{"role", "text", "videos"}]}``,
@@ -1586,7 +1593,7 @@ def build_split(
     for i, (scene, video) in enumerate(zip(scenes, videos)):
         caption_rows.append({
             "video": video,
-            "caption": caption(scene, np.random.default_rng([scene.seed, 1])),
+            "caption": captions(left_to_right(scene))[0],
             "captions": captions(scene),
         })
         clip_qa = questions(scene, np.random.default_rng([scene.seed, 2]))

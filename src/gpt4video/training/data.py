@@ -1,4 +1,5 @@
-"""Training data: examples from the configured files → token ids, labels and the clips they show.
+"""Training data: examples from the configured files → token ids, labels and the clips they show
+(stages 1 and 2), or clips and their captions' token ids (stage 0, grounding).
 
 The order of examples is a pure function of (seed, epoch), so a resumed run sees exactly the batches
 the uninterrupted run would have seen: nothing about the data position needs saving but the step.
@@ -17,7 +18,7 @@ from ..config import DataConfig
 from ..data.formats import Example, sample_caption
 from ..data.loaders import load_dataset
 from ..errors import InputError
-from ..processing import Encoded, GPT4VideoProcessor
+from ..processing import IGNORE_INDEX, Encoded, GPT4VideoProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +112,58 @@ def micro_batch_indices(
     order = epoch_order(num_examples, seed, epoch)
     start = within * per_step + rank * batch_size
     return epoch, order[start : start + batch_size]
+
+
+@dataclass
+class GroundingItem:
+    targets: list[int]  # caption token ids, at most num_video_tokens of them
+    videos: list[str]
+    source: str
+
+
+class GroundingDataset:
+    """Stage 0: (clip, caption) pairs → the caption's token ids, one per video token.
+
+    Only caption examples are used (their ``caption``: the row's own caption, not a per-epoch
+    paraphrase, so a clip always has the same target). Token ids become indices into ``vocab``, the
+    sorted ids every caption uses (an evaluation set passes the training set's ``vocab``; its words
+    outside it are not scored); a caption longer than the video tokens is cut (and counted).
+    """
+
+    def __init__(self, examples: list[Example], processor: GPT4VideoProcessor,
+                 vocab: torch.Tensor | None = None) -> None:
+        tokenizer = processor.tokenizer
+        self.num_tokens = processor.num_video_tokens
+        self.examples = [ex for ex in examples if ex.kind == "caption" and ex.num_videos == 1]
+        skipped = len(examples) - len(self.examples)
+        if skipped:
+            logger.warning("grounding uses caption pairs only: skipped %d other examples", skipped)
+        if not self.examples:
+            raise InputError("grounding (stage 0) needs video-caption pairs; none of the data is one")
+        self.items: list[GroundingItem] = []
+        cut = 0
+        for ex in self.examples:
+            text = ex.meta.get("caption") or ex.turns[-1].text
+            ids = tokenizer(text, add_special_tokens=False).input_ids
+            cut += len(ids) > self.num_tokens
+            self.items.append(GroundingItem(ids[: self.num_tokens], list(ex.videos), ex.source))
+        if cut:
+            logger.warning("%d captions are longer than the %d video tokens; their ends are not grounded",
+                           cut, self.num_tokens)
+        self.vocab = (vocab if vocab is not None else
+                      torch.tensor(sorted({t for item in self.items for t in item.targets}), dtype=torch.long))
+        self._index = {int(t): i for i, t in enumerate(self.vocab)}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, index: int, epoch: int) -> GroundingItem:  # noqa: ARG002 - same interface as ConversationDataset
+        return self.items[index]
+
+    def collate(self, items: list[GroundingItem]) -> tuple[dict[str, torch.Tensor], list[str]]:
+        targets = torch.full((len(items), self.num_tokens), IGNORE_INDEX, dtype=torch.long)  # (B, Nq)
+        for row, item in enumerate(items):
+            targets[row, : len(item.targets)] = torch.tensor([self._index.get(t, IGNORE_INDEX) for t in item.targets],
+                                                                  dtype=torch.long)
+        videos = [v for item in items for v in item.videos]
+        return {"grounding_targets": targets, "grounding_vocab": self.vocab}, videos

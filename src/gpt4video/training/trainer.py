@@ -3,7 +3,9 @@
 One process on a CPU, DDP on several GPUs or CPU processes (gloo), DeepSpeed or FSDP: the same code,
 started with ``gpt4video train --config FILE`` or ``accelerate launch -m gpt4video.cli train --config FILE``.
 
-Stage 1 trains the abstractor with the LLM frozen; stage 2 trains LoRA (and optionally the abstractor).
+Stage 0 (grounding, optional) trains the abstractor alone to put each clip's caption into its video
+tokens, without running the LLM; stage 1 trains the abstractor with the LLM frozen; stage 2 trains LoRA
+(and optionally the abstractor).
 Checkpoints hold the trainable weights, the optimizer, the scheduler, every process's RNG state and the
 step; the data order is a pure function of (seed, epoch), so a resumed run — even after SIGKILL —
 ends with the same weights as one that was never interrupted.
@@ -31,7 +33,7 @@ from ..config import ModelConfig, TrainConfig, atomic_write_text
 from ..errors import InputError
 from ..modeling import GPT4Video, preset_config, preset_names
 from ..video import load_video
-from .data import ConversationDataset, load_examples, micro_batch_indices
+from .data import ConversationDataset, GroundingDataset, load_examples, micro_batch_indices
 
 logger = logging.getLogger(__name__)
 
@@ -232,10 +234,19 @@ class Trainer:
         model.train()
         model.encoder.eval()
 
-        train_set = ConversationDataset(load_examples(cfg.data), model.processor, max_length=cfg.max_length,
-                                        seed=cfg.seed)
-        eval_set = (ConversationDataset(load_examples(cfg.eval_data, what="evaluation"), model.processor,
-                                        max_length=cfg.max_length, seed=cfg.seed) if cfg.eval_data else None)
+        train_set: ConversationDataset | GroundingDataset
+        eval_set: ConversationDataset | GroundingDataset | None = None
+        if cfg.stage == 0:
+            train_set = GroundingDataset(load_examples(cfg.data), model.processor)
+            if cfg.eval_data:
+                eval_set = GroundingDataset(load_examples(cfg.eval_data, what="evaluation"), model.processor,
+                                            vocab=train_set.vocab)
+        else:
+            train_set = ConversationDataset(load_examples(cfg.data), model.processor, max_length=cfg.max_length,
+                                            seed=cfg.seed)
+            if cfg.eval_data:
+                eval_set = ConversationDataset(load_examples(cfg.eval_data, what="evaluation"), model.processor,
+                                               max_length=cfg.max_length, seed=cfg.seed)
         features = FeatureSource(model, cfg.feature_cache)
         if acc.is_main_process:
             paths = [v for ex in train_set.examples for v in ex.videos]
@@ -352,7 +363,8 @@ class Trainer:
                            samples_done / seconds if seconds > 0 else 0.0, last_loss)
 
     @torch.no_grad()
-    def evaluate(self, model: GPT4Video, dataset: ConversationDataset, features: FeatureSource) -> float:
+    def evaluate(self, model: GPT4Video, dataset: ConversationDataset | GroundingDataset,
+                 features: FeatureSource) -> float:
         """Mean loss over the evaluation set (each process takes its share; the means are averaged)."""
         model.eval()
         acc = self.accelerator
