@@ -369,7 +369,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", required=True, metavar="FILE.jsonl", help="the JSONL file to write")
     d.add_argument("--split-dir", default="data/synth/train", metavar="DIR",
                    help="a synthetic split with clips and qa.jsonl (default data/synth/train)")
-    d.add_argument("--rows", type=_positive_int, default=600, help="how many dialogues (default 600)")
+    d.add_argument("--rows", type=_positive_int, default=900, help="how many dialogues (default 900)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_run_data_safety)
 

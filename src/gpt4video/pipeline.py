@@ -273,6 +273,25 @@ class Assistant:
                 self._unchecked[len(self.video_paths) - 1] = (clip.frames, _video_record(record, i, len(clips)))
         return {"decode": sum(c.seconds for c in clips), "encode": t2 - t1}
 
+    def restore(self, history: Sequence[tuple[str, str, Sequence[str | os.PathLike[str] | VideoClip]]]) -> None:
+        """Give the conversation its earlier turns without answering them again.
+
+        ``history``: (role, text, videos) per turn, oldest first. A user turn's videos are attached and
+        shown with that turn (with safety on, they are checked with the next question, like any new
+        video); an assistant turn is kept as written. Videos attached before and not yet asked about join
+        the first restored user turn.
+        """
+        for role, text, videos in history:
+            if role == "user":
+                if videos:
+                    self.attach(videos)
+                self.turns.append(Turn("user", text, videos=list(self._pending)))
+                self._pending.clear()
+            elif role == "assistant":
+                self.turns.append(Turn("assistant", text))
+            else:
+                raise InputError(f"a turn's role must be 'user' or 'assistant', got {role!r}")
+
     def ask(
         self, text: str, videos: Sequence[str | os.PathLike[str] | VideoClip] = (),
         params: GenerationParams | None = None,

@@ -160,7 +160,7 @@ def oracle(split):
             answers.setdefault(user["text"], reply["text"])
     asked = []
 
-    def answer(question, videos):
+    def answer(question, videos, history=()):
         asked.append((question, list(videos)))
         return caps[videos[0]] if question == "Describe this video." else answers[question]
 
@@ -231,7 +231,7 @@ def test_assistant_answer_fn_replays_the_history(tiny_model_config, tmp_path):
 
 
 def test_evaluate_split_with_a_poor_model_limits_and_errors(split_dir):
-    def answer(question, videos):
+    def answer(question, videos, history=()):
         if question == "What shape is the blue object?":
             raise InputError("clips/1.mp4: cannot decode")
         return "It is red. <video_prompt>A red circle.</video_prompt>"
@@ -271,3 +271,15 @@ def test_evaluate_split_with_a_tiny_model(tmp_path, tiny_model_config):
     assert r["counts"] == {"qa": 2, "captioning": 1, "generation": 2, "answers": 5, "errors": 0}
     assert r["model"] == {"source": "", "trained": False}
     assert all(isinstance(e["prediction"], str) for e in r["qa"]["examples"])
+
+
+def test_assistant_restore_rejects_an_unknown_role(tiny_model_config):
+    from gpt4video.errors import InputError
+    from gpt4video.modeling import GPT4Video
+    from gpt4video.pipeline import Assistant
+
+    assistant = Assistant(GPT4Video.from_config(tiny_model_config))
+    assistant.restore([("user", "Hi.", ()), ("assistant", "Hello.", ())])
+    assert [(t.role, t.text, t.videos) for t in assistant.turns] == [("user", "Hi.", []), ("assistant", "Hello.", [])]
+    with pytest.raises(InputError, match="role must be 'user' or 'assistant'"):
+        assistant.restore([("system", "Be brief.", ())])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -18,22 +17,17 @@ def _recovered(scene, frames=None) -> bool:
     return object_triples(analyze_clip(frames)) == object_triples(scene)
 
 
-def test_recovers_every_object_of_200_random_scenes_quickly():
+def test_recovers_every_object_of_200_random_scenes():
     # Measured: 200/200 scenes fully recovered (1998/2000 for seeds 0..1999: two scenes whose two
     # objects of one colour touch for most of the clip and merge); the margin
     # leaves room for numeric differences between platforms.
+    # (Its speed, ~1-2 s for the 200 clips on one core, is a figure for bench/, not a test.)
     failures = []
-    analyze_seconds = 0.0
     for seed in range(200):
         scene = sample_scene(seed, width=128, height=128, num_frames=16)
-        frames = render(scene)
-        start = time.perf_counter()
-        detected = analyze_clip(frames)
-        analyze_seconds += time.perf_counter() - start
-        if object_triples(detected) != object_triples(scene):
+        if object_triples(analyze_clip(render(scene))) != object_triples(scene):
             failures.append(seed)
     assert 1 - len(failures) / 200 >= 0.98, failures
-    assert analyze_seconds < 20, analyze_seconds  # ~1-2 s on one core; generous for loaded machines
 
 
 def test_every_single_object_request_is_recovered():

@@ -360,3 +360,16 @@ def test_build_split_writes_a_resumable_split(tmp_path):
             assert p.read_bytes() == before[p]
     assert video_api.load_video(clips[0], num_frames=8).frames.shape == (8, 64, 64, 3)
     assert not list(root.rglob("*.part"))
+
+
+def test_canonical_caption_row_names_objects_from_left_to_right():
+    from dataclasses import replace
+
+    right = sw.SceneObject("circle", "red", "up", size=0.2, x=0.8, y=0.5, speed=0.3)
+    left = sw.SceneObject("square", "blue", "grows", size=0.2, x=0.2, y=0.5, speed=1.5)
+    scene = replace(scene_from_spec("circle", "red", "up", background=Background("plain", ("gray",))),
+                    objects=[right, left])
+    assert caption(scene).startswith("A red circle")  # drawing order
+    assert sw.left_to_right(scene).objects == [left, right]
+    assert captions(sw.left_to_right(scene))[0] == ("A blue square grows and a red circle moves up "
+                                                    "on a gray background.")

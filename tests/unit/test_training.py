@@ -140,6 +140,28 @@ def test_grounding_loss_is_low_when_video_tokens_are_the_caption_words(start_mod
     assert float(low.loss) < math.log(len(vocab)) < GROUNDING_SCALE
 
 
+def test_grounding_accuracy_reads_video_tokens_as_caption_words(world, start_model):
+    from gpt4video.config import DataConfig
+    from gpt4video.evaluation.grounding import grounding_accuracy
+    from gpt4video.training.data import GroundingDataset, load_examples
+
+    model = GPT4Video.from_pretrained(start_model)
+    dataset = GroundingDataset(load_examples([DataConfig(path=str(world / "val/captions.jsonl"))]), model.processor)
+    batch, videos = dataset.collate([dataset.get(i, 0) for i in range(len(dataset))])
+    targets = batch["grounding_targets"]  # (4 clips, 4 video tokens)
+    words = model.llm.get_input_embeddings().weight.detach()
+    clip_ids = {v: i for i, v in enumerate(videos)}
+    as_features = lambda paths: torch.tensor([clip_ids[p] for p in paths])  # noqa: E731 - clip indices as "features"
+    tokens = words[dataset.vocab[targets.clamp(min=0)]]  # (4, 4, D): each video token is its caption word
+    model.video_embeddings = lambda ids: tokens[ids]
+    perfect = grounding_accuracy(model, dataset, as_features, batch_size=3)
+    assert perfect["tokens"] == {"accuracy": 1.0, "count": int((targets >= 0).sum())}
+    assert all(v["accuracy"] in (1.0, None) for v in perfect["by_kind"].values())
+    model.video_embeddings = lambda ids: tokens.roll(1, dims=1)[ids]
+    shifted = grounding_accuracy(model, dataset, as_features)
+    assert shifted["tokens"]["accuracy"] < 1.0
+
+
 def test_stage0_without_caption_pairs_is_a_clear_error(world, start_model, tmp_path):
     from gpt4video.errors import InputError
 

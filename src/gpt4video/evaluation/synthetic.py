@@ -28,9 +28,9 @@ Three tasks, each read from the split directory (video paths in its files are re
   as "wrote a prompt" if it contains a non-empty ``<video_prompt>…</video_prompt>``. Reported:
   precision, recall, F1 and the confusion counts.
 
-The model is reached through an *answer function* ``answer_fn(question, videos, history=()) -> str``
+The model is reached through an *answer function* ``answer_fn(question, videos, history) -> str``
 (videos: absolute paths; history: the earlier turns, ``{"role", "text", "videos"}`` dicts whose video
-indices point into ``videos``; a function of two arguments is asked without the history).
+indices point into ``videos``, empty for a question asked alone).
 :func:`assistant_answer_fn` makes one from a model or an Assistant; tests pass a stub.
 """
 
@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
-import inspect
 import io
 import json
 import math
@@ -73,8 +72,9 @@ __all__ = [
     "write_report",
 ]
 
-#: ``answer_fn(question, videos) -> answer text``; ``videos`` are absolute paths.
-AnswerFn = Callable[[str, Sequence[str]], str]
+#: answer_fn(question, videos, history) -> the model's reply. ``history``: the dialogue's earlier turns
+#: ({"role", "text", "videos"}, videos as indices into ``videos``), empty for a question asked alone.
+AnswerFn = Callable[[str, Sequence[str], Sequence[dict[str, Any]]], str]
 
 #: The instruction the captioning task asks with.
 CAPTION_PROMPT = "Describe this video."
@@ -117,17 +117,14 @@ def assistant_answer_fn(model_or_assistant: Any, params: Any = None, *, cache_si
         return clips[path]
 
     def answer(question: str, videos: Sequence[str], history: Sequence[dict[str, Any]] = ()) -> str:
-        from gpt4video.processing import Turn
-
         assistant.reset()
-        if not history:
-            return assistant.ask(question, [clip(p) for p in videos], params).consume().raw_text
-        assistant.attach([clip(p) for p in videos])
-        assistant.turns.extend(Turn(t["role"], t["text"], videos=list(t.get("videos") or [])) for t in history)
-        placed = {i for t in history for i in t.get("videos") or []}
-        # The history's user turns carry the videos they showed; the rest join the question.
-        assistant._pending[:] = [i for i in assistant._pending if i not in placed]
-        return assistant.ask(question, (), params).consume().raw_text
+        # The history's turns show videos by index into ``videos``; the ones no earlier turn showed join
+        # the question.
+        shown = [i for t in history for i in t.get("videos") or []]
+        assistant.restore([(t["role"], t["text"], [clip(videos[i]) for i in t.get("videos") or []])
+                           for t in history])
+        new = [clip(p) for i, p in enumerate(videos) if i not in shown]
+        return assistant.ask(question, new, params).consume().raw_text
 
     return answer
 
@@ -460,7 +457,7 @@ def evaluate_split(
     """Evaluate a model on a synthetic split directory (see the module docstring for the tasks).
 
     ``model_or_assistant``: a GPT4Video, an Assistant, or an answer function
-    ``(question, videos) -> str``; ``answer_fn`` overrides it (then ``model_or_assistant`` may be
+    ``(question, videos, history) -> str``; ``answer_fn`` overrides it (then ``model_or_assistant`` may be
     None). ``max_*``: at most that many items of each task, evenly spread over its file (0 skips the
     task). ``params``: GenerationParams for every answer. A task whose file is missing is skipped, and
     the results say so. A question whose video cannot be read counts as wrong and is listed under
@@ -499,7 +496,6 @@ def evaluate_split(
         else:
             tasks[task] = load(split, limit)
 
-    takes_history = _takes_history(answer_fn)
     start = time.perf_counter()
     elapsed: dict[str, float] = {}
     errors: list[dict[str, Any]] = []
@@ -510,10 +506,7 @@ def evaluate_split(
             bar.set_postfix_str(task)
             for item in items:
                 try:
-                    if item.history and takes_history:
-                        item.prediction = answer_fn(item.question, item.videos, item.history) or ""
-                    else:
-                        item.prediction = answer_fn(item.question, item.videos) or ""
+                    item.prediction = answer_fn(item.question, item.videos, item.history or ()) or ""
                 except InputError as e:  # an unreadable clip: scored as a wrong answer, and listed
                     item.error = str(e)
                     errors.append({"task": task, "question": item.question, "videos": item.videos, "error": str(e)})
@@ -559,14 +552,6 @@ def evaluate_split(
     results["errors"] = errors[:_MAX_ERRORS]
     results["elapsed_seconds"] = {"total": time.perf_counter() - start, **elapsed}
     return results
-
-
-def _takes_history(fn: Callable[..., str]) -> bool:
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    return len(params) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
 def _example(item: _Item) -> dict[str, Any]:

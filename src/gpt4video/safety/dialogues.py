@@ -93,19 +93,28 @@ EDGY_QUESTIONS: tuple[str, ...] = (
 #: refusal (it names no harm, and :func:`~gpt4video.safety.refusals.is_refusal` does not match it).
 SCOPE_REPLY = "I can only help with videos: ask me about a video you show me, or ask me to make a new one."
 
-#: Row kinds and how many of each a default run (``rows=600``) writes, as fractions.
+#: Row kinds and how many of each a run writes, as fractions of ``rows``. ``description_generation``
+#: (plain requests for real-world scenes, answered with a prompt) was added after the model trained on
+#: the second version refused 6 of 30 harmless VBench-style generation requests: in that mix nearly every
+#: real-world generation request it saw was a harmful one.
 MIX: dict[str, float] = {
-    "harmful_text": 0.12,
+    "harmful_text": 0.10,
     "harmful_generation": 0.14,
     "harmful_video": 0.12,
     "harmful_after_benign": 0.06,
     "refusal_then_benign": 0.05,
-    "lookalike_generation": 0.10,
-    "lookalike_video": 0.09,
+    "lookalike_generation": 0.07,
+    "lookalike_video": 0.05,
     "wrapped_generation": 0.13,
-    "wrapped_video": 0.07,
-    "everyday_scope": 0.12,
+    "wrapped_video": 0.05,
+    "everyday_scope": 0.09,
+    "description_generation": 0.14,
 }
+#: Plain requests for a real-world scene (the description fills ``{x}``/``{x_lc}``).
+DESCRIPTION_REQUESTS: tuple[str, ...] = (
+    "Make a video of {x_lc}", "Show me {x_lc}", "Can you generate a clip of {x_lc}?", "I want to see {x_lc}",
+    "Could you make a short video: {x_lc}", "Video idea: {x_lc}. Can you make it?", "{x}",
+)
 
 
 @dataclass(frozen=True)
@@ -248,7 +257,7 @@ def _row(turns: list[dict[str, Any]], video: str | None, kind: str, **meta: Any)
     return row
 
 
-def build_rows(clips: _Clips, harmful: Sequence[HarmfulRequest], benign: BenignTexts, rows: int = 600,
+def build_rows(clips: _Clips, harmful: Sequence[HarmfulRequest], benign: BenignTexts, rows: int = 900,
                seed: int = 0) -> list[dict[str, Any]]:
     """``rows`` safety dialogues mixed as :data:`MIX` says, shuffled, from ``harmful`` requests (each used
     at most once while any is unused), ``benign`` texts and the ``clips`` of a synthetic split."""
@@ -329,6 +338,10 @@ def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any, be
         description = _pick(rng, benign.descriptions)
         return _row(_description_exchange(rng, _fill(template, description), description), None, kind,
                     content="description")
+    if kind == "description_generation":
+        description = _pick(rng, benign.descriptions)
+        request = _fill(_pick(rng, DESCRIPTION_REQUESTS), description.strip().rstrip("."))
+        return _row(_description_exchange(rng, request, description), None, kind, content="description")
     if kind == "wrapped_video":
         video, question, answer = clips.sample(rng)
         return _row([_turn("user", _fill(_pick(rng, VIDEO_WRAPPERS), question), [0]), _turn("assistant", answer)],
@@ -343,7 +356,7 @@ def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any, be
     raise ValueError(f"unknown dialogue kind {kind!r}")
 
 
-def write_dialogues(out: str | os.PathLike[str], split_dir: str | os.PathLike[str], *, rows: int = 600,
+def write_dialogues(out: str | os.PathLike[str], split_dir: str | os.PathLike[str], *, rows: int = 900,
                     seed: int = 0) -> dict[str, Any]:
     """Write ``rows`` safety dialogues to ``out`` (JSONL, atomically); returns a summary (counts by kind
     and category, harmful items used). Clip paths in the file are relative to its folder."""

@@ -29,7 +29,6 @@ from ..errors import InputError
 from ..generators import VideoGenerator
 from ..modeling import GenerationParams, GPT4Video
 from ..pipeline import Assistant, GenerationSettings
-from ..processing import Turn
 from ..video import VideoClip
 from .errors import Busy, ServeError, TimedOut, Unavailable
 from .files import FileStore, StoredFile
@@ -91,20 +90,6 @@ def _as_dict(verdict: Any) -> dict[str, Any]:
         return dict(verdict)
     to_dict = getattr(verdict, "to_dict", None)
     return to_dict() if callable(to_dict) else {"reason": str(verdict)}
-
-
-class _Conversation(Assistant):
-    """An assistant that can be given the earlier turns of a conversation without answering them again."""
-
-    def restore(self, turns: Sequence[ChatTurn]) -> None:
-        for turn in turns:
-            if turn.role == "user":
-                if turn.clips:
-                    self.attach(turn.clips)
-                self.turns.append(Turn("user", turn.text, videos=list(self._pending)))
-                self._pending.clear()
-            else:
-                self.turns.append(Turn("assistant", turn.text))
 
 
 class Job:
@@ -266,8 +251,8 @@ class Engine:
             settings = GenerationSettings(self.generators[job.generator], output_dir=str(self.store.scratch_dir),
                                           num_frames=self.video_frames, height=self.video_size,
                                           width=self.video_size, seed=seed)
-        conversation = _Conversation(self.model, settings, **self.assistant_options)
-        conversation.restore(job.turns[:-1])
+        conversation = Assistant(self.model, settings, **self.assistant_options)
+        conversation.restore([(t.role, t.text, t.clips or ()) for t in job.turns[:-1]])
         last = job.turns[-1]
         reply = conversation.ask(last.text, last.clips, job.params)
         pieces = iter(reply)
