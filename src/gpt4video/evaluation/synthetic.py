@@ -637,7 +637,7 @@ def format_markdown(results: dict[str, Any]) -> str:
                   f"| {gen['n']} | {gen['positives']} | {gen['negatives']} | {gen['tp']} | {gen['fp']} | {gen['fn']} "
                   f"| {gen['tn']} | {_pct(gen['precision'])} | {_pct(gen['recall'])} | {_pct(gen['f1'])} |", "",
                   f"Recall on first-turn requests: {_pct(gen.get('recall_first_turn_requests'))}; on follow-up "
-                  f"requests (asked alone, without the earlier turns): {_pct(gen.get('recall_follow_up_requests'))}.",
+                  f"requests (asked after their dialogue's earlier turns): {_pct(gen.get('recall_follow_up_requests'))}.",
                   ""]
 
     if results.get("errors"):
