@@ -63,7 +63,7 @@ def main() -> int:
                 name = f"stage {stage}, {'feature cache' if cached else 'decode + encode every batch'}"
                 log(f"{name}: {args.steps} steps of {batch[stage]}")
                 config = TrainConfig.from_dict({
-                    "model": "smol", "stage": stage, "train_abstractor": stage == 2,
+                    "model": "smol", "stage": stage, "train_abstractor": True,
                     "data": [{"path": str(p)} for p in files[stage]],
                     "output_dir": str(Path(tmp) / f"s{stage}{'c' if cached else 'n'}"),
                     "max_steps": args.steps, "batch_size": batch[stage], "learning_rate": 1e-4,
