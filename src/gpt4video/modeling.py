@@ -348,21 +348,26 @@ class GPT4Video(nn.Module):
         loss = nn.functional.cross_entropy(logits.float(), targets[mask])
         return LossOutput(loss=loss, num_tokens=num_tokens)
 
+    def grounding_logits(self, features: torch.Tensor, vocab: torch.Tensor) -> torch.Tensor:
+        """(B, Nq, V): each video token's cosine similarity to the input embedding of each word of ``vocab``
+        (token ids), × :data:`GROUNDING_SCALE`. features: (B, T, N, D) frame features."""
+        tokens = self.video_embeddings(features)  # (B, Nq, D)
+        words = self.llm.get_input_embeddings().weight[vocab].detach()  # (V, D)
+        return GROUNDING_SCALE * nn.functional.normalize(tokens.float(), dim=-1) @ (
+            nn.functional.normalize(words.float(), dim=-1).T)
+
     def grounding_loss(self, features: torch.Tensor, targets: torch.Tensor, vocab: torch.Tensor) -> LossOutput:
         """Stage-0 loss: video token i should read, in the LLM's own word-embedding space, as token i of
         the clip's caption.
 
         features: (B, T, N, D) frame features. targets: (B, Nq) indices into ``vocab`` (IGNORE_INDEX past
-        the caption's end). vocab: (V,) token ids the captions use. Each video token is scored against
-        those words' input embeddings by cosine similarity × :data:`GROUNDING_SCALE`, with cross-entropy
-        against the caption's token at its position. The LLM never runs, so a step costs only the
-        abstractor; what it buys is video tokens that already look like words to the frozen LLM, which
-        stage 1 could not find on its own in a short run (it learned a clip-independent soft prompt).
+        the caption's end). vocab: (V,) token ids the captions use. Cross-entropy of
+        :meth:`grounding_logits` against the caption's token at each position. The LLM never runs, so a
+        step costs only the abstractor; what it buys is video tokens that already look like words to the
+        frozen LLM, which stage 1 could not find on its own in a short run (it learned a clip-independent
+        soft prompt).
         """
-        tokens = self.video_embeddings(features)  # (B, Nq, D)
-        words = self.llm.get_input_embeddings().weight[vocab].detach()  # (V, D)
-        logits = GROUNDING_SCALE * nn.functional.normalize(tokens.float(), dim=-1) @ (
-            nn.functional.normalize(words.float(), dim=-1).T)  # (B, Nq, V)
+        logits = self.grounding_logits(features, vocab)  # (B, Nq, V)
         mask = targets != IGNORE_INDEX
         num_tokens = int(mask.sum())
         if num_tokens == 0:

@@ -1,9 +1,10 @@
 """How well a model's video tokens spell out each clip's caption (what stage 0 trains).
 
 For every caption token, the video token at its position is read as the nearest caption word by cosine
-similarity in the LLM's input-embedding space (the words of ``vocab``). Accuracy is reported over all
-caption tokens and by kind of word (the synthetic world's colours, shapes and motion words by default),
-so an abstractor ablation can show what a variant can and cannot express (motion words need frame order).
+similarity in the LLM's input-embedding space (``GPT4Video.grounding_logits`` over the dataset's
+``vocab``). Accuracy is reported over all caption tokens and by kind of word (the synthetic world's
+colours, shapes and motion words by default), so an abstractor ablation can show what a variant can and
+cannot express (motion words need frame order).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ def grounding_accuracy(
     model.eval()
     tokenizer = model.processor.tokenizer
     vocab = dataset.vocab
-    words = torch.nn.functional.normalize(model.llm.get_input_embeddings().weight[vocab].float(), dim=-1)  # (V, D)
     word_kind = {}
     for i, token in enumerate(vocab.tolist()):
         text = tokenizer.decode([token]).strip().lower()
@@ -44,8 +44,7 @@ def grounding_accuracy(
     hits = {"tokens": [0, 0], **{k: [0, 0] for k in kinds}}
     for start in range(0, len(dataset), batch_size):
         batch, videos = dataset.collate([dataset.get(i, 0) for i in range(start, min(start + batch_size, len(dataset)))])
-        tokens = model.video_embeddings(features(videos).to(model.device)).float()  # (B, Nq, D)
-        pred = (torch.nn.functional.normalize(tokens, dim=-1) @ words.T).argmax(-1).cpu()  # (B, Nq)
+        pred = model.grounding_logits(features(videos).to(model.device), vocab).argmax(-1).cpu()  # (B, Nq)
         targets = batch["grounding_targets"]
         for target, guess in zip(targets[targets >= 0].tolist(), pred[targets >= 0].tolist()):
             for key in ("tokens", word_kind.get(target)):

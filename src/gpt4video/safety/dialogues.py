@@ -110,6 +110,8 @@ MIX: dict[str, float] = {
     "everyday_scope": 0.09,
     "description_generation": 0.14,
 }
+#: How many dialogues a run writes unless told otherwise (`gpt4video data safety --rows`).
+DEFAULT_ROWS = 900
 #: Plain requests for a real-world scene (the description fills ``{x}``/``{x_lc}``).
 DESCRIPTION_REQUESTS: tuple[str, ...] = (
     "Make a video of {x_lc}", "Show me {x_lc}", "Can you generate a clip of {x_lc}?", "I want to see {x_lc}",
@@ -257,7 +259,7 @@ def _row(turns: list[dict[str, Any]], video: str | None, kind: str, **meta: Any)
     return row
 
 
-def build_rows(clips: _Clips, harmful: Sequence[HarmfulRequest], benign: BenignTexts, rows: int = 900,
+def build_rows(clips: _Clips, harmful: Sequence[HarmfulRequest], benign: BenignTexts, rows: int = DEFAULT_ROWS,
                seed: int = 0) -> list[dict[str, Any]]:
     """``rows`` safety dialogues mixed as :data:`MIX` says, shuffled, from ``harmful`` requests (each used
     at most once while any is unused), ``benign`` texts and the ``clips`` of a synthetic split."""
@@ -356,7 +358,7 @@ def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any, be
     raise ValueError(f"unknown dialogue kind {kind!r}")
 
 
-def write_dialogues(out: str | os.PathLike[str], split_dir: str | os.PathLike[str], *, rows: int = 900,
+def write_dialogues(out: str | os.PathLike[str], split_dir: str | os.PathLike[str], *, rows: int = DEFAULT_ROWS,
                     seed: int = 0) -> dict[str, Any]:
     """Write ``rows`` safety dialogues to ``out`` (JSONL, atomically); returns a summary (counts by kind
     and category, harmful items used). Clip paths in the file are relative to its folder."""

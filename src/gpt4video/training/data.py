@@ -116,7 +116,7 @@ def micro_batch_indices(
 
 @dataclass
 class GroundingItem:
-    targets: list[int]  # caption token ids, at most num_video_tokens of them
+    targets: list[int]  # the caption's tokens as indices into the dataset's vocab (IGNORE_INDEX: not in it)
     videos: list[str]
     source: str
 
@@ -140,19 +140,18 @@ class GroundingDataset:
             logger.warning("grounding uses caption pairs only: skipped %d other examples", skipped)
         if not self.examples:
             raise InputError("grounding (stage 0) needs video-caption pairs; none of the data is one")
-        self.items: list[GroundingItem] = []
-        cut = 0
-        for ex in self.examples:
-            text = ex.meta.get("caption") or ex.turns[-1].text
-            ids = tokenizer(text, add_special_tokens=False).input_ids
-            cut += len(ids) > self.num_tokens
-            self.items.append(GroundingItem(ids[: self.num_tokens], list(ex.videos), ex.source))
+        token_ids = [tokenizer(ex.meta.get("caption") or ex.turns[-1].text, add_special_tokens=False).input_ids
+                     for ex in self.examples]
+        cut = sum(len(ids) > self.num_tokens for ids in token_ids)
         if cut:
             logger.warning("%d captions are longer than the %d video tokens; their ends are not grounded",
                            cut, self.num_tokens)
+        token_ids = [ids[: self.num_tokens] for ids in token_ids]
         self.vocab = (vocab if vocab is not None else
-                      torch.tensor(sorted({t for item in self.items for t in item.targets}), dtype=torch.long))
-        self._index = {int(t): i for i, t in enumerate(self.vocab)}
+                      torch.tensor(sorted({t for ids in token_ids for t in ids}), dtype=torch.long))
+        index = {int(t): i for i, t in enumerate(self.vocab)}
+        self.items = [GroundingItem([index.get(t, IGNORE_INDEX) for t in ids], list(ex.videos), ex.source)
+                      for ids, ex in zip(token_ids, self.examples)]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -163,7 +162,6 @@ class GroundingDataset:
     def collate(self, items: list[GroundingItem]) -> tuple[dict[str, torch.Tensor], list[str]]:
         targets = torch.full((len(items), self.num_tokens), IGNORE_INDEX, dtype=torch.long)  # (B, Nq)
         for row, item in enumerate(items):
-            targets[row, : len(item.targets)] = torch.tensor([self._index.get(t, IGNORE_INDEX) for t in item.targets],
-                                                                  dtype=torch.long)
+            targets[row, : len(item.targets)] = torch.tensor(item.targets, dtype=torch.long)
         videos = [v for item in items for v in item.videos]
         return {"grounding_targets": targets, "grounding_vocab": self.vocab}, videos
