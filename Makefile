@@ -52,7 +52,7 @@ train-default: data
 	$(BIN)/gpt4video train --config configs/train/smol_stage2.yaml
 	rm -rf src/gpt4video/weights/smol
 	mkdir -p src/gpt4video/weights
-	cp -r runs/smol/stage2/final src/gpt4video/weights/smol
+	$(BIN)/gpt4video export runs/smol/stage2/final src/gpt4video/weights/smol --dtype float16
 
 # The figures in the README's table for the offline default.
 eval-default: data

@@ -14,6 +14,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .errors import InputError
@@ -345,6 +346,38 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export --------------------------------------------------------------------------------------
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="copy a trained model's weights to another directory, optionally in half precision",
+        description="Load a model directory written by training (or a preset) and write its trained weights "
+        "(abstractor, LoRA adapter) and config to OUT; --dtype float16 halves their size (how the offline "
+        "default is shipped).",
+    )
+    p.add_argument("model", help="a model directory or preset name")
+    p.add_argument("out", help="the directory to write (replaced if it exists)")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                   help="dtype of the stored weights (default: float32)")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from .modeling import META_NAME, GPT4Video
+
+    model = GPT4Video.from_pretrained(args.model)
+    source = Path(str(model.source))
+    info = None
+    if source.is_dir() and (source / META_NAME).is_file():
+        info = json.loads((source / META_NAME).read_text(encoding="utf-8"))
+    out = model.save_pretrained(args.out, info=info, dtype=getattr(torch, args.dtype))
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {out} ({size / 1e6:.1f} MB, {args.dtype})")
+    return 0
+
+
 # -- data ----------------------------------------------------------------------------------------
 def _add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="make data sets (the synthetic world, safety dialogues)")
@@ -369,7 +402,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", required=True, metavar="FILE.jsonl", help="the JSONL file to write")
     d.add_argument("--split-dir", default="data/synth/train", metavar="DIR",
                    help="a synthetic split with clips and qa.jsonl (default data/synth/train)")
-    d.add_argument("--rows", type=_positive_int, default=900, help="how many dialogues (default 900)")
+    from .safety.dialogues import DEFAULT_ROWS
+
+    d.add_argument("--rows", type=_positive_int, default=DEFAULT_ROWS, help=f"how many dialogues (default {DEFAULT_ROWS})")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_run_data_safety)
 
@@ -800,6 +835,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_chat(sub)
     _add_generate(sub)
     _add_train(sub)
+    _add_export(sub)
     _add_data(sub)
     _add_predict(sub)
     _add_eval(sub)

@@ -116,7 +116,8 @@ class EncoderConfig(ConfigBase):
 
     name: registry name (``open_nsfw``: the packaged ResNet trunk; ``clip``: a Hugging Face CLIP vision tower).
     model: hub id or local directory (clip); path to an ONNX file (open_nsfw; None = the packaged file).
-    select_layer: clip: which hidden state to take (-1 the last, -2 the penultimate as in LLaVA).
+    select_layer: clip: which hidden state to take (-1 the last, -2 the penultimate as in LLaVA);
+        open_nsfw: which feature map (-1 res5, 7x7x1024; -2 res4, 14x14x512).
     batch_size: frames per forward pass.
     num_threads: CPU threads for ONNX Runtime (None = its default).
     """

@@ -226,19 +226,29 @@ class GPT4Video(nn.Module):
             load_lora_weights(self.llm, directory / LORA_DIR)
         self.trained = True
 
-    def save_pretrained(self, directory: str | os.PathLike[str], *, info: dict | None = None) -> Path:
-        """Write the config, the abstractor and the LoRA adapter, atomically (temp dir, then rename)."""
+    def save_pretrained(self, directory: str | os.PathLike[str], *, info: dict | None = None,
+                        dtype: torch.dtype | None = None) -> Path:
+        """Write the config, the abstractor and the LoRA adapter, atomically (temp dir, then rename).
+
+        dtype: store the trained weights in this floating dtype (e.g. torch.float16, half the size, for
+        shipping); None keeps the model's own. :meth:`from_pretrained` casts them back to the dtype it
+        builds the model in."""
         from safetensors.torch import save_file
+
+        if dtype is not None and not dtype.is_floating_point:
+            raise InputError(f"weights can only be stored in a floating dtype, not {dtype}")
 
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
         try:
             self.config.to_yaml(tmp / CONFIG_NAME)
-            state = {k: v.detach().contiguous().cpu() for k, v in self.abstractor.state_dict().items()}
-            save_file(state, str(tmp / ABSTRACTOR_NAME))
+            state = {k: v.detach().cpu() for k, v in self.abstractor.state_dict().items()}
+            if dtype is not None:
+                state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / ABSTRACTOR_NAME))
             if self.config.llm.lora is not None:
-                save_lora(self.llm, tmp / LORA_DIR)
+                save_lora(self.llm, tmp / LORA_DIR, dtype=dtype)
             if info:
                 (tmp / META_NAME).write_text(json.dumps(info, indent=2), encoding="utf-8")
             if directory.exists():
@@ -360,19 +370,33 @@ class GPT4Video(nn.Module):
         """Stage-0 loss: video token i should read, in the LLM's own word-embedding space, as token i of
         the clip's caption.
 
-        features: (B, T, N, D) frame features. targets: (B, Nq) indices into ``vocab`` (IGNORE_INDEX past
-        the caption's end). vocab: (V,) token ids the captions use. Cross-entropy of
-        :meth:`grounding_logits` against the caption's token at each position. The LLM never runs, so a
-        step costs only the abstractor; what it buys is video tokens that already look like words to the
-        frozen LLM, which stage 1 could not find on its own in a short run (it learned a clip-independent
-        soft prompt).
+        features: (B, T, N, D) frame features. targets: (B, Nq), or (B, K, Nq) for K accepted readings of
+        each caption (e.g. its objects in every order; padded with readings that are all IGNORE_INDEX),
+        as indices into ``vocab`` (IGNORE_INDEX past a caption's end). vocab: (V,) token ids the captions
+        use. Cross-entropy of :meth:`grounding_logits` against the caption's token at each position, for
+        each clip against the reading its tokens are closest to (lowest mean cross-entropy): like DETR's
+        set matching, the abstractor may put a clip's objects in any order, instead of having to work
+        out which object comes second. The LLM never runs, so a step costs only the abstractor; what it
+        buys is video tokens that already look like words to the frozen LLM, which stage 1 could not
+        find on its own in a short run (it learned a clip-independent soft prompt).
         """
-        logits = self.grounding_logits(features, vocab)  # (B, Nq, V)
-        mask = targets != IGNORE_INDEX
-        num_tokens = int(mask.sum())
-        if num_tokens == 0:
+        if targets.dim() == 2:
+            targets = targets.unsqueeze(1)  # (B, 1, Nq): one reading per caption
+        if targets.dim() != 3:
+            raise InputError(f"grounding targets must be (B, Nq) or (B, K, Nq), got {tuple(targets.shape)}")
+        mask = targets != IGNORE_INDEX  # (B, K, Nq)
+        if not bool(mask.any()):
             raise InputError("this batch has no caption tokens to ground")
-        loss = nn.functional.cross_entropy(logits[mask], targets[mask])
+        logp = self.grounding_logits(features, vocab).log_softmax(-1)  # (B, Nq, V)
+        b, k, n = targets.shape
+        nll = -logp.unsqueeze(1).expand(b, k, n, logp.shape[-1]).gather(
+            -1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask  # (B, K, Nq), 0 where ignored
+        counts = mask.sum(-1)  # (B, K)
+        mean = (nll.sum(-1) / counts.clamp(min=1)).masked_fill(counts == 0, float("inf"))  # (B, K)
+        best = mean.argmin(dim=-1)  # (B,) the closest reading of each caption
+        rows = torch.arange(b, device=targets.device)
+        num_tokens = int(counts[rows, best].sum())
+        loss = nll[rows, best].sum() / num_tokens
         return LossOutput(loss=loss, num_tokens=num_tokens)
 
     # -- generation ------------------------------------------------------------------------------

@@ -65,6 +65,20 @@ def test_caption_rows(data_dir):
     assert [e.turns[0].text for e in again.examples] == [e.turns[0].text for e in result.examples]
 
 
+def test_caption_rows_with_grounding_readings(data_dir):
+    readings = ["A red circle grows and a blue square shrinks.", "A blue square shrinks and a red circle grows."]
+    path = write_jsonl(data_dir / "captions.jsonl", [
+        {"video": "clips/a.mp4", "caption": readings[0], "grounding_captions": readings},
+        {"video": "clips/b.mp4", "caption": "A blue square grows."},
+        {"video": "clips/c.mp4", "caption": "A blue square grows.", "grounding_captions": [" "]},
+    ])
+    result = read_jsonl(path)
+    assert result.examples[0].meta["grounding_captions"] == readings
+    assert "grounding_captions" not in result.examples[1].meta
+    assert len(result.errors) == 1 and result.errors[0].line == 3
+    assert "'grounding_captions' is empty" in result.errors[0].message
+
+
 def test_caption_instruction_varies_with_seed_and_sample_caption_per_epoch():
     picked = {choose_instruction(seed, "file.jsonl:1") for seed in range(40)}
     assert len(picked) > 1 and picked <= set(CAPTION_INSTRUCTIONS)

@@ -192,6 +192,18 @@ def test_open_nsfw_shape_deterministic_pooled(nsfw):
     assert (out[:, 1:] >= 0).all()  # the grid is a ReLU map
 
 
+def test_open_nsfw_res4_map_and_bad_layer():
+    enc = build_encoder(EncoderConfig(name="open_nsfw", num_threads=2, select_layer=-2))
+    assert enc.tokens_per_frame == 197 and enc.hidden_size == 512
+    x = frames(2, 96, 128, seed=3)
+    out = enc(x)
+    assert out.shape == (2, 197, 512)
+    torch.testing.assert_close(out[:, 0], out[:, 1:].mean(dim=1))  # token 0: the mean of the 14x14 grid
+    assert (out[:, 1:] >= 0).all()  # a ReLU map
+    with pytest.raises(ModelLoadError, match="select_layer=-3"):
+        build_encoder(EncoderConfig(name="open_nsfw", select_layer=-3))
+
+
 def test_open_nsfw_different_frames_differ(nsfw):
     x = frames(1, 96, 96, seed=5)
     y = x.copy()

@@ -152,3 +152,32 @@ def test_unknown_model_name(tmp_path):
         GPT4Video.from_pretrained("no-such-model")
     with pytest.raises(ModelLoadError, match="not a gpt4video model directory"):
         GPT4Video.from_pretrained(tmp_path)
+
+
+def test_half_precision_export_halves_the_files_and_reloads(model, tmp_path):
+    from safetensors.torch import load_file
+
+    from gpt4video.cli import main
+
+    full = model.save_pretrained(tmp_path / "fp32")
+    half = model.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
+
+    def size(d):  # bytes of tensor data per weights file (the tiny model's headers would dominate file sizes)
+        return {f.relative_to(d).as_posix(): sum(t.numel() * t.element_size() for t in load_file(str(f)).values())
+                for f in d.rglob("*.safetensors")}
+
+    assert size(full).keys() == size(half).keys() and len(size(full)) == 2  # abstractor + LoRA adapter
+    assert all(size(half)[k] * 2 == size(full)[k] for k in size(full))
+    for f in half.rglob("*.safetensors"):
+        assert all(t.dtype == torch.float16 for t in load_file(str(f)).values())
+    reloaded = GPT4Video.from_pretrained(half)  # cast back to float32 on load
+    for name, p in model.trainable_parameters().items():
+        q = dict(reloaded.named_parameters())[name]
+        assert q.dtype == torch.float32
+        torch.testing.assert_close(q, p.detach(), atol=1e-3, rtol=1e-3)
+    # the CLI: same files from a trained directory, and one clear error for a bad source
+    assert main(["export", str(full), str(tmp_path / "cli16"), "--dtype", "float16"]) == 0
+    assert size(tmp_path / "cli16") == size(half)
+    assert main(["export", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
+    with pytest.raises(InputError, match="floating dtype"):
+        model.save_pretrained(tmp_path / "int", dtype=torch.int8)

@@ -373,3 +373,19 @@ def test_canonical_caption_row_names_objects_from_left_to_right():
     assert sw.left_to_right(scene).objects == [left, right]
     assert captions(sw.left_to_right(scene))[0] == ("A blue square grows and a red circle moves up "
                                                     "on a gray background.")
+
+
+def test_object_orders_are_the_canonical_caption_in_every_order():
+    from dataclasses import replace
+
+    a = sw.SceneObject("circle", "red", "up", size=0.2, x=0.8, y=0.5, speed=0.3)
+    b = sw.SceneObject("square", "blue", "grows", size=0.2, x=0.2, y=0.5, speed=1.5)
+    c = sw.SceneObject("triangle", "green", "still", size=0.2, x=0.5, y=0.5, speed=0.0)
+    scene = replace(scene_from_spec("circle", "red", "up", background=Background("plain", ("gray",))),
+                    objects=[a, b, c])
+    orders = sw.object_orders(scene)
+    assert len(orders) == 6 == len(set(orders))
+    assert orders[0] == captions(sw.left_to_right(scene))[0]  # left to right first
+    assert "A red circle moves up, a green triangle stays still and a blue square grows on a gray background." in orders
+    assert sw.object_orders(replace(scene, objects=[a])) == [captions(replace(scene, objects=[a]))[0]]
+    assert len(sw.object_orders(replace(scene, objects=[a, a]))) == 1  # identical objects: one reading

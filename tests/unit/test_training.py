@@ -140,6 +140,46 @@ def test_grounding_loss_is_low_when_video_tokens_are_the_caption_words(start_mod
     assert float(low.loss) < math.log(len(vocab)) < GROUNDING_SCALE
 
 
+def test_grounding_loss_takes_each_captions_closest_reading(start_model):
+    model = GPT4Video.from_pretrained(start_model)
+    vocab = torch.tensor([5, 9, 17, 30, 41])
+    spelled = torch.tensor([0, 3, 2, -100])  # what the video tokens spell
+    other = torch.tensor([1, 1, 4, 4])  # another accepted reading of the same caption
+    empty = torch.full((4,), -100)  # padding: a clip with fewer readings
+    words = model.llm.get_input_embeddings().weight.detach()
+    as_words = words[vocab[spelled.clamp(min=0)]][None]  # (1, 4, D)
+    model.video_embeddings = lambda features: as_words
+    features = torch.zeros(1, 1, 17, 32)
+
+    def loss(*readings):
+        return model(features=features, grounding_targets=torch.stack(readings)[None], grounding_vocab=vocab)
+
+    alone, first, second, padded = loss(spelled), loss(spelled, other), loss(other, spelled), loss(other, spelled, empty)
+    assert alone.num_tokens == first.num_tokens == second.num_tokens == padded.num_tokens == 3
+    torch.testing.assert_close(first.loss, alone.loss)  # the order of the readings does not matter
+    torch.testing.assert_close(second.loss, alone.loss)
+    torch.testing.assert_close(padded.loss, alone.loss)
+    assert float(loss(other).loss) > float(alone.loss)  # only the farther reading: a higher loss
+    # (B, Nq) targets are one reading per caption, as before
+    torch.testing.assert_close(model(features=features, grounding_targets=spelled[None], grounding_vocab=vocab).loss,
+                               alone.loss)
+
+
+def test_grounding_dataset_keeps_every_object_order(world, start_model):
+    from gpt4video.config import DataConfig
+    from gpt4video.training.data import GroundingDataset, load_examples
+
+    model = GPT4Video.from_pretrained(start_model)
+    examples = load_examples([DataConfig(path=str(world / "train/captions.jsonl"))])
+    dataset = GroundingDataset(examples, model.processor)
+    scenes = [json.loads(line)["scene"] for line in (world / "train/scenes.jsonl").read_text().splitlines()]
+    counts = [len(item.targets) for item in dataset.items]
+    assert counts == [math.factorial(len(scene["objects"])) for scene in scenes]
+    assert max(counts) > 1  # the fixture has clips with several objects
+    batch, _ = dataset.collate([dataset.get(i, 0) for i in range(len(dataset))])
+    assert batch["grounding_targets"].shape == (len(dataset), max(counts), model.processor.num_video_tokens)
+
+
 def test_grounding_accuracy_reads_video_tokens_as_caption_words(world, start_model):
     from gpt4video.config import DataConfig
     from gpt4video.evaluation.grounding import grounding_accuracy
@@ -148,7 +188,7 @@ def test_grounding_accuracy_reads_video_tokens_as_caption_words(world, start_mod
     model = GPT4Video.from_pretrained(start_model)
     dataset = GroundingDataset(load_examples([DataConfig(path=str(world / "val/captions.jsonl"))]), model.processor)
     batch, videos = dataset.collate([dataset.get(i, 0) for i in range(len(dataset))])
-    targets = batch["grounding_targets"]  # (4 clips, 4 video tokens)
+    targets = batch["grounding_targets"][:, 0]  # (4 clips, 4 video tokens): each caption's first reading
     words = model.llm.get_input_embeddings().weight.detach()
     clip_ids = {v: i for i, v in enumerate(videos)}
     as_features = lambda paths: torch.tensor([clip_ids[p] for p in paths])  # noqa: E731 - clip indices as "features"

@@ -26,6 +26,9 @@ order: ``"turns"`` or ``"conversations"`` → conversation; ``"question"`` → Q
     :data:`CAPTION_INSTRUCTIONS`, chosen deterministically from ``seed`` and the row's position),
     then an assistant turn with the caption. ``meta``: ``{"format": "caption", "caption",
     "captions" (the caption first, then the other paraphrases, no duplicates), "instruction"}``.
+    ``grounding_captions``: optional list of str, the readings stage-0 grounding accepts as equally right
+    (e.g. the caption with its objects in every order; the loss takes the closest one); without it,
+    only ``caption``. Kept in ``meta["grounding_captions"]``.
     The trainer calls :func:`sample_caption` each epoch to pick another caption and instruction.
     Example kind: ``"caption"``.
 
@@ -343,8 +346,14 @@ def _parse_caption(row: Mapping[str, Any], base: Path, check: bool, source: str,
     if not caption.strip():
         raise RowProblem("'caption' is empty")
     video = resolve_video(_string(row, "video"), base, check_files=check)
+    meta = None
+    if "grounding_captions" in row:
+        readings = [c.strip() for c in _string_list(row, "grounding_captions") if c.strip()]
+        if not readings:
+            raise RowProblem("'grounding_captions' is empty")
+        meta = {"grounding_captions": readings}
     return caption_example(video, caption.strip(), captions=[c.strip() for c in paraphrases if c.strip()],
-                           source=source, seed=seed)
+                           source=source, seed=seed, meta=meta)
 
 
 def _parse_qa(row: Mapping[str, Any], base: Path, check: bool, source: str) -> Example:

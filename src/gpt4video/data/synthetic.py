@@ -34,6 +34,7 @@ but placement is checked for the scene's own ``width`` × ``height``):
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -77,6 +78,7 @@ __all__ = [
     "contrast",
     "dialogue",
     "normalize_answer",
+    "object_orders",
     "parse_prompt",
     "questions",
     "render",
@@ -870,6 +872,15 @@ def left_to_right(scene: Scene) -> Scene:
     return replace(scene, objects=sorted(scene.objects, key=lambda o: (round(o.x, 2), round(o.y, 2))))
 
 
+def object_orders(scene: Scene) -> list[str]:
+    """The canonical caption with the objects in every order, the left-to-right one first (no
+    duplicates): the readings stage-0 grounding accepts, since which object a caption names first
+    says nothing about the clip."""
+    first = left_to_right(scene)
+    orders = [first.objects, *itertools.permutations(first.objects)]
+    return list(dict.fromkeys(captions(replace(scene, objects=list(order)))[0] for order in orders))
+
+
 def caption(scene: Scene | PromptSpec, rng: np.random.Generator | int | None = None) -> str:
     """One caption of ``scene``: a random template and random motion paraphrases drawn from
     ``rng``; with ``rng=None``, the canonical caption (``captions(scene)[0]``)."""
@@ -1560,8 +1571,9 @@ def build_split(
     Writes ``clips/<seed>.mp4`` for each seed of :func:`split_seeds` and four JSONL files whose
     ``video`` / ``videos`` paths are relative to the split directory:
 
-    - ``captions.jsonl``: ``{"video", "caption", "captions"}``: the canonical caption naming objects
-      from left to right (the target of stage-0 grounding), and all paraphrases
+    - ``captions.jsonl``: ``{"video", "caption", "captions", "grounding_captions"}``: the canonical
+      caption naming objects from left to right, all paraphrases, and the canonical caption with the
+      objects in every order (the readings stage-0 grounding accepts)
     - ``qa.jsonl``: ``{"video", "question", "answer", "type"}``, one row per question
     - ``qa_conversations.jsonl``: ``{"video", "turns"}``, a clip's questions shuffled, up to 4 per conversation
     - ``dialogues.jsonl``: ``{"videos": [paths], "turns": [{"role", "text", "videos"}]}``,
@@ -1595,6 +1607,7 @@ def build_split(
             "video": video,
             "caption": captions(left_to_right(scene))[0],
             "captions": captions(scene),
+            "grounding_captions": object_orders(scene),
         })
         clip_qa = questions(scene, np.random.default_rng([scene.seed, 2]))
         qa_rows += [{"video": video, **qa.to_dict()} for qa in clip_qa]

@@ -26,12 +26,13 @@ from ..errors import ModelLoadError
 from .base import ENCODERS, FrameEncoder, FrameScoreRecord
 
 #: Graph values exposed as extra outputs (names inside the packaged ONNX graph).
-SPATIAL_OUTPUT = "/Cast_305_output_0"  # (B, 7, 7, 1024) NHWC, the last ReLU map before pooling
+SPATIAL_OUTPUT = "/Cast_305_output_0"  # (B, 7, 7, 1024) NHWC, the last ReLU map before pooling (res5)
 POOLED_OUTPUT = "/Cast_306_output_0"  # (B, 1024), ReduceMean of the map over H and W
+RES4_OUTPUT = "/Relu_39_output_0"  # (B, 14, 14, 512) NHWC, the output of the fourth stage (res4)
 
 INPUT_SIZE = 224
-GRID = 7
-WIDTH = 1024
+#: ``select_layer`` → (graph value, grid side, width) of the feature map the tokens come from.
+FEATURE_MAPS = {-1: (SPATIAL_OUTPUT, 7, 1024), -2: (RES4_OUTPUT, 14, 512)}
 #: How frames are prepared for the network (recorded with the P(nsfw) scores; the package's own
 #: classifier instead resizes to 256, round-trips through JPEG and center-crops 224).
 PREPROCESSING = "whole frame resized to 224x224 (bilinear, antialiased), BGR minus mean, no JPEG round trip"
@@ -52,11 +53,13 @@ def packaged_model_path() -> Path:
 
 @ENCODERS.register("open_nsfw")
 class OpenNSFWEncoder(FrameEncoder):
-    """Open-NSFW ResNet-50 trunk (ONNX): frames → (T, 50, 1024), NOT text aligned.
+    """Open-NSFW ResNet-50 trunk (ONNX): frames → (T, 1 + G², D), NOT text aligned.
 
-    Tokens per frame: the pooled 1024-d feature first, then the 7 × 7 grid of the last feature map
-    in row-major order (like CLIP's CLS token followed by its patches); the pooled token is the mean
-    of the 49 grid tokens.
+    Tokens per frame: the mean of the grid first, then the G × G grid of a feature map in row-major
+    order (like CLIP's CLS token followed by its patches). ``config.select_layer`` picks the map, as
+    it picks CLIP's hidden state: -1 the last one (res5, 7 × 7 × 1024: 50 tokens of width 1024), -2 the
+    fourth stage's output (res4, 14 × 14 × 512: 197 tokens of width 512), which keeps more of where
+    things are and of their colour (every res5 cell sees most of the frame).
 
     Preprocessing (ours, not the package's classifier pipeline, whose 256 → 224 center crop drops
     the borders and whose JPEG round trip only matters for exact NSFW scores): the whole frame is
@@ -75,6 +78,11 @@ class OpenNSFWEncoder(FrameEncoder):
         if not self.model_path.is_file():
             reason = "is a directory, not an ONNX file" if self.model_path.is_dir() else "ONNX file not found"
             raise ModelLoadError(f"cannot load the Open-NSFW encoder: {self.model_path}: {reason}")
+        if config.select_layer not in FEATURE_MAPS:
+            raise ModelLoadError(
+                f"the Open-NSFW encoder has no feature map for select_layer={config.select_layer}: "
+                "use -1 (res5, 7x7x1024) or -2 (res4, 14x14x512)")
+        self._map_name, self._grid, self._width = FEATURE_MAPS[config.select_layer]
         self._session: Any = None
         self._input_name = ""
         self._prob_name = ""  # the graph's own output: (B, 2) softmax, column 1 is P(nsfw)
@@ -83,7 +91,7 @@ class OpenNSFWEncoder(FrameEncoder):
 
     @property
     def hidden_size(self) -> int:
-        return WIDTH
+        return self._width
 
     def _score_record(self) -> FrameScoreRecord:
         return FrameScoreRecord(kind=self.frame_score_kind, model_path=self.model_path.resolve(),
@@ -91,7 +99,7 @@ class OpenNSFWEncoder(FrameEncoder):
 
     @property
     def tokens_per_frame(self) -> int:
-        return 1 + GRID * GRID
+        return 1 + self._grid * self._grid
 
     @property
     def session(self) -> Any:
@@ -111,7 +119,7 @@ class OpenNSFWEncoder(FrameEncoder):
                 f"cannot load the Open-NSFW encoder: {self.model_path} is not a readable ONNX file "
                 f"({type(e).__name__}: {e})") from None
         produced = {out for node in model.graph.node for out in node.output}
-        missing = [n for n in (SPATIAL_OUTPUT, POOLED_OUTPUT) if n not in produced]
+        missing = [n for n in (self._map_name, POOLED_OUTPUT) if n not in produced]
         if missing:
             raise ModelLoadError(
                 f"cannot load the Open-NSFW encoder: {self.model_path} has no graph value(s) "
@@ -124,9 +132,9 @@ class OpenNSFWEncoder(FrameEncoder):
         # check). A run that fetches only the features skips nothing that matters: the head is one
         # 1024 → 2 product.
         prob = model.graph.output[0]
+        grid, width = self._grid, self._width
         model.graph.output.extend([
-            onnx.helper.make_tensor_value_info(SPATIAL_OUTPUT, onnx.TensorProto.FLOAT, ["batch", GRID, GRID, WIDTH]),
-            onnx.helper.make_tensor_value_info(POOLED_OUTPUT, onnx.TensorProto.FLOAT, ["batch", WIDTH]),
+            onnx.helper.make_tensor_value_info(self._map_name, onnx.TensorProto.FLOAT, ["batch", grid, grid, width]),
         ])
         options = ort.SessionOptions()
         # No busy-waiting of the intra-op threads after a run: on a small machine they would keep the
@@ -159,18 +167,18 @@ class OpenNSFWEncoder(FrameEncoder):
 
     def _encode(self, batch: torch.Tensor) -> torch.Tensor:
         session = self.session
-        spatial, pooled = session.run([SPATIAL_OUTPUT, POOLED_OUTPUT], {self._input_name: batch.numpy()})
-        return _tokens(spatial, pooled)
+        (spatial,) = session.run([self._map_name], {self._input_name: batch.numpy()})
+        return _tokens(spatial)
 
     def _encode_with_scores(self, batch: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         session = self.session
-        spatial, pooled, prob = session.run([SPATIAL_OUTPUT, POOLED_OUTPUT, self._prob_name],
-                                            {self._input_name: batch.numpy()})
-        return _tokens(spatial, pooled), prob[:, 1]  # (B, 50, 1024), (B,) P(nsfw)
+        spatial, prob = session.run([self._map_name, self._prob_name], {self._input_name: batch.numpy()})
+        return _tokens(spatial), prob[:, 1]  # (B, 1 + G², D), (B,) P(nsfw)
 
 
-def _tokens(spatial: np.ndarray, pooled: np.ndarray) -> torch.Tensor:
-    """The graph's feature outputs → tokens: the pooled feature first, then the 7 × 7 grid."""
-    grid = torch.from_numpy(spatial).flatten(1, 2)  # (B, 7, 7, 1024) → (B, 49, 1024), row-major grid
-    first = torch.from_numpy(pooled).unsqueeze(1)  # (B, 1, 1024)
-    return torch.cat([first, grid], dim=1)  # (B, 50, 1024)
+def _tokens(spatial: np.ndarray) -> torch.Tensor:
+    """A feature map → tokens: its mean over the grid first (for res5 that is the graph's own pooled
+    feature), then the G × G grid in row-major order."""
+    grid = torch.from_numpy(spatial).flatten(1, 2)  # (B, G, G, D) → (B, G², D), row-major grid
+    first = grid.mean(dim=1, keepdim=True)  # (B, 1, D)
+    return torch.cat([first, grid], dim=1)  # (B, 1 + G², D)

@@ -4,7 +4,8 @@ For every caption token, the video token at its position is read as the nearest 
 similarity in the LLM's input-embedding space (``GPT4Video.grounding_logits`` over the dataset's
 ``vocab``). Accuracy is reported over all caption tokens and by kind of word (the synthetic world's
 colours, shapes and motion words by default), so an abstractor ablation can show what a variant can and
-cannot express (motion words need frame order).
+cannot express (motion words need frame order). A caption with several accepted readings (its objects in
+every order: ``grounding_captions``) is scored against the reading the clip's tokens spell best.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ def grounding_accuracy(
     for start in range(0, len(dataset), batch_size):
         batch, videos = dataset.collate([dataset.get(i, 0) for i in range(start, min(start + batch_size, len(dataset)))])
         pred = model.grounding_logits(features(videos).to(model.device), vocab).argmax(-1).cpu()  # (B, Nq)
-        targets = batch["grounding_targets"]
+        readings = batch["grounding_targets"]  # (B, K, Nq)
+        # each clip is scored against the reading its tokens spell best (ties: the first)
+        matches = ((readings == pred[:, None]) & (readings >= 0)).sum(-1)  # (B, K)
+        targets = readings[torch.arange(len(readings)), matches.argmax(-1)]  # (B, Nq)
         for target, guess in zip(targets[targets >= 0].tolist(), pred[targets >= 0].tolist()):
             for key in ("tokens", word_kind.get(target)):
                 if key is not None:

@@ -29,13 +29,23 @@ def apply_lora(model: torch.nn.Module, config: LoraConfig) -> torch.nn.Module:
     return get_peft_model(model, peft_config)
 
 
-def save_lora(model: torch.nn.Module, directory: str | Path) -> None:
-    """Save only the adapter weights (and peft's adapter config).
+def save_lora(model: torch.nn.Module, directory: str | Path, *, dtype: torch.dtype | None = None) -> None:
+    """Save only the adapter weights (and peft's adapter config), in ``dtype`` if given.
 
     The embedding matrix may have grown by the placeholder token, but its new row is derived
     deterministically (see ``modeling._fit_embeddings``), so the embeddings are not saved.
     """
     model.save_pretrained(str(directory), safe_serialization=True, save_embedding_layers=False)
+    if dtype is not None:
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+
+        path = Path(directory) / "adapter_model.safetensors"
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata()
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        save_file(state, str(path), metadata=metadata)
 
 
 def load_lora_weights(model: torch.nn.Module, directory: str | Path) -> None:

@@ -116,7 +116,9 @@ def micro_batch_indices(
 
 @dataclass
 class GroundingItem:
-    targets: list[int]  # the caption's tokens as indices into the dataset's vocab (IGNORE_INDEX: not in it)
+    #: Each accepted reading of the caption (usually one; e.g. every object order) as its tokens' indices
+    #: into the dataset's vocab (IGNORE_INDEX: not in it).
+    targets: list[list[int]]
     videos: list[str]
     source: str
 
@@ -125,7 +127,8 @@ class GroundingDataset:
     """Stage 0: (clip, caption) pairs → the caption's token ids, one per video token.
 
     Only caption examples are used (their ``caption``: the row's own caption, not a per-epoch
-    paraphrase, so a clip always has the same target). Token ids become indices into ``vocab``, the
+    paraphrase, so a clip always has the same target; or, when the row gives ``grounding_captions``,
+    each of those readings, of which the loss takes the closest). Token ids become indices into ``vocab``, the
     sorted ids every caption uses (an evaluation set passes the training set's ``vocab``; its words
     outside it are not scored); a caption longer than the video tokens is cut (and counted).
     """
@@ -140,18 +143,20 @@ class GroundingDataset:
             logger.warning("grounding uses caption pairs only: skipped %d other examples", skipped)
         if not self.examples:
             raise InputError("grounding (stage 0) needs video-caption pairs; none of the data is one")
-        token_ids = [tokenizer(ex.meta.get("caption") or ex.turns[-1].text, add_special_tokens=False).input_ids
-                     for ex in self.examples]
-        cut = sum(len(ids) > self.num_tokens for ids in token_ids)
+        readings = [ex.meta.get("grounding_captions") or [ex.meta.get("caption") or ex.turns[-1].text]
+                    for ex in self.examples]
+        token_ids = [[tokenizer(text, add_special_tokens=False).input_ids for text in texts] for texts in readings]
+        cut = sum(len(ids) > self.num_tokens for alternatives in token_ids for ids in alternatives)
         if cut:
             logger.warning("%d captions are longer than the %d video tokens; their ends are not grounded",
                            cut, self.num_tokens)
-        token_ids = [ids[: self.num_tokens] for ids in token_ids]
-        self.vocab = (vocab if vocab is not None else
-                      torch.tensor(sorted({t for ids in token_ids for t in ids}), dtype=torch.long))
+        token_ids = [[ids[: self.num_tokens] for ids in alternatives] for alternatives in token_ids]
+        self.vocab = (vocab if vocab is not None else torch.tensor(
+            sorted({t for alternatives in token_ids for ids in alternatives for t in ids}), dtype=torch.long))
         index = {int(t): i for i, t in enumerate(self.vocab)}
-        self.items = [GroundingItem([index.get(t, IGNORE_INDEX) for t in ids], list(ex.videos), ex.source)
-                      for ids, ex in zip(token_ids, self.examples)]
+        self.items = [GroundingItem([[index.get(t, IGNORE_INDEX) for t in ids] for ids in alternatives],
+                                    list(ex.videos), ex.source)
+                      for alternatives, ex in zip(token_ids, self.examples)]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -160,8 +165,11 @@ class GroundingDataset:
         return self.items[index]
 
     def collate(self, items: list[GroundingItem]) -> tuple[dict[str, torch.Tensor], list[str]]:
-        targets = torch.full((len(items), self.num_tokens), IGNORE_INDEX, dtype=torch.long)  # (B, Nq)
+        k = max(len(item.targets) for item in items)
+        # (B, K, Nq): K readings per clip, a clip with fewer padded by readings that are all IGNORE_INDEX
+        targets = torch.full((len(items), k, self.num_tokens), IGNORE_INDEX, dtype=torch.long)
         for row, item in enumerate(items):
-            targets[row, : len(item.targets)] = torch.tensor(item.targets, dtype=torch.long)
+            for alt, ids in enumerate(item.targets):
+                targets[row, alt, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         videos = [v for item in items for v in item.videos]
         return {"grounding_targets": targets, "grounding_vocab": self.vocab}, videos
