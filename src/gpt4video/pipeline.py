@@ -10,7 +10,13 @@ With a :class:`~gpt4video.safety.SafetyPolicy` (paper §3.5), every question goe
    records P(nsfw) of each frame while encoding it, so the frame check costs no second pass. A
    flagged input gets a polite refusal naming the category; the model and the generator are not
    called, and neither the turn nor its videos join the conversation.
-2. ``model``: the model itself may refuse (learned refusal, :mod:`gpt4video.safety.refusals`).
+2. ``model``: the model itself may refuse (learned refusal, :mod:`gpt4video.safety.refusals`). With
+   the policy's ``corroborate_refusals`` on, such a refusal is honoured only when the user's text looks
+   at least a little suspicious (:meth:`~gpt4video.safety.SafetyPolicy.suspicion`); otherwise it is
+   overridden (logged as a ``model`` decision with outcome ``overridden``) and the model answers again,
+   kept from opening its reply the way its learned non-answers open
+   (:data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`). While a reply could still become an
+   overridden refusal its start is held back, so the user never sees a refusal that is then taken back.
 3. ``prompt``: every ``<video_prompt>`` the model writes is checked before a generator sees it; a
    blocked prompt is not rendered and the reply says why.
 4. ``output``: generated frames are checked before the video is written; a flagged video is
@@ -40,12 +46,12 @@ from .generators import VideoGenerator
 from .modeling import GenerationParams, GenerationStream, GPT4Video
 from .processing import Turn
 from .routing import StreamRouter, TextDelta
-from .safety.refusals import is_refusal, refusal_category
+from .safety.refusals import SUPPRESSED_OPENING, is_refusal, may_open_refusal, refusal_category
 from .video import VideoClip, load_video, write_video
 
 if TYPE_CHECKING:
     from .encoders import FrameScoreRecord
-    from .safety import Decision, SafetyPolicy
+    from .safety import Decision, SafetyPolicy, Verdict
 
 #: Safety layers, in the order a request meets them (``Reply.refused_by`` is one of them).
 LAYERS: tuple[str, ...] = ("input", "model", "prompt", "output")
@@ -110,6 +116,8 @@ class Reply:
     refused: bool = False
     refused_by: str | None = None
     refusal_category: str | None = None
+    #: The model wrote a learned refusal that was not corroborated, so it answered again (see the module docstring).
+    refusal_overridden: bool = False
     decisions: list[Decision] = field(default_factory=list)
     _notices: list[str] = field(default_factory=list)
     _shown: list[str] = field(default_factory=list)
@@ -140,6 +148,7 @@ class Reply:
     def safety_summary(self) -> dict[str, Any]:
         """The safety fields of this reply as JSON-ready data (for ``chat --json`` and ``predict`` rows)."""
         return {"refused": self.refused, "refused_by": self.refused_by, "refusal_category": self.refusal_category,
+                "refusal_overridden": self.refusal_overridden,
                 "blocked_prompts": list(self.blocked_prompts), "withheld": list(self.withheld),
                 "safety": self.safety}
 
@@ -304,6 +313,9 @@ class Assistant:
         decision = self._check_input(request, timings)
         if decision is not None and not decision.allowed:
             return self._refused_reply(decision, timings, request)
+        # How suspicious the request looks, if learned refusals need corroboration (None otherwise).
+        suspicion = (self.safety.suspicion(request, decision, self._context(request))  # type: ignore[union-attr]
+                     if self.checking else None)
         user = Turn("user", request, videos=list(self._pending))
         turns = [*self.turns, user]
         features = torch.cat(self._features, dim=0) if self._features else None
@@ -313,17 +325,60 @@ class Assistant:
             # The history keeps the reply as written (tags included), so the model sees what it asked for.
             self.turns.extend([user, Turn("assistant", reply.raw_text)])
             self._pending.clear()
-            if is_refusal(reply.raw_text):
+            if is_refusal(reply.raw_text):  # honoured (a refusal despite the suppression is honoured too)
                 category = refusal_category(reply.raw_text)
                 reply.refuse("model", category)
                 if self.checking:
-                    reply.decisions.append(self.safety.note_model_refusal(request, reply.raw_text, category))
+                    reply.decisions.append(self.safety.note_model_refusal(  # type: ignore[union-attr]
+                        request, reply.raw_text, category, suspicion))
             self._check_and_render(reply, request)
 
         reply = Reply(stream, timings, done, videos=[self.video_paths[i] for i in user.videos], request=request)
+        if suspicion is not None and not suspicion.flagged:
+            reply._stream = self._corroborated(reply, stream, turns, params, features, suspicion)
         if decision is not None:
             reply.decisions.append(decision)
         return reply
+
+    def _corroborated(self, reply: Reply, first: GenerationStream, turns: list[Turn], params: GenerationParams | None,
+                      features: torch.Tensor | None, suspicion: Verdict) -> GenerationStream:
+        """``first``, for a request below the suspicion threshold: its start is held back while it may
+        still become a learned refusal; if it does, the refusal is overridden (logged) and the model
+        answers again, kept from opening with :data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`, and
+        that answer is streamed instead."""
+        outer = GenerationStream(iter(()))
+
+        def pieces() -> Iterator[str]:
+            held, holding = "", True
+            for piece in first:
+                if not holding:
+                    yield piece
+                    continue
+                held += piece
+                if not may_open_refusal(held):
+                    holding = False
+                    yield held
+            outer.timings.update(first.timings)
+            outer.num_prompt_tokens, outer.num_generated_tokens = first.num_prompt_tokens, first.num_generated_tokens
+            outer.finish_reason = first.finish_reason
+            if not holding or not is_refusal(held):
+                if holding and held:
+                    yield held
+                return
+            decision = self.safety.override_model_refusal(  # type: ignore[union-attr]
+                reply.request, held, refusal_category(held), suspicion)
+            reply.decisions.append(decision)
+            reply.refusal_overridden = True
+            t0 = time.perf_counter()
+            second = self.model.generate_stream(turns, (), params, features=features)
+            with suppressing(self.model, SUPPRESSED_OPENING, at_start=True):
+                yield from second
+            outer.timings["refusal_redecode"] = time.perf_counter() - t0
+            outer.num_generated_tokens += second.num_generated_tokens
+            outer.finish_reason = second.finish_reason
+
+        outer._pieces = pieces()
+        return outer
 
     # -- safety ----------------------------------------------------------------------------------
 
@@ -402,6 +457,51 @@ class Assistant:
         if self.generation is None:
             raise InputError("no video generator is configured")
         return render_prompt(self.generation, prompt, request=request, model=self.model.source)
+
+
+class suppressing:  # noqa: N801 - used as a context manager, like contextlib's
+    """While open, ``model``'s LLM cannot write ``text``: after the tokens of ``text`` but its last, that
+    last token's logit is set to -inf (as ``bad_words_ids`` does in transformers' ``generate``), for
+    ``text`` as the reply's first token(s) and after a space (or give the token ``sequences`` instead of a
+    text). With ``at_start`` only the reply's opening is constrained (the tokens so far are exactly the
+    sequence's prefix). Implemented as a forward hook on ``model.llm`` that follows the tokens
+    :meth:`GPT4Video.generate_stream` feeds it (a prefill with ``inputs_embeds`` starts a new reply;
+    :attr:`generated` then holds the reply's tokens but its last); closing removes the hook. Used to answer
+    again when a learned refusal is overridden; the model answers one request at a time, so nothing else
+    runs under the hook."""
+
+    def __init__(self, model: GPT4Video, text: str | Sequence[Sequence[int]], *, at_start: bool = False) -> None:
+        self.model = model
+        self.at_start = at_start
+        if isinstance(text, str):
+            forms = (text, " " + text)
+            self.sequences = [ids for ids in (model.tokenizer.encode(f, add_special_tokens=False) for f in forms) if ids]
+        else:
+            self.sequences = [[int(t) for t in seq] for seq in text if len(seq)]
+        self.generated: list[int] = []
+        self._handle: Any = None
+
+    def _hook(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        if input_ids is None:  # the prefill of a new reply (video and prompt embeddings)
+            self.generated = []
+        else:
+            self.generated += [int(t) for t in input_ids[0].tolist()]
+        logits = output.logits  # (1, L, V): only the last position is sampled from
+        for seq in self.sequences:
+            prefix = seq[:-1]
+            if self.generated == prefix if self.at_start else (not prefix or self.generated[-len(prefix):] == prefix):
+                logits[:, -1, seq[-1]] = -float("inf")
+        return output
+
+    def __enter__(self) -> suppressing:
+        self._handle = self.model.llm.register_forward_hook(self._hook, with_kwargs=True)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
 
 
 def _video_record(record: FrameScoreRecord | None, index: int, count: int) -> FrameScoreRecord | None:

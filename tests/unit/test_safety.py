@@ -35,6 +35,7 @@ from gpt4video.safety import (
     parse_llama_guard,
 )
 from gpt4video.safety.base import verdict_from_scores
+from gpt4video.safety.refusals import REFUSALS, may_open_refusal
 from gpt4video.safety.frames import default_k, k_of_n, sample_indices
 from gpt4video.safety.text import PACKAGED_WEIGHTS, head_forward, load_head, text_windows
 
@@ -144,7 +145,16 @@ def test_config_is_checked(stubs, tmp_path):
         SafetyConfig(thresholds={"harmful_request": {"gore": 0.5}})
     with pytest.raises(ConfigError, match="unknown key"):
         SafetyConfig.from_dict({"input_txt": []})
-    cfg = stub_config(thresholds={"stub_text": {"hate": 0.95}}, audit_log=str(tmp_path / "a.jsonl"))
+    with pytest.raises(ConfigError, match="corroborate_refusals must be true or false"):
+        SafetyConfig(corroborate_refusals="yes")
+    with pytest.raises(ConfigError, match="suspicion_threshold must be a number in \\[0, 1\\]"):
+        SafetyConfig(suspicion_threshold=1.5)
+    with pytest.raises(ConfigError, match="unknown safety checker"):
+        SafetyConfig(suspicion_checker="nope")
+    with pytest.raises(ConfigError, match="does not check text"):
+        SafetyConfig(suspicion_checker="open_nsfw")
+    cfg = stub_config(thresholds={"stub_text": {"hate": 0.95}}, audit_log=str(tmp_path / "a.jsonl"),
+                      corroborate_refusals=False, suspicion_threshold=0.2)
     path = tmp_path / "safety.yaml"
     cfg.to_yaml(path)
     assert SafetyConfig.from_yaml(path) == cfg
@@ -194,6 +204,40 @@ def test_policy_builds_each_checker_once_and_disabled_runs_nothing(stubs, tmp_pa
     assert not (tmp_path / "log.jsonl").exists()
     with pytest.raises(ConfigError, match="checker_options.stub_text"):
         SafetyPolicy(stub_config(checker_options={"stub_text": {"bogus": 1}})).checker("stub_text")
+
+
+def test_suspicion_corroborates_learned_refusals(stubs, tmp_path):
+    log = tmp_path / "audit.jsonl"
+    policy = SafetyPolicy(stub_config(suspicion_checker="stub_text", suspicion_threshold=0.05, audit_log=str(log),
+                                      thresholds={"stub_text": {"violence": 0.7}}))  # zzfight: 0.6, not flagged
+    checker = policy.checker("stub_text")
+    decision = policy.check_input("a calm lake", context="earlier zzfight\na calm lake")
+    calls = checker.calls
+    low = policy.suspicion("a calm lake", decision)
+    assert checker.calls == calls  # the input stage's verdicts are reused
+    # the highest category score over the message and the conversation: the conversation's violence 0.6
+    assert low.flagged and low.score == pytest.approx(0.6) and low.category == "violence" and low.threshold == 0.05
+    calm = policy.suspicion("a calm lake")  # no input decision: the checker runs here
+    assert checker.calls == calls + 1 and not calm.flagged and calm.score == pytest.approx(0.01)
+    assert "0.010 < 0.050" in calm.reason
+
+    honoured = policy.note_model_refusal("req", REFUSALS["violence"], "violence", low)
+    overridden = policy.override_model_refusal("req", REFUSALS["hate"], "hate", calm)
+    assert (honoured.allowed, honoured.outcome, honoured.category) == (False, "honoured", "violence")
+    assert (overridden.allowed, overridden.outcome, overridden.category) == (True, "overridden", "hate")
+    assert overridden.message == REFUSALS["hate"] and overridden.verdicts == [calm]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["stage"], r["allowed"], r.get("outcome")) for r in records] == [
+        ("input", True, None), ("model", False, "honoured"), ("model", True, "overridden")]
+    assert records[2]["verdicts"][0]["score"] == pytest.approx(0.01) and not records[2]["verdicts"][0]["flagged"]
+
+    alone = dict(input_text=[], prompt=[], suspicion_checker="stub_text")  # loaded at start-up all the same
+    assert "stub_text" in SafetyPolicy(stub_config(**alone)).enabled_checkers()
+    assert "stub_text" not in SafetyPolicy(stub_config(**alone, corroborate_refusals=False)).enabled_checkers()
+    assert SafetyPolicy(stub_config(corroborate_refusals=False)).suspicion("a calm lake") is None
+    assert SafetyPolicy(stub_config(enabled=False)).suspicion("a calm lake") is None
+    legacy = SafetyPolicy(stub_config()).note_model_refusal("req", REFUSALS["hate"], "hate")
+    assert legacy.outcome is None and "outcome" not in legacy.to_dict() and not legacy.allowed
 
 
 def test_audit_log_lines(stubs, tmp_path):
@@ -621,3 +665,16 @@ def test_shipped_safety_presets_load():
     assert (checker.max_frames, checker.reuse_encoder_scores) == (8, True)
     ablation = SafetyConfig.from_yaml(root / "no_input_check.yaml")
     assert ablation.input_text == [] and ablation.input_frames == [] and ablation.prompt == plain.prompt
+    # corroborated learned refusal: the default file states the defaults; the ablation file turns it off
+    assert (default.corroborate_refusals, default.suspicion_checker, default.suspicion_threshold) == (
+        plain.corroborate_refusals, plain.suspicion_checker, plain.suspicion_threshold)
+    uncorroborated = SafetyConfig.from_yaml(root / "no_corroboration.yaml")
+    assert uncorroborated.corroborate_refusals is False and uncorroborated.input_text == plain.input_text
+
+
+def test_may_open_refusal():
+    for text in ("", "I", "I'm", "i'm  sorry, but", "I\u2019m sorry, but I cannot help",
+                 REFUSALS["hate"], "I'm sorry, but I can't help with that."):
+        assert may_open_refusal(text), text
+    for text in ("I can", "Sure", "I'm sorry, but I can't say", "Here you go", "I am sorry"):
+        assert not may_open_refusal(text), text

