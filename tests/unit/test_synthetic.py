@@ -333,7 +333,8 @@ def test_build_split_writes_a_resumable_split(tmp_path):
             for name in ("captions.jsonl", "qa.jsonl", "dialogues.jsonl", "scenes.jsonl")}
     assert len(rows["captions.jsonl"]) == len(rows["scenes.jsonl"]) == len(rows["dialogues.jsonl"]) == 4
     for row in rows["captions.jsonl"]:
-        assert set(row) == {"video", "caption", "captions"} and isinstance(row["captions"], list)
+        assert set(row) == {"video", "caption", "captions", "grounding_captions"} and isinstance(row["captions"], list)
+        assert row["grounding_captions"][0] == row["caption"]  # the left-to-right reading first
     for row in rows["qa.jsonl"]:
         assert set(row) == {"video", "question", "answer", "type"}
     for row in rows["dialogues.jsonl"]:
