@@ -402,9 +402,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", required=True, metavar="FILE.jsonl", help="the JSONL file to write")
     d.add_argument("--split-dir", default="data/synth/train", metavar="DIR",
                    help="a synthetic split with clips and qa.jsonl (default data/synth/train)")
-    from .safety.dialogues import DEFAULT_ROWS
-
-    d.add_argument("--rows", type=_positive_int, default=DEFAULT_ROWS, help=f"how many dialogues (default {DEFAULT_ROWS})")
+    # The default is the dialogues module's DEFAULT_ROWS, resolved when the command runs: building the
+    # parser must not import the safety package (numpy and more) for every other command.
+    d.add_argument("--rows", type=_positive_int, default=None,
+                   help="how many dialogues (default: DEFAULT_ROWS of gpt4video.safety.dialogues, 1350)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_run_data_safety)
 
@@ -419,9 +420,10 @@ def _run_data_synthetic(args: argparse.Namespace) -> int:
 
 
 def _run_data_safety(args: argparse.Namespace) -> int:
-    from .safety.dialogues import write_dialogues
+    from .safety.dialogues import DEFAULT_ROWS, write_dialogues
 
-    summary = write_dialogues(args.out, args.split_dir, rows=args.rows, seed=args.seed)
+    rows = DEFAULT_ROWS if args.rows is None else args.rows
+    summary = write_dialogues(args.out, args.split_dir, rows=rows, seed=args.seed)
     print(json.dumps(summary, indent=2))
     return 0
 

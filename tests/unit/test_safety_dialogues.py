@@ -127,6 +127,19 @@ def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, ti
     assert other.read_text() != again.read_text()
 
 
+def test_data_safety_help_names_the_default_rows_without_importing_safety_at_start_up(capsys):
+    import subprocess
+    import sys
+
+    with pytest.raises(SystemExit):
+        main(["data", "safety", "--help"])
+    assert f"{dialogues.DEFAULT_ROWS})" in capsys.readouterr().out
+    probe = ("import sys; from gpt4video.cli import build_parser; build_parser(); "
+             "print('gpt4video.safety' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, check=True)
+    assert result.stdout.strip() == "False"
+
+
 def test_data_safety_command(fake_garak, tiny_split, tmp_path, capsys):
     split, _ = tiny_split
     out = tmp_path / "d.jsonl"
