@@ -84,7 +84,9 @@ class LossOutput:
 
 @dataclass
 class GenerationParams:
-    """Decoding settings. temperature 0 means greedy."""
+    """Decoding settings. temperature 0 means greedy. suppress_openings: token sequences the reply may not
+    begin with (once the reply is a sequence's tokens but its last, that last token's logit is -inf;
+    ``bad_words_ids`` in transformers' ``generate``, for the opening only)."""
 
     max_new_tokens: int = 128
     temperature: float = 0.0
@@ -92,6 +94,7 @@ class GenerationParams:
     repetition_penalty: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ("###",)
+    suppress_openings: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
@@ -102,6 +105,8 @@ class GenerationParams:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.repetition_penalty <= 0:
             raise InputError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if not all(seq and all(isinstance(t, int) for t in seq) for seq in self.suppress_openings):
+            raise InputError(f"suppress_openings must be non-empty token id sequences, got {self.suppress_openings!r}")
 
 
 @dataclass
@@ -498,6 +503,9 @@ class GPT4Video(nn.Module):
     ) -> int:
         logits = logits[0].clone()  # (V,)
         logits[self.processor.video_token_id] = -math.inf  # never write a placeholder
+        for seq in params.suppress_openings:
+            if len(generated) == len(seq) - 1 and tuple(generated) == seq[:-1]:
+                logits[seq[-1]] = -math.inf
         if params.repetition_penalty != 1.0 and generated:
             idx = torch.tensor(sorted(set(generated)), device=logits.device)
             vals = logits[idx]

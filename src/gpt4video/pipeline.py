@@ -370,9 +370,12 @@ class Assistant:
             reply.decisions.append(decision)
             reply.refusal_overridden = True
             t0 = time.perf_counter()
-            second = self.model.generate_stream(turns, (), params, features=features)
-            with suppressing(self.model, SUPPRESSED_OPENING, at_start=True):
-                yield from second
+            tokenizer = self.model.tokenizer
+            openings = tuple(ids for ids in (tuple(tokenizer.encode(form, add_special_tokens=False))
+                                             for form in (SUPPRESSED_OPENING, " " + SUPPRESSED_OPENING)) if ids)
+            second = self.model.generate_stream(
+                turns, (), replace(params or GenerationParams(), suppress_openings=openings), features=features)
+            yield from second
             outer.timings["refusal_redecode"] = time.perf_counter() - t0
             outer.num_generated_tokens += second.num_generated_tokens
             outer.finish_reason = second.finish_reason
@@ -457,51 +460,6 @@ class Assistant:
         if self.generation is None:
             raise InputError("no video generator is configured")
         return render_prompt(self.generation, prompt, request=request, model=self.model.source)
-
-
-class suppressing:  # noqa: N801 - used as a context manager, like contextlib's
-    """While open, ``model``'s LLM cannot write ``text``: after the tokens of ``text`` but its last, that
-    last token's logit is set to -inf (as ``bad_words_ids`` does in transformers' ``generate``), for
-    ``text`` as the reply's first token(s) and after a space (or give the token ``sequences`` instead of a
-    text). With ``at_start`` only the reply's opening is constrained (the tokens so far are exactly the
-    sequence's prefix). Implemented as a forward hook on ``model.llm`` that follows the tokens
-    :meth:`GPT4Video.generate_stream` feeds it (a prefill with ``inputs_embeds`` starts a new reply;
-    :attr:`generated` then holds the reply's tokens but its last); closing removes the hook. Used to answer
-    again when a learned refusal is overridden; the model answers one request at a time, so nothing else
-    runs under the hook."""
-
-    def __init__(self, model: GPT4Video, text: str | Sequence[Sequence[int]], *, at_start: bool = False) -> None:
-        self.model = model
-        self.at_start = at_start
-        if isinstance(text, str):
-            forms = (text, " " + text)
-            self.sequences = [ids for ids in (model.tokenizer.encode(f, add_special_tokens=False) for f in forms) if ids]
-        else:
-            self.sequences = [[int(t) for t in seq] for seq in text if len(seq)]
-        self.generated: list[int] = []
-        self._handle: Any = None
-
-    def _hook(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
-        input_ids = kwargs.get("input_ids", args[0] if args else None)
-        if input_ids is None:  # the prefill of a new reply (video and prompt embeddings)
-            self.generated = []
-        else:
-            self.generated += [int(t) for t in input_ids[0].tolist()]
-        logits = output.logits  # (1, L, V): only the last position is sampled from
-        for seq in self.sequences:
-            prefix = seq[:-1]
-            if self.generated == prefix if self.at_start else (not prefix or self.generated[-len(prefix):] == prefix):
-                logits[:, -1, seq[-1]] = -float("inf")
-        return output
-
-    def __enter__(self) -> suppressing:
-        self._handle = self.model.llm.register_forward_hook(self._hook, with_kwargs=True)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
 
 
 def _video_record(record: FrameScoreRecord | None, index: int, count: int) -> FrameScoreRecord | None:
