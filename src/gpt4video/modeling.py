@@ -74,6 +74,8 @@ def resolve_config(name_or_path: str | os.PathLike[str]) -> ModelConfig:
 
 #: Inverse temperature of the grounding loss's cosine logits (stage 0).
 GROUNDING_SCALE = 20.0
+#: loss_reduction → the power of a sequence's labelled-token count that divides each of its tokens' weight.
+_LOSS_REDUCTION_POWERS = {"token": 0.0, "sample": 1.0, "square": 0.5}
 
 
 @dataclass
@@ -331,12 +333,17 @@ class GPT4Video(nn.Module):
         video_embeds: torch.Tensor | None = None,
         grounding_targets: torch.Tensor | None = None,
         grounding_vocab: torch.Tensor | None = None,
+        loss_reduction: str = "token",
     ):  # noqa: ANN201 - transformers' CausalLMOutput
         """Training/scoring forward. Pass frame ``features`` (V, T, N, D) or ready ``video_embeds`` (V, Nq, D).
 
         Without ``labels``: the LLM's output (logits for every position). With ``labels``: a
         :class:`LossOutput` whose loss is the mean next-token cross-entropy over the labelled (assistant)
         tokens; the output head runs only at those positions, which saves most of its cost on a large vocabulary.
+        ``loss_reduction`` weighs the tokens: ``"token"`` (every labelled token alike, the default), ``"sample"``
+        (each sequence alike: the mean of the per-sequence means, so a one-word answer counts as much as a long
+        reply) or ``"square"`` (a sequence of n labelled tokens weighs each token 1/sqrt(n), between the two;
+        InternVL 2.5's square averaging).
         With ``grounding_targets`` (and ``grounding_vocab``) instead of ``input_ids``: the grounding loss of
         :meth:`grounding_loss` (training stage 0); the LLM does not run.
         """
@@ -360,8 +367,16 @@ class GPT4Video(nn.Module):
         if num_tokens == 0:
             raise InputError("this batch has no assistant tokens to learn from")
         logits = causal.get_output_embeddings()(hidden[:, :-1][mask])  # (K, vocab)
-        loss = nn.functional.cross_entropy(logits.float(), targets[mask])
-        return LossOutput(loss=loss, num_tokens=num_tokens)
+        if loss_reduction == "token":
+            loss = nn.functional.cross_entropy(logits.float(), targets[mask])
+            return LossOutput(loss=loss, num_tokens=num_tokens)
+        power = _LOSS_REDUCTION_POWERS.get(loss_reduction)
+        if power is None:
+            raise InputError(f"loss_reduction must be one of token, sample, square; got {loss_reduction!r}")
+        per_token = nn.functional.cross_entropy(logits.float(), targets[mask], reduction="none")  # (K,)
+        counts = mask.sum(dim=1, keepdim=True).expand_as(mask)[mask].float()  # (K,) its sequence's labelled tokens
+        weights = counts.pow(-power)
+        return LossOutput(loss=(weights * per_token).sum() / weights.sum(), num_tokens=num_tokens)
 
     def grounding_logits(self, features: torch.Tensor, vocab: torch.Tensor) -> torch.Tensor:
         """(B, Nq, V): each video token's cosine similarity to the input embedding of each word of ``vocab``

@@ -71,12 +71,16 @@ def test_caption_rows_with_grounding_readings(data_dir):
         {"video": "clips/a.mp4", "caption": readings[0], "grounding_captions": readings},
         {"video": "clips/b.mp4", "caption": "A blue square grows."},
         {"video": "clips/c.mp4", "caption": "A blue square grows.", "grounding_captions": [" "]},
+        {"video": "clips/a.mp4", "caption": "A blue square grows.", "reversed_grounding_captions": ["A blue square shrinks."]},
+        {"video": "clips/b.mp4", "caption": "A blue square grows.", "reversed_grounding_captions": []},
     ])
     result = read_jsonl(path)
     assert result.examples[0].meta["grounding_captions"] == readings
     assert "grounding_captions" not in result.examples[1].meta
-    assert len(result.errors) == 1 and result.errors[0].line == 3
+    assert result.examples[2].meta["reversed_grounding_captions"] == ["A blue square shrinks."]
+    assert [e.line for e in result.errors] == [3, 5]
     assert "'grounding_captions' is empty" in result.errors[0].message
+    assert "'reversed_grounding_captions' is empty" in result.errors[1].message
 
 
 def test_caption_instruction_varies_with_seed_and_sample_caption_per_epoch():

@@ -333,7 +333,7 @@ def test_build_split_writes_a_resumable_split(tmp_path):
             for name in ("captions.jsonl", "qa.jsonl", "dialogues.jsonl", "scenes.jsonl")}
     assert len(rows["captions.jsonl"]) == len(rows["scenes.jsonl"]) == len(rows["dialogues.jsonl"]) == 4
     for row in rows["captions.jsonl"]:
-        assert set(row) == {"video", "caption", "captions", "grounding_captions"} and isinstance(row["captions"], list)
+        assert set(row) == {"video", "caption", "captions", "grounding_captions", "reversed_grounding_captions"} and isinstance(row["captions"], list)
         assert row["grounding_captions"][0] == row["caption"]  # the left-to-right reading first
     for row in rows["qa.jsonl"]:
         assert set(row) == {"video", "question", "answer", "type"}
@@ -374,6 +374,23 @@ def test_canonical_caption_row_names_objects_from_left_to_right():
     assert sw.left_to_right(scene).objects == [left, right]
     assert captions(sw.left_to_right(scene))[0] == ("A blue square grows and a red circle moves up "
                                                     "on a gray background.")
+
+
+def test_time_reversed_scene_renders_the_clip_backwards():
+    for seed in range(6):
+        scene = sw.sample_scene(seed, width=64, height=64, num_frames=8)
+        backwards = sw.time_reversed(scene)
+        assert [o.motion for o in backwards.objects] == [sw.REVERSED_MOTIONS[o.motion] for o in scene.objects]
+        np.testing.assert_array_equal(sw.render(backwards), sw.render(scene)[::-1])
+    assert all(sw.REVERSED_MOTIONS[sw.REVERSED_MOTIONS[m]] == m for m in sw.MOTIONS)
+
+
+def test_captions_rows_give_the_readings_of_the_clip_played_backwards(tmp_path):
+    root = sw.build_split(tmp_path, "val", 3, width=64, height=64, num_frames=8, progress=False)
+    rows = [json.loads(line) for line in (root / "captions.jsonl").read_text().splitlines()]
+    scenes = [sw.Scene.from_dict(json.loads(line)["scene"]) for line in (root / "scenes.jsonl").read_text().splitlines()]
+    for row, scene in zip(rows, scenes):
+        assert row["reversed_grounding_captions"] == sw.object_orders(sw.time_reversed(scene))
 
 
 def test_object_orders_are_the_canonical_caption_in_every_order():

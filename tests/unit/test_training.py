@@ -180,6 +180,98 @@ def test_grounding_dataset_keeps_every_object_order(world, start_model):
     assert batch["grounding_targets"].shape == (len(dataset), max(counts), model.processor.num_video_tokens)
 
 
+def test_time_reversal_adds_each_clip_backwards_against_its_reversed_readings(world, start_model):
+    from gpt4video.config import DataConfig
+    from gpt4video.training.data import GroundingDataset, clip_features, load_examples
+
+    model = GPT4Video.from_pretrained(start_model)
+    examples = load_examples([DataConfig(path=str(world / "train/captions.jsonl"))])
+    forwards = GroundingDataset(examples, model.processor)
+    both = GroundingDataset(examples, model.processor, time_reversal=True)
+    n = len(forwards)
+    assert len(both) == 2 * n and [it.reversed for it in both.items] == [False] * n + [True] * n
+    assert [it.targets for it in both.items[:n]] == [it.targets for it in forwards.items]
+    backwards = GroundingDataset([ex for ex in examples], model.processor, vocab=both.vocab)
+    rows = [json.loads(line) for line in (world / "train/captions.jsonl").read_text().splitlines()]
+    tok = model.processor.tokenizer
+    index = {int(t): i for i, t in enumerate(both.vocab)}
+    for item, row in zip(both.items[n:], rows):  # the reversed readings, spelled in the vocab
+        expected = [[index[t] for t in tok(text, add_special_tokens=False).input_ids[: backwards.num_tokens]]
+                    for text in row["reversed_grounding_captions"]]
+        assert item.targets == expected
+    # the batch marks the reversed clips; their frames come in reverse order, the others as they are
+    batch, videos = both.collate([both.get(0, 0), both.get(n, 0)])
+    assert batch["time_reversed"].tolist() == [False, True] and videos[0] == videos[1]
+    frames = torch.arange(4.0).view(1, 4, 1, 1).expand(1, 4, 2, 3)
+    feats = clip_features(batch, videos, lambda paths: frames.expand(len(paths), 4, 2, 3).clone())
+    assert "time_reversed" not in batch
+    assert feats[0, :, 0, 0].tolist() == [0, 1, 2, 3] and feats[1, :, 0, 0].tolist() == [3, 2, 1, 0]
+    plain, _ = forwards.collate([forwards.get(0, 0)])
+    assert "time_reversed" not in plain
+
+
+def test_time_reversal_needs_reversed_readings(world, start_model, tmp_path):
+    from gpt4video.config import DataConfig
+    from gpt4video.errors import InputError
+    from gpt4video.training.data import GroundingDataset, load_examples
+
+    path = tmp_path / "captions.jsonl"
+    rows = [json.loads(line) for line in (world / "train/captions.jsonl").read_text().splitlines()]
+    path.write_text("".join(json.dumps({"video": str(world / "train" / r["video"]), "caption": r["caption"]}) + "\n"
+                            for r in rows))
+    model = GPT4Video.from_pretrained(start_model)
+    with pytest.raises(InputError, match="reversed_grounding_captions"):
+        GroundingDataset(load_examples([DataConfig(path=str(path))]), model.processor, time_reversal=True)
+    with pytest.raises(ValueError, match="time_reversal is a stage-0"):
+        TrainConfig.from_dict(make_config(world, start_model, tmp_path / "x", stage=1, time_reversal=True))
+
+
+def test_stage0_trains_with_time_reversal(world, start_model, tmp_path):
+    cfg = TrainConfig.from_dict(make_config(
+        world, start_model, tmp_path / "s0r", stage=0, max_steps=4, log_every=2, save_every=100, batch_size=6,
+        time_reversal=True, data=[{"path": str(world / "train/captions.jsonl")}],
+        eval_data=[{"path": str(world / "val/captions.jsonl")}], eval_every=4))
+    result = train(cfg, progress=False)
+    assert_only_the_abstractor_changed(start_model, result.final_dir)
+    info = json.loads((result.final_dir / "training_info.json").read_text())
+    assert info["train_examples"] == 24  # 12 clips, forwards and backwards
+
+
+@pytest.mark.parametrize("reduction", ["token", "sample", "square"])
+def test_loss_reduction_weighs_sequences(start_model, reduction):
+    model = GPT4Video.from_pretrained(start_model)
+    model.eval()
+    torch.manual_seed(0)
+    ids = torch.randint(5, 50, (2, 12))
+    labels = torch.full_like(ids, -100)
+    labels[0, 10:] = ids[0, 10:]  # a short answer: predicted at 2 positions
+    labels[1, 2:] = ids[1, 2:]  # a long one: 10 positions
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels, loss_reduction=reduction)
+        per_row = [model(input_ids=ids[i:i + 1], attention_mask=torch.ones_like(ids[i:i + 1]),
+                         labels=labels[i:i + 1]).loss for i in range(2)]
+    assert out.num_tokens == 12
+    w = {"token": [2, 10], "sample": [1, 1], "square": [2 / math.sqrt(2), 10 / math.sqrt(10)]}[reduction]
+    expected = (w[0] * per_row[0] + w[1] * per_row[1]) / (w[0] + w[1])
+    torch.testing.assert_close(out.loss, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_loss_reduction_and_mixed_precision_are_clear_errors(world, start_model, tmp_path):
+    from gpt4video.errors import InputError
+
+    model = GPT4Video.from_pretrained(start_model)
+    ids = torch.randint(5, 50, (1, 6))
+    with pytest.raises(InputError, match="loss_reduction must be one of"):
+        model(input_ids=ids, labels=ids, loss_reduction="mean")
+    with pytest.raises(ValueError, match="loss_reduction must be"):
+        TrainConfig.from_dict(make_config(world, start_model, tmp_path / "x", loss_reduction="mean"))
+    with pytest.raises(ValueError, match="mixed_precision must be"):
+        TrainConfig.from_dict(make_config(world, start_model, tmp_path / "x", mixed_precision="fp8"))
+    # YAML 1.1 reads a bare `no` as false
+    assert TrainConfig.from_dict(make_config(world, start_model, tmp_path / "x", **yaml.safe_load(
+        "mixed_precision: no"))).mixed_precision == "no"
+
+
 def test_grounding_accuracy_reads_video_tokens_as_caption_words(world, start_model):
     from gpt4video.config import DataConfig
     from gpt4video.evaluation.grounding import grounding_accuracy

@@ -28,7 +28,10 @@ order: ``"turns"`` or ``"conversations"`` → conversation; ``"question"`` → Q
     "captions" (the caption first, then the other paraphrases, no duplicates), "instruction"}``.
     ``grounding_captions``: optional list of str, the readings stage-0 grounding accepts as equally right
     (e.g. the caption with its objects in every order; the loss takes the closest one); without it,
-    only ``caption``. Kept in ``meta["grounding_captions"]``.
+    only ``caption``. Kept in ``meta["grounding_captions"]``. ``reversed_grounding_captions``: optional list
+    of str, the same for the clip played backwards (motions reversed: left ↔ right, up ↔ down, grows ↔
+    shrinks); stage 0 with ``time_reversal`` also trains on the clip's frames in reverse order against them.
+    Kept in ``meta["reversed_grounding_captions"]``.
     The trainer calls :func:`sample_caption` each epoch to pick another caption and instruction.
     Example kind: ``"caption"``.
 
@@ -352,6 +355,11 @@ def _parse_caption(row: Mapping[str, Any], base: Path, check: bool, source: str,
         if not readings:
             raise RowProblem("'grounding_captions' is empty")
         meta = {"grounding_captions": readings}
+    if "reversed_grounding_captions" in row:
+        readings = [c.strip() for c in _string_list(row, "reversed_grounding_captions") if c.strip()]
+        if not readings:
+            raise RowProblem("'reversed_grounding_captions' is empty")
+        meta = {**(meta or {}), "reversed_grounding_captions": readings}
     return caption_example(video, caption.strip(), captions=[c.strip() for c in paraphrases if c.strip()],
                            source=source, seed=seed, meta=meta)
 

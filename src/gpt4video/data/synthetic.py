@@ -63,6 +63,7 @@ __all__ = [
     "QA",
     "QA_ANSWERS",
     "QA_TYPES",
+    "REVERSED_MOTIONS",
     "SHAPES",
     "SPLITS",
     "Background",
@@ -85,6 +86,7 @@ __all__ = [
     "sample_scene",
     "scene_from_spec",
     "split_seeds",
+    "time_reversed",
     "write_clip",
 ]
 
@@ -881,6 +883,22 @@ def object_orders(scene: Scene) -> list[str]:
     return list(dict.fromkeys(captions(replace(scene, objects=list(order)))[0] for order in orders))
 
 
+#: Each motion's opposite: what an object doing it is seen to do when the clip plays backwards.
+REVERSED_MOTIONS: dict[str, str] = {"left": "right", "right": "left", "up": "down", "down": "up",
+                                    "still": "still", "grows": "shrinks", "shrinks": "grows"}
+
+
+def time_reversed(scene: Scene) -> Scene:
+    """The scene whose clip is ``scene``'s played backwards: each object starts where it ends (place and
+    size), with the opposite motion at the same speed; the background does not change over time. Frame k
+    of ``render(time_reversed(scene))`` is frame ``num_frames - 1 - k`` of ``render(scene)``."""
+    def backwards(o: SceneObject) -> SceneObject:
+        x, y, size = o.at(1.0)
+        return replace(o, motion=REVERSED_MOTIONS[o.motion], x=x, y=y, size=size)
+
+    return replace(scene, objects=[backwards(o) for o in scene.objects])
+
+
 def caption(scene: Scene | PromptSpec, rng: np.random.Generator | int | None = None) -> str:
     """One caption of ``scene``: a random template and random motion paraphrases drawn from
     ``rng``; with ``rng=None``, the canonical caption (``captions(scene)[0]``)."""
@@ -1571,9 +1589,11 @@ def build_split(
     Writes ``clips/<seed>.mp4`` for each seed of :func:`split_seeds` and four JSONL files whose
     ``video`` / ``videos`` paths are relative to the split directory:
 
-    - ``captions.jsonl``: ``{"video", "caption", "captions", "grounding_captions"}``: the canonical
-      caption naming objects from left to right, all paraphrases, and the canonical caption with the
-      objects in every order (the readings stage-0 grounding accepts)
+    - ``captions.jsonl``: ``{"video", "caption", "captions", "grounding_captions",
+      "reversed_grounding_captions"}``: the canonical caption naming objects from left to right, all
+      paraphrases, the canonical caption with the objects in every order (the readings stage-0 grounding
+      accepts), and the same for the clip played backwards (:func:`time_reversed`; stage 0's
+      ``time_reversal`` trains on it too)
     - ``qa.jsonl``: ``{"video", "question", "answer", "type"}``, one row per question
     - ``qa_conversations.jsonl``: ``{"video", "turns"}``, a clip's questions shuffled, up to 4 per conversation
     - ``dialogues.jsonl``: ``{"videos": [paths], "turns": [{"role", "text", "videos"}]}``,
@@ -1608,6 +1628,7 @@ def build_split(
             "caption": captions(left_to_right(scene))[0],
             "captions": captions(scene),
             "grounding_captions": object_orders(scene),
+            "reversed_grounding_captions": object_orders(time_reversed(scene)),
         })
         clip_qa = questions(scene, np.random.default_rng([scene.seed, 2]))
         qa_rows += [{"video": video, **qa.to_dict()} for qa in clip_qa]

@@ -121,6 +121,8 @@ class GroundingItem:
     targets: list[list[int]]
     videos: list[str]
     source: str
+    #: Whether the clip is to be seen played backwards (its frames' features in reverse order).
+    reversed: bool = False
 
 
 class GroundingDataset:
@@ -131,10 +133,16 @@ class GroundingDataset:
     each of those readings, of which the loss takes the closest). Token ids become indices into ``vocab``, the
     sorted ids every caption uses (an evaluation set passes the training set's ``vocab``; its words
     outside it are not scored); a caption longer than the video tokens is cut (and counted).
+
+    With ``time_reversal``, each row that gives ``reversed_grounding_captions`` (the readings of its clip
+    played backwards) adds a second item: the same clip with its frames in reverse order, against those
+    readings. The frame features of a clip are computed frame by frame, so the reversed clip costs
+    nothing to encode; and it is a real clip of the same world (a circle that moves left, backwards,
+    moves right), so the abstractor sees twice as many different clips.
     """
 
     def __init__(self, examples: list[Example], processor: GPT4VideoProcessor,
-                 vocab: torch.Tensor | None = None) -> None:
+                 vocab: torch.Tensor | None = None, *, time_reversal: bool = False) -> None:
         tokenizer = processor.tokenizer
         self.num_tokens = processor.num_video_tokens
         self.examples = [ex for ex in examples if ex.kind == "caption" and ex.num_videos == 1]
@@ -145,6 +153,20 @@ class GroundingDataset:
             raise InputError("grounding (stage 0) needs video-caption pairs; none of the data is one")
         readings = [ex.meta.get("grounding_captions") or [ex.meta.get("caption") or ex.turns[-1].text]
                     for ex in self.examples]
+        backwards = [False] * len(readings)
+        if time_reversal:
+            extra = [ex.meta["reversed_grounding_captions"] for ex in self.examples
+                     if ex.meta.get("reversed_grounding_captions")]
+            if not extra:
+                raise InputError("time_reversal is on but no caption row gives 'reversed_grounding_captions'")
+            if len(extra) < len(self.examples):
+                logger.warning("time_reversal: %d of %d caption rows give no 'reversed_grounding_captions'; "
+                               "they are used forwards only", len(self.examples) - len(extra), len(self.examples))
+            sources = self.examples + [ex for ex in self.examples if ex.meta.get("reversed_grounding_captions")]
+            readings += extra
+            backwards += [True] * len(extra)
+        else:
+            sources = self.examples
         token_ids = [[tokenizer(text, add_special_tokens=False).input_ids for text in texts] for texts in readings]
         cut = sum(len(ids) > self.num_tokens for alternatives in token_ids for ids in alternatives)
         if cut:
@@ -155,8 +177,8 @@ class GroundingDataset:
             sorted({t for alternatives in token_ids for ids in alternatives for t in ids}), dtype=torch.long))
         index = {int(t): i for i, t in enumerate(self.vocab)}
         self.items = [GroundingItem([[index.get(t, IGNORE_INDEX) for t in ids] for ids in alternatives],
-                                    list(ex.videos), ex.source)
-                      for alternatives, ex in zip(token_ids, self.examples)]
+                                    list(ex.videos), ex.source, back)
+                      for alternatives, ex, back in zip(token_ids, sources, backwards)]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -172,4 +194,18 @@ class GroundingDataset:
             for alt, ids in enumerate(item.targets):
                 targets[row, alt, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         videos = [v for item in items for v in item.videos]
-        return {"grounding_targets": targets, "grounding_vocab": self.vocab}, videos
+        batch = {"grounding_targets": targets, "grounding_vocab": self.vocab}
+        if any(item.reversed for item in items):
+            batch["time_reversed"] = torch.tensor([item.reversed for item in items])
+        return batch, videos
+
+
+def clip_features(batch: dict[str, torch.Tensor], videos: list[str], features) -> torch.Tensor | None:  # noqa: ANN001
+    """The frame features (V, T, N, D) of a batch's ``videos`` from ``features`` (paths → features), with
+    the frames of the clips the batch marks ``time_reversed`` (a key it loses) in reverse order."""
+    feats = features(videos)
+    reverse = batch.pop("time_reversed", None)
+    if reverse is not None and feats is not None:
+        reverse = reverse.to(feats.device).view(-1, *([1] * (feats.dim() - 1)))
+        feats = torch.where(reverse, feats.flip(1), feats)
+    return feats

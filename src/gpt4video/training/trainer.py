@@ -33,7 +33,7 @@ from ..config import ModelConfig, TrainConfig, atomic_write_text
 from ..errors import InputError
 from ..modeling import GPT4Video, preset_config, preset_names
 from ..video import load_video
-from .data import ConversationDataset, GroundingDataset, load_examples, micro_batch_indices
+from .data import ConversationDataset, GroundingDataset, clip_features, load_examples, micro_batch_indices
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ class Trainer:
         # CPU process group over gloo; accelerate only does that when told it runs on the CPU.
         self.accelerator = Accelerator(
             cpu=not torch.cuda.is_available(),
+            mixed_precision=config.mixed_precision,
             step_scheduler_with_optimizer=False,  # one scheduler step per optimizer step, whatever the world size
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
         )
@@ -237,7 +238,7 @@ class Trainer:
         train_set: ConversationDataset | GroundingDataset
         eval_set: ConversationDataset | GroundingDataset | None = None
         if cfg.stage == 0:
-            train_set = GroundingDataset(load_examples(cfg.data), model.processor)
+            train_set = GroundingDataset(load_examples(cfg.data), model.processor, time_reversal=cfg.time_reversal)
             if cfg.eval_data:
                 eval_set = GroundingDataset(load_examples(cfg.eval_data, what="evaluation"), model.processor,
                                             vocab=train_set.vocab)
@@ -303,9 +304,11 @@ class Trainer:
                                                  batch_size=cfg.batch_size, world_size=world, rank=rank)
                 batch, videos = train_set.collate([train_set.get(i, epoch) for i in idx])
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
-                feats = features(videos)
+                feats = clip_features(batch, videos, features)
                 sync = micro == cfg.gradient_accumulation_steps - 1
                 ctx = acc.no_sync(ddp_model) if not sync and world > 1 else contextlib.nullcontext()
+                if cfg.stage != 0:
+                    batch["loss_reduction"] = cfg.loss_reduction
                 with ctx, acc.autocast():
                     out = ddp_model(**batch, features=feats)
                     loss = out.loss / cfg.gradient_accumulation_steps
@@ -374,7 +377,7 @@ class Trainer:
         for start in range(0, len(indices), bs):
             batch, videos = dataset.collate([dataset.get(i, 0) for i in indices[start : start + bs]])
             batch = {k: v.to(acc.device) for k, v in batch.items()}
-            total += float(model(**batch, features=features(videos)).loss)
+            total += float(model(**batch, features=clip_features(batch, videos, features)).loss)
             count += 1
         mean = torch.tensor(total / max(count, 1), device=acc.device)
         return round(acc.reduce(mean, "mean").item(), 6)
