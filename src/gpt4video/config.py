@@ -297,6 +297,8 @@ class TrainConfig(ConfigBase):
     token, InternVL 2.5's square averaging); see ``GPT4Video.forward``.
     time_reversal (stage 0): also train on each clip played backwards, against its caption row's
     ``reversed_grounding_captions`` (see ``GroundingDataset``); doubles the clips stage 0 sees at no encoding cost.
+    group_by_length (stages 1 and 2): batch examples of similar length together (transformers' Trainer
+    option of the same name; ``training.data.grouped_epoch_order``), so less of each batch is padding.
     """
 
     model: str = "smol"
@@ -326,6 +328,7 @@ class TrainConfig(ConfigBase):
     mixed_precision: str = "no"
     loss_reduction: str = "token"
     time_reversal: bool = False
+    group_by_length: bool = False
 
     def __post_init__(self) -> None:
         self.data = [DataConfig.from_dict(d, where="data[]") if isinstance(d, dict) else d for d in self.data]
@@ -337,6 +340,7 @@ class TrainConfig(ConfigBase):
         _check(self.stage in (0, 1, 2), f"stage must be 0, 1 or 2, got {self.stage!r}")
         if self.mixed_precision is False or self.mixed_precision is None:  # YAML 1.1 reads a bare `no` as false
             self.mixed_precision = "no"
+        _check(isinstance(self.group_by_length, bool), f"group_by_length must be true or false, got {self.group_by_length!r}")
         _check(isinstance(self.time_reversal, bool), f"time_reversal must be true or false, got {self.time_reversal!r}")
         _check(not self.time_reversal or self.stage == 0, "time_reversal is a stage-0 (grounding) option")
         _check(self.loss_reduction in ("token", "sample", "square"),

@@ -311,7 +311,7 @@ def run_cli(args: list[str], **kw) -> subprocess.CompletedProcess:
 def test_sigkill_and_resume_end_with_the_same_weights(world, start_model, tmp_path):
     """Kill the run with SIGKILL after step 5 (last checkpoint: step 4), resume, compare with an unbroken run."""
     base = make_config(world, start_model, tmp_path / "unbroken", stage=2, max_steps=8, save_every=2,
-                       gradient_accumulation_steps=2,
+                       gradient_accumulation_steps=2, group_by_length=True,
                        data=[{"path": str(world / "train/captions.jsonl")}, {"path": str(world / "train/qa.jsonl")}])
     unbroken = train(TrainConfig.from_dict(base), progress=False)
 
@@ -331,6 +331,28 @@ def test_sigkill_and_resume_end_with_the_same_weights(world, start_model, tmp_pa
         assert torch.equal(a[k], b[k]), k
     steps = [json.loads(line)["step"] for line in (tmp_path / "broken/train_log.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))  # the rows after the checkpoint were rewritten, not duplicated
+
+
+def test_group_by_length_batches_similar_lengths_and_keeps_every_example():
+    from gpt4video.training.data import micro_batch_indices
+
+    g = torch.Generator().manual_seed(0)
+    lengths = tuple(int(x) for x in torch.randint(10, 300, (1000,), generator=g))
+    steps = 1000 // 8
+
+    def epoch(**kw):
+        return [micro_batch_indices(1000, seed=3, micro_step=s, batch_size=4, world_size=2, rank=r, **kw)[1]
+                for s in range(steps) for r in range(2)]
+
+    def padded(batches):  # tokens a step computes: each global batch padded to its longest example
+        return sum(max(lengths[i] for i in a + b) * 8 for a, b in zip(batches[::2], batches[1::2]))
+
+    plain, grouped = epoch(), epoch(lengths=lengths)
+    assert sorted(i for b in grouped for i in b) == sorted(i for b in plain for i in b) == list(range(1000))
+    assert padded(grouped) < 0.75 * padded(plain)
+    assert grouped == epoch(lengths=lengths)  # a pure function of (lengths, seed, epoch): resumable
+    assert micro_batch_indices(1000, seed=3, micro_step=steps, batch_size=4, world_size=2, rank=0,
+                               lengths=lengths)[0] == 1  # next epoch
 
 
 def test_two_process_ddp_on_cpu(world, start_model, tmp_path):

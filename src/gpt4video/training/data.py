@@ -58,6 +58,8 @@ class ConversationDataset:
         self.max_length = max_length
         self.seed = seed
         self.examples: list[Example] = []
+        #: Each example's length in tokens (as given; a caption example's paraphrase varies per epoch).
+        self.lengths: list[int] = []
         too_long = 0
         for ex in examples:
             # The longest variant decides; captions vary per epoch, so check the example as given.
@@ -66,6 +68,7 @@ class ConversationDataset:
                 too_long += 1
                 continue
             self.examples.append(ex)
+            self.lengths.append(n)
         if too_long:
             logger.warning("skipped %d examples longer than max_length=%d tokens", too_long, max_length)
         if not self.examples:
@@ -95,12 +98,39 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(num_examples, generator=g).tolist()
 
 
+#: group_by_length sorts the examples of this many consecutive global batches of the shuffled order by length.
+LENGTH_GROUP_BATCHES = 50
+
+
+@functools.lru_cache(maxsize=2)
+def grouped_epoch_order(lengths: tuple[int, ...], seed: int, epoch: int, per_step: int) -> list[int]:
+    """:func:`epoch_order` with similar lengths batched together (``group_by_length``, as in transformers'
+    Trainer): the shuffled order is cut into runs of :data:`LENGTH_GROUP_BATCHES` global batches, each run is
+    sorted longest first and cut into global batches, and the batches of a run are shuffled. Less padding,
+    the same examples per epoch; a pure function of (lengths, seed, epoch, per_step), so a resumed run
+    sees the same batches."""
+    order = epoch_order(len(lengths), seed, epoch)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 7)
+    chunk = per_step * LENGTH_GROUP_BATCHES
+    grouped: list[int] = []
+    for start in range(0, len(order), chunk):
+        run = sorted(order[start : start + chunk], key=lambda i: -lengths[i])
+        batches = [run[b : b + per_step] for b in range(0, len(run), per_step)]
+        full = [b for b in batches if len(b) == per_step]  # a short last batch goes to the end (dropped)
+        for k in torch.randperm(len(full), generator=g).tolist():
+            grouped.extend(full[k])
+        grouped.extend(i for b in batches if len(b) < per_step for i in b)
+    return grouped
+
+
 def micro_batch_indices(
-    num_examples: int, *, seed: int, micro_step: int, batch_size: int, world_size: int, rank: int
+    num_examples: int, *, seed: int, micro_step: int, batch_size: int, world_size: int, rank: int,
+    lengths: tuple[int, ...] | None = None,
 ) -> tuple[int, list[int]]:
     """(epoch, example indices) of one process's share of global micro-step ``micro_step``.
 
     Each epoch holds ``num_examples // (batch_size * world_size)`` micro-steps; the tail is dropped.
+    With ``lengths`` (one per example), batches hold examples of similar length (:func:`grouped_epoch_order`).
     """
     per_step = batch_size * world_size
     steps_per_epoch = num_examples // per_step
@@ -109,7 +139,12 @@ def micro_batch_indices(
             f"{num_examples} examples are fewer than one global batch ({batch_size} × {world_size} processes)"
         )
     epoch, within = divmod(micro_step, steps_per_epoch)
-    order = epoch_order(num_examples, seed, epoch)
+    if lengths is not None:
+        if len(lengths) != num_examples:
+            raise InputError(f"group_by_length: {len(lengths)} lengths for {num_examples} examples")
+        order = grouped_epoch_order(lengths, seed, epoch, per_step)
+    else:
+        order = epoch_order(num_examples, seed, epoch)
     start = within * per_step + rank * batch_size
     return epoch, order[start : start + batch_size]
 

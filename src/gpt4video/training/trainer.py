@@ -257,6 +257,7 @@ class Trainer:
         acc.wait_for_everyone()
 
         world, rank = acc.num_processes, acc.process_index
+        lengths = tuple(train_set.lengths) if cfg.group_by_length and isinstance(train_set, ConversationDataset) else None
         micro_per_epoch = len(train_set) // (cfg.batch_size * world)
         if micro_per_epoch == 0:
             raise InputError(f"{len(train_set)} examples are fewer than one batch of {cfg.batch_size} × {world}")
@@ -301,7 +302,8 @@ class Trainer:
             for micro in range(cfg.gradient_accumulation_steps):
                 micro_step = step * cfg.gradient_accumulation_steps + micro
                 epoch, idx = micro_batch_indices(len(train_set), seed=cfg.seed, micro_step=micro_step,
-                                                 batch_size=cfg.batch_size, world_size=world, rank=rank)
+                                                 batch_size=cfg.batch_size, world_size=world, rank=rank,
+                                                 lengths=lengths)
                 batch, videos = train_set.collate([train_set.get(i, epoch) for i in idx])
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
                 feats = clip_features(batch, videos, features)
