@@ -79,7 +79,6 @@ __all__ = [
     "contrast",
     "dialogue",
     "normalize_answer",
-    "grounding_readings",
     "object_orders",
     "parse_prompt",
     "questions",
@@ -884,15 +883,6 @@ def object_orders(scene: Scene) -> list[str]:
     return list(dict.fromkeys(captions(replace(scene, objects=list(order)))[0] for order in orders))
 
 
-def grounding_readings(scene: Scene) -> list[str]:
-    """What stage-0 grounding may spell for ``scene``: :func:`object_orders`, each opened by how many objects
-    the clip holds ("Two objects: a red circle grows and a green circle moves right on a white
-    background."). Said outright, the count is one word for the LLM to read, instead of phrases to count."""
-    n = len(scene.objects)
-    opening = f"{_cap(_NUMBER_WORDS[n])} object{'s' if n != 1 else ''}: "
-    return [opening + reading[:1].lower() + reading[1:] for reading in object_orders(scene)]
-
-
 #: Each motion's opposite: what an object doing it is seen to do when the clip plays backwards.
 REVERSED_MOTIONS: dict[str, str] = {"left": "right", "right": "left", "up": "down", "down": "up",
                                     "still": "still", "grows": "shrinks", "shrinks": "grows"}
@@ -1601,8 +1591,8 @@ def build_split(
 
     - ``captions.jsonl``: ``{"video", "caption", "captions", "grounding_captions",
       "reversed_grounding_captions"}``: the canonical caption naming objects from left to right, all
-      paraphrases, the canonical caption with the objects in every order, opened by the object count (the
-      readings stage-0 grounding accepts, :func:`grounding_readings`), and the same for the clip played backwards (:func:`time_reversed`; stage 0's
+      paraphrases, the canonical caption with the objects in every order (the readings stage-0 grounding
+      accepts), and the same for the clip played backwards (:func:`time_reversed`; stage 0's
       ``time_reversal`` trains on it too)
     - ``qa.jsonl``: ``{"video", "question", "answer", "type"}``, one row per question
     - ``qa_conversations.jsonl``: ``{"video", "turns"}``, a clip's questions shuffled, up to 4 per conversation
@@ -1637,8 +1627,8 @@ def build_split(
             "video": video,
             "caption": captions(left_to_right(scene))[0],
             "captions": captions(scene),
-            "grounding_captions": grounding_readings(scene),
-            "reversed_grounding_captions": grounding_readings(time_reversed(scene)),
+            "grounding_captions": object_orders(scene),
+            "reversed_grounding_captions": object_orders(time_reversed(scene)),
         })
         clip_qa = questions(scene, np.random.default_rng([scene.seed, 2]))
         qa_rows += [{"video": video, **qa.to_dict()} for qa in clip_qa]
