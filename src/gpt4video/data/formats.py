@@ -349,19 +349,15 @@ def _parse_caption(row: Mapping[str, Any], base: Path, check: bool, source: str,
     if not caption.strip():
         raise RowProblem("'caption' is empty")
     video = resolve_video(_string(row, "video"), base, check_files=check)
-    meta = None
-    if "grounding_captions" in row:
-        readings = [c.strip() for c in _string_list(row, "grounding_captions") if c.strip()]
-        if not readings:
-            raise RowProblem("'grounding_captions' is empty")
-        meta = {"grounding_captions": readings}
-    if "reversed_grounding_captions" in row:
-        readings = [c.strip() for c in _string_list(row, "reversed_grounding_captions") if c.strip()]
-        if not readings:
-            raise RowProblem("'reversed_grounding_captions' is empty")
-        meta = {**(meta or {}), "reversed_grounding_captions": readings}
+    meta = {}
+    for key in ("grounding_captions", "reversed_grounding_captions"):
+        if key in row:
+            readings = [c.strip() for c in _string_list(row, key) if c.strip()]
+            if not readings:
+                raise RowProblem(f"'{key}' is empty")
+            meta[key] = readings
     return caption_example(video, caption.strip(), captions=[c.strip() for c in paraphrases if c.strip()],
-                           source=source, seed=seed, meta=meta)
+                           source=source, seed=seed, meta=meta or None)
 
 
 def _parse_qa(row: Mapping[str, Any], base: Path, check: bool, source: str) -> Example:

@@ -190,16 +190,15 @@ class GroundingDataset:
                     for ex in self.examples]
         backwards = [False] * len(readings)
         if time_reversal:
-            extra = [ex.meta["reversed_grounding_captions"] for ex in self.examples
-                     if ex.meta.get("reversed_grounding_captions")]
-            if not extra:
+            reversible = [ex for ex in self.examples if ex.meta.get("reversed_grounding_captions")]
+            if not reversible:
                 raise InputError("time_reversal is on but no caption row gives 'reversed_grounding_captions'")
-            if len(extra) < len(self.examples):
+            if len(reversible) < len(self.examples):
                 logger.warning("time_reversal: %d of %d caption rows give no 'reversed_grounding_captions'; "
-                               "they are used forwards only", len(self.examples) - len(extra), len(self.examples))
-            sources = self.examples + [ex for ex in self.examples if ex.meta.get("reversed_grounding_captions")]
-            readings += extra
-            backwards += [True] * len(extra)
+                               "they are used forwards only", len(self.examples) - len(reversible), len(self.examples))
+            sources = self.examples + reversible
+            readings += [ex.meta["reversed_grounding_captions"] for ex in reversible]
+            backwards += [True] * len(reversible)
         else:
             sources = self.examples
         token_ids = [[tokenizer(text, add_special_tokens=False).input_ids for text in texts] for texts in readings]
