@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feature-cache", default="data/feature_cache")
     args = parser.parse_args(argv)
 
+    import torch
+
     from gpt4video.config import DataConfig
     from gpt4video.data.feature_cache import FeatureCache
     from gpt4video.evaluation.grounding import grounding_accuracy
@@ -38,10 +40,13 @@ def main(argv: list[str] | None = None) -> int:
 
     data = Path(args.data)
     model = GPT4Video.from_pretrained(args.model)
-    train = GroundingDataset(load_examples([DataConfig(path=str(data / "train/captions.jsonl"))]), model.processor)
+    # the words stage 0 taught (recorded with the model), else those of the training captions
+    recorded = model.config.abstractor.vocabulary
+    vocab = (torch.tensor(recorded) if recorded else GroundingDataset(
+        load_examples([DataConfig(path=str(data / "train/captions.jsonl"))]), model.processor).vocab)
     split = data / args.split
     dataset = GroundingDataset(load_examples([DataConfig(path=str(split / "captions.jsonl"))], what="evaluation"),
-                               model.processor, vocab=train.vocab)
+                               model.processor, vocab=vocab)
     objects = {str((split / row["video"]).resolve()): len(row["scene"]["objects"])
                for row in map(json.loads, (split / "scenes.jsonl").read_text(encoding="utf-8").splitlines())}
     cache = FeatureCache(args.feature_cache, model)

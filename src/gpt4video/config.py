@@ -152,6 +152,15 @@ class AbstractorConfig(ConfigBase):
     where a feature is and the temporal branch only when, so neither can tell where an object is in which
     frame, which is what the direction of a motion is; the first shipped weights were trained that way.
     The ``use_*`` switches and ``spatial_position``/``temporal_position`` exist for ablations.
+    vocabulary: the LLM token ids stage 0 (grounding) spelled captions with; stage 0 writes it.
+    word_tokens: each video token is replaced by the input embedding of the word of ``vocabulary`` it
+    is closest to (cosine), so the LLM reads a video as words it already knows instead of as soft
+    vectors (a language-quantised bottleneck, as in LQAE and SPAE). Gradients pass straight through the
+    choice to the soft token (as in VQ-VAE), so every stage still trains the abstractor. Needs a
+    ``vocabulary`` (train stage 0 first).
+    word_tokens_end: with ``word_tokens``, a word (one token, e.g. ".") that ends what a video reads as:
+    every token after the first one that reads as it reads as it too. Stage 0 trains only as many tokens
+    as a caption has, so the tokens past its end would otherwise read as arbitrary words.
     """
 
     encoder_dim: int = 1024
@@ -171,8 +180,18 @@ class AbstractorConfig(ConfigBase):
     input_norm: bool = True
     position_init_std: float = 0.5
     joint_positions: bool = False
+    vocabulary: list[int] | None = None
+    word_tokens: bool = False
+    word_tokens_end: str | None = None
 
     def __post_init__(self) -> None:
+        _check(self.word_tokens_end is None or (isinstance(self.word_tokens_end, str) and self.word_tokens_end != ""),
+               f"abstractor.word_tokens_end must be a non-empty string or null, got {self.word_tokens_end!r}")
+        _check(isinstance(self.word_tokens, bool), f"abstractor.word_tokens must be true or false, got {self.word_tokens!r}")
+        _check(self.vocabulary is None or (
+            isinstance(self.vocabulary, list) and bool(self.vocabulary)
+            and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in self.vocabulary)),
+            f"abstractor.vocabulary must be a non-empty list of token ids or null, got {self.vocabulary!r}")
         for name in ("encoder_dim", "tokens_per_frame", "max_frames", "hidden_size", "num_layers",
                      "num_heads", "num_queries", "output_dim"):
             value = getattr(self, name)
@@ -297,6 +316,9 @@ class TrainConfig(ConfigBase):
     token, InternVL 2.5's square averaging); see ``GPT4Video.forward``.
     time_reversal (stage 0): also train on each clip played backwards, against its caption row's
     ``reversed_grounding_captions`` (see ``GroundingDataset``); doubles the clips stage 0 sees at no encoding cost.
+    grounding_filler (stage 0): a text of one token (e.g. ".") that video tokens past the end of a caption
+    must spell too (null: those tokens are not trained). A model with ``abstractor.word_tokens`` needs it,
+    or its tokens past a caption's end would read as arbitrary words.
     group_by_length (stages 1 and 2): batch examples of similar length together (transformers' Trainer
     option of the same name; ``training.data.grouped_epoch_order``), so less of each batch is padding.
     """
@@ -329,6 +351,7 @@ class TrainConfig(ConfigBase):
     loss_reduction: str = "token"
     time_reversal: bool = False
     group_by_length: bool = False
+    grounding_filler: str | None = None
 
     def __post_init__(self) -> None:
         self.data = [DataConfig.from_dict(d, where="data[]") if isinstance(d, dict) else d for d in self.data]
@@ -343,6 +366,9 @@ class TrainConfig(ConfigBase):
         _check(isinstance(self.group_by_length, bool), f"group_by_length must be true or false, got {self.group_by_length!r}")
         _check(isinstance(self.time_reversal, bool), f"time_reversal must be true or false, got {self.time_reversal!r}")
         _check(not self.time_reversal or self.stage == 0, "time_reversal is a stage-0 (grounding) option")
+        _check(self.grounding_filler is None or (isinstance(self.grounding_filler, str) and self.grounding_filler != ""),
+               f"grounding_filler must be a non-empty string or null, got {self.grounding_filler!r}")
+        _check(self.grounding_filler is None or self.stage == 0, "grounding_filler is a stage-0 (grounding) option")
         _check(self.loss_reduction in ("token", "sample", "square"),
                f"loss_reduction must be 'token', 'sample' or 'square', got {self.loss_reduction!r}")
         _check(self.mixed_precision in ("no", "bf16", "fp16"),

@@ -302,8 +302,56 @@ class GPT4Video(nn.Module):
         return features.reshape(len(videos), t, *features.shape[1:]).to(self.device)  # (V, T, N, D)
 
     def video_embeddings(self, features: torch.Tensor) -> torch.Tensor:
-        """(V, T, N, D_enc) → (V, Nq, D_llm)."""
-        return self.abstractor(features)
+        """(V, T, N, D_enc) → (V, Nq, D_llm): the abstractor's tokens, or with ``abstractor.word_tokens``
+        the input embeddings of the words they are closest to (gradients pass straight through)."""
+        tokens = self.abstractor(features)
+        if not self.config.abstractor.word_tokens:
+            return tokens
+        words, _ = self._nearest_words(tokens)
+        return words.to(tokens.dtype) + (tokens - tokens.detach())  # forward: exactly the words; backward: identity
+
+    def _end_token(self) -> int | None:
+        end = self.config.abstractor.word_tokens_end
+        if end is None:
+            return None
+        ids = self.tokenizer(end, add_special_tokens=False).input_ids
+        if len(ids) != 1:
+            raise ConfigError(f"abstractor.word_tokens_end {end!r} must be one token of the LLM's tokenizer, it is {len(ids)}")
+        if ids[0] not in self._video_vocabulary().tolist():
+            raise ConfigError(f"abstractor.word_tokens_end {end!r} is not in abstractor.vocabulary")
+        return ids[0]
+
+    def _video_vocabulary(self) -> torch.Tensor:
+        vocabulary = self.config.abstractor.vocabulary
+        if not vocabulary:
+            raise ConfigError("abstractor.word_tokens needs abstractor.vocabulary, the token ids the video tokens "
+                              "may take; stage 0 (grounding) writes it: train stage 0 first")
+        ids = torch.tensor(vocabulary, dtype=torch.long, device=self.device)
+        if int(ids.max()) >= self.llm.get_input_embeddings().weight.shape[0]:
+            raise ConfigError(f"abstractor.vocabulary has token id {int(ids.max())}, beyond the LLM's vocabulary")
+        return ids
+
+    def _nearest_words(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (..., D) → (the input embeddings of their nearest vocabulary words (..., D), those words'
+        token ids (...)), nearest by cosine similarity."""
+        ids = self._video_vocabulary()
+        table = self.llm.get_input_embeddings().weight[ids].detach()  # (V, D)
+        sim = nn.functional.normalize(tokens.detach().float(), dim=-1) @ nn.functional.normalize(table.float(), dim=-1).T
+        best = sim.argmax(dim=-1)  # (..., Nq)
+        end = self._end_token()
+        if end is not None:  # everything after the first end word reads as the end word
+            end_index = ids.tolist().index(end)
+            seen = (best == end_index).long().cumsum(dim=-1)  # (..., Nq): end words so far, this one included
+            after = (seen - (best == end_index).long()) > 0  # an end word came before this token
+            best = best.masked_fill(after, end_index)
+        return table[best], ids[best]
+
+    @torch.no_grad()
+    def video_words(self, features: torch.Tensor) -> list[str]:
+        """What each video reads as: its tokens' nearest vocabulary words, decoded (one string per video).
+        features: (V, T, N, D_enc). Needs ``abstractor.vocabulary`` (any model that went through stage 0)."""
+        _, ids = self._nearest_words(self.abstractor(features))
+        return [self.tokenizer.decode(row.tolist()) for row in ids]
 
     def embed(self, input_ids: torch.Tensor, video_embeds: torch.Tensor | None) -> torch.Tensor:
         """Token embeddings with each video's Nq placeholders replaced by its abstractor output.
@@ -333,6 +381,7 @@ class GPT4Video(nn.Module):
         video_embeds: torch.Tensor | None = None,
         grounding_targets: torch.Tensor | None = None,
         grounding_vocab: torch.Tensor | None = None,
+        grounding_caption_mask: torch.Tensor | None = None,
         loss_reduction: str = "token",
     ):  # noqa: ANN201 - transformers' CausalLMOutput
         """Training/scoring forward. Pass frame ``features`` (V, T, N, D) or ready ``video_embeds`` (V, Nq, D).
@@ -350,7 +399,7 @@ class GPT4Video(nn.Module):
         if grounding_targets is not None:
             if features is None or grounding_vocab is None:
                 raise InputError("the grounding loss needs features and grounding_vocab")
-            return self.grounding_loss(features, grounding_targets, grounding_vocab)
+            return self.grounding_loss(features, grounding_targets, grounding_vocab, grounding_caption_mask)
         if input_ids is None:
             raise InputError("forward needs input_ids (or grounding_targets for the grounding loss)")
         if video_embeds is None and features is not None:
@@ -381,12 +430,13 @@ class GPT4Video(nn.Module):
     def grounding_logits(self, features: torch.Tensor, vocab: torch.Tensor) -> torch.Tensor:
         """(B, Nq, V): each video token's cosine similarity to the input embedding of each word of ``vocab``
         (token ids), × :data:`GROUNDING_SCALE`. features: (B, T, N, D) frame features."""
-        tokens = self.video_embeddings(features)  # (B, Nq, D)
+        tokens = self.abstractor(features)  # (B, Nq, D), soft (the loss shapes them before any word choice)
         words = self.llm.get_input_embeddings().weight[vocab].detach()  # (V, D)
         return GROUNDING_SCALE * nn.functional.normalize(tokens.float(), dim=-1) @ (
             nn.functional.normalize(words.float(), dim=-1).T)
 
-    def grounding_loss(self, features: torch.Tensor, targets: torch.Tensor, vocab: torch.Tensor) -> LossOutput:
+    def grounding_loss(self, features: torch.Tensor, targets: torch.Tensor, vocab: torch.Tensor,
+                       caption_mask: torch.Tensor | None = None) -> LossOutput:
         """Stage-0 loss: video token i should read, in the LLM's own word-embedding space, as token i of
         the clip's caption.
 
@@ -396,7 +446,10 @@ class GPT4Video(nn.Module):
         use. Cross-entropy of :meth:`grounding_logits` against the caption's token at each position, for
         each clip against the reading its tokens are closest to (lowest mean cross-entropy): like DETR's
         set matching, the abstractor may put a clip's objects in any order, instead of having to work
-        out which object comes second. The LLM never runs, so a step costs only the abstractor; what it
+        out which object comes second. ``caption_mask`` (like ``targets``): True at the caption's own
+        tokens; the summed cross-entropy (filler included) is then divided by their number alone, so
+        training the tokens past a caption's end to spell a filler does not dilute the words' gradient,
+        and ``num_tokens`` counts caption tokens only. The LLM never runs, so a step costs only the abstractor; what it
         buys is video tokens that already look like words to the frozen LLM, which stage 1 could not
         find on its own in a short run (it learned a clip-independent soft prompt).
         """
@@ -415,8 +468,15 @@ class GPT4Video(nn.Module):
         mean = (nll.sum(-1) / counts.clamp(min=1)).masked_fill(counts == 0, float("inf"))  # (B, K)
         best = mean.argmin(dim=-1)  # (B,) the closest reading of each caption
         rows = torch.arange(b, device=targets.device)
+        if caption_mask is not None:
+            if caption_mask.dim() == 2:
+                caption_mask = caption_mask.unsqueeze(1)
+            if caption_mask.shape != targets.shape:
+                raise InputError(f"grounding caption mask {tuple(caption_mask.shape)} does not match the targets "
+                                 f"{tuple(targets.shape)}")
+            counts = (caption_mask & mask).sum(-1)  # (B, K)
         num_tokens = int(counts[rows, best].sum())
-        loss = nll[rows, best].sum() / num_tokens
+        loss = nll[rows, best].sum() / max(num_tokens, 1)
         return LossOutput(loss=loss, num_tokens=num_tokens)
 
     # -- generation ------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ def test_grounding_loss_is_low_when_video_tokens_are_the_caption_words(start_mod
     targets = torch.tensor([[0, 3, 2, -100], [4, 4, 1, 0]])  # indices into vocab; -100 past the end
     words = model.llm.get_input_embeddings().weight.detach()
     as_words = words[vocab[targets.clamp(min=0)]]  # (2, 4, D): each video token is its target word
-    model.video_embeddings = lambda features: as_words  # the abstractor's output, replaced
+    model.abstractor.forward = lambda features: as_words  # the abstractor's output, replaced
     features = torch.zeros(2, 1, 17, 32)
     low = model(features=features, grounding_targets=targets, grounding_vocab=vocab)
     assert low.num_tokens == 7
@@ -148,7 +148,7 @@ def test_grounding_loss_takes_each_captions_closest_reading(start_model):
     empty = torch.full((4,), -100)  # padding: a clip with fewer readings
     words = model.llm.get_input_embeddings().weight.detach()
     as_words = words[vocab[spelled.clamp(min=0)]][None]  # (1, 4, D)
-    model.video_embeddings = lambda features: as_words
+    model.abstractor.forward = lambda features: as_words
     features = torch.zeros(1, 1, 17, 32)
 
     def loss(*readings):
@@ -285,11 +285,11 @@ def test_grounding_accuracy_reads_video_tokens_as_caption_words(world, start_mod
     clip_ids = {v: i for i, v in enumerate(videos)}
     as_features = lambda paths: torch.tensor([clip_ids[p] for p in paths])  # noqa: E731 - clip indices as "features"
     tokens = words[dataset.vocab[targets.clamp(min=0)]]  # (4, 4, D): each video token is its caption word
-    model.video_embeddings = lambda ids: tokens[ids]
+    model.abstractor.forward = lambda ids: tokens[ids]
     perfect = grounding_accuracy(model, dataset, as_features, batch_size=3)
     assert perfect["tokens"] == {"accuracy": 1.0, "count": int((targets >= 0).sum())}
     assert all(v["accuracy"] in (1.0, None) for v in perfect["by_kind"].values())
-    model.video_embeddings = lambda ids: tokens.roll(1, dims=1)[ids]
+    model.abstractor.forward = lambda ids: tokens.roll(1, dims=1)[ids]
     shifted = grounding_accuracy(model, dataset, as_features)
     assert shifted["tokens"]["accuracy"] < 1.0
 
@@ -396,3 +396,152 @@ def test_shipped_accelerate_configs_load(name):
     assert str(config.distributed_type).endswith(expected)
     if name.startswith("deepspeed"):
         assert config.deepspeed_config["zero_stage"] == int(name[-1])
+
+
+# -- word tokens: the video read as the caption words its tokens are closest to ----------------------------------
+
+
+def _model_with(start_model, tmp_path, copy_weights=True, **abstractor) -> Path:
+    """start_model's config (and weights, unless their shapes change) with abstractor settings changed, saved anew."""
+    from dataclasses import replace
+
+    base = GPT4Video.from_pretrained(start_model)
+    config = replace(base.config, abstractor=replace(base.config.abstractor, **abstractor))
+    model = GPT4Video.from_config(config)
+    if copy_weights:
+        model.abstractor.load_state_dict(base.abstractor.state_dict())
+    return model.save_pretrained(tmp_path / "model")
+
+
+def test_grounding_filler_fills_the_tokens_past_each_captions_end(world, start_model, tmp_path):
+    from gpt4video.config import DataConfig
+    from gpt4video.errors import InputError
+    from gpt4video.processing import IGNORE_INDEX
+    from gpt4video.training.data import GroundingDataset, load_examples
+
+    model = GPT4Video.from_pretrained(_model_with(start_model, tmp_path, copy_weights=False, num_queries=64))
+    examples = load_examples([DataConfig(path=str(world / "train/captions.jsonl"))])
+    plain = GroundingDataset(examples, model.processor)
+    filled = GroundingDataset(examples, model.processor, filler=".")
+    dot = model.processor.tokenizer(".", add_special_tokens=False).input_ids[0]
+    dot_index = filled.vocab.tolist().index(dot)
+    for a, b in zip(plain.items, filled.items):
+        for short, full in zip(a.targets, b.targets):
+            assert len(short) < 64 and len(full) == 64  # every caption of the fixture fits in 64 tokens
+            assert [int(filled.vocab[i]) for i in full[: len(short)]] == [int(plain.vocab[i]) for i in short]
+            assert full[len(short):] == [dot_index] * (64 - len(short))
+    batch, _ = filled.collate([filled.get(0, 0)])
+    assert bool((batch["grounding_targets"][0, 0] != IGNORE_INDEX).all())
+    with pytest.raises(InputError, match="one token"):
+        GroundingDataset(examples, model.processor, filler="square circle triangle")
+    with pytest.raises(ValueError, match="grounding_filler is a stage-0"):
+        TrainConfig.from_dict(make_config(world, start_model, tmp_path / "x", stage=2, grounding_filler="."))
+
+
+def test_stage0_records_its_vocabulary_and_word_tokens_read_as_those_words(world, start_model, tmp_path):
+    from gpt4video.config import ConfigError
+
+    cfg = TrainConfig.from_dict(make_config(world, start_model, tmp_path / "s0w", stage=0, max_steps=2, batch_size=6,
+                                            save_every=100, grounding_filler=".",
+                                            data=[{"path": str(world / "train/captions.jsonl")}]))
+    final = train(cfg, progress=False).final_dir
+    soft = GPT4Video.from_pretrained(final)
+    vocabulary = soft.config.abstractor.vocabulary
+    tok = soft.processor.tokenizer
+    captions = [json.loads(line)["caption"] for line in (world / "train/captions.jsonl").read_text().splitlines()]
+    used = {t for c in captions for t in tok(c, add_special_tokens=False).input_ids[:4]}  # 4 video tokens
+    assert used <= set(vocabulary) and vocabulary == sorted(vocabulary)
+    assert not soft.config.abstractor.word_tokens  # recording the words changes nothing by itself
+
+    words_dir = _model_with(final, tmp_path, word_tokens=True, vocabulary=vocabulary)
+    model = GPT4Video.from_pretrained(words_dir)
+    model.abstractor.load_state_dict(soft.abstractor.state_dict())
+    torch.manual_seed(0)
+    features = torch.randn(2, 4, 17, 32)
+    embeds = model.video_embeddings(features)  # (2, 4, 32)
+    table = model.llm.get_input_embeddings().weight.detach()
+    read = model.video_words(features)
+    for row, text in zip(embeds, read):
+        ids = [int((table - e).abs().sum(-1).argmin()) for e in row]  # each token IS a word's embedding
+        assert all(torch.equal(table[i], e) for i, e in zip(ids, row.detach()))
+        assert set(ids) <= set(vocabulary) and tok.decode(ids) == text
+    # the nearest word by cosine similarity to the soft token
+    soft_tokens = model.abstractor(features).detach()
+    cos = torch.nn.functional.normalize(soft_tokens, dim=-1) @ torch.nn.functional.normalize(
+        table[vocabulary], dim=-1).T
+    assert torch.equal(embeds.detach(), table[torch.tensor(vocabulary)[cos.argmax(-1)]])
+    # gradients pass straight through the word choice to the abstractor
+    model.abstractor.zero_grad()
+    (model.video_embeddings(features) * torch.randn(2, 4, 32)).sum().backward()
+    assert model.abstractor.output_proj.weight.grad.abs().sum() > 0
+
+    # stage 2 trains on them (abstractor included, through the straight-through gradient)
+    cfg2 = TrainConfig.from_dict(make_config(world, words_dir, tmp_path / "s2w", stage=2, max_steps=2, save_every=100,
+                                             data=[{"path": str(world / "train/qa.jsonl")}]))
+    result = train(cfg2, progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(weights(words_dir).values(), weights(result.final_dir).values()))
+    assert GPT4Video.from_pretrained(result.final_dir).config.abstractor.vocabulary == vocabulary
+
+    # without a vocabulary there is nothing to choose from: one clear error, before any training
+    bare = _model_with(start_model, tmp_path / "bare", word_tokens=True)
+    with pytest.raises(ConfigError, match="stage 0"):
+        train(TrainConfig.from_dict(make_config(world, bare, tmp_path / "s2bare", stage=2)), progress=False)
+    with pytest.raises(ConfigError, match="vocabulary"):
+        GPT4Video.from_pretrained(bare).video_words(features)
+    with pytest.raises(ConfigError, match="vocabulary"):
+        from gpt4video.config import AbstractorConfig
+
+        AbstractorConfig(vocabulary=[3, -1])
+
+
+def test_grounding_filler_does_not_dilute_the_caption_words_loss(world, start_model, tmp_path):
+    from gpt4video.config import DataConfig
+    from gpt4video.training.data import GroundingDataset, load_examples
+
+    model = GPT4Video.from_pretrained(_model_with(start_model, tmp_path, copy_weights=False, num_queries=64))
+    examples = load_examples([DataConfig(path=str(world / "train/captions.jsonl"))])
+    plain = GroundingDataset(examples, model.processor)
+    filled = GroundingDataset(examples, model.processor, vocab=plain.vocab, filler=".")
+    torch.manual_seed(0)
+    features = torch.randn(3, 4, 17, 32)
+    words, _ = plain.collate([plain.get(i, 0) for i in range(3)])
+    both, _ = filled.collate([filled.get(i, 0) for i in range(3)])
+    mask = both["grounding_caption_mask"]
+    assert mask.shape == both["grounding_targets"].shape and bool(mask.any()) and not bool(mask.all())
+    lengths = [[len(ids) for ids in item.targets] for item in plain.items[:3]]
+    assert [[int(m.sum()) for m in row[: len(ls)]] for row, ls in zip(mask, lengths)] == lengths
+    with torch.no_grad():
+        only = model.grounding_loss(features, words["grounding_targets"], plain.vocab)
+        total = model.grounding_loss(features, both["grounding_targets"], plain.vocab, mask)
+        diluted = model.grounding_loss(features, both["grounding_targets"], plain.vocab)
+    # same words, same count: the filler adds its cross-entropy on top, divided by the caption tokens alone
+    assert total.num_tokens == only.num_tokens < diluted.num_tokens
+    assert float(total.loss) > float(only.loss)
+    assert math.isclose(float(total.loss) * total.num_tokens, float(diluted.loss) * diluted.num_tokens, rel_tol=1e-5)
+
+
+def test_word_tokens_end_makes_every_token_after_the_first_end_word_read_as_it(start_model, tmp_path):
+    from gpt4video.config import ConfigError
+
+    model = GPT4Video.from_pretrained(start_model)
+    tok = model.processor.tokenizer
+    ids = [tok(w, add_special_tokens=False).input_ids[0] for w in (" red", ".", " circle", " square")]
+    assert len(set(ids)) == 4
+    words_dir = _model_with(start_model, tmp_path, word_tokens=True, word_tokens_end=".", vocabulary=sorted(ids))
+    model = GPT4Video.from_pretrained(words_dir)
+    table = model.llm.get_input_embeddings().weight.detach()
+    red, dot, circle, square = ids
+    spelled = torch.tensor([[red, circle, dot, square], [red, square, circle, red]])  # (2 videos, 4 tokens)
+    model.abstractor.forward = lambda features: table[spelled] * 3.0  # soft tokens pointing at those words
+    embeds = model.video_embeddings(torch.zeros(2, 4, 17, 32))
+    expected = torch.tensor([[red, circle, dot, dot], [red, square, circle, red]])  # no end word: unchanged
+    assert torch.equal(embeds, table[expected])
+    assert model.video_words(torch.zeros(2, 4, 17, 32)) == [tok.decode(row.tolist()) for row in expected]
+    outside = GPT4Video.from_pretrained(_model_with(start_model, tmp_path / "o", word_tokens=True, word_tokens_end=".",
+                                                    vocabulary=[red, circle]))
+    with pytest.raises(ConfigError, match="not in abstractor.vocabulary"):
+        outside.video_embeddings(torch.zeros(1, 4, 17, 32))
+    long = GPT4Video.from_pretrained(_model_with(start_model, tmp_path / "l", word_tokens=True,
+                                                 word_tokens_end="red circle square", vocabulary=ids))
+    with pytest.raises(ConfigError, match="one token"):
+        long.video_embeddings(torch.zeros(1, 4, 17, 32))

@@ -158,6 +158,8 @@ class GroundingItem:
     source: str
     #: Whether the clip is to be seen played backwards (its frames' features in reverse order).
     reversed: bool = False
+    #: How many of each reading's targets are the caption's own tokens (the rest: the grounding filler).
+    caption_lengths: list[int] | None = None
 
 
 class GroundingDataset:
@@ -174,10 +176,15 @@ class GroundingDataset:
     readings. The frame features of a clip are computed frame by frame, so the reversed clip costs
     nothing to encode; and it is a real clip of the same world (a circle that moves left, backwards,
     moves right), so the abstractor sees twice as many different clips.
+
+    With ``filler`` (a text of one token), the video tokens past a caption's end are trained to spell it;
+    the batch then marks each reading's own tokens (``grounding_caption_mask``), so that the loss is
+    normalised by those alone and the filler does not dilute what the caption's words learn.
     """
 
     def __init__(self, examples: list[Example], processor: GPT4VideoProcessor,
-                 vocab: torch.Tensor | None = None, *, time_reversal: bool = False) -> None:
+                 vocab: torch.Tensor | None = None, *, time_reversal: bool = False,
+                 filler: str | None = None) -> None:
         tokenizer = processor.tokenizer
         self.num_tokens = processor.num_video_tokens
         self.examples = [ex for ex in examples if ex.kind == "caption" and ex.num_videos == 1]
@@ -207,12 +214,20 @@ class GroundingDataset:
             logger.warning("%d captions are longer than the %d video tokens; their ends are not grounded",
                            cut, self.num_tokens)
         token_ids = [[ids[: self.num_tokens] for ids in alternatives] for alternatives in token_ids]
+        caption_lengths = [[len(ids) for ids in alternatives] for alternatives in token_ids]
+        if filler is not None:
+            filler_ids = tokenizer(filler, add_special_tokens=False).input_ids
+            if len(filler_ids) != 1:
+                raise InputError(f"grounding_filler {filler!r} must be one token of the LLM's tokenizer, "
+                                 f"it is {len(filler_ids)}")
+            token_ids = [[ids + filler_ids * (self.num_tokens - len(ids)) for ids in alternatives]
+                         for alternatives in token_ids]
         self.vocab = (vocab if vocab is not None else torch.tensor(
             sorted({t for alternatives in token_ids for ids in alternatives for t in ids}), dtype=torch.long))
         index = {int(t): i for i, t in enumerate(self.vocab)}
         self.items = [GroundingItem([[index.get(t, IGNORE_INDEX) for t in ids] for ids in alternatives],
-                                    list(ex.videos), ex.source, back)
-                      for alternatives, ex, back in zip(token_ids, sources, backwards)]
+                                    list(ex.videos), ex.source, back, lengths if filler is not None else None)
+                      for alternatives, ex, back, lengths in zip(token_ids, sources, backwards, caption_lengths)]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -229,6 +244,15 @@ class GroundingDataset:
                 targets[row, alt, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         videos = [v for item in items for v in item.videos]
         batch = {"grounding_targets": targets, "grounding_vocab": self.vocab}
+        if any(item.caption_lengths is not None for item in items):
+            # (B, K, Nq): True at a reading's own caption tokens, False at its filler (and padding)
+            positions = torch.arange(self.num_tokens)
+            own = torch.zeros_like(targets, dtype=torch.bool)
+            for row, item in enumerate(items):
+                lengths = item.caption_lengths or [len(ids) for ids in item.targets]
+                for alt, n in enumerate(lengths):
+                    own[row, alt] = positions < n
+            batch["grounding_caption_mask"] = own
         if any(item.reversed for item in items):
             batch["time_reversed"] = torch.tensor([item.reversed for item in items])
         return batch, videos

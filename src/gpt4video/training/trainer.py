@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import ModelConfig, TrainConfig, atomic_write_text
+from ..config import ConfigError, ModelConfig, TrainConfig, atomic_write_text
 from ..errors import InputError
 from ..modeling import GPT4Video, preset_config, preset_names
 from ..video import load_video
@@ -238,11 +238,23 @@ class Trainer:
         train_set: ConversationDataset | GroundingDataset
         eval_set: ConversationDataset | GroundingDataset | None = None
         if cfg.stage == 0:
-            train_set = GroundingDataset(load_examples(cfg.data), model.processor, time_reversal=cfg.time_reversal)
+            ac = model.config.abstractor
+            if ac.word_tokens and cfg.grounding_filler is None and ac.word_tokens_end is None:
+                logger.warning("abstractor.word_tokens is on but neither grounding_filler nor abstractor.word_tokens_end "
+                               "is set: video tokens past a caption's end are not trained and will read as arbitrary words")
+            train_set = GroundingDataset(load_examples(cfg.data), model.processor, time_reversal=cfg.time_reversal,
+                                         filler=cfg.grounding_filler)
             if cfg.eval_data:
                 eval_set = GroundingDataset(load_examples(cfg.eval_data, what="evaluation"), model.processor,
-                                            vocab=train_set.vocab)
-        else:
+                                            vocab=train_set.vocab, filler=cfg.grounding_filler)
+            # The words the video tokens were taught (with those of any earlier stage 0), saved with the model:
+            # what `abstractor.word_tokens` chooses from, and what `GPT4Video.video_words` decodes against.
+            known = set(model.config.abstractor.vocabulary or [])
+            model.config.abstractor.vocabulary = sorted(known | {int(t) for t in train_set.vocab})
+        elif model.config.abstractor.word_tokens and not model.config.abstractor.vocabulary:
+            raise ConfigError(f"{cfg.model}: abstractor.word_tokens needs abstractor.vocabulary, which stage 0 "
+                              "(grounding) writes: start stage 1 or 2 from a stage-0 model")
+        if cfg.stage != 0:
             train_set = ConversationDataset(load_examples(cfg.data), model.processor, max_length=cfg.max_length,
                                             seed=cfg.seed)
             if cfg.eval_data:
