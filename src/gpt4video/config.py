@@ -317,8 +317,9 @@ class TrainConfig(ConfigBase):
     time_reversal (stage 0): also train on each clip played backwards, against its caption row's
     ``reversed_grounding_captions`` (see ``GroundingDataset``); doubles the clips stage 0 sees at no encoding cost.
     grounding_filler (stage 0): a text of one token (e.g. ".") that video tokens past the end of a caption
-    must spell too (null: those tokens are not trained). A model with ``abstractor.word_tokens`` needs it,
-    or its tokens past a caption's end would read as arbitrary words.
+    must spell too (null: those tokens are not trained). A model with ``abstractor.word_tokens`` needs it
+    or ``abstractor.word_tokens_end``, or its tokens past a caption's end read as arbitrary words (the
+    offline default uses word_tokens_end: with the filler its motion words came out worse).
     group_by_length (stages 1 and 2): batch examples of similar length together (transformers' Trainer
     option of the same name; ``training.data.grouped_epoch_order``), so less of each batch is padding.
     """
