@@ -310,39 +310,36 @@ class GPT4Video(nn.Module):
         words, _ = self._nearest_words(tokens)
         return words.to(tokens.dtype) + (tokens - tokens.detach())  # forward: exactly the words; backward: identity
 
-    def _end_token(self) -> int | None:
-        end = self.config.abstractor.word_tokens_end
-        if end is None:
-            return None
-        ids = self.tokenizer(end, add_special_tokens=False).input_ids
-        if len(ids) != 1:
-            raise ConfigError(f"abstractor.word_tokens_end {end!r} must be one token of the LLM's tokenizer, it is {len(ids)}")
-        if ids[0] not in self._video_vocabulary().tolist():
-            raise ConfigError(f"abstractor.word_tokens_end {end!r} is not in abstractor.vocabulary")
-        return ids[0]
-
-    def _video_vocabulary(self) -> torch.Tensor:
-        vocabulary = self.config.abstractor.vocabulary
-        if not vocabulary:
+    def word_vocabulary(self) -> tuple[torch.Tensor, int | None]:
+        """What ``abstractor.word_tokens`` chooses from: the vocabulary's token ids (V,) and the index in it
+        of ``word_tokens_end`` (None without one). Raises :class:`ConfigError` naming what is missing or wrong."""
+        ac = self.config.abstractor
+        if not ac.vocabulary:
             raise ConfigError("abstractor.word_tokens needs abstractor.vocabulary, the token ids the video tokens "
                               "may take; stage 0 (grounding) writes it: train stage 0 first")
-        ids = torch.tensor(vocabulary, dtype=torch.long, device=self.device)
+        ids = torch.tensor(ac.vocabulary, dtype=torch.long, device=self.device)
         if int(ids.max()) >= self.llm.get_input_embeddings().weight.shape[0]:
             raise ConfigError(f"abstractor.vocabulary has token id {int(ids.max())}, beyond the LLM's vocabulary")
-        return ids
+        if ac.word_tokens_end is None:
+            return ids, None
+        end = self.tokenizer(ac.word_tokens_end, add_special_tokens=False).input_ids
+        if len(end) != 1:
+            raise ConfigError(f"abstractor.word_tokens_end {ac.word_tokens_end!r} must be one token of the LLM's "
+                              f"tokenizer, it is {len(end)}")
+        if end[0] not in ac.vocabulary:
+            raise ConfigError(f"abstractor.word_tokens_end {ac.word_tokens_end!r} is not in abstractor.vocabulary")
+        return ids, ac.vocabulary.index(end[0])
 
     def _nearest_words(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens (..., D) → (the input embeddings of their nearest vocabulary words (..., D), those words'
-        token ids (...)), nearest by cosine similarity."""
-        ids = self._video_vocabulary()
+        token ids (...)), nearest by cosine similarity; after the first end word, every token is the end word."""
+        ids, end_index = self.word_vocabulary()
         table = self.llm.get_input_embeddings().weight[ids].detach()  # (V, D)
         sim = nn.functional.normalize(tokens.detach().float(), dim=-1) @ nn.functional.normalize(table.float(), dim=-1).T
         best = sim.argmax(dim=-1)  # (..., Nq)
-        end = self._end_token()
-        if end is not None:  # everything after the first end word reads as the end word
-            end_index = ids.tolist().index(end)
-            seen = (best == end_index).long().cumsum(dim=-1)  # (..., Nq): end words so far, this one included
-            after = (seen - (best == end_index).long()) > 0  # an end word came before this token
+        if end_index is not None:
+            is_end = (best == end_index).long()
+            after = is_end.cumsum(dim=-1) - is_end > 0  # an end word came before this token
             best = best.masked_fill(after, end_index)
         return table[best], ids[best]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -158,8 +158,8 @@ class GroundingItem:
     source: str
     #: Whether the clip is to be seen played backwards (its frames' features in reverse order).
     reversed: bool = False
-    #: How many of each reading's targets are the caption's own tokens (the rest: the grounding filler).
-    caption_lengths: list[int] | None = None
+    #: How many of each reading's targets are the caption's own tokens (the rest, if any: the grounding filler).
+    caption_lengths: list[int] = field(default_factory=list)
 
 
 class GroundingDataset:
@@ -187,6 +187,7 @@ class GroundingDataset:
                  filler: str | None = None) -> None:
         tokenizer = processor.tokenizer
         self.num_tokens = processor.num_video_tokens
+        self.filler = filler
         self.examples = [ex for ex in examples if ex.kind == "caption" and ex.num_videos == 1]
         skipped = len(examples) - len(self.examples)
         if skipped:
@@ -226,7 +227,7 @@ class GroundingDataset:
             sorted({t for alternatives in token_ids for ids in alternatives for t in ids}), dtype=torch.long))
         index = {int(t): i for i, t in enumerate(self.vocab)}
         self.items = [GroundingItem([[index.get(t, IGNORE_INDEX) for t in ids] for ids in alternatives],
-                                    list(ex.videos), ex.source, back, lengths if filler is not None else None)
+                                    list(ex.videos), ex.source, back, lengths)
                       for alternatives, ex, back, lengths in zip(token_ids, sources, backwards, caption_lengths)]
 
     def __len__(self) -> int:
@@ -244,13 +245,12 @@ class GroundingDataset:
                 targets[row, alt, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         videos = [v for item in items for v in item.videos]
         batch = {"grounding_targets": targets, "grounding_vocab": self.vocab}
-        if any(item.caption_lengths is not None for item in items):
+        if self.filler is not None:
             # (B, K, Nq): True at a reading's own caption tokens, False at its filler (and padding)
             positions = torch.arange(self.num_tokens)
             own = torch.zeros_like(targets, dtype=torch.bool)
             for row, item in enumerate(items):
-                lengths = item.caption_lengths or [len(ids) for ids in item.targets]
-                for alt, n in enumerate(lengths):
+                for alt, n in enumerate(item.caption_lengths):
                     own[row, alt] = positions < n
             batch["grounding_caption_mask"] = own
         if any(item.reversed for item in items):

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import ConfigError, ModelConfig, TrainConfig, atomic_write_text
+from ..config import ModelConfig, TrainConfig, atomic_write_text
 from ..errors import InputError
 from ..modeling import GPT4Video, preset_config, preset_names
 from ..video import load_video
@@ -249,12 +249,10 @@ class Trainer:
                                             vocab=train_set.vocab, filler=cfg.grounding_filler)
             # The words the video tokens were taught (with those of any earlier stage 0), saved with the model:
             # what `abstractor.word_tokens` chooses from, and what `GPT4Video.video_words` decodes against.
-            known = set(model.config.abstractor.vocabulary or [])
-            model.config.abstractor.vocabulary = sorted(known | {int(t) for t in train_set.vocab})
-        elif model.config.abstractor.word_tokens and not model.config.abstractor.vocabulary:
-            raise ConfigError(f"{cfg.model}: abstractor.word_tokens needs abstractor.vocabulary, which stage 0 "
-                              "(grounding) writes: start stage 1 or 2 from a stage-0 model")
-        if cfg.stage != 0:
+            ac.vocabulary = sorted(set(ac.vocabulary or []) | {int(t) for t in train_set.vocab})
+        else:
+            if model.config.abstractor.word_tokens:
+                model.word_vocabulary()  # a missing or unusable vocabulary fails here, before any training
             train_set = ConversationDataset(load_examples(cfg.data), model.processor, max_length=cfg.max_length,
                                             seed=cfg.seed)
             if cfg.eval_data:
