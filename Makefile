@@ -39,7 +39,7 @@ test: setup
 
 # The synthetic world the offline default is trained and evaluated on (disjoint seeds per split).
 data: setup
-	$(BIN)/gpt4video data synthetic --out data/synth --split train --num-clips 4000
+	$(BIN)/gpt4video data synthetic --out data/synth --split train --num-clips 8000
 	$(BIN)/gpt4video data synthetic --out data/synth --split val --num-clips 200
 	$(BIN)/gpt4video data synthetic --out data/synth --split test --num-clips 300
 	$(BIN)/gpt4video data safety --out data/safety/train.jsonl --split-dir data/synth/train
