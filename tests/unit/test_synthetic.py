@@ -199,6 +199,17 @@ def test_caption_examples():
     assert parse_prompt(caption(two)).count == 2
 
 
+def test_count_questions_ask_every_shape_and_colour_with_its_count():
+    scene = Scene(seed=3, width=64, height=64, num_frames=8, fps=8.0, background=Background("plain", ("black",)),
+                  objects=[sw.SceneObject(shape=s, color=c, motion="still", size=0.2, x=x, y=0.5, speed=0.0)
+                           for s, c, x in (("circle", "red", 0.2), ("circle", "blue", 0.5), ("square", "red", 0.8))])
+    qas = sw.count_questions(scene, 0)
+    assert len(qas) == 4 and {qa.type for qa in qas} == {"count"}
+    answers = {word: qa.answer for qa in qas for word in ("circle", "square", "red", "blue")
+               if re.search(rf"\b{word}s?\b", qa.question)}
+    assert answers == {"circle": "2", "square": "1", "red": "2", "blue": "1"}
+
+
 def test_questions_are_consistent_with_the_scene():
     rng = np.random.default_rng(0)
     for seed in range(60):
@@ -337,6 +348,13 @@ def test_build_split_writes_a_resumable_split(tmp_path):
         assert row["grounding_captions"][0] == row["caption"]  # the left-to-right reading first
     for row in rows["qa.jsonl"]:
         assert set(row) == {"video", "question", "answer", "type"}
+    counts = [json.loads(line) for line in (root / "count_qa.jsonl").read_text().splitlines()]
+    truth = {row["video"]: Scene.from_dict(row["scene"]) for row in rows["scenes.jsonl"]}
+    asked = {(row["video"], row["question"], row["answer"]) for row in counts}
+    several = {(video, qa.question, qa.answer) for video, scene in truth.items()
+               for qa in sw.count_questions(scene, np.random.default_rng([scene.seed, 5])) if qa.answer != "1"}
+    assert several <= asked  # every count answered 2 or 3, and half as many answered 1
+    assert sum(row["answer"] == "1" for row in counts) == len(several) // 2 and len(counts) == len(asked)
     for row in rows["dialogues.jsonl"]:
         assert set(row) == {"videos", "turns"}
         for turn in row["turns"]:

@@ -39,6 +39,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -1068,6 +1069,22 @@ def questions(scene: Scene, rng: np.random.Generator | int | None = None) -> lis
     return [qa for qa, _ in _qa_items(scene, _as_rng(rng, scene.seed))]
 
 
+def count_questions(scene: Scene, rng: np.random.Generator | int | None = None) -> list[QA]:
+    """Every shape and colour count question ``scene`` answers ("How many circles are there?" for each
+    shape in it, "How many red objects are there?" for each colour), a random template each. :func:`questions`
+    asks one count question per clip, and most shapes and colours occur once, so three in four of its shape
+    and colour counts are answered "1"; these are the material for training counts balanced by answer
+    (``count_qa.jsonl`` of :func:`build_split`). ``rng=None`` uses a generator seeded by ``scene.seed``."""
+    g = _as_rng(rng, scene.seed)
+    out = []
+    for key, template in (("shape", "count_shape"), ("color", "count_color")):
+        tally = Counter(getattr(o, key) for o in scene.objects)
+        for value in sorted(tally):
+            question = _pick(g, _QUESTION_TEMPLATES[template]).format(**{key: value})
+            out.append(QA(question, str(tally[value]), "count"))
+    return out
+
+
 _ARTICLES = frozenset({"a", "an", "the"})
 _DIGITS = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
@@ -1573,6 +1590,13 @@ def _qa_conversations(video: str, qas: Sequence[QA], rng: np.random.Generator, p
     return rows
 
 
+def _balanced_counts(several: list[dict], once: list[dict], rng: np.random.Generator) -> list[dict]:
+    """All of ``several`` and half as many of ``once`` (drawn at random), shuffled."""
+    keep = sorted(rng.choice(len(once), size=min(len(once), len(several) // 2), replace=False).tolist())
+    rows = several + [once[i] for i in keep]
+    return [rows[i] for i in rng.permutation(len(rows))]
+
+
 def build_split(
     out_dir: str | os.PathLike[str],
     split: str,
@@ -1586,7 +1610,7 @@ def build_split(
 ) -> Path:
     """Render a data split into ``out_dir/split`` and return that directory.
 
-    Writes ``clips/<seed>.mp4`` for each seed of :func:`split_seeds` and four JSONL files whose
+    Writes ``clips/<seed>.mp4`` for each seed of :func:`split_seeds` and six JSONL files whose
     ``video`` / ``videos`` paths are relative to the split directory:
 
     - ``captions.jsonl``: ``{"video", "caption", "captions", "grounding_captions",
@@ -1596,6 +1620,9 @@ def build_split(
       ``time_reversal`` trains on it too)
     - ``qa.jsonl``: ``{"video", "question", "answer", "type"}``, one row per question
     - ``qa_conversations.jsonl``: ``{"video", "turns"}``, a clip's questions shuffled, up to 4 per conversation
+    - ``count_qa.jsonl``: rows like ``qa.jsonl``'s, shape and colour counts balanced by answer: every one the
+      split's clips answer with 2 or 3 (:func:`count_questions`) and half as many answered 1, drawn at random
+      (in ``qa.jsonl`` three in four are answered 1, and a model trained on it learns to say 1)
     - ``dialogues.jsonl``: ``{"videos": [paths], "turns": [{"role", "text", "videos"}]}``,
       ``turns[i]["videos"]`` indexing the row's ``videos``
     - ``scenes.jsonl``: ``{"video", "scene"}`` with the ground truth (:meth:`Scene.to_dict`)
@@ -1622,6 +1649,7 @@ def build_split(
         videos.append(relative)
 
     caption_rows, qa_rows, qa_conversation_rows, dialogue_rows, scene_rows = [], [], [], [], []
+    several, once = [], []  # count questions answered 2 or 3, and 1
     for i, (scene, video) in enumerate(zip(scenes, videos)):
         caption_rows.append({
             "video": video,
@@ -1633,6 +1661,8 @@ def build_split(
         clip_qa = questions(scene, np.random.default_rng([scene.seed, 2]))
         qa_rows += [{"video": video, **qa.to_dict()} for qa in clip_qa]
         qa_conversation_rows += _qa_conversations(video, clip_qa, np.random.default_rng([scene.seed, 4]))
+        for qa in count_questions(scene, np.random.default_rng([scene.seed, 5])):
+            (once if qa.answer == "1" else several).append({"video": video, **qa.to_dict()})
         g = np.random.default_rng([scene.seed, 3])
         r = g.random()
         if r < 0.25 and len(scenes) > 1:
@@ -1648,6 +1678,7 @@ def build_split(
         ("captions.jsonl", caption_rows),
         ("qa.jsonl", qa_rows),
         ("qa_conversations.jsonl", qa_conversation_rows),
+        ("count_qa.jsonl", _balanced_counts(several, once, np.random.default_rng([seeds[0] if seeds else 0, 5]))),
         ("dialogues.jsonl", dialogue_rows),
         ("scenes.jsonl", scene_rows),
     ):
