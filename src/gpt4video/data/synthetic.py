@@ -39,7 +39,6 @@ import json
 import math
 import os
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -1026,13 +1025,11 @@ def _qa_items(scene: Scene, rng: np.random.Generator) -> list[tuple[QA, str]]:
     kind = int(rng.integers(3))
     if kind == 1:
         shape = _pick(rng, sorted({o.shape for o in objects}))
-        n = sum(o.shape == shape for o in objects)
-        question = _pick(rng, _QUESTION_TEMPLATES["count_shape"]).format(shape=shape)
+        question, n = _count_question(objects, "shape", shape, rng)
         noun = shape if n == 1 else f"{shape}s"
     elif kind == 2:
         color = _pick(rng, sorted({o.color for o in objects}))
-        n = sum(o.color == color for o in objects)
-        question = _pick(rng, _QUESTION_TEMPLATES["count_color"]).format(color=color)
+        question, n = _count_question(objects, "color", color, rng)
         noun = f"{color} object" if n == 1 else f"{color} objects"
     else:
         n = len(objects)
@@ -1069,6 +1066,13 @@ def questions(scene: Scene, rng: np.random.Generator | int | None = None) -> lis
     return [qa for qa, _ in _qa_items(scene, _as_rng(rng, scene.seed))]
 
 
+def _count_question(objects: Sequence[SceneObject], key: str, value: str, rng: np.random.Generator) -> tuple[str, int]:
+    """ "How many circles are there?" (key "shape", value "circle"; a random template) and how many of
+    ``objects`` have that ``key``."""
+    question = _pick(rng, _QUESTION_TEMPLATES[f"count_{key}"]).format(**{key: value})
+    return question, sum(getattr(o, key) == value for o in objects)
+
+
 def count_questions(scene: Scene, rng: np.random.Generator | int | None = None) -> list[QA]:
     """Every shape and colour count question ``scene`` answers ("How many circles are there?" for each
     shape in it, "How many red objects are there?" for each colour), a random template each. :func:`questions`
@@ -1077,11 +1081,10 @@ def count_questions(scene: Scene, rng: np.random.Generator | int | None = None) 
     (``count_qa.jsonl`` of :func:`build_split`). ``rng=None`` uses a generator seeded by ``scene.seed``."""
     g = _as_rng(rng, scene.seed)
     out = []
-    for key, template in (("shape", "count_shape"), ("color", "count_color")):
-        tally = Counter(getattr(o, key) for o in scene.objects)
-        for value in sorted(tally):
-            question = _pick(g, _QUESTION_TEMPLATES[template]).format(**{key: value})
-            out.append(QA(question, str(tally[value]), "count"))
+    for key in ("shape", "color"):
+        for value in sorted({getattr(o, key) for o in scene.objects}):
+            question, n = _count_question(scene.objects, key, value, g)
+            out.append(QA(question, str(n), "count"))
     return out
 
 
