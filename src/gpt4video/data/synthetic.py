@@ -1076,7 +1076,7 @@ def _count_question(objects: Sequence[SceneObject], key: str, value: str, rng: n
 def count_questions(scene: Scene, rng: np.random.Generator | int | None = None) -> list[QA]:
     """Every shape and colour count question ``scene`` answers ("How many circles are there?" for each
     shape in it, "How many red objects are there?" for each colour), a random template each. :func:`questions`
-    asks one count question per clip, and most shapes and colours occur once, so three in four of its shape
+    asks one count question per clip, and most shapes and colours occur once, so six in seven of its shape
     and colour counts are answered "1"; these are the material for training counts balanced by answer
     (``count_qa.jsonl`` of :func:`build_split`). ``rng=None`` uses a generator seeded by ``scene.seed``."""
     g = _as_rng(rng, scene.seed)
@@ -1625,7 +1625,7 @@ def build_split(
     - ``qa_conversations.jsonl``: ``{"video", "turns"}``, a clip's questions shuffled, up to 4 per conversation
     - ``count_qa.jsonl``: rows like ``qa.jsonl``'s, shape and colour counts balanced by answer: every one the
       split's clips answer with 2 or 3 (:func:`count_questions`) and half as many answered 1, drawn at random
-      (in ``qa.jsonl`` three in four are answered 1, and a model trained on it learns to say 1)
+      (in ``qa.jsonl`` six in seven are answered 1, and a model trained on it learns to say 1)
     - ``dialogues.jsonl``: ``{"videos": [paths], "turns": [{"role", "text", "videos"}]}``,
       ``turns[i]["videos"]`` indexing the row's ``videos``
     - ``scenes.jsonl``: ``{"video", "scene"}`` with the ground truth (:meth:`Scene.to_dict`)
