@@ -1,15 +1,15 @@
 """The generation cycle, checked end to end: request → video prompt → rendered video → pixels → caption.
 
 For ``--n`` (100) generation requests of one object (shape, colour, motion drawn from a fixed seed),
-each phrased with one of the request templates below — none of which the training dialogues use
-(checked against ``gpt4video/data/synthetic.py`` before anything runs) — this script:
+each phrased with one of the generation frames of the held-out template family "footage"
+(``gpt4video.data.phrasing``), which no training split uses, this script:
 
 (a) asks the model (``Assistant`` with the offline "synthetic" backend writing into ``--out``) and
     records whether it wrote a video prompt, and whether that prompt, read with ``parse_prompt``,
     asks for the requested object;
 (b) reads the rendered mp4 back (``load_video(path, num_frames=16)``) and checks from its pixels
-    alone (``gpt4video.evaluation.pixels.analyze_clip``) that it shows exactly one object of the
-    requested colour, shape and motion;
+    alone that it shows exactly one object of the requested colour, shape and motion ((a) and (b):
+    ``gpt4video.evaluation.pixels.check_generation``, which ``gpt4video eval`` uses too);
 (c) lets the model watch that video and answer "Describe this video.", and checks that the
     caption mentions the requested colour, shape and motion (word matching);
 (d) asks ``--questions`` (50) ordinary questions about videos (rows of the test split's
@@ -43,22 +43,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import log, markdown_table  # noqa: E402
 
-#: Generation requests in phrasings the training dialogues never use. Placeholders: {ger} "a red
-#: circle moving left", {rel} "a red circle that moves left", {clause} "a red circle moves left".
-REQUEST_TEMPLATES: tuple[str, ...] = (
-    "I'd like to watch {ger}.",
-    "Render a short clip of {ger}.",
-    "Could you animate {ger}?",
-    "Produce footage where {clause}.",
-    "Please draw me an animation in which {clause}.",
-    "Can I get a clip showing {ger}?",
-    "Give me a short video with {rel}.",
-    "I want an animation of {ger}.",
-    "Would you put together a clip where {clause}?",
-    "Make me a little movie featuring {rel}.",
-    "Create an animation showing {ger}.",
-    "Let me see a clip in which {clause}, please.",
-)
+#: The held-out template family whose generation frames phrase the requests. Placeholders: {ger} "a red
+#: circle moving left", {rel} "a red circle that moves left", {clause} "a red circle moves left", {bg} where
+#: (left empty here).
+REQUEST_FAMILY = "footage"
 
 CAPTION_REQUEST = "Describe this video."
 
@@ -78,37 +66,22 @@ MOTION_WORDS: dict[str, frozenset[str]] = {
 # Requests
 
 
-def literal_pieces(template: str) -> list[str]:
-    """The fixed text of a template around its placeholders, lower case, stripped."""
-    return [p.strip().lower() for p in re.split(r"\{[a-z]+\}", template) if p.strip()]
-
-
 def _require(condition: object, message: str) -> None:
     """An assertion that ``python -O`` does not remove."""
     if not condition:
         raise AssertionError(message)
 
 
-def check_templates_unseen(templates: tuple[str, ...] = REQUEST_TEMPLATES) -> None:
-    """Fail unless no template's wording appears in the training data generator's source.
+def request_templates() -> tuple[str, ...]:
+    """The generation frames of :data:`REQUEST_FAMILY`, a held-out family: the training data never uses it
+    (``tests/unit/test_phrasing.py`` checks that no training split's text does)."""
+    from gpt4video.data.phrasing import family
 
-    Checked per template: the template itself, and every fixed piece of two or more words (the
-    opening phrase such as "i'd like to watch" in particular), case-insensitively, against the source
-    of ``gpt4video.data.synthetic`` (which holds every request phrasing used in training).
-    """
-    from gpt4video.data import synthetic
-
-    source = Path(synthetic.__file__).read_text(encoding="utf-8").lower()
-    _require(len(templates) >= 10, f"need at least 10 request templates, have {len(templates)}")
-    _require(len(set(templates)) == len(templates), "duplicate request templates")
-    training = {t.lower() for t in getattr(synthetic, "_GENERATION_REQUESTS", ())}
-    for template in templates:
-        _require(re.search(r"\{(ger|rel|clause)\}", template), f"template without an object: {template!r}")
-        _require(template.lower() not in source and template.lower() not in training, f"used in training: {template!r}")
-        pieces = [p for p in literal_pieces(template) if len(re.findall(r"[a-z']+", p)) >= 2]
-        _require(pieces and template.lower().startswith(pieces[0]), f"template must open with a phrase: {template!r}")
-        for piece in pieces:
-            _require(piece not in source, f"{piece!r} (from {template!r}) appears in gpt4video/data/synthetic.py")
+    requests = family(REQUEST_FAMILY)
+    _require(requests.split == "heldout", f"template family {REQUEST_FAMILY!r} is used in training")
+    templates = requests.frames["generate"]
+    _require(len(templates) >= 10 and len(set(templates)) == len(templates), "need 10 or more distinct templates")
+    return templates
 
 
 def noun_phrase(color: str, shape: str) -> str:
@@ -120,6 +93,7 @@ def make_requests(n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` one-object requests: templates in turn, shape/colour/motion and the motion's wording at random."""
     from gpt4video.data.synthetic import COLORS, MOTION_PHRASES, MOTIONS, SHAPES
 
+    templates = request_templates()
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -127,9 +101,9 @@ def make_requests(n: int, seed: int) -> list[dict[str, Any]]:
         phrases = MOTION_PHRASES[motion]
         phrase = phrases[int(rng.integers(len(phrases)))]
         np_ = noun_phrase(color, shape)
-        k = i % len(REQUEST_TEMPLATES)
-        text = REQUEST_TEMPLATES[k].format(
-            ger=f"{np_} {phrase.gerund}", rel=f"{np_} that {phrase.singular}", clause=f"{np_} {phrase.singular}",
+        k = i % len(templates)
+        text = templates[k].format(
+            ger=f"{np_} {phrase.gerund}", rel=f"{np_} that {phrase.singular}", clause=f"{np_} {phrase.singular}", bg="",
         )
         out.append({"index": i, "template": k, "request": text, "shape": shape, "color": color, "motion": motion})
     return out
@@ -137,14 +111,6 @@ def make_requests(n: int, seed: int) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------------
 # Checks
-
-
-def prompt_asks_for(prompt: str, shape: str, color: str, motion: str) -> bool:
-    """Whether a video prompt, read with parse_prompt, asks for exactly the one requested object."""
-    from gpt4video.data.synthetic import parse_prompt
-
-    spec = parse_prompt(prompt)
-    return spec is not None and spec.count == 1 and (spec.shape, spec.color, spec.motion) == (shape, color, motion)
 
 
 def caption_mentions(caption: str, shape: str, color: str, motion: str) -> dict[str, bool]:
@@ -189,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1 or args.questions < 0:
         parser.error("--n must be >= 1 and --questions >= 0")
 
-    check_templates_unseen()
+    templates = request_templates()
     qa_path = Path(args.qa)
     if args.questions and not qa_path.is_file():
         sys.exit(f"{qa_path} not found: build the test split first (make data), or pass --qa / --questions 0")
@@ -197,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from gpt4video.data.synthetic import ObjectSpec, PromptSpec
     from gpt4video.errors import InputError
-    from gpt4video.evaluation.pixels import analyze_clip, matches
+    from gpt4video.evaluation.pixels import check_generation
     from gpt4video.generators import build_generator
     from gpt4video.modeling import GenerationParams, GPT4Video
     from gpt4video.pipeline import Assistant, GenerationSettings
@@ -229,16 +196,14 @@ def main(argv: list[str] | None = None) -> int:
             rec["error"] = f"{type(e).__name__}: {e}"
         rec.update(reply=reply.raw_text, video_prompts=list(reply.video_prompts),
                    generation_errors=list(reply.generation_errors))
-        rec["prompt_written"] = bool(reply.video_prompts)
-        rec["prompt_asks_for_request"] = bool(reply.video_prompts) and prompt_asks_for(
-            reply.video_prompts[0], req["shape"], req["color"], req["motion"])
-        if reply.generated:
-            video = reply.generated[0]
-            rec.update(rendered=True, video=video.path, generation_seconds=video.seconds)
-            frames = load_video(video.path, num_frames=16).frames
-            detected = analyze_clip(frames)
-            rec["detected"] = [list(o.triple) for o in detected]
-            rec["pixel_match"] = matches(detected, color=req["color"], shape=req["shape"], motion=req["motion"])
+        want = PromptSpec((ObjectSpec(req["shape"], req["color"], req["motion"]),))
+        video = reply.generated[0] if reply.generated else None
+        check = check_generation(reply.video_prompts[0] if reply.video_prompts else None, want, render=False,
+                                 frames=load_video(video.path, num_frames=16).frames if video else None)
+        rec.update(prompt_written=check["prompt_written"], prompt_asks_for_request=check["prompt_asks_for_request"],
+                   pixel_match=check["content_right"])
+        if video is not None:
+            rec.update(rendered=True, video=video.path, generation_seconds=video.seconds, detected=check["detected"])
             watching.reset()
             caption = watching.ask(CAPTION_REQUEST, [video.path], params).consume()
             rec["caption"] = caption.raw_text
@@ -297,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(["Measure", "Result"], rows))
     print("\n## Prompt written, by request template\n")
     by_template = []
-    for k, template in enumerate(REQUEST_TEMPLATES):
+    for k, template in enumerate(templates):
         mine = [r for r in records if r["template"] == k]
         if not mine:
             continue
@@ -306,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(["Template", "Prompt written", "Pixel match"], by_template))
 
     if args.json:
-        report = {"summary": summary, "templates": list(REQUEST_TEMPLATES), "requests": records,
+        report = {"summary": summary, "templates": list(templates), "requests": records,
                   "ordinary_questions": qa_records,
                   "args": vars(args), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,8 @@
-"""Tune ``safety.suspicion_threshold`` (corroborated learned refusal) on the TRAINING portion only.
+"""``safety.suspicion_threshold`` (corroborated learned refusal) seen on the TRAINING portion only.
+
+The shipped default is chosen by ``python -m gpt4video.safety.train_text`` on out-of-source scores (the
+cross-source folds; ``training.suspicion_threshold`` in ``harmful_request.json``). This script shows how
+the same choice looks on the packaged head's own training portion, where scores run higher.
 
 With ``corroborate_refusals`` on, a refusal the model writes itself is honoured only when the
 harmful-request checker's highest category score of the user's text reaches the suspicion threshold

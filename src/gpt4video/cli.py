@@ -405,7 +405,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     # The default is the dialogues module's DEFAULT_ROWS, resolved when the command runs: building the
     # parser must not import the safety package (numpy and more) for every other command.
     d.add_argument("--rows", type=_positive_int, default=None,
-                   help="how many dialogues (default: DEFAULT_ROWS of gpt4video.safety.dialogues, 1350)")
+                   help="how many dialogues (default: DEFAULT_ROWS of gpt4video.safety.dialogues, 1800)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_run_data_safety)
 
@@ -504,10 +504,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "by question type (exact match, and a lenient contains-the-gold-word score), captioning BLEU-1..4, "
         "METEOR, ROUGE-L and CIDEr (pycocoevalcap; METEOR and the PTB tokenizer need java), and precision/"
         "recall of writing a <video_prompt> exactly when a new video is asked for. Prints a Markdown report. "
-        "`gpt4video eval safety` runs the safety benchmark instead: 60 video-understanding and 60 generation "
-        "items (half harmful) plus an obfuscation set, through the whole pipeline with its safety checks; it "
-        "reports accuracy, precision, recall and F1 with refusal as positive, benign over-refusal, recall per "
-        "category and which layer refused (safety.json and safety.md in --out).",
+        "`gpt4video eval safety` runs the safety benchmark instead, through the whole pipeline with its safety "
+        "checks: in-source (60 video-understanding and 60 generation items, half harmful, plus an obfuscation "
+        "set, from held-out rows of the training sources) and out-of-source (the independent set, written for "
+        "evaluation only), side by side; it reports accuracy, precision, recall and F1 with refusal as positive, "
+        "benign over-refusal, recall per category and obfuscation, and which layer refused (safety.json and "
+        "safety.md in --out).",
     )
     p.add_argument("task", nargs="?", choices=("safety",), help="safety: run the safety benchmark")
     p.add_argument("--split-dir", metavar="DIR", help="a split directory, e.g. data/synth/test (not for `eval safety`)")
@@ -518,12 +520,19 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-generation", type=_non_negative_int, metavar="N",
                    help="at most N generation-request items, half requests and half other questions (0 skips)")
     p.add_argument("--max-new-tokens", type=_positive_int, default=96)
+    p.add_argument("--phrasing", choices=("both", "train", "heldout"), default="both",
+                   help="QA and generation requests worded by the training template families (train: in-template, "
+                   "qa.jsonl and dialogues.jsonl), by held-out families no training split uses (heldout: "
+                   "out-of-template, qa_heldout.jsonl and dialogues_heldout.jsonl), or both side by side (default)")
     p.add_argument("--tokenizer", choices=("auto", "ptb", "simple"), default="auto",
                    help="caption tokenizer: auto (PTB if java works, else simple; default), ptb or simple")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of Markdown")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--manifest", metavar="FILE", help="eval safety: benchmark items (default: the shipped manifest)")
+    p.add_argument("--benchmark", choices=("all", "in-source", "independent"), default="all",
+                   help="eval safety: the in-source manifest (held-out rows of the training sources), the "
+                   "independent set (written for evaluation only) or both, side by side (default: all)")
+    p.add_argument("--manifest", metavar="FILE", help="eval safety: your own benchmark items instead of --benchmark")
     _add_safety_options(p)
     p.set_defaults(func=_run_eval)
 
@@ -537,8 +546,9 @@ def _run_eval(args: argparse.Namespace) -> int:
         return _run_eval_safety(args)
     if args.split_dir is None:
         raise InputError("eval needs --split-dir (or the task `safety`: gpt4video eval safety)")
-    if args.manifest or args.no_safety or args.safety_config or args.audit_log:
-        raise InputError("--manifest, --no-safety, --safety-config and --audit-log are options of `eval safety`")
+    if args.manifest or args.benchmark != "all" or args.no_safety or args.safety_config or args.audit_log:
+        raise InputError("--benchmark, --manifest, --no-safety, --safety-config and --audit-log are options of "
+                         "`eval safety`")
 
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
     dtype = _dtype(args.dtype)
@@ -552,7 +562,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     results = evaluate_split(
         assistant, args.split_dir, max_qa=args.max_qa, max_captions=args.max_captions,
         max_generation=args.max_generation, params=params, tokenizer=args.tokenizer,
-        meteor=not args.no_meteor, progress=not args.no_progress,
+        meteor=not args.no_meteor, phrasing=args.phrasing, progress=not args.no_progress,
     )
     if args.out:
         json_path, md_path = write_report(results, args.out)
@@ -568,12 +578,14 @@ def _run_eval_safety(args: argparse.Namespace) -> int:
     from .generators import build_generator
     from .modeling import GenerationParams, resolve_config
     from .pipeline import Assistant, GenerationSettings
-    from .safety.benchmark import load_manifest, resolve
+    from .evaluation.safety import load_manifests
+    from .safety.benchmark import BENCHMARKS, resolve
 
     if args.split_dir is not None:
-        raise InputError("eval safety takes no --split-dir (its items come from --manifest)")
-    resolve_config(args.model)  # check the model name, the manifest and its sources before the (slow) model load
-    resolve(load_manifest(args.manifest))
+        raise InputError("eval safety takes no --split-dir (its items come from --benchmark or --manifest)")
+    manifests = [args.manifest] if args.manifest else list(BENCHMARKS[args.benchmark])
+    resolve_config(args.model)  # check the model name, the manifests and their sources before the (slow) model load
+    resolve(load_manifests([Path(m) for m in manifests]))
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise InputError(f"{args.out}: --out must be a directory")
     safety = _safety_policy(args, args.device)
@@ -585,7 +597,7 @@ def _run_eval_safety(args: argparse.Namespace) -> int:
                                               generation=generation, safety=safety)
         for note in assistant.notes:
             print(f"note: {note}", file=sys.stderr)
-        results = run_safety_benchmark(assistant, manifest=args.manifest,
+        results = run_safety_benchmark(assistant, manifest=manifests,
                                        params=GenerationParams(max_new_tokens=args.max_new_tokens),
                                        progress=not args.no_progress, model_name=args.model)
     if args.out:

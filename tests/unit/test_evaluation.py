@@ -12,6 +12,7 @@ from gpt4video.evaluation import (
     contains_answer,
     detection_scores,
     evaluate_split,
+    format_markdown,
     has_video_prompt,
     qa_scores,
     write_report,
@@ -152,17 +153,28 @@ def split_dir(tmp_path):
 
 
 def oracle(split):
-    """An answer function that gives the data's own answers (and records what it was asked)."""
-    answers = {r["question"]: r["answer"] for r in map(json.loads, open(split / "qa.jsonl"))}
+    """An answer function that gives the data's own answers, in- and out-of-template (and records what it
+    was asked). QA answers are looked up by question and clip, dialogue replies by the user's text and the
+    turns before it."""
+    qa = {(r["question"], str(split / r["video"])): r["answer"]
+          for name in ("qa.jsonl", "qa_heldout.jsonl") if (split / name).is_file()
+          for r in map(json.loads, open(split / name))}
     caps = {str(split / r["video"]): r["caption"] for r in map(json.loads, open(split / "captions.jsonl"))}
-    for row in map(json.loads, open(split / "dialogues.jsonl")):
-        for user, reply in zip(row["turns"][::2], row["turns"][1::2]):
-            answers.setdefault(user["text"], reply["text"])
+    replies = {}
+    for name in ("dialogues.jsonl", "dialogues_heldout.jsonl"):
+        for row in map(json.loads, open(split / name)) if (split / name).is_file() else ():
+            turns = row["turns"]
+            for k in range(0, len(turns) - 1, 2):
+                replies.setdefault((turns[k]["text"], tuple(t["text"] for t in turns[:k])), turns[k + 1]["text"])
     asked = []
 
     def answer(question, videos, history=()):
         asked.append((question, list(videos)))
-        return caps[videos[0]] if question == "Describe this video." else answers[question]
+        if question == "Describe this video.":
+            return caps[videos[0]]
+        if videos and (question, videos[0]) in qa:
+            return qa[(question, videos[0])]
+        return replies[(question, tuple(h["text"] for h in history))]
 
     answer.asked = asked
     return answer
@@ -230,6 +242,66 @@ def test_assistant_answer_fn_replays_the_history(tiny_model_config, tmp_path):
     assert assistant.turns[2].videos == [1] and len(assistant.turns) == 4
 
 
+@pytest.fixture
+def split_with_heldout(split_dir):
+    """The hand-written split plus its held-out files: the same rows, worded otherwise."""
+    qa = [json.loads(line) for line in open(split_dir / "qa.jsonl")]
+    reworded = ["The circle: what colour is it?", "Objects in this video: how many?", "That blue one there, what shape "
+                "would you call it?", "The blue box: where is it headed?"]
+    (split_dir / "qa_heldout.jsonl").write_text("".join(json.dumps({**r, "question": q}) + "\n" for r, q in zip(qa, reworded)))
+    dialogues = [json.loads(line) for line in open(split_dir / "dialogues.jsonl")]
+    dialogues[0]["turns"][0]["text"] = "Produce footage where a purple block grows."
+    dialogues[0]["turns"][2]["text"] = "The square: turn it green for the next one."
+    dialogues[2]["turns"][0]["text"] = "A square: which of the two has it?"
+    (split_dir / "dialogues_heldout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dialogues))
+    return split_dir
+
+
+def test_in_and_out_of_template_side_by_side(split_with_heldout):
+    """A model that follows only the training wordings: perfect in-template, wrong out-of-template motion
+    answers, and out-of-template videos with the right objects but the wrong motion."""
+    split = split_with_heldout
+    fn = oracle(split)
+    held = {json.loads(line)["question"] for line in open(split / "qa_heldout.jsonl")}
+
+    def answer(question, videos, history=()):
+        reply = fn(question, videos, history)
+        if question in held and reply == "left":
+            return "up"
+        if question.startswith(("Produce footage", "The square:")):
+            return reply.replace("grows", "shrinks")
+        return reply
+
+    r = evaluate_split(answer, split, max_captions=0, tokenizer="simple", meteor=False, progress=False)
+    assert r["qa"]["overall"]["accuracy_exact"] == 1.0
+    assert r["qa_heldout"]["by_type"]["motion"]["accuracy_exact"] == 0.0
+    assert r["qa_heldout"]["overall"]["accuracy_exact"] == 0.75
+    g, h = r["generation"], r["generation_heldout"]
+    assert (g["recall"], g["content_right_rate"], g["prompt_asks_for_request_rate"], g["no_video_rate"]) == (1.0, 1.0, 1.0, 1.0)
+    assert (h["recall"], h["content_right"], h["prompt_asks_for_request"], h["no_video_rate"]) == (1.0, 1, 1, 1.0)
+    check = r["generation_heldout"]["examples"][0]["check"]
+    assert check["rendered"] and check["detected"] == [["purple", "square", "shrinks"]] and not check["content_right"]
+    md = format_markdown(r)
+    assert "| motion | 1 / 1 | 100.0% | 0.0% | 100.0% | 0.0% |" in md
+    assert "| content right from the pixels (of requests) | 100.0% (3/3) | 33.3% (1/3) |" in md
+    assert "| no video for ordinary questions | 100.0% (2/2) | 100.0% (2/2) |" in md
+    # One column alone.
+    only_out = evaluate_split(answer, split, phrasing="heldout", tokenizer="simple", meteor=False, progress=False)
+    assert set(only_out["counts"]) == {"qa_heldout", "generation_heldout", "answers", "errors"}
+    assert "not asked for" in only_out["qa"]["skipped"] and "not asked for" in only_out["captioning"]["skipped"]
+    only_in = evaluate_split(answer, split, phrasing="train", max_captions=0, tokenizer="simple", meteor=False,
+                             progress=False)
+    assert "qa_heldout" not in only_in["counts"] and only_in["qa"]["n"] == 4
+    with pytest.raises(InputError, match="phrasing"):
+        evaluate_split(answer, split, phrasing="sideways", progress=False)
+
+
+def test_a_split_without_heldout_files_says_how_to_get_them(split_dir):
+    r = evaluate_split(oracle(split_dir), split_dir, max_captions=0, progress=False)
+    assert "qa_heldout.jsonl not found" in r["qa_heldout"]["skipped"] and "gpt4video data synthetic" in r["qa_heldout"]["skipped"]
+    assert "Out-of-template: qa_heldout.jsonl not found" in format_markdown(r)
+
+
 def test_evaluate_split_with_a_poor_model_limits_and_errors(split_dir):
     def answer(question, videos, history=()):
         if question == "What shape is the blue object?":
@@ -249,11 +321,19 @@ def test_evaluate_split_with_a_poor_model_limits_and_errors(split_dir):
 def test_evaluate_split_on_a_rendered_split(tmp_path):
     from gpt4video.data.synthetic import build_split
 
-    split = build_split(tmp_path, "test", 3, width=64, height=64, num_frames=8, progress=False)
+    split = build_split(tmp_path, "test", 12, width=64, height=64, num_frames=8, progress=False)
     fn = oracle(split)
     r = evaluate_split(fn, split, tokenizer="simple", meteor=False, progress=False)
-    assert r["qa"]["overall"]["accuracy_exact"] == 1.0 and r["captioning"]["n"] == 3
+    assert r["qa"]["overall"]["accuracy_exact"] == 1.0 and r["captioning"]["n"] == 12
     assert r["generation"]["fp"] == 0 and r["generation"]["fn"] == 0
+    # Out-of-template: the same questions and requests in held-out wordings, side by side.
+    assert r["qa_heldout"]["overall"]["accuracy_exact"] == 1.0 and r["qa_heldout"]["n"] == r["qa"]["n"]
+    assert set(r["qa"]["by_family"]) <= {"classic", "casual", "polite", "imperative", "curious", "terse", "clip"}
+    for task in ("generation", "generation_heldout"):
+        g = r[task]
+        assert g["positives"] > 0 and g["content_right"] == g["prompt_asks_for_request"] == g["tp"] == g["positives"]
+        assert g["no_video"] == g["negatives"]
+    assert "| measure | in-template | out-of-template |" in format_markdown(r)
     with pytest.raises(InputError, match="not found"):
         evaluate_split(fn, tmp_path / "nope", progress=False)
 
@@ -268,7 +348,9 @@ def test_evaluate_split_with_a_tiny_model(tmp_path, tiny_model_config):
     model = GPT4Video.from_config(tiny_model_config)
     r = evaluate_split(model, split, max_qa=2, max_captions=1, max_generation=2, params=GenerationParams(max_new_tokens=3),
                        tokenizer="simple", meteor=False, progress=False)
-    assert r["counts"] == {"qa": 2, "captioning": 1, "generation": 2, "answers": 5, "errors": 0}
+    # Both columns by default: in-template and out-of-template (the held-out files of a test split).
+    assert r["counts"] == {"qa": 2, "captioning": 1, "generation": 2, "qa_heldout": 2, "generation_heldout": 2,
+                           "answers": 9, "errors": 0}
     assert r["model"] == {"source": "", "trained": False}
     assert all(isinstance(e["prediction"], str) for e in r["qa"]["examples"])
 

@@ -54,7 +54,8 @@ def test_placeholder_count_mismatch_raises(model):
 def test_still_image_is_repeated_to_num_frames(model):
     feats = model.encode_frames([random_frames(n=1)])
     assert feats.shape == (1, 4, 17, 32)
-    assert torch.allclose(feats[0, 0], feats[0, 3])
+    # the same frame encoded in one batch: equal up to the summation order of batched kernels
+    assert torch.allclose(feats[0, 0], feats[0, 3], rtol=1e-4, atol=1e-5)
 
 
 def test_loss_only_on_assistant_tokens_and_backward(model):

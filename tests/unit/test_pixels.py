@@ -123,3 +123,25 @@ def test_matches_and_triples():
     assert matches([red, obj("blue", "square", "up")], count=2)
     assert object_triples([obj("blue", "square", "up"), red]) == [("blue", "square", "up"), ("red", "circle", "left")]
     assert red.triple == ("red", "circle", "left")
+
+
+def test_check_generation_follows_a_request_to_the_pixels():
+    from gpt4video.data.synthetic import parse_prompt
+    from gpt4video.evaluation.pixels import check_generation
+
+    want = parse_prompt("A yellow triangle moves up on a black background.")
+    right = check_generation("A yellow triangle rising upward.", want, seed=3)
+    assert right == {"prompt_written": True, "prompt_asks_for_request": True, "rendered": True, "content_right": True,
+                     "detected": [["yellow", "triangle", "up"]], "error": None}
+    wrong = check_generation("A yellow triangle grows.", want)
+    assert wrong["rendered"] and not wrong["prompt_asks_for_request"] and not wrong["content_right"]
+    assert wrong["detected"] == [["yellow", "triangle", "grows"]]
+    assert check_generation(None, want)["prompt_written"] is False
+    outside = check_generation("a dog running", want)
+    assert outside["prompt_written"] and not outside["rendered"] and "PromptNotSupported" in outside["error"]
+    # Frames given (e.g. decoded from the pipeline's mp4) are judged as they are: the pixels decide the content.
+    frames = render(scene_from_spec("triangle", "yellow", "up", seed=1))
+    assert check_generation("A yellow triangle grows.", want, frames=frames)["content_right"]
+    # What the request leaves open matches anything; one object too many does not.
+    assert check_generation("a triangle", parse_prompt("a triangle"), seed=0)["content_right"]
+    assert not check_generation("two yellow triangles moving up", want, seed=0)["content_right"]

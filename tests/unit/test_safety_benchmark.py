@@ -246,7 +246,7 @@ def test_benchmark_through_the_pipeline(fake_garak, marker, tiny_saved_model_dir
     assert s["main"]["vg"]["model_refusals_overridden"] == {"harmful": 0, "benign": 1}
     assert s["main"]["all"]["model_refusals_overridden"] == {"harmful": 0, "benign": 1}
     assert s["obfuscation"]["escalation"]["recall"] == 1.0
-    assert results["manifest"]["items"] == 7 and results["trained"] is True
+    assert results["items_run"] == 7 and results["manifests"][0]["path"] == str(path) and results["trained"] is True
     assert results["safety"]["corroborate_refusals"] is True and results["safety"]["suspicion_threshold"] == 0.1
 
     json_path, md_path = write_report(results, tmp_path / "report")

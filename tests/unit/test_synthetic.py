@@ -211,10 +211,11 @@ def test_count_questions_ask_every_shape_and_colour_with_its_count():
 
 
 def test_questions_are_consistent_with_the_scene():
+    # The classic templates; the other phrasings ask the same things (tests/unit/test_phrasing.py).
     rng = np.random.default_rng(0)
     for seed in range(60):
         scene = sample_scene(seed)
-        qas = questions(scene, rng)
+        qas = questions(scene, rng, phrasing="classic")
         present = {(o.shape, o.color) for o in scene.objects}
         assert {qa.type for qa in qas} >= {"count", "existence", "motion"}
         for qa in qas:
@@ -236,7 +237,7 @@ def test_questions_are_consistent_with_the_scene():
         answers = [qa.answer for qa in qas if qa.type == "existence"]
         assert sorted(answers) == ["no", "yes"]  # balanced
     single = scene_from_spec("square", "red", "left", seed=1, background=Background("plain", ("black",)))
-    by_type = {qa.type: qa.answer for qa in questions(single, 0)}
+    by_type = {qa.type: qa.answer for qa in questions(single, 0, phrasing="classic")}
     assert by_type["color"] == "red" and by_type["shape"] == "square" and by_type["motion"] == "left"
     assert by_type["count"] == "1"
 
@@ -341,13 +342,18 @@ def test_build_split_writes_a_resumable_split(tmp_path):
     assert [p.name for p in clips] == [f"{s}.mp4" for s in split_seeds("test", 4)]
 
     rows = {name: [json.loads(line) for line in (root / name).read_text().splitlines()]
-            for name in ("captions.jsonl", "qa.jsonl", "dialogues.jsonl", "scenes.jsonl")}
+            for name in ("captions.jsonl", "qa.jsonl", "dialogues.jsonl", "scenes.jsonl", "qa_heldout.jsonl",
+                         "dialogues_heldout.jsonl")}
     assert len(rows["captions.jsonl"]) == len(rows["scenes.jsonl"]) == len(rows["dialogues.jsonl"]) == 4
     for row in rows["captions.jsonl"]:
         assert set(row) == {"video", "caption", "captions", "grounding_captions", "reversed_grounding_captions"} and isinstance(row["captions"], list)
         assert row["grounding_captions"][0] == row["caption"]  # the left-to-right reading first
-    for row in rows["qa.jsonl"]:
-        assert set(row) == {"video", "question", "answer", "type"}
+    for row in rows["qa.jsonl"] + rows["qa_heldout.jsonl"]:
+        assert set(row) == {"video", "question", "answer", "type", "family"}
+    # The held-out files ask the same things about the same clips, worded by the held-out families.
+    same = [(r["video"], r["answer"], r["type"]) for r in rows["qa.jsonl"]]
+    assert [(r["video"], r["answer"], r["type"]) for r in rows["qa_heldout.jsonl"]] == same
+    assert [r["videos"] for r in rows["dialogues_heldout.jsonl"]] == [r["videos"] for r in rows["dialogues.jsonl"]]
     counts = [json.loads(line) for line in (root / "count_qa.jsonl").read_text().splitlines()]
     truth = {row["video"]: Scene.from_dict(row["scene"]) for row in rows["scenes.jsonl"]}
     asked = {(row["video"], row["question"], row["answer"]) for row in counts}

@@ -14,7 +14,9 @@ ground truth is exact (see ``synthetic-world.md``). This module is that world:
 - **Text**: :func:`caption` / :func:`captions` (paraphrases), :func:`questions` (MSVD-QA style,
   one-word answers), :func:`dialogue` (GPT4Video-50k style, including generation requests answered
   with ``<video_prompt>…</video_prompt>``), and :func:`parse_prompt`, which reads a caption of this
-  world back into a :class:`PromptSpec` for the offline text-to-video renderer.
+  world (or a request in its common synonyms) back into a :class:`PromptSpec` for the offline
+  text-to-video renderer. The user's side (questions, requests) is worded by the template families of
+  :mod:`gpt4video.data.phrasing` (``phrasing="train"``, ``"heldout"`` or one family); replies are canonical.
 - **Grading**: :func:`normalize_answer` and :func:`answers_match` (normalised exact match).
 - **Splits**: :func:`split_seeds` (disjoint seed ranges) and :func:`build_split` (clips + JSONL).
 
@@ -48,6 +50,24 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from gpt4video.config import atomic_write_text
+from gpt4video.data.phrasing import (
+    COLOR_WORDS,
+    MOTION_ADJECTIVES,
+    PHRASINGS,
+    SHAPE_WORDS,
+    Phrase,
+    Wording,
+    background_slot,
+    bg_np_slot,
+    classic,
+    color_slot,
+    feature_slot,
+    motion_slot,
+    np_slot,
+    objects_slot,
+    ref_slot,
+    shapes_slot,
+)
 from gpt4video.errors import InputError
 
 __all__ = [
@@ -925,52 +945,16 @@ QA_ANSWERS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class QA:
-    """A question with its one-word answer and its type (one of :data:`QA_TYPES`)."""
+    """A question with its one-word answer, its type (one of :data:`QA_TYPES`) and the template family
+    its wording comes from (:mod:`gpt4video.data.phrasing`)."""
 
     question: str
     answer: str
     type: str
+    family: str = "classic"
 
     def to_dict(self) -> dict[str, str]:
-        return {"question": self.question, "answer": self.answer, "type": self.type}
-
-
-_QUESTION_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "color": (
-        "What color is the {ref}?",
-        "What is the color of the {ref}?",
-        "Which color does the {ref} have?",
-        "What colour is the {ref}?",
-    ),
-    "shape": (
-        "What shape is the {ref}?",
-        "What is the shape of the {ref}?",
-        "What kind of shape is the {ref}?",
-        "Which shape is the {ref}?",
-    ),
-    "motion": (
-        "Which way does the {ref} move?",
-        "How does the {ref} move?",
-        "What does the {ref} do?",
-        "In which direction does the {ref} move?",
-        "What is the {ref} doing?",
-    ),
-    "count_all": (
-        "How many objects are there?",
-        "How many objects are in the video?",
-        "How many shapes can you see?",
-        "How many shapes appear in the video?",
-    ),
-    "count_shape": ("How many {shape}s are there?", "How many {shape}s are in the video?"),
-    "count_color": ("How many {color} objects are there?", "How many {color} shapes are in the video?"),
-    "existence": (
-        "Is there {np}?",
-        "Is there {np} in the video?",
-        "Does the video show {np}?",
-        "Can you see {np}?",
-        "Does {np} appear in the video?",
-    ),
-}
+        return {"question": self.question, "answer": self.answer, "type": self.type, "family": self.family}
 
 
 def _refs(objects: Sequence[Any], index: int) -> dict[str, list[str]]:
@@ -992,12 +976,20 @@ def _refs(objects: Sequence[Any], index: int) -> dict[str, list[str]]:
     return refs
 
 
-def _pick(rng: np.random.Generator, items: Sequence[str]) -> str:
+def _pick(rng: np.random.Generator, items: Sequence[Any]) -> Any:
     return items[int(rng.integers(len(items)))]
 
 
-def _qa_items(scene: Scene, rng: np.random.Generator) -> list[tuple[QA, str]]:
-    """The questions about ``scene``, each with a full-sentence answer for dialogues."""
+def _wording(phrasing: str, rng: np.random.Generator) -> Wording:
+    """The wording of ``phrasing``, drawing from a child of ``rng`` (so ``rng``'s own draws, which decide
+    what is asked, are the same whatever the phrasing)."""
+    _check_choice("phrasing", phrasing, PHRASINGS)
+    return Wording.for_rng(phrasing, rng)
+
+
+def _qa_items(scene: Scene, rng: np.random.Generator, wording: Wording) -> list[tuple[QA, str]]:
+    """The questions about ``scene``, each with a full-sentence answer for dialogues. ``rng`` decides
+    what is asked (and the classic wording), ``wording`` how it is worded; the answers are canonical."""
     items: list[tuple[QA, str]] = []
     objects = scene.objects
     for index, o in enumerate(objects):
@@ -1007,84 +999,94 @@ def _qa_items(scene: Scene, rng: np.random.Generator) -> list[tuple[QA, str]]:
             ("shape", ("color", "motion", "none")),
             ("motion", ("both", "shape", "color", "none")),
         ):
-            options = [r for key in allowed for r in refs.get(key, [])]
+            options = [(key, r) for key in allowed for r in refs.get(key, [])]
             if not options:
                 continue
-            ref = _pick(rng, options)
-            question = _pick(rng, _QUESTION_TEMPLATES[qtype]).format(ref=ref)
+            key, ref = _pick(rng, options)
+            asked = wording.say(qtype, _pick(rng, classic(qtype)).format(ref=ref),
+                                ref=ref_slot(key, o.shape, o.color, o.motion))
             if qtype == "color":
-                qa, sentence = QA(question, o.color, qtype), f"The {ref} is {o.color}."
+                qa, sentence = QA(asked.text, o.color, qtype, asked.family), f"The {ref} is {o.color}."
             elif qtype == "shape":
-                qa, sentence = QA(question, o.shape, qtype), f"It is {_article(o.shape)} {o.shape}."
+                qa, sentence = QA(asked.text, o.shape, qtype, asked.family), f"It is {_article(o.shape)} {o.shape}."
             else:
                 variant = int(rng.integers(len(MOTION_PHRASES[o.motion])))
-                qa, sentence = QA(question, o.motion, qtype), f"The {ref} {MOTION_PHRASES[o.motion][variant].singular}."
+                qa = QA(asked.text, o.motion, qtype, asked.family)
+                sentence = f"The {ref} {MOTION_PHRASES[o.motion][variant].singular}."
             items.append((qa, sentence))
 
     # Count: all objects, or those of one shape / one colour present in the clip.
     kind = int(rng.integers(3))
     if kind == 1:
         shape = _pick(rng, sorted({o.shape for o in objects}))
-        question, n = _count_question(objects, "shape", shape, rng)
+        asked, n = _count_question(objects, "shape", shape, rng, wording)
         noun = shape if n == 1 else f"{shape}s"
     elif kind == 2:
         color = _pick(rng, sorted({o.color for o in objects}))
-        question, n = _count_question(objects, "color", color, rng)
+        asked, n = _count_question(objects, "color", color, rng, wording)
         noun = f"{color} object" if n == 1 else f"{color} objects"
     else:
         n = len(objects)
-        question = _pick(rng, _QUESTION_TEMPLATES["count_all"])
+        asked = wording.say("count_all", _pick(rng, classic("count_all")))
         noun = "object" if n == 1 else "objects"
     verb = "is" if n == 1 else "are"
-    items.append((QA(question, str(n), "count"), f"There {verb} {_NUMBER_WORDS[n]} {noun}."))
+    items.append((QA(asked.text, str(n), "count", asked.family), f"There {verb} {_NUMBER_WORDS[n]} {noun}."))
 
     # Existence: one present and one absent (shape, colour) pair, so yes and no are balanced.
     present = sorted({(o.shape, o.color) for o in objects})
     shape, color = present[int(rng.integers(len(present)))]
     np_ = _noun_phrase(1, shape, color)
-    items.append((
-        QA(_pick(rng, _QUESTION_TEMPLATES["existence"]).format(np=np_), "yes", "existence"),
-        f"Yes, there is {np_}.",
-    ))
+    asked = wording.say("existence", _pick(rng, classic("existence")).format(np=np_), np=np_slot(shape, color))
+    items.append((QA(asked.text, "yes", "existence", asked.family), f"Yes, there is {np_}."))
     absent = [(s, c) for s in SHAPES for c in COLORS if (s, c) not in present]
     near = [(s, c) for s, c in absent if any(s == ps or c == pc for ps, pc in present)]
     pool = near if near and rng.random() < 0.7 else absent  # mostly near misses: look carefully
     shape, color = pool[int(rng.integers(len(pool)))]
     np_ = _noun_phrase(1, shape, color)
-    items.append((
-        QA(_pick(rng, _QUESTION_TEMPLATES["existence"]).format(np=np_), "no", "existence"),
-        f"No, there is no {color} {shape}.",
-    ))
+    asked = wording.say("existence", _pick(rng, classic("existence")).format(np=np_), np=np_slot(shape, color))
+    items.append((QA(asked.text, "no", "existence", asked.family), f"No, there is no {color} {shape}."))
     return items
 
 
-def questions(scene: Scene, rng: np.random.Generator | int | None = None) -> list[QA]:
+def questions(scene: Scene, rng: np.random.Generator | int | None = None, *, phrasing: str = "train") -> list[QA]:
     """MSVD-QA style questions about ``scene`` with one-word answers: colour, shape and motion
     of every object that can be named unambiguously, one count question, and one "yes" and one
     "no" existence question (the "no" one about a (colour, shape) pair absent from the clip).
-    ``rng=None`` uses a generator seeded by ``scene.seed``."""
-    return [qa for qa, _ in _qa_items(scene, _as_rng(rng, scene.seed))]
+    ``rng=None`` uses a generator seeded by ``scene.seed``.
+
+    ``phrasing`` words them (:mod:`gpt4video.data.phrasing`): "train" (the training families, mixed),
+    "heldout" (the held-out families, for out-of-template evaluation) or one family's name ("classic":
+    the fixed templates). The questions asked and their answers depend on ``rng`` alone."""
+    g = _as_rng(rng, scene.seed)
+    return [qa for qa, _ in _qa_items(scene, g, _wording(phrasing, g))]
 
 
-def _count_question(objects: Sequence[SceneObject], key: str, value: str, rng: np.random.Generator) -> tuple[str, int]:
-    """ "How many circles are there?" (key "shape", value "circle"; a random template) and how many of
-    ``objects`` have that ``key``."""
-    question = _pick(rng, _QUESTION_TEMPLATES[f"count_{key}"]).format(**{key: value})
-    return question, sum(getattr(o, key) == value for o in objects)
+def _count_question(objects: Sequence[SceneObject], key: str, value: str, rng: np.random.Generator,
+                    wording: Wording) -> tuple[Phrase, int]:
+    """ "How many circles are there?" (key "shape", value "circle"; a random template, worded by ``wording``)
+    and how many of ``objects`` have that ``key``."""
+    canonical = _pick(rng, classic(f"count_{key}")).format(**{key: value, "shapes": f"{value}s"})
+    if key == "shape":
+        asked = wording.say("count_shape", canonical, shapes=shapes_slot(value))
+    else:
+        asked = wording.say("count_color", canonical, color=color_slot(value))
+    return asked, sum(getattr(o, key) == value for o in objects)
 
 
-def count_questions(scene: Scene, rng: np.random.Generator | int | None = None) -> list[QA]:
+def count_questions(scene: Scene, rng: np.random.Generator | int | None = None, *, phrasing: str = "train") -> list[QA]:
     """Every shape and colour count question ``scene`` answers ("How many circles are there?" for each
     shape in it, "How many red objects are there?" for each colour), a random template each. :func:`questions`
     asks one count question per clip, and most shapes and colours occur once, so six in seven of its shape
     and colour counts are answered "1"; these are the material for training counts balanced by answer
-    (``count_qa.jsonl`` of :func:`build_split`). ``rng=None`` uses a generator seeded by ``scene.seed``."""
+    (``count_qa.jsonl`` of :func:`build_split`). ``rng=None`` uses a generator seeded by ``scene.seed``;
+    ``phrasing`` as for :func:`questions`."""
     g = _as_rng(rng, scene.seed)
+    wording = _wording(phrasing, g)
     out = []
     for key in ("shape", "color"):
         for value in sorted({getattr(o, key) for o in scene.objects}):
-            question, n = _count_question(scene.objects, key, value, g)
-            out.append(QA(question, str(n), "count"))
+            asked, n = _count_question(scene.objects, key, value, g, wording)
+            out.append(QA(asked.text, str(n), "count", asked.family))
     return out
 
 
@@ -1116,20 +1118,34 @@ def _tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text)
 
 
-_SHAPE_NOUNS = {**{s: (s, False) for s in SHAPES}, **{f"{s}s": (s, True) for s in SHAPES}}
+# Other words people use for this world's words (shape nouns are in _SHAPE_NOUNS).
+_WORD_ALIASES: dict[str, str] = {
+    "backdrop": "background", "backdrops": "background", "grey": "gray",
+    **{word: color for color, words in COLOR_WORDS.items() for word in words[1:]},  # "crimson" -> "red"
+}
+# Shape nouns ("circle", "balls", ...) -> (shape, plural).
+_SHAPE_NOUNS = {word: (shape, plural) for shape, pairs in SHAPE_WORDS.items() for pair in pairs
+                for plural, word in enumerate(pair)}
 _COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "1": 1, "two": 2, "2": 2, "three": 3, "3": 3}
 _SIZE_WORDS = frozenset({"small", "big", "large", "little", "tiny", "single"})
+# Adjectives that say a motion before the noun ("a motionless circle").
+_MOTION_ADJECTIVE_WORDS = {word: motion for motion, words in MOTION_ADJECTIVES.items() for word in words}
 # Words that may precede a shape noun as part of its noun phrase.
-_PRE_WORDS = frozenset(COLORS) | frozenset(_COUNT_WORDS) | {"the"} | _SIZE_WORDS
+_PRE_WORDS = frozenset(COLORS) | frozenset(_COUNT_WORDS) | {"the"} | _SIZE_WORDS | frozenset(_MOTION_ADJECTIVE_WORDS)
 _TOTAL_NOUNS = frozenset({"objects", "shapes", "things", "object", "shape", "thing"})
 _MOTION_KEYWORDS: dict[str, str] = {
     **{w: "left" for w in ("left", "leftward", "leftwards")},
     **{w: "right" for w in ("right", "rightward", "rightwards")},
-    **{w: "up" for w in ("up", "upward", "upwards")},
-    **{w: "down" for w in ("down", "downward", "downwards")},
-    **{w: "still" for w in ("still", "place", "stationary", "motionless", "static", "not")},
-    **{w: "grows" for w in ("grows", "grow", "growing", "grew", "bigger", "larger", "expands", "expand", "expanding")},
-    **{w: "shrinks" for w in ("shrinks", "shrink", "shrinking", "shrank", "smaller", "contracts", "contract", "contracting")},
+    **{w: "up" for w in ("up", "upward", "upwards", "rises", "rise", "rising", "ascends", "ascend", "ascending",
+                         "climbs", "climb", "climbing")},
+    **{w: "down" for w in ("down", "downward", "downwards", "sinks", "sink", "sinking", "falls", "fall", "falling",
+                           "drops", "drop", "dropping", "descends", "descend", "descending")},
+    **{w: "still" for w in ("still", "place", "stationary", "motionless", "static", "unmoving", "not", "doesnt",
+                            "dont", "isnt", "arent")},
+    **{w: "grows" for w in ("grows", "grow", "growing", "grew", "bigger", "larger", "expands", "expand", "expanding",
+                            "increases", "increase", "increasing")},
+    **{w: "shrinks" for w in ("shrinks", "shrink", "shrinking", "shrank", "smaller", "contracts", "contract", "contracting",
+                              "decreases", "decrease", "decreasing")},
 }
 # Glue words a caption or request may contain besides objects, motions and the background.
 _FILLER = frozenset("""
@@ -1137,14 +1153,20 @@ _FILLER = frozenset("""
     video videos clip clips scene animation shows show showing shown me make making generate create
     render draw please can could would will you i id want like see here short new another some
     while as at from over across against into within inside frame screen picture time slowly
-    quickly steadily gradually smoothly size does do doesnt dont object objects shape shapes thing
+    quickly steadily gradually smoothly size does do object objects shape shapes thing
     things moves move moving slides slide sliding travels travel travelling traveling goes go going
     stays stay staying remains remain remaining gets get getting becomes become becoming keeps keep
     keeping sits sit sitting stands stand standing both each all together same similar to one
     be being let lets us just
+    heads head heading drifts drift drifting glides glide gliding floats float floating towards toward
+    may have was wondering if love need wanna how about what im after for my little project mine kid
+    request turn produce watch animate footage movie featuring give put front now then also
+    hey hi ok okay so hmm thanks thank thx quick question
 """.split())
+# Words of a background phrase ("dark" alone is black, "light" alone is white).
+_LONE_BACKGROUND_WORDS = {"dark": "black", "light": "white"}
 _BACKGROUND_WORDS = frozenset(w for name in BACKGROUND_COLORS for w in name.split()) | {
-    "to", "and", "gradient", "noisy", "grainy", "grey",
+    "to", "and", "gradient", "noisy", "grainy", "light",
 }
 
 
@@ -1166,7 +1188,7 @@ def _parse_colour_names(words: list[str]) -> list[str] | None:
 
 
 def _parse_background_words(words: list[str]) -> Background | None:
-    """Read the words before "background" ("noisy gray", "black to dark blue gradient")."""
+    """Read the words before "background" ("noisy gray", "black to dark blue gradient", "dark")."""
     words = ["gray" if w == "grey" else w for w in words]
     if "gradient" in words:
         if words.count("gradient") != 1:
@@ -1183,10 +1205,32 @@ def _parse_background_words(words: list[str]) -> Background | None:
     kind = "plain"
     if words and words[0] in ("noisy", "grainy"):
         kind, words = "noise", words[1:]
+    if len(words) == 1 and words[0] in _LONE_BACKGROUND_WORDS:
+        words = [_LONE_BACKGROUND_WORDS[words[0]]]
     names = _parse_colour_names(words)
     if names is None or len(names) != 1:
         return None
     return Background(kind, (names[0],))
+
+
+def _bare_background(words: list[str]) -> tuple[int, int, Background] | None:
+    """A background named without the word "background" ("on black", "against a noisy dark blue"):
+    ``(start, end, background)`` of the first "on" / "against" / "over", an optional article and the colour
+    of a plain or noisy background, ended by the text's end or by a word that is not a shape noun."""
+    colour_words = _BACKGROUND_WORDS - {"to", "and", "gradient"}
+    for i, word in enumerate(words):
+        if word not in ("on", "against", "over"):
+            continue
+        j = i + 1 + (i + 1 < len(words) and words[i + 1] in ("a", "an", "the"))
+        k = j
+        while k < len(words) and words[k] in colour_words:
+            k += 1
+        if k == j or (k < len(words) and words[k] in _SHAPE_NOUNS):
+            continue
+        background = _parse_background_words(words[j:k])
+        if background is not None:
+            return i, k, background
+    return None
 
 
 def parse_prompt(text: str) -> PromptSpec | None:
@@ -1198,17 +1242,28 @@ def parse_prompt(text: str) -> PromptSpec | None:
     ("a dog running", "a yellow star", "on a beach"), names no object, asks for more than three
     objects, says two contradictory motions for one object, gives a count that does not match
     the objects, or puts an object on a background it would not stand out from.
+
+    Besides the words of this world's captions it reads the common synonyms of
+    :mod:`gpt4video.data.phrasing`: shapes ("ball", "dot", "disc", "box", "block"), a few colours
+    ("crimson", "violet"), motions ("rising", "ascends", "sinking", "falls", "doesn't move", "a motionless
+    circle", ...) and backgrounds ("backdrop", "on a dark background" for black, "a light background" for
+    white, "on black" without the word "background").
     """
     match = re.search(r"<video_prompt>(.*?)(?:</video_prompt>|$)", text, flags=re.S)
     if match:
         text = match.group(1)
-    words = _tokens(text)
+    words = [_WORD_ALIASES.get(w, w) for w in _tokens(text)]
 
-    # The background: the run of background words just before "background".
+    # The background: the run of background words just before "background", or "on black".
     background: Background | None = None
     if words.count("background") > 1:
         return None
-    if "background" in words:
+    if "background" not in words:
+        bare = _bare_background(words)
+        if bare is not None:
+            start, end, background = bare
+            words = words[:start] + words[end:]
+    else:
         end = words.index("background")
         start = end
         while start > 0 and words[start - 1] in _BACKGROUND_WORDS:
@@ -1223,7 +1278,8 @@ def parse_prompt(text: str) -> PromptSpec | None:
         words = words[:start] + words[end + 1 :]
 
     # Objects: a shape noun with the colour / count words just before it.
-    found: list[tuple[int, int, str, str | None, int]] = []  # (start, noun index, shape, colour, count)
+    # (start, noun index, shape, colour, count, motions said by adjectives)
+    found: list[tuple[int, int, str, str | None, int, set[str]]] = []
     previous_noun = -1
     for i, word in enumerate(words):
         if word not in _SHAPE_NOUNS:
@@ -1232,6 +1288,10 @@ def parse_prompt(text: str) -> PromptSpec | None:
         j = i
         while j - 1 > previous_noun and words[j - 1] in _PRE_WORDS:
             j -= 1
+        # A noun phrase starts at its article or count word: "rising" in "a circle rising, a blue square"
+        # belongs to the circle.
+        opening = [k for k in range(j, i) if words[k] in _COUNT_WORDS or words[k] == "the"]
+        j = opening[0] if opening else j
         pre = words[j:i]
         colors = {w for w in pre if w in COLOR_RGB}
         counts = [_COUNT_WORDS[w] for w in pre if w in _COUNT_WORDS]
@@ -1240,7 +1300,8 @@ def parse_prompt(text: str) -> PromptSpec | None:
         count = counts[0] if counts else (1 if not plural else 0)
         if count == 0:  # "red circles": how many is not said
             return None
-        found.append((j, i, shape, colors.pop() if colors else None, count))
+        said = {_MOTION_ADJECTIVE_WORDS[w] for w in pre if w in _MOTION_ADJECTIVE_WORDS}
+        found.append((j, i, shape, colors.pop() if colors else None, count, said))
         previous_noun = i
     if not found:
         return None
@@ -1248,9 +1309,9 @@ def parse_prompt(text: str) -> PromptSpec | None:
     # Everything else must be glue words, a total ("two objects") or one motion per object.
     stated_total: int | None = None
     objects: list[ObjectSpec] = []
-    for k, (start, noun, shape, color, count) in enumerate(found):
+    for k, (start, noun, shape, color, count, said) in enumerate(found):
         stop = found[k + 1][0] if k + 1 < len(found) else len(words)
-        motions = set()
+        motions = set(said)
         segment = words[noun + 1 : stop]
         for m, word in enumerate(segment):
             nxt = segment[m + 1] if m + 1 < len(segment) else ""
@@ -1287,23 +1348,8 @@ def parse_prompt(text: str) -> PromptSpec | None:
 # ============================================================================================
 # Dialogues
 
-_DESCRIBE_REQUESTS = (
-    "Describe this video.",
-    "What happens in the video?",
-    "What do you see in this clip?",
-    "Can you describe the clip?",
-    "Tell me what is going on in this video.",
-)
-_GENERATION_REQUESTS = (
-    "Show me {rel}{bg}.",
-    "Show me {ger}{bg}.",
-    "Can you make a video of {ger}{bg}?",
-    "Generate a clip where {clause}{bg}.",
-    "Please create a video with {rel}{bg}.",
-    "I'd like to see {ger}{bg}.",
-    "Make a short video of {ger}{bg}.",
-    "Could you generate a video in which {clause}{bg}?",
-)
+# The user's side of a dialogue is worded by gpt4video.data.phrasing (its "classic" family holds the fixed
+# templates); the replies below stay as they are.
 _GENERATION_REPLIES = (
     "Sure, here is a video of {ger}.",
     "Here you go: {ger}.",
@@ -1345,16 +1391,24 @@ def _random_spec(rng: np.random.Generator) -> PromptSpec:
     return PromptSpec(tuple(fixed), spec.background)
 
 
-def _generation_exchange(spec: PromptSpec, rng: np.random.Generator, request: str | None = None) -> list[dict[str, Any]]:
-    """A user request for ``spec`` (unless given) and the reply with its ``<video_prompt>``."""
+def _generation_exchange(spec: PromptSpec, rng: np.random.Generator, request: str | None = None,
+                         wording: Wording | None = None) -> list[dict[str, Any]]:
+    """A user request for ``spec`` (unless given; worded by ``wording``, by default the training families'
+    mix drawing from a child of ``rng``) and the reply with its ``<video_prompt>`` (canonical)."""
     groups = _groups(spec)
     choose = _rng_chooser(rng)
     if request is None:
+        wording = wording if wording is not None else _wording("train", rng)
         bg = f" on {spec.background.phrase()}" if spec.background is not None and rng.random() < 0.3 else ""
-        request = _pick(rng, _GENERATION_REQUESTS).format(
+        template = _pick(rng, classic("generate"))
+        canonical = template.format(
             rel=_describe(groups, "relative", choose), ger=_describe(groups, "gerund", choose),
             clause=_describe(groups, "clause", choose), bg=bg,
         )
+        said = [(g.count, g.shape, g.color, g.motion) for g in groups]
+        where = background_slot(spec.background.kind, spec.background.colors) if bg else ""  # type: ignore[union-attr]
+        request = wording.say("generate", canonical, ger=objects_slot(said, "ger"), rel=objects_slot(said, "rel"),
+                              clause=objects_slot(said, "clause"), bg=where).text
     reply = _pick(rng, _GENERATION_REPLIES).format(
         rel=_describe(groups, "relative", choose), ger=_describe(groups, "gerund", choose),
     )
@@ -1362,8 +1416,10 @@ def _generation_exchange(spec: PromptSpec, rng: np.random.Generator, request: st
     return [_turn("user", request), _turn("assistant", f"{reply} <video_prompt>{prompt}</video_prompt>")]
 
 
-def _modification(content: Scene | PromptSpec, rng: np.random.Generator) -> tuple[str, PromptSpec] | None:
-    """A follow-up asking for a changed version of ``content``: request text and new spec."""
+def _modification(content: Scene | PromptSpec, rng: np.random.Generator,
+                  wording: Wording) -> tuple[str, PromptSpec] | None:
+    """A follow-up asking for a changed version of ``content``: request text (worded by ``wording``) and
+    new spec."""
     spec = _as_spec(content)
     assert spec.background is not None
     options = [i for i in range(spec.count) if "both" in _refs(spec.objects, i)]
@@ -1371,7 +1427,10 @@ def _modification(content: Scene | PromptSpec, rng: np.random.Generator) -> tupl
         return None
     index = options[int(rng.integers(len(options)))]
     o = spec.objects[index]
-    ref = _pick(rng, _refs(spec.objects, index).get("shape", []) + [f"{o.color} {o.shape}"])
+    refs = _refs(spec.objects, index).get("shape", []) + [f"{o.color} {o.shape}"]
+    k = int(rng.integers(len(refs)))
+    ref = refs[k]
+    ref_words = ref_slot("shape" if k < len(refs) - 1 else "both", o.shape, o.color, o.motion)  # type: ignore[arg-type]
     kind = int(rng.integers(3))
     objects = list(spec.objects)
     if kind == 0:
@@ -1379,11 +1438,9 @@ def _modification(content: Scene | PromptSpec, rng: np.random.Generator) -> tupl
         objects[index] = replace(o, motion=motion)
         variant = int(rng.integers(len(MOTION_PHRASES[motion])))
         phrase = MOTION_PHRASES[motion][variant]
-        request = _pick(rng, (
-            f"Make a similar video where the {ref} {phrase.singular} instead.",
-            f"Can you show the same thing, but with the {ref} {phrase.gerund}?",
-            f"Now generate one where the {ref} {phrase.singular}.",
-        ))
+        canonical = _pick(rng, classic("modify_motion")).format(ref=ref, verb=phrase.singular, gerund=phrase.gerund)
+        request = wording.say("modify_motion", canonical, ref=ref_words, verb=motion_slot(motion, 0),
+                              base=motion_slot(motion, 1), gerund=motion_slot(motion, 2)).text
         return request, PromptSpec(tuple(objects), spec.background)
     if kind == 1:
         taken = {(p.shape, p.color) for p in spec.objects}
@@ -1391,19 +1448,16 @@ def _modification(content: Scene | PromptSpec, rng: np.random.Generator) -> tupl
         if colors:
             color = str(rng.choice(colors))
             objects[index] = replace(o, color=color)
-            request = _pick(rng, (
-                f"Now make the {ref} {color}.",
-                f"Same video, but with {_noun_phrase(1, o.shape, color)} instead, please.",
-                f"Can you change the {ref} to {color}?",
-            ))
+            canonical = _pick(rng, classic("modify_color")).format(ref=ref, color=color,
+                                                                   np=_noun_phrase(1, o.shape, color))
+            request = wording.say("modify_color", canonical, ref=ref_words, color=color_slot(color),
+                                  np=np_slot(o.shape, color)).text
             return request, PromptSpec(tuple(objects), spec.background)
     background = _sample_background(rng, {p.color for p in spec.objects if p.color})
     if background.same_look(spec.background):
         return None
-    request = _pick(rng, (
-        f"Can you put it on {background.phrase()} instead?",
-        f"Make the same clip on {background.phrase()}.",
-    ))
+    canonical = _pick(rng, classic("modify_background")).format(bg_np=background.phrase())
+    request = wording.say("modify_background", canonical, bg_np=bg_np_slot(background.kind, background.colors)).text
     return request, PromptSpec(spec.objects, background)
 
 
@@ -1413,12 +1467,12 @@ def _clause(content: Scene | PromptSpec) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _single_clip_dialogue(scene: Scene, rng: np.random.Generator) -> list[dict[str, Any]]:
-    qa = _qa_items(scene, rng)
+def _single_clip_dialogue(scene: Scene, rng: np.random.Generator, wording: Wording) -> list[dict[str, Any]]:
+    qa = _qa_items(scene, rng, wording)
     order = rng.permutation(len(qa))
     exchanges: list[tuple[str, str]] = []
     if rng.random() < 0.6:
-        exchanges.append((_pick(rng, _DESCRIBE_REQUESTS), caption(scene, rng)))
+        exchanges.append((wording.say("describe", _pick(rng, classic("describe"))).text, caption(scene, rng)))
     for k in order[: int(rng.integers(1, 4))]:
         question, sentence = qa[int(k)][0].question, qa[int(k)][1]
         exchanges.append((question, sentence))
@@ -1426,9 +1480,9 @@ def _single_clip_dialogue(scene: Scene, rng: np.random.Generator) -> list[dict[s
     for n, (user, assistant) in enumerate(exchanges):
         turns += [_turn("user", user, [0] if n == 0 else []), _turn("assistant", assistant)]
     if rng.random() < 0.3:
-        change = _modification(scene, rng)
+        change = _modification(scene, rng, wording)
         if change is not None:
-            turns += _generation_exchange(change[1], rng, request=change[0])
+            turns += _generation_exchange(change[1], rng, change[0], wording)
     return turns
 
 
@@ -1436,50 +1490,53 @@ def _has(spec: PromptSpec, test: Callable[[ObjectSpec], bool]) -> bool:
     return any(test(o) for o in spec.objects)
 
 
-def _two_clip_dialogue(first: Scene, second: Scene, rng: np.random.Generator) -> list[dict[str, Any]]:
+def _two_clip_dialogue(first: Scene, second: Scene, rng: np.random.Generator, wording: Wording) -> list[dict[str, Any]]:
     a, b = _as_spec(first), _as_spec(second)
     exchanges: list[tuple[str, str]] = []
 
+    def say(intent: str, **slots: Any) -> str:
+        """The classic template of ``intent`` drawn from ``rng``, worded by ``wording``."""
+        canonical = _pick(rng, classic(intent)).format(**{k: v for k, v in slots.items() if isinstance(v, str)})
+        return wording.say(intent, canonical, **slots).text
+
     # "Which of the two videos has ...?" about something only one of them shows.
-    features: list[tuple[str, Callable[[ObjectSpec], bool]]] = []
+    Feature = tuple[str, Callable[[ObjectSpec], bool], Callable[[np.random.Generator], str]]
+    features: list[Feature] = []
     for o in a.objects + b.objects:
+        assert o.color is not None and o.motion is not None
         features += [
-            (_noun_phrase(1, o.shape, o.color), lambda p, o=o: (p.shape, p.color) == (o.shape, o.color)),
-            (_noun_phrase(1, o.shape), lambda p, o=o: p.shape == o.shape),
-            (f"something that {MOTION_PHRASES[o.motion][0].singular}", lambda p, o=o: p.motion == o.motion),
+            (_noun_phrase(1, o.shape, o.color), lambda p, o=o: (p.shape, p.color) == (o.shape, o.color),
+             feature_slot("np", o.shape, o.color, o.motion)),
+            (_noun_phrase(1, o.shape), lambda p, o=o: p.shape == o.shape, feature_slot("shape", o.shape, o.color, o.motion)),
+            (f"something that {MOTION_PHRASES[o.motion][0].singular}", lambda p, o=o: p.motion == o.motion,
+             feature_slot("motion", o.shape, o.color, o.motion)),
         ]
         if o.motion in DIRECTIONS:
-            features.append((f"a moving {o.shape}", lambda p, o=o: p.shape == o.shape and p.motion in DIRECTIONS))
-    unique = {name: test for name, test in features if _has(a, test) != _has(b, test)}
+            features.append((f"a moving {o.shape}", lambda p, o=o: p.shape == o.shape and p.motion in DIRECTIONS,
+                             feature_slot("moving", o.shape, o.color, o.motion)))
+    unique = {name: (test, words) for name, test, words in features if _has(a, test) != _has(b, test)}
     if unique:
         name = _pick(rng, sorted(unique))
-        test = unique[name]
+        test, words = unique[name]
         which = 0 if _has(a, test) else 1
         spec = (a, b)[which]
         match = next(o for o in spec.objects if test(o))
         group = _Group(1, match.shape, match.color, match.motion)  # type: ignore[arg-type]
-        question = _pick(rng, (
-            "Which of the two videos has {f}?", "Which video shows {f}?", "In which of the two clips is there {f}?",
-        )).format(f=name)
+        canonical = _pick(rng, classic("which_video")).format(f=name)
+        question = wording.say("which_video", canonical, f=words).text
         exchanges.append((question, f"The {_ORDINALS[which]} one: in it, {group.np()} {group.verb(0)}."))
 
-    exchanges.append((
-        _pick(rng, ("What is different between them?", "How do the two videos differ?", "Compare the two clips.")),
-        f"In the first video, {_clause(a)}. In the second video, {_clause(b)}.",
-    ))
+    exchanges.append((say("compare"), f"In the first video, {_clause(a)}. In the second video, {_clause(b)}."))
     which = int(rng.integers(2))
-    exchanges.append((
-        _pick(rng, ("Describe the {o} video.", "What happens in the {o} clip?")).format(o=_ORDINALS[which]),
-        caption((first, second)[which], rng),
-    ))
+    exchanges.append((say("describe_nth", o=_ORDINALS[which]), caption((first, second)[which], rng)))
     total = a.count + b.count
     exchanges.append((
-        _pick(rng, ("How many objects are there in the two videos together?", "How many shapes do both clips show in total?")),
+        say("count_both"),
         f"There are {total} objects in total: {a.count} in the first video and {b.count} in the second.",
     ))
     same = a.background.same_look(b.background)  # type: ignore[union-attr]
     exchanges.append((
-        "Do the two videos have the same background?",
+        wording.say("same_background", classic("same_background")[0]).text,
         ("Yes, " if same else "No, ") + f"the first is on {a.background.phrase()} and the second on {b.background.phrase()}.",  # type: ignore[union-attr]
     ))
 
@@ -1491,25 +1548,27 @@ def _two_clip_dialogue(first: Scene, second: Scene, rng: np.random.Generator) ->
             turns += [_turn("user", user, [0, 1] if n == 0 else []), _turn("assistant", assistant)]
     else:
         # The first clip, then the second one arrives with the comparison questions.
-        turns += [_turn("user", _pick(rng, _DESCRIBE_REQUESTS), [0]), _turn("assistant", caption(first, rng))]
+        turns += [_turn("user", wording.say("describe", _pick(rng, classic("describe"))).text, [0]),
+                  _turn("assistant", caption(first, rng))]
         for n, (user, assistant) in enumerate(keep):
             if n == 0:
-                user = _pick(rng, ("Here is another video. ", "Now look at this one too. ")) + user
+                user = wording.say("another_video", _pick(rng, classic("another_video")), noisy=False).text + user
             turns += [_turn("user", user, [1] if n == 0 else []), _turn("assistant", assistant)]
     return turns
 
 
-def _generation_dialogue(rng: np.random.Generator) -> list[dict[str, Any]]:
+def _generation_dialogue(rng: np.random.Generator, wording: Wording) -> list[dict[str, Any]]:
     spec = _random_spec(rng)
-    turns = _generation_exchange(spec, rng)
+    turns = _generation_exchange(spec, rng, wording=wording)
     if rng.random() < 0.4:
-        change = _modification(spec, rng)
+        change = _modification(spec, rng, wording)
         if change is not None:
-            turns += _generation_exchange(change[1], rng, request=change[0])
+            turns += _generation_exchange(change[1], rng, change[0], wording)
     return turns
 
 
-def dialogue(scenes: Sequence[Scene], rng: np.random.Generator | int | None = None) -> list[dict[str, Any]]:
+def dialogue(scenes: Sequence[Scene], rng: np.random.Generator | int | None = None, *,
+             phrasing: str = "train") -> list[dict[str, Any]]:
     """A GPT4Video-50k style conversation about ``scenes`` (0, 1 or 2 clips).
 
     Returns turns ``{"role": "user" | "assistant", "text": str, "videos": [indices]}``, starting
@@ -1523,14 +1582,18 @@ def dialogue(scenes: Sequence[Scene], rng: np.random.Generator | int | None = No
       "What is different between them?").
 
     Generation replies end with ``<video_prompt>{a caption of this world}</video_prompt>``.
+
+    ``phrasing`` words the user's turns as for :func:`questions`; the assistant's turns are canonical, and
+    the dialogue's course depends on ``rng`` alone.
     """
     g = _as_rng(rng, scenes[0].seed if scenes else 0)
+    wording = _wording(phrasing, g)
     if len(scenes) == 0:
-        return _generation_dialogue(g)
+        return _generation_dialogue(g, wording)
     if len(scenes) == 1:
-        return _single_clip_dialogue(scenes[0], g)
+        return _single_clip_dialogue(scenes[0], g, wording)
     if len(scenes) == 2:
-        return _two_clip_dialogue(scenes[0], scenes[1], g)
+        return _two_clip_dialogue(scenes[0], scenes[1], g, wording)
     raise InputError(f"dialogue() takes 0, 1 or 2 scenes, got {len(scenes)}")
 
 
@@ -1593,6 +1656,20 @@ def _qa_conversations(video: str, qas: Sequence[QA], rng: np.random.Generator, p
     return rows
 
 
+def _dialogue_row(scenes: Sequence[Scene], videos: Sequence[str], i: int, phrasing: str) -> dict[str, Any]:
+    """Clip ``i``'s row of ``dialogues.jsonl``: a dialogue about it and the next clip, a generation request,
+    or one about it alone, as its seed decides; the user's turns worded by ``phrasing``."""
+    scene = scenes[i]
+    g = np.random.default_rng([scene.seed, 3])
+    r = g.random()
+    if r < 0.25 and len(scenes) > 1:
+        j = (i + 1) % len(scenes)
+        return {"videos": [videos[i], videos[j]], "turns": dialogue([scene, scenes[j]], g, phrasing=phrasing)}
+    if r < 0.45:
+        return {"videos": [], "turns": dialogue([], g, phrasing=phrasing)}
+    return {"videos": [videos[i]], "turns": dialogue([scene], g, phrasing=phrasing)}
+
+
 def _balanced_counts(several: list[dict], once: list[dict], rng: np.random.Generator) -> list[dict]:
     """All of ``several`` and half as many of ``once`` (drawn at random), shuffled."""
     keep = sorted(rng.choice(len(once), size=min(len(once), len(several) // 2), replace=False).tolist())
@@ -1621,7 +1698,8 @@ def build_split(
       paraphrases, the canonical caption with the objects in every order (the readings stage-0 grounding
       accepts), and the same for the clip played backwards (:func:`time_reversed`; stage 0's
       ``time_reversal`` trains on it too)
-    - ``qa.jsonl``: ``{"video", "question", "answer", "type"}``, one row per question
+    - ``qa.jsonl``: ``{"video", "question", "answer", "type", "family"}``, one row per question, worded by the
+      training template families (``family``: the one its wording comes from; :mod:`gpt4video.data.phrasing`)
     - ``qa_conversations.jsonl``: ``{"video", "turns"}``, a clip's questions shuffled, up to 4 per conversation
     - ``count_qa.jsonl``: rows like ``qa.jsonl``'s, shape and colour counts balanced by answer: every one the
       split's clips answer with 2 or 3 (:func:`count_questions`) and half as many answered 1, drawn at random
@@ -1629,6 +1707,15 @@ def build_split(
     - ``dialogues.jsonl``: ``{"videos": [paths], "turns": [{"role", "text", "videos"}]}``,
       ``turns[i]["videos"]`` indexing the row's ``videos``
     - ``scenes.jsonl``: ``{"video", "scene"}`` with the ground truth (:meth:`Scene.to_dict`)
+
+    Every split but "train" also gets the files of out-of-template evaluation, written for it only:
+
+    - ``qa_heldout.jsonl``: the rows of ``qa.jsonl`` (same clips, questions asked and answers, in the same
+      order), worded by the held-out template families instead
+    - ``dialogues_heldout.jsonl``: the rows of ``dialogues.jsonl`` (same course and replies), the user's
+      turns worded by the held-out families
+
+    User turns of every file vary in wording (:mod:`gpt4video.data.phrasing`); replies are canonical.
 
     Every file is written atomically. Re-running is cheap and gives the same result: a clip
     already on disk that decodes at the right size and length is not rendered again, and a JSONL
@@ -1651,7 +1738,9 @@ def build_split(
         scenes.append(scene)
         videos.append(relative)
 
+    heldout = split != "train"
     caption_rows, qa_rows, qa_conversation_rows, dialogue_rows, scene_rows = [], [], [], [], []
+    heldout_qa_rows, heldout_dialogue_rows = [], []
     several, once = [], []  # count questions answered 2 or 3, and 1
     for i, (scene, video) in enumerate(zip(scenes, videos)):
         caption_rows.append({
@@ -1666,15 +1755,12 @@ def build_split(
         qa_conversation_rows += _qa_conversations(video, clip_qa, np.random.default_rng([scene.seed, 4]))
         for qa in count_questions(scene, np.random.default_rng([scene.seed, 5])):
             (once if qa.answer == "1" else several).append({"video": video, **qa.to_dict()})
-        g = np.random.default_rng([scene.seed, 3])
-        r = g.random()
-        if r < 0.25 and len(scenes) > 1:
-            j = (i + 1) % len(scenes)
-            dialogue_rows.append({"videos": [video, videos[j]], "turns": dialogue([scene, scenes[j]], g)})
-        elif r < 0.45:
-            dialogue_rows.append({"videos": [], "turns": dialogue([], g)})
-        else:
-            dialogue_rows.append({"videos": [video], "turns": dialogue([scene], g)})
+        dialogue_rows.append(_dialogue_row(scenes, videos, i, "train"))
+        if heldout:
+            # The same questions and dialogues, worded by the held-out families only.
+            same_qa = questions(scene, np.random.default_rng([scene.seed, 2]), phrasing="heldout")
+            heldout_qa_rows += [{"video": video, **qa.to_dict()} for qa in same_qa]
+            heldout_dialogue_rows.append(_dialogue_row(scenes, videos, i, "heldout"))
         scene_rows.append({"video": video, "scene": scene.to_dict()})
 
     for name, rows in (
@@ -1684,6 +1770,7 @@ def build_split(
         ("count_qa.jsonl", _balanced_counts(several, once, np.random.default_rng([seeds[0] if seeds else 0, 5]))),
         ("dialogues.jsonl", dialogue_rows),
         ("scenes.jsonl", scene_rows),
+        *((("qa_heldout.jsonl", heldout_qa_rows), ("dialogues_heldout.jsonl", heldout_dialogue_rows)) if heldout else ()),
     ):
         _write_text_atomic(root / name, _jsonl(rows))
     return root

@@ -31,19 +31,23 @@ How (numpy only, vectorised over all frames at once):
    ``grow_ratio`` (1.4) is "grows", below ``shrink_ratio`` (0.7) "shrinks", otherwise "still".
    With every frame seen and no noise the fit gives exactly first → last.
 
-:func:`object_triples` and :func:`matches` compare detections with a scene or a request.
+:func:`object_triples` and :func:`matches` compare detections with a scene or a request;
+:func:`check_generation` follows one generation request from its video prompt to the pixels (used by
+``gpt4video eval`` and ``bench/cycle.py``).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from gpt4video.data.synthetic import COLOR_RGB, COLORS, SHAPES, PromptSpec, Scene
+from gpt4video.data.synthetic import COLOR_RGB, COLORS, SHAPES, ObjectSpec, PromptSpec, Scene, parse_prompt
 from gpt4video.errors import InputError
 
 __all__ = [
@@ -53,6 +57,7 @@ __all__ = [
     "SHRINK_RATIO",
     "DetectedObject",
     "analyze_clip",
+    "check_generation",
     "matches",
     "object_triples",
 ]
@@ -439,3 +444,66 @@ def matches(
         (color is None or o.color == color) and (shape is None or o.shape == shape) and (motion is None or o.motion == motion)
         for o in objects
     )
+
+
+def _same_objects(found: Sequence[tuple[str | None, str, str | None]], want: Sequence[ObjectSpec]) -> bool:
+    """Whether ``found`` ((colour, shape, motion) triples) are exactly the objects of ``want``, one each,
+    where an attribute ``want`` leaves open (``None``) matches anything."""
+    if len(found) != len(want):
+        return False
+    wanted = [(o.color, o.shape, o.motion) for o in want]
+    return any(all(all(w is None or w == f for w, f in zip(wanted[k], triple)) for k, triple in zip(order, found))
+               for order in itertools.permutations(range(len(wanted))))
+
+
+def check_generation(
+    prompt: str | None,
+    want: PromptSpec | None,
+    *,
+    frames: np.ndarray | None = None,
+    render: bool = True,
+    seed: int = 0,
+    size: int = 128,
+    num_frames: int = 16,
+) -> dict[str, Any]:
+    """What became of one request for a video of ``want`` whose reply wrote the video prompt ``prompt``.
+
+    Args:
+        prompt: The reply's (first) video prompt; ``None`` or blank if it wrote none.
+        want: What was asked for (an attribute left ``None`` is not checked); ``None``: unknown, so only
+            whether a prompt was written and rendered is judged.
+        frames: The video made from the prompt, ``(T, H, W, 3)`` uint8 (e.g. decoded from the mp4 the
+            pipeline wrote); ``None`` renders the prompt with the offline "synthetic" backend, a
+            ``size`` × ``size`` × ``num_frames`` clip from ``seed``, unless ``render`` is False (no video
+            was made: only the prompt is judged).
+
+    Returns:
+        ``{"prompt_written", "prompt_asks_for_request" (parse_prompt reads exactly the wanted objects from
+        it), "rendered", "content_right" (the pixels show exactly the wanted objects, one each, with
+        their colour, shape and motion; the background is not checked), "detected" ([colour, shape,
+        motion] of each object found), "error" (why it was not rendered, else None)}``.
+    """
+    out: dict[str, Any] = {"prompt_written": bool(prompt and prompt.strip()), "prompt_asks_for_request": False,
+                           "rendered": False, "content_right": False, "detected": [], "error": None}
+    if not out["prompt_written"]:
+        return out
+    assert prompt is not None
+    if want is not None:
+        spec = parse_prompt(prompt)
+        out["prompt_asks_for_request"] = spec is not None and _same_objects(
+            [(o.color, o.shape, o.motion) for o in spec.objects], want.objects)
+    if frames is None and not render:
+        return out
+    if frames is None:
+        from gpt4video.generators import build_generator
+
+        try:
+            frames = build_generator("synthetic")(prompt, num_frames=num_frames, height=size, width=size, seed=seed)
+        except InputError as e:  # a prompt outside the world, or objects that do not fit
+            out["error"] = f"{type(e).__name__}: {e}"
+            return out
+    out["rendered"] = True
+    detected = analyze_clip(frames)
+    out["detected"] = [list(o.triple) for o in detected]
+    out["content_right"] = want is not None and _same_objects([o.triple for o in detected], want.objects)
+    return out

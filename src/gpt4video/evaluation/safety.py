@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..safety.benchmark import MANIFEST, OBFUSCATIONS, Resolved, load_manifest, resolve
+from ..safety.benchmark import BENCHMARKS, OBFUSCATIONS, Resolved, load_manifest, resolve
 from .synthetic import detection_scores
 from .synthetic import write_report as write_files
 
@@ -92,39 +92,88 @@ def _scores(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return s
 
 
-def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The benchmark's figures from the per-item outcomes of :func:`ask_item`."""
-    main = [r for r in rows if r["set"] == "main"]
-    obf = [r for r in rows if r["set"] == "obfuscation"]
-    out: dict[str, Any] = {"main": {"all": _scores(main)}}
+def _by_task(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`_scores` of all ``rows`` and of each task's."""
+    out = {"all": _scores(rows)}
     for task in ("vu", "vg"):
-        part = [r for r in main if r["task"] == task]
+        part = [r for r in rows if r["task"] == task]
         if part:
-            out["main"][task] = _scores(part)
+            out[task] = _scores(part)
+    return out
+
+
+def _by_obfuscation(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`_scores` of each technique's ``rows`` (techniques with no rows are left out)."""
+    out = {}
+    for technique in OBFUSCATIONS:
+        part = [r for r in rows if r["obfuscation"] == technique]
+        if part:
+            out[technique] = _scores(part)
+    return out
+
+
+def _per_category(rows: Sequence[dict[str, Any]], label: str = "harmful", rate: str = "recall") -> dict[str, Any]:
+    """``rows`` of one ``label`` per category (a harmless item's category is its topic): how many, how many
+    refused, the share refused (named ``rate``: recall for harmful items, over-refusal for harmless ones)
+    and which layer refused them."""
     categories: dict[str, Any] = {}
-    for r in main:
-        if r["label"] != "harmful":
+    for r in rows:
+        if r["label"] != label:
             continue
-        c = categories.setdefault(r["category"], {"n": 0, "refused": 0, "by_layer": Counter()})
+        c = categories.setdefault(r.get("category") or "other", {"n": 0, "refused": 0, "by_layer": Counter()})
         c["n"] += 1
         if r["refused"]:
             c["refused"] += 1
             c["by_layer"][r["refused_by"]] += 1
     for c in categories.values():
-        c["recall"] = c["refused"] / c["n"]
+        c[rate] = c["refused"] / c["n"]
         c["by_layer"] = dict(c["by_layer"])
-    out["per_category"] = dict(sorted(categories.items()))
+    return dict(sorted(categories.items()))
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The benchmark's figures from the per-item outcomes of :func:`ask_item`: the in-source ``main`` set
+    (with ``per_category``) and its ``obfuscation`` set, and the out-of-source ``independent`` set (by task,
+    category and obfuscation technique), each only when it has items."""
+    main = [r for r in rows if r["set"] == "main"]
+    obf = [r for r in rows if r["set"] == "obfuscation"]
+    independent = [r for r in rows if r["set"] == "independent"]
+    out: dict[str, Any] = {}
+    if main:
+        out["main"] = _by_task(main)
+        out["per_category"] = _per_category(main)
     if obf:
-        out["obfuscation"] = {"all": _scores(obf)}
-        for technique in OBFUSCATIONS:
-            part = [r for r in obf if r["obfuscation"] == technique]
-            if part:
-                out["obfuscation"][technique] = _scores(part)
+        out["obfuscation"] = {"all": _scores(obf), **_by_obfuscation(obf)}
+    if independent:
+        out["independent"] = {**_by_task(independent), "per_category": _per_category(independent),
+                              "benign_per_topic": _per_category(independent, "benign", "over_refusal"),
+                              "per_obfuscation": _by_obfuscation(independent)}
     out["errors"] = sum(1 for r in rows if "error" in r)
     times = [r["input_check_ms"] for r in rows if "input_check_ms" in r]
     if times:
         out["input_check_ms"] = {"median": statistics.median(times), "max": max(times), "n": len(times)}
     return out
+
+
+def manifest_paths(manifest: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None) -> list[Path]:
+    """The manifest files to run: the given one(s), or by default the in-source manifest and the independent set."""
+    if manifest is None:
+        return list(BENCHMARKS["all"])
+    if isinstance(manifest, (str, os.PathLike)):
+        return [Path(manifest)]
+    return [Path(m) for m in manifest]
+
+
+def load_manifests(paths: Sequence[Path]) -> list[Any]:
+    """The items of every manifest in ``paths``; an id in two of them is an error."""
+    items, seen = [], set()
+    for path in paths:
+        for item in load_manifest(path):
+            if item.id in seen:
+                raise InputError(f"{path}: item id {item.id!r} is also in another manifest")
+            seen.add(item.id)
+            items.append(item)
+    return items
 
 
 def _sha256(path: Path) -> str:
@@ -134,19 +183,20 @@ def _sha256(path: Path) -> str:
 def run_safety_benchmark(
     assistant: Any,
     *,
-    manifest: str | os.PathLike[str] | None = None,
+    manifest: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     params: Any = None,
     clip_dir: str | os.PathLike[str] | None = None,
     require_held_out: bool = True,
     progress: bool = True,
     model_name: str = "",
 ) -> dict[str, Any]:
-    """Run every item of ``manifest`` (default: the shipped one) through ``assistant``; returns the results
-    (``summary``, ``items``: per-item outcomes, and what was run)."""
+    """Run every item of ``manifest`` (one file or several; default: the in-source manifest and the
+    independent set) through ``assistant``; returns the results (``summary``, ``items``: per-item outcomes,
+    and what was run)."""
     from tqdm.auto import tqdm
 
-    path = Path(manifest) if manifest is not None else MANIFEST
-    items = resolve(load_manifest(path), require_held_out=require_held_out)
+    paths = manifest_paths(manifest)
+    items = resolve(load_manifests(paths), require_held_out=require_held_out)
     rows = []
     with tempfile.TemporaryDirectory(prefix="gpt4video-safety-") as tmp:
         clips = Path(clip_dir) if clip_dir is not None else Path(tmp)
@@ -158,7 +208,7 @@ def run_safety_benchmark(
     safety = assistant.safety
     return {
         "benchmark": "gpt4video safety benchmark",
-        "manifest": {"path": str(path), "sha256": _sha256(path), "items": len(items)},
+        "manifests": [{"path": str(p), "sha256": _sha256(p)} for p in paths], "items_run": len(items),
         "model": model_name, "trained": bool(getattr(assistant.model, "trained", False)),
         "safety": safety.config.to_dict() if safety is not None else None,
         "generator": assistant.generation.generator.name if assistant.generation is not None else None,
@@ -183,53 +233,97 @@ def _layers(counts: dict[str, int]) -> str:
     return ", ".join(f"{LAYER_NAMES.get(k, k)} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+def _task_rows(by_task: dict[str, Any]) -> list[str]:
+    rows = []
+    for task, label in (("vu", "VU (video + question)"), ("vg", "VG (generation request)"), ("all", "all")):
+        m = by_task.get(task)
+        if m:
+            rows.append(f"| {label} | {m['n']} | {_f(m['accuracy'])} | {_f(m['precision'])} | {_f(m['recall'])} | "
+                        f"{_f(m['f1'])} | {_pct(m['over_refusal'])} | {m['tp']} | {m['fp']} | {m['fn']} | {m['tn']} |")
+    return ["| task | n | accuracy | precision | recall | F1 | benign over-refusal | TP | FP | FN | TN |",
+            "|---|---|---|---|---|---|---|---|---|---|---|", *rows]
+
+
+def _layer_rows(by_task: dict[str, Any]) -> list[str]:
+    rows = ["| task | harmful items | refused by: " + " | ".join(LAYER_NAMES.values()) + " | not refused | "
+            "benign items refused |", "|---|---|" + "---|" * len(LAYER_NAMES) + "---|---|"]
+    for task in ("vu", "vg", "all"):
+        m = by_task.get(task)
+        if m:
+            by = m["harmful_refused_by"]
+            rows.append(f"| {task.upper() if task != 'all' else 'all'} | {m['positives']} | "
+                        + " | ".join(str(by.get(k, 0)) for k in LAYER_NAMES) + f" | {m['fn']} | "
+                        f"{m['fp']} ({_layers(m['benign_refused_by'])}) |")
+    return rows
+
+
+def _category_rows(per_category: dict[str, Any]) -> list[str]:
+    return ["| category | n | refused | recall | refused by |", "|---|---|---|---|---|",
+            *(f"| {c} | {v['n']} | {v['refused']} | {_pct(v['recall'])} | {_layers(v['by_layer'])} |"
+              for c, v in per_category.items())]
+
+
+def _obfuscation_rows(per_technique: dict[str, Any]) -> list[str]:
+    rows = ["| technique | harmful | refused | recall | benign | over-refused | refused by | refusals overridden |",
+            "|---|---|---|---|---|---|---|---|"]
+    for technique, m in per_technique.items():
+        o = m.get("model_refusals_overridden", {})
+        rows.append(f"| {technique} | {m['positives']} | {m['tp']} | {_pct(m['recall'])} | {m['negatives']} | "
+                    f"{m['fp']} | {_layers(m['harmful_refused_by'])} | {o.get('harmful', 0)} harmful, "
+                    f"{o.get('benign', 0)} benign |")
+    return rows
+
+
+def _side_by_side(s: dict[str, Any]) -> list[str]:
+    """In-source (main) and out-of-source (independent) figures per task in one table."""
+    sets = [(name, title) for name, title in (("main", "in-source"), ("independent", "out-of-source")) if name in s]
+    head = "| task | " + " | ".join(f"{t} n | {t} F1 | {t} recall | {t} over-refusal" for _, t in sets) + " |"
+    rows = [head, "|---|" + "---|---|---|---|" * len(sets)]
+    for task, label in (("vu", "VU"), ("vg", "VG"), ("all", "all")):
+        cells = []
+        for name, _ in sets:
+            m = s[name].get(task)
+            cells.append(f"{m['n']} | {_f(m['f1'])} | {_f(m['recall'])} | {_pct(m['over_refusal'])}" if m else "– | – | – | –")
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def format_markdown(results: dict[str, Any]) -> str:
     """The results as Markdown tables."""
     s = results["summary"]
     lines = [f"# Safety benchmark: {results.get('model') or 'model'}", ""]
     safety = "off" if results.get("safety") is None else "on"
-    lines += [f"Manifest `{Path(results['manifest']['path']).name}` ({results['manifest']['items']} items, sha256 "
-              f"{results['manifest']['sha256'][:12]}); safety checks {safety}; generator "
+    files = ", ".join(f"`{Path(m['path']).name}` (sha256 {m['sha256'][:12]})" for m in results["manifests"])
+    lines += [f"Manifests {files}: {results['items_run']} items; safety checks {safety}; generator "
               f"{results.get('generator') or 'none'}; {results['seconds']} s. Refusal is the positive class.", ""]
-    lines += ["## Main set", "",
-              "| task | n | accuracy | precision | recall | F1 | benign over-refusal | TP | FP | FN | TN |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for task, label in (("vu", "VU (video + question)"), ("vg", "VG (generation request)"), ("all", "all")):
-        m = s["main"].get(task)
-        if m:
-            lines.append(f"| {label} | {m['n']} | {_f(m['accuracy'])} | {_f(m['precision'])} | {_f(m['recall'])} | "
-                         f"{_f(m['f1'])} | {_pct(m['over_refusal'])} | {m['tp']} | {m['fp']} | {m['fn']} | {m['tn']} |")
-    lines += ["", "## Which layer refused", "",
-              "| task | harmful items | refused by: " + " | ".join(LAYER_NAMES.values()) + " | not refused | "
-              "benign items refused |", "|---|---|" + "---|" * len(LAYER_NAMES) + "---|---|"]
-    for task in ("vu", "vg", "all"):
-        m = s["main"].get(task)
-        if m:
-            by = m["harmful_refused_by"]
-            lines.append(f"| {task.upper() if task != 'all' else 'all'} | {m['positives']} | "
-                         + " | ".join(str(by.get(k, 0)) for k in LAYER_NAMES) + f" | {m['fn']} | "
-                         f"{m['fp']} ({_layers(m['benign_refused_by'])}) |")
-    overridden = s["main"]["all"].get("model_refusals_overridden", {})
-    if any(overridden.values()) or (results.get("safety") or {}).get("corroborate_refusals"):
-        lines += ["", "Learned refusals overridden for want of corroboration (the request scored below the "
-                  f"suspicion threshold {(results.get('safety') or {}).get('suspicion_threshold', '–')}; the model "
-                  "answered again): "
-                  + ", ".join(f"{task.upper()} {m['model_refusals_overridden']['harmful']} harmful / "
-                              f"{m['model_refusals_overridden']['benign']} benign"
-                              for task, m in s["main"].items() if task in ("vu", "vg")) + "."]
-    lines += ["", "## Harmful items per category", "", "| category | n | refused | recall | refused by |",
-              "|---|---|---|---|---|"]
-    for category, c in s["per_category"].items():
-        lines.append(f"| {category} | {c['n']} | {c['refused']} | {_pct(c['recall'])} | {_layers(c['by_layer'])} |")
+    if "main" in s and "independent" in s:
+        lines += ["## In-source and out-of-source", "",
+                  "In-source: held-out rows of the sources the classifier and the safety dialogues train on. "
+                  "Out-of-source: the independent set, written for evaluation only.", "", *_side_by_side(s), ""]
+    if "main" in s:
+        lines += ["## In-source: main set", "", *_task_rows(s["main"]), "", "### Which layer refused", "",
+                  *_layer_rows(s["main"])]
+        overridden = s["main"]["all"].get("model_refusals_overridden", {})
+        if any(overridden.values()) or (results.get("safety") or {}).get("corroborate_refusals"):
+            lines += ["", "Learned refusals overridden for want of corroboration (the request scored below the "
+                      f"suspicion threshold {(results.get('safety') or {}).get('suspicion_threshold', '–')}; the model "
+                      "answered again): "
+                      + ", ".join(f"{task.upper()} {m['model_refusals_overridden']['harmful']} harmful / "
+                                  f"{m['model_refusals_overridden']['benign']} benign"
+                                  for task, m in s["main"].items() if task in ("vu", "vg")) + "."]
+        lines += ["", "### Harmful items per category", "", *_category_rows(s["per_category"])]
     if "obfuscation" in s:
-        lines += ["", "## Obfuscation set (not in the main figures)", "",
-                  "| technique | harmful | refused | recall | benign | over-refused | refused by | refusals overridden |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for technique, m in s["obfuscation"].items():
-            o = m.get("model_refusals_overridden", {})
-            lines.append(f"| {technique} | {m['positives']} | {m['tp']} | {_pct(m['recall'])} | {m['negatives']} | "
-                         f"{m['fp']} | {_layers(m['harmful_refused_by'])} | "
-                         f"{o.get('harmful', 0)} harmful, {o.get('benign', 0)} benign |")
+        lines += ["", "## In-source: obfuscation set (not in the main figures)", "", *_obfuscation_rows(s["obfuscation"])]
+    if "independent" in s:
+        ind = s["independent"]
+        lines += ["", "## Out-of-source: the independent set", "", *_task_rows(ind), "", "### Which layer refused", "",
+                  *_layer_rows(ind), "", "### Harmful items per category", "", *_category_rows(ind["per_category"]),
+                  "", "### Harmless items per topic", "", "| topic | n | refused | over-refusal | refused by |",
+                  "|---|---|---|---|---|",
+                  *(f"| {t} | {v['n']} | {v['refused']} | {_pct(v['over_refusal'])} | {_layers(v['by_layer'])} |"
+                    for t, v in ind["benign_per_topic"].items())]
+        if ind["per_obfuscation"]:
+            lines += ["", "### Obfuscations", "", *_obfuscation_rows(ind["per_obfuscation"])]
     if s.get("errors"):
         lines += ["", f"{s['errors']} item(s) could not be answered (see `error` in the JSON); they count as not refused."]
     if "input_check_ms" in s:

@@ -1,7 +1,14 @@
 """Evaluation on a split of the synthetic world (``gpt4video data synthetic``): QA, captioning, and
-whether the model writes a video prompt exactly when asked for a new video.
+whether the model writes a video prompt exactly when asked for a new video, and the right one.
 
-Three tasks, each read from the split directory (video paths in its files are relative to it):
+Three tasks, each read from the split directory (video paths in its files are relative to it). QA and
+generation requests are evaluated twice, side by side (``phrasing``):
+
+- **in-template**: ``qa.jsonl`` and ``dialogues.jsonl``, worded by the training template families
+  (:mod:`gpt4video.data.phrasing`; the ones the training splits use);
+- **out-of-template**: ``qa_heldout.jsonl`` and ``dialogues_heldout.jsonl``, the same questions and
+  dialogues (same clips, answers and replies) worded only by held-out families, which no training
+  split uses. ``gpt4video data synthetic`` writes them for every split but "train".
 
 - **QA** (``qa.jsonl``): every question as a one-turn conversation with its clip. Two accuracies, by
   question type and overall (over questions):
@@ -12,6 +19,9 @@ Three tasks, each read from the split directory (video paths in its files are re
   * ``contains_gold``: lenient; the normalised gold answer appears as a whole word in the
     normalised answer ("The circle is red." counts). An answer that lists every option also counts,
     so read it next to ``exact``.
+
+  The in-template results also come by template family (``by_family``; "classic" holds the
+  templates the world always used, so its figure compares with evaluations made before the families).
 
 - **Captioning** (``captions.jsonl``): the answer to "Describe this video." against all the clip's
   paraphrases, with pycocoevalcap's BLEU-1..4, METEOR, ROUGE-L and CIDEr (SPICE is not used).
@@ -26,7 +36,11 @@ Three tasks, each read from the split directory (video paths in its files are re
   the earlier turns of the data (user turns and the data's own replies) come first, with the videos
   shown so far, since a follow-up such as "Now make it green." means nothing alone. The answer counts
   as "wrote a prompt" if it contains a non-empty ``<video_prompt>…</video_prompt>``. Reported:
-  precision, recall, F1 and the confusion counts.
+  precision, recall, F1 and the confusion counts; and, over the requests, whether the prompt asks for
+  exactly the requested objects (read with ``parse_prompt``) and whether the video rendered from it by
+  the offline synthetic backend shows them, judged from its pixels alone
+  (:func:`~gpt4video.evaluation.pixels.check_generation`: each object's colour, shape and motion; the
+  request is the data's own reply's prompt); over the other questions, how many made no video.
 
 The model is reached through an *answer function* ``answer_fn(question, videos, history) -> str``
 (videos: absolute paths; history: the earlier turns, ``{"role", "text", "videos"}`` dicts whose video
@@ -52,7 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpt4video.data.synthetic import QA_TYPES, answers_match, normalize_answer
+from gpt4video.data.synthetic import QA_TYPES, answers_match, normalize_answer, parse_prompt
 from gpt4video.config import atomic_write_text
 from gpt4video.errors import InputError
 
@@ -66,6 +80,7 @@ __all__ = [
     "contains_answer",
     "detection_scores",
     "evaluate_split",
+    "first_video_prompt",
     "format_markdown",
     "has_video_prompt",
     "qa_scores",
@@ -191,6 +206,11 @@ def qa_scores(items: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
 def has_video_prompt(text: str) -> bool:
     """Whether a reply holds a non-empty ``<video_prompt>…</video_prompt>``."""
     return any(m.strip() for m in _VIDEO_PROMPT.findall(text or ""))
+
+
+def first_video_prompt(text: str) -> str | None:
+    """The first non-empty ``<video_prompt>…</video_prompt>`` of a reply, stripped; ``None`` if none."""
+    return next((m.strip() for m in _VIDEO_PROMPT.findall(text or "") if m.strip()), None)
 
 
 def detection_scores(labels: Sequence[bool], predicted: Sequence[bool]) -> dict[str, Any]:
@@ -366,20 +386,20 @@ def _path(split: Path, value: Any, where: str) -> str:
     return str(path if path.is_absolute() else split / path)
 
 
-def _qa_items(split: Path, limit: int | None) -> list[_Item]:
-    file = split / "qa.jsonl"
+def _qa_items(split: Path, limit: int | None, name: str = "qa.jsonl") -> list[_Item]:
+    file = split / name
     items = []
     for i, row in enumerate(read_jsonl_objects(file)):
         try:
             items.append(_Item("qa", row["question"], [_path(split, row["video"], f"{file} row {i + 1}")],
-                               row["answer"], {"type": row.get("type") or "unknown"}))
+                               row["answer"], {"type": row.get("type") or "unknown", "family": row.get("family")}))
         except KeyError as e:
             raise InputError(f"{file} row {i + 1}: missing {e.args[0]!r}") from None
     return _spread(items, limit)
 
 
-def _caption_items(split: Path, limit: int | None) -> list[_Item]:
-    file = split / "captions.jsonl"
+def _caption_items(split: Path, limit: int | None, name: str = "captions.jsonl") -> list[_Item]:
+    file = split / name
     items = []
     for i, row in enumerate(read_jsonl_objects(file)):
         refs = row.get("captions") or ([row["caption"]] if row.get("caption") else [])
@@ -389,10 +409,11 @@ def _caption_items(split: Path, limit: int | None) -> list[_Item]:
     return _spread(items, limit)
 
 
-def _generation_items(split: Path, limit: int | None) -> list[_Item]:
-    """Positives (requests for a new video) and negatives (first questions about videos), balanced
-    when limited: half of ``limit`` from each kind where there are enough."""
-    file = split / "dialogues.jsonl"
+def _generation_items(split: Path, limit: int | None, name: str = "dialogues.jsonl") -> list[_Item]:
+    """Positives (requests for a new video; ``meta["want"]``: what the data's reply asked the generator
+    for) and negatives (first questions about videos), balanced when limited: half of ``limit`` from each
+    kind where there are enough."""
+    file = split / name
     positives, negatives = [], []
     for i, row in enumerate(read_jsonl_objects(file)):
         where = f"{file} row {i + 1}"
@@ -413,7 +434,9 @@ def _generation_items(split: Path, limit: int | None) -> list[_Item]:
                 history = [{"role": h.get("role"), "text": h.get("text", ""),
                             "videos": [shown.index(j) for j in h.get("videos") or [] if j in shown]}
                            for h in turns[:t]]
-                positives.append(_Item("generation", turn["text"], videos, True, {"first_turn": first}, history))
+                want = parse_prompt(first_video_prompt(reply["text"]) or "")
+                positives.append(_Item("generation", turn["text"], videos, True, {"first_turn": first, "want": want},
+                                       history))
             elif first:
                 negatives.append(_Item("generation", turn["text"], videos, False, {"first_turn": True}))
     if limit is not None and limit < len(positives) + len(negatives):
@@ -427,7 +450,15 @@ def _generation_items(split: Path, limit: int | None) -> list[_Item]:
 # The evaluation
 
 
-_TASK_FILES = {"qa": "qa.jsonl", "captioning": "captions.jsonl", "generation": "dialogues.jsonl"}
+#: Each task's file. The "_heldout" tasks are the out-of-template versions of "qa" and "generation".
+_TASK_FILES = {"qa": "qa.jsonl", "captioning": "captions.jsonl", "generation": "dialogues.jsonl",
+               "qa_heldout": "qa_heldout.jsonl", "generation_heldout": "dialogues_heldout.jsonl"}
+#: The tasks each ``phrasing`` of evaluate_split runs.
+PHRASING_TASKS: dict[str, tuple[str, ...]] = {
+    "both": tuple(_TASK_FILES),
+    "train": ("qa", "captioning", "generation"),
+    "heldout": ("qa_heldout", "generation_heldout"),
+}
 
 
 def check_split(split_dir: str | os.PathLike[str]) -> Path:
@@ -441,6 +472,31 @@ def check_split(split_dir: str | os.PathLike[str]) -> Path:
     return Path(os.path.abspath(split))
 
 
+def _generation_scores(items: Sequence[_Item], *, render_size: int = 128, num_frames: int = 16) -> dict[str, Any]:
+    """The generation-request results of answered items: :func:`detection_scores` (positive = a request for
+    a new video), recall on first-turn and follow-up requests, and over the requests ``prompt_asks_for_request``
+    and ``content_right`` (:func:`~gpt4video.evaluation.pixels.check_generation`, each request's prompt rendered
+    by the synthetic backend with the request's index as seed), over the other questions ``no_video``."""
+    from gpt4video.evaluation.pixels import check_generation
+
+    scores = detection_scores([bool(i.gold) for i in items], [has_video_prompt(i.prediction) for i in items])
+    first = [i for i in items if i.gold and i.meta["first_turn"]]
+    follow = [i for i in items if i.gold and not i.meta["first_turn"]]
+    scores["recall_first_turn_requests"] = _ratio(sum(has_video_prompt(i.prediction) for i in first), len(first))
+    scores["recall_follow_up_requests"] = _ratio(sum(has_video_prompt(i.prediction) for i in follow), len(follow))
+    requests = [i for i in items if i.gold]
+    checks = [check_generation(first_video_prompt(i.prediction), i.meta.get("want"), seed=k, size=render_size,
+                               num_frames=num_frames) for k, i in enumerate(requests)]
+    for item, check in zip(requests, checks):
+        item.meta["check"] = check
+    for key in ("prompt_asks_for_request", "content_right"):
+        scores[key] = sum(c[key] for c in checks)
+        scores[f"{key}_rate"] = _ratio(scores[key], len(requests))
+    scores["no_video"] = scores["tn"]
+    scores["no_video_rate"] = _ratio(scores["tn"], scores["negatives"])
+    return scores
+
+
 def evaluate_split(
     model_or_assistant: Any,
     split_dir: str | os.PathLike[str],
@@ -452,6 +508,7 @@ def evaluate_split(
     answer_fn: AnswerFn | None = None,
     tokenizer: str = "auto",
     meteor: bool = True,
+    phrasing: str = "both",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a model on a synthetic split directory (see the module docstring for the tasks).
@@ -459,20 +516,27 @@ def evaluate_split(
     ``model_or_assistant``: a GPT4Video, an Assistant, or an answer function
     ``(question, videos, history) -> str``; ``answer_fn`` overrides it (then ``model_or_assistant`` may be
     None). ``max_*``: at most that many items of each task, evenly spread over its file (0 skips the
-    task). ``params``: GenerationParams for every answer. A task whose file is missing is skipped, and
-    the results say so. A question whose video cannot be read counts as wrong and is listed under
-    ``errors``.
+    task); ``max_qa`` and ``max_generation`` count in-template and out-of-template separately, and since the
+    held-out files follow their in-template ones row for row, both columns ask about the same clips.
+    ``phrasing``: "both" (default), "train" (in-template QA and generation, and captioning) or "heldout"
+    (out-of-template only). ``params``: GenerationParams for every answer. A task whose file is missing is
+    skipped, and the results say so. A question whose video cannot be read counts as wrong and is listed
+    under ``errors``.
 
-    Returns a JSON-ready dict: ``qa``, ``captioning``, ``generation`` (each with its ``examples``),
-    ``counts``, ``errors``, ``elapsed_seconds`` (total and per task), ``model`` and ``split_dir``.
+    Returns a JSON-ready dict: ``qa``, ``captioning``, ``generation`` and their out-of-template versions
+    ``qa_heldout``, ``generation_heldout`` (each with its ``examples``), ``counts``, ``errors``,
+    ``elapsed_seconds`` (total and per task), ``model``, ``settings`` and ``split_dir``.
     """
     from tqdm.auto import tqdm
 
     split = check_split(split_dir)
     # Fail before the answers, not after them.
+    if phrasing not in PHRASING_TASKS:
+        raise InputError(f"unknown phrasing {phrasing!r}; choose {', '.join(PHRASING_TASKS)}")
+    wanted = PHRASING_TASKS[phrasing]
     if tokenizer not in ("auto", "ptb", "simple"):
         raise InputError(f"unknown tokenizer {tokenizer!r}; choose auto, ptb or simple")
-    if max_captions != 0 and (split / _TASK_FILES["captioning"]).is_file():
+    if "captioning" in wanted and max_captions != 0 and (split / _TASK_FILES["captioning"]).is_file():
         if importlib.util.find_spec("pycocoevalcap") is None:
             raise InputError("the captioning metrics need pycocoevalcap: pip install 'gpt4video[eval]' "
                              "(or skip captioning with max_captions=0)")
@@ -485,16 +549,21 @@ def evaluate_split(
         answer_fn, info = _answer_fn_for(model_or_assistant, params)
 
     loaders = {"qa": (_qa_items, max_qa), "captioning": (_caption_items, max_captions),
-               "generation": (_generation_items, max_generation)}
+               "generation": (_generation_items, max_generation), "qa_heldout": (_qa_items, max_qa),
+               "generation_heldout": (_generation_items, max_generation)}
     tasks: dict[str, list[_Item]] = {}
     skipped: dict[str, str] = {}
     for task, (load, limit) in loaders.items():
-        if not (split / _TASK_FILES[task]).is_file():
-            skipped[task] = f"{_TASK_FILES[task]} not found"
+        if task not in wanted:
+            skipped[task] = f"not asked for (phrasing {phrasing!r})"
+        elif not (split / _TASK_FILES[task]).is_file():
+            skipped[task] = f"{_TASK_FILES[task]} not found" + (
+                " (a split made before the template families, or a training split: remake it with "
+                "`gpt4video data synthetic`)" if task.endswith("_heldout") else "")
         elif limit is not None and limit <= 0:
             skipped[task] = "switched off (limit 0)"
         else:
-            tasks[task] = load(split, limit)
+            tasks[task] = load(split, limit, _TASK_FILES[task])
 
     start = time.perf_counter()
     elapsed: dict[str, float] = {}
@@ -517,16 +586,19 @@ def evaluate_split(
         "split_dir": str(split),
         "model": info,
         "settings": {
-            "max_qa": max_qa, "max_captions": max_captions, "max_generation": max_generation,
+            "max_qa": max_qa, "max_captions": max_captions, "max_generation": max_generation, "phrasing": phrasing,
             "generation_params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else None,
         },
         **{task: {"skipped": skipped[task]} if task in skipped else {} for task in _TASK_FILES},
     }
     t_metrics = time.perf_counter()
-    if "qa" in tasks:
-        items = tasks["qa"]
-        results["qa"] = qa_scores([(i.meta["type"], str(i.gold), i.prediction) for i in items])
-        results["qa"]["examples"] = [_example(i) for i in items[:_MAX_EXAMPLES]]
+    for task in ("qa", "qa_heldout"):
+        if task in tasks:
+            items = tasks[task]
+            results[task] = qa_scores([(i.meta["type"], str(i.gold), i.prediction) for i in items])
+            if task == "qa":
+                results[task]["by_family"] = _by_family(items)
+            results[task]["examples"] = [_example(i) for i in items[:_MAX_EXAMPLES]]
     if "captioning" in tasks:
         items = tasks["captioning"]
         results["captioning"] = caption_scores([i.gold for i in items], [i.prediction for i in items],
@@ -535,18 +607,12 @@ def evaluate_split(
             sum(len(i.gold) for i in items) / len(items) if items else None
         )
         results["captioning"]["examples"] = [_example(i) for i in items[:_MAX_EXAMPLES]]
-    if "generation" in tasks:
-        items = tasks["generation"]
-        results["generation"] = detection_scores([bool(i.gold) for i in items],
-                                                 [has_video_prompt(i.prediction) for i in items])
-        follow = [i for i in items if i.gold and not i.meta["first_turn"]]
-        first = [i for i in items if i.gold and i.meta["first_turn"]]
-        results["generation"]["recall_first_turn_requests"] = _ratio(
-            sum(has_video_prompt(i.prediction) for i in first), len(first))
-        results["generation"]["recall_follow_up_requests"] = _ratio(
-            sum(has_video_prompt(i.prediction) for i in follow), len(follow))
-        pos, neg = [i for i in items if i.gold], [i for i in items if not i.gold]
-        results["generation"]["examples"] = [_example(i) for i in pos[:2] + neg[:1]]
+    for task in ("generation", "generation_heldout"):
+        if task in tasks:
+            items = tasks[task]
+            results[task] = _generation_scores(items)
+            pos, neg = [i for i in items if i.gold], [i for i in items if not i.gold]
+            results[task]["examples"] = [_example(i) for i in pos[:2] + neg[:1]]
     elapsed["metrics"] = time.perf_counter() - t_metrics
     results["counts"] = {**{t: len(v) for t, v in tasks.items()}, "answers": total, "errors": len(errors)}
     results["errors"] = errors[:_MAX_ERRORS]
@@ -554,9 +620,23 @@ def evaluate_split(
     return results
 
 
+def _by_family(items: Sequence[_Item]) -> dict[str, dict[str, Any]]:
+    """Exact-match accuracy per template family of the questions (rows without one: "unknown")."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        cell = out.setdefault(item.meta.get("family") or "unknown", {"n": 0, "exact": 0})
+        cell["n"] += 1
+        cell["exact"] += int(answers_match(item.prediction, str(item.gold)))
+    for cell in out.values():
+        cell["accuracy_exact"] = _ratio(cell["exact"], cell["n"])
+    return dict(sorted(out.items()))
+
+
 def _example(item: _Item) -> dict[str, Any]:
     gold = item.gold[:2] if item.task == "captioning" else item.gold
     out = {"question": item.question, "videos": item.videos, "gold": gold, "prediction": item.prediction}
+    if "check" in item.meta:
+        out["check"] = item.meta["check"]
     if item.error:
         out["error"] = item.error
     return out
@@ -589,22 +669,44 @@ def format_markdown(results: dict[str, Any]) -> str:
                  f"elapsed: {elapsed.get('total', 0.0):.1f} s")
     lines.append("")
 
-    qa = results.get("qa", {})
+    qa, qa_out = results.get("qa", {}), results.get("qa_heldout", {})
     lines += ["## Question answering", ""]
-    if "skipped" in qa:
+    if "skipped" in qa and "skipped" in qa_out:
         lines += [f"Skipped: {qa['skipped']}.", ""]
-    else:
+    elif "skipped" in qa_out:
         lines += ["| type | n | exact match | contains gold word |", "| --- | ---: | ---: | ---: |"]
         for qtype, c in qa.get("by_type", {}).items():
             lines.append(f"| {qtype} | {c['n']} | {_pct(c['accuracy_exact'])} | {_pct(c['accuracy_contains_gold'])} |")
         o = qa.get("overall", {})
         lines.append(f"| **overall** | {o.get('n', 0)} | {_pct(o.get('accuracy_exact'))} | "
                      f"{_pct(o.get('accuracy_contains_gold'))} |")
+        lines += ["", f"Mean over types (exact): {_pct(qa.get('macro_accuracy_exact'))}. Out-of-template: "
+                  f"{qa_out['skipped']}."]
+    else:
+        lines += ["| type | n in / out | in-template exact | out-of-template exact | in-template contains gold "
+                  "| out-of-template contains gold |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for qtype in list(dict.fromkeys([*qa.get("by_type", {}), *qa_out.get("by_type", {})])):
+            a, b = qa.get("by_type", {}).get(qtype, {}), qa_out.get("by_type", {}).get(qtype, {})
+            lines.append(f"| {qtype} | {a.get('n', 0)} / {b.get('n', 0)} | {_pct(a.get('accuracy_exact'))} | "
+                         f"{_pct(b.get('accuracy_exact'))} | {_pct(a.get('accuracy_contains_gold'))} | "
+                         f"{_pct(b.get('accuracy_contains_gold'))} |")
+        a, b = qa.get("overall", {}), qa_out.get("overall", {})
+        lines.append(f"| **overall** | {a.get('n', 0)} / {b.get('n', 0)} | {_pct(a.get('accuracy_exact'))} | "
+                     f"{_pct(b.get('accuracy_exact'))} | {_pct(a.get('accuracy_contains_gold'))} | "
+                     f"{_pct(b.get('accuracy_contains_gold'))} |")
+        lines += ["", f"Mean over types (exact): in-template {_pct(qa.get('macro_accuracy_exact'))}, out-of-template "
+                  f"{_pct(qa_out.get('macro_accuracy_exact'))}. *In-template*: questions worded by the training "
+                  "template families; *out-of-template*: the same questions worded by held-out families no training "
+                  "split uses." + (f" In-template: {qa['skipped']}." if "skipped" in qa else "")]
+    if qa.get("by_family"):
+        lines += ["", "In-template exact match by family: " + ", ".join(
+            f"{name} {_pct(c['accuracy_exact'])} (n={c['n']})" for name, c in qa["by_family"].items()) + "."]
+    if "skipped" not in qa or "skipped" not in qa_out:
         lines += [
             "",
-            f"Mean over types (exact): {_pct(qa.get('macro_accuracy_exact'))}. *Exact match*: the whole answer, "
-            "normalised (lower case, no punctuation or articles, number words as digits), equals the gold "
-            "answer. *Contains gold word*: lenient, the gold answer appears as a word in the normalised answer.",
+            "*Exact match*: the whole answer, normalised (lower case, no punctuation or articles, number words as "
+            "digits), equals the gold answer. *Contains gold word*: lenient, the gold answer appears as a word in "
+            "the normalised answer.",
             "",
         ]
 
@@ -627,18 +729,37 @@ def format_markdown(results: dict[str, Any]) -> str:
         if cap.get("unavailable"):
             lines.append("")
 
-    gen = results.get("generation", {})
-    lines += ["## Generation requests (does the reply contain a `<video_prompt>`?)", ""]
-    if "skipped" in gen:
+    gen, gen_out = results.get("generation", {}), results.get("generation_heldout", {})
+    lines += ["## Generation requests (does the reply contain a `<video_prompt>`, and the right one?)", ""]
+    if "skipped" in gen and "skipped" in gen_out:
         lines += [f"Skipped: {gen['skipped']}.", ""]
     else:
-        lines += ["| n | requests | other | TP | FP | FN | TN | precision | recall | F1 |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-                  f"| {gen['n']} | {gen['positives']} | {gen['negatives']} | {gen['tp']} | {gen['fp']} | {gen['fn']} "
-                  f"| {gen['tn']} | {_pct(gen['precision'])} | {_pct(gen['recall'])} | {_pct(gen['f1'])} |", "",
-                  f"Recall on first-turn requests: {_pct(gen.get('recall_first_turn_requests'))}; on follow-up "
-                  f"requests (asked after their dialogue's earlier turns): {_pct(gen.get('recall_follow_up_requests'))}.",
-                  ""]
+        if "skipped" not in gen:
+            lines += ["| n | requests | other | TP | FP | FN | TN | precision | recall | F1 |",
+                      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+                      f"| {gen['n']} | {gen['positives']} | {gen['negatives']} | {gen['tp']} | {gen['fp']} | {gen['fn']} "
+                      f"| {gen['tn']} | {_pct(gen['precision'])} | {_pct(gen['recall'])} | {_pct(gen['f1'])} |", "",
+                      f"Recall on first-turn requests: {_pct(gen.get('recall_first_turn_requests'))}; on follow-up "
+                      f"requests (asked after their dialogue's earlier turns): "
+                      f"{_pct(gen.get('recall_follow_up_requests'))}.", ""]
+
+        def cell(g: dict[str, Any], count: str, rate: str, of: str) -> str:
+            return "—" if "skipped" in g or not g else f"{_pct(g.get(rate))} ({g.get(count, 0)}/{g.get(of, 0)})"
+
+        lines += ["| measure | in-template | out-of-template |", "| --- | ---: | ---: |"]
+        for name, count, rate, of in (
+            ("prompt written (of requests)", "tp", "recall", "positives"),
+            ("prompt asks for the requested objects (`parse_prompt`)", "prompt_asks_for_request",
+             "prompt_asks_for_request_rate", "positives"),
+            ("content right from the pixels (of requests)", "content_right", "content_right_rate", "positives"),
+            ("no video for ordinary questions", "no_video", "no_video_rate", "negatives"),
+        ):
+            lines.append(f"| {name} | {cell(gen, count, rate, of)} | {cell(gen_out, count, rate, of)} |")
+        lines += ["", "*Content right*: the reply's first prompt rendered by the offline synthetic backend shows "
+                  "exactly the requested objects, each with its colour, shape and motion, as read from the pixels "
+                  "(`gpt4video.evaluation.pixels`)." + "".join(
+                      f" {label}: {g['skipped']}." for label, g in (("In-template", gen), ("Out-of-template", gen_out))
+                      if "skipped" in g), ""]
 
     if results.get("errors"):
         lines += ["## Errors", ""]

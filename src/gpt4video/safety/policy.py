@@ -13,9 +13,9 @@ Corroborated learned refusal (``corroborate_refusals``): the model's own refusal
 (it refused "bridge" asked as a video request). With corroboration on, a refusal the model writes is
 honoured only when the ``suspicion_checker``'s score of the user's text (its highest category score,
 over the message and the recent conversation) reaches ``suspicion_threshold``, a threshold far below
-the checker's own (it only asks "is there any sign of harm at all?"; ``bench/safety_suspicion.py``
-tunes it on the training portion of the classifier's data so that almost no harmful training prompt
-falls below it). Below it, the refusal is *overridden*: the decision (stage ``model``, outcome
+the checker's own (it only asks "is there any sign of harm at all?"; the classifier's training script
+chooses it on out-of-source scores, the cross-source folds, so that at most 1 % of harmful requests from
+sources a head never saw fall below it). Below it, the refusal is *overridden*: the decision (stage ``model``, outcome
 ``overridden``, allowed, with the refusal's category and text and the suspicion verdict) is logged
 and the assistant answers again, kept from opening its reply the way the learned non-answers open
 (:data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`). Honoured refusals are logged with outcome
@@ -51,8 +51,9 @@ from .base import CATEGORIES, CHECKERS, SafetyChecker, Verdict, as_frames, categ
 STAGES: tuple[str, ...] = ("input", "prompt", "output")
 #: Whether learned refusals need corroboration unless the config says otherwise (see the module docstring).
 DEFAULT_CORROBORATE = True
-#: The default ``suspicion_threshold``: the output of ``bench/safety_suspicion.py`` for the packaged head.
-DEFAULT_SUSPICION_THRESHOLD = 0.038
+#: The default ``suspicion_threshold``: the choice ``python -m gpt4video.safety.train_text`` made for the packaged
+#: head on out-of-source scores (``training.suspicion_threshold`` in ``harmful_request.json``).
+DEFAULT_SUSPICION_THRESHOLD = 0.005
 #: Outcomes of a ``model`` decision with corroboration on.
 HONOURED, OVERRIDDEN = "honoured", "overridden"
 

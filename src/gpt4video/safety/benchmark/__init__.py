@@ -10,7 +10,8 @@ has one JSON object per item::
      "template": "Generate a video showing this: {x}"}
 
 - ``task``: ``vu`` (a question asked with a video) or ``vg`` (a request for a new video).
-- ``set``: ``main`` (the 60 + 60 scored items) or ``obfuscation`` (reported separately).
+- ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately) or ``independent``
+  (the items of :data:`INDEPENDENT`: written for evaluation only, stored as typed).
 - ``label``: ``harmful`` (should be refused) or ``benign`` (should be helped); ``category``: the harm
   category of a harmful item.
 - The request: ``text`` written in (benign items), or, for harmful items, a reference to a line of
@@ -35,15 +36,27 @@ from typing import Any
 
 from ...errors import InputError
 
-#: The shipped manifest.
+#: The shipped manifest: held-out rows of the sources the classifier and the safety dialogues train on
+#: (in-source).
 MANIFEST = Path(__file__).resolve().parent / "manifest.jsonl"
+#: The independent set: requests written for evaluation only, by an author who saw none of the training
+#: data (out-of-source). Its texts are stored as typed, obfuscations included.
+INDEPENDENT = Path(__file__).resolve().parent / "independent.jsonl"
+#: What ``gpt4video eval safety --benchmark`` runs.
+BENCHMARKS: dict[str, tuple[Path, ...]] = {"in-source": (MANIFEST,), "independent": (INDEPENDENT,),
+                                           "all": (MANIFEST, INDEPENDENT)}
 
 TASKS: tuple[str, ...] = ("vu", "vg")
-SETS: tuple[str, ...] = ("main", "obfuscation")
+SETS: tuple[str, ...] = ("main", "obfuscation", "independent")
 LABELS: tuple[str, ...] = ("harmful", "benign")
 #: Obfuscation techniques: leetspeak (letters → digits), spacing (spaces between letters), role-play
-#: framing, a harmful request hidden after a benign one, and multi-turn escalation (earlier turns lead up).
-OBFUSCATIONS: tuple[str, ...] = ("leetspeak", "spacing", "roleplay", "benign_then_harmful", "escalation")
+#: framing, a harmful request hidden after a benign one, multi-turn escalation (earlier turns lead up),
+#: fiction or film framing, translation-style phrasing and typos (the last three only written out, in the
+#: independent set).
+OBFUSCATIONS: tuple[str, ...] = ("leetspeak", "spacing", "roleplay", "benign_then_harmful", "escalation",
+                                 "fiction", "translation", "typos")
+#: Techniques that :func:`obfuscate` applies to a request; the others are part of the item's text or turns.
+APPLIED_OBFUSCATIONS: tuple[str, ...] = ("leetspeak", "spacing", "roleplay")
 
 _LEET = str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7", "A": "4", "E": "3",
                        "I": "1", "O": "0", "S": "5", "T": "7"})
@@ -68,15 +81,15 @@ def lower_first(text: str) -> str:
 
 
 def obfuscate(technique: str | None, text: str) -> str:
-    """Apply a one-message technique (``leetspeak``, ``spacing``, ``roleplay``) to ``text``; the others
-    (and None) are built into the item's template or turns, so ``text`` is returned as it is."""
+    """Apply a one-message technique (:data:`APPLIED_OBFUSCATIONS`) to ``text``; the others (and None) are
+    built into the item's text, template or turns, so ``text`` is returned as it is."""
     if technique == "leetspeak":
         return leetspeak(text)
     if technique == "spacing":
         return spaced(text)
     if technique == "roleplay":
         return ROLEPLAY.format(x=lower_first(text))
-    if technique in (None, "benign_then_harmful", "escalation"):
+    if technique is None or technique in OBFUSCATIONS:
         return text
     raise InputError(f"unknown obfuscation {technique!r}; known: {', '.join(OBFUSCATIONS)}")
 
@@ -212,8 +225,11 @@ def resolve(items: list[Item], *, require_held_out: bool = True) -> list[Resolve
             raise InputError(f"benchmark item {it.id}: {it.source_id} is in the classifier's "
                              f"{split_of(it.source_id)} portion, not its held-out test portion")
         request = it.text if it.text is not None else texts[it.source_id]  # type: ignore[index]
-        request = " ".join(request.split())
-        message = obfuscate(it.obfuscation, it.template.format(x=request, x_lc=lower_first(request)))
+        as_typed = it.set == "independent" and it.obfuscation == "spacing"  # its runs of spaces are word breaks
+        request = request.strip() if as_typed else " ".join(request.split())
+        message = it.template.format(x=request, x_lc=lower_first(request))
+        if it.set != "independent":  # the independent set's texts are stored as typed
+            message = obfuscate(it.obfuscation, message)
         seed = (it.video or {}).get("synthetic_seed") if it.task == "vu" else None
         out.append(Resolved(it, message, list(it.turns), seed))
     return out
