@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"loading model {args.model!r} ...")
     model = GPT4Video.from_pretrained(args.model)
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
-    settings = GenerationSettings(build_generator("synthetic"), output_dir=str(out_dir), num_frames=16,
+    settings = GenerationSettings(build_generator("synthetic"), num_frames=16,
                                   height=args.size, width=args.size)
     generating = Assistant(model, settings)
     watching = Assistant(model)  # no generator: captions and ordinary questions render nothing
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         rec.update(reply=reply.raw_text, video_prompts=list(reply.video_prompts),
                    generation_errors=list(reply.generation_errors))
         want = PromptSpec((ObjectSpec(req["shape"], req["color"], req["motion"]),))
-        video = reply.generated[0] if reply.generated else None
+        video = reply.generated[0].save(out_dir) if reply.generated else None  # read back from the mp4
         check = check_generation(reply.video_prompts[0] if reply.video_prompts else None, want, render=False,
                                  frames=load_video(video.path, num_frames=16).frames if video else None)
         rec.update(prompt_written=check["prompt_written"], prompt_asks_for_request=check["prompt_asks_for_request"],

@@ -1,7 +1,7 @@
 """Generation time per video: the offline "synthetic" backend, and a TINY diffusers backend per step.
 
 1. **Offline backend**: the median over ``--renders`` prompts (captions of random scenes of the
-   synthetic world, 1 to 3 objects) of ``render_prompt`` — what the assistant runs for each video
+   synthetic world, 1 to 3 objects) of ``render_video_prompt`` and saving the mp4 — what the assistant runs for each video
    prompt: draw 16 frames at 256x256, write the mp4 (h264) and its JSON sidecar.
 2. **Tiny diffusers backend**: the real ``TextToVideoSDPipeline`` (ZeroScope / ModelScope family)
    behind our ``ZeroscopeGenerator``, on tiny random components built from configs (as the unit
@@ -46,25 +46,26 @@ PROMPT = "A red circle moves to the left on a gray background."
 
 
 def offline_renders(n: int, size: int, num_frames: int, out_dir: Path) -> dict[str, Any]:
-    """Time ``render_prompt`` with the synthetic backend for the captions of ``n`` random scenes."""
+    """Time ``render_video_prompt`` (then saving the mp4) with the synthetic backend for the captions of ``n`` random scenes."""
     from gpt4video.data.synthetic import caption, sample_scene
     from gpt4video.generators import build_generator
-    from gpt4video.pipeline import GenerationSettings, render_prompt
+    from gpt4video.pipeline import GenerationSettings, render_video_prompt
 
-    settings = GenerationSettings(build_generator("synthetic"), output_dir=str(out_dir), num_frames=num_frames,
+    settings = GenerationSettings(build_generator("synthetic"), num_frames=num_frames,
                                   height=size, width=size)
     prompts = [caption(sample_scene(seed)) for seed in range(n + 1)]
     settings.seed = 0
-    render_prompt(settings, prompts[-1])  # warm-up (imports, encoder start-up)
+    render_video_prompt(prompts[-1], settings, None).video.save(out_dir)  # warm-up (imports, encoder start-up)
     total, generate, write = [], [], []
     for i, prompt in enumerate(prompts[:n]):
         settings.seed = i
         start = time.perf_counter()
-        video = render_prompt(settings, prompt)
+        video = render_video_prompt(prompt, settings, None).video
+        saving = time.perf_counter()
+        video.save(out_dir)
         total.append(time.perf_counter() - start)
-        timings = json.loads(Path(video.sidecar).read_text())["timings"]
-        generate.append(timings["generate"])
-        write.append(timings["write"])
+        generate.append(video.seconds)
+        write.append(time.perf_counter() - saving)
     return {
         "renders": n, "size": size, "num_frames": num_frames,
         "total": Timing(total).as_dict(1000), "generate": Timing(generate).as_dict(1000),

@@ -10,12 +10,14 @@ Input rows (one JSON object per line; blank lines are ignored)::
 optional. Relative paths are relative to ``video_dir`` (default: the input file's folder); ``~`` is
 expanded. Every other field is kept. Each row is its own one-turn conversation.
 
-Output rows are the input fields plus ``prediction``, ``video_prompts``, the safety outcome
-(``refused``, ``refused_by``, ``refusal_category``, ``blocked_prompts``, ``withheld`` and ``safety``,
-every checker's verdict; ``refused`` is false and ``safety`` empty when no safety policy is on),
-``timings`` (seconds) and ``_line``, the 1-based line number of the row in the input file. A row that cannot be answered (bad JSON, no
-question, a video that cannot be read, ...) gets an ``error`` field instead of a prediction, and the
-run goes on.
+Output rows are the input fields plus the reply as every caller serialises it
+(:meth:`~gpt4video.pipeline.ReplyOutput.to_dict`: ``text``, ``video_prompts``, ``generated_videos``, the
+safety outcome ``refused``, ``refused_by``, ``refusal_category``, ``blocked_prompts``, ``withheld`` and
+``safety``, every checker's verdict, token counts and ``timings`` in seconds) and ``_line``, the 1-based
+line number of the row in the input file; an input field of the same name as an output key is replaced.
+With ``output_dir`` the generated videos are saved there (their paths in ``generated_videos``). A row
+that cannot be answered (bad JSON, no question, a video that cannot be read, ...) gets an ``error`` field
+instead, and the run goes on.
 
 The output is appended and flushed one row at a time, so a crash loses at most the row being written.
 Running again on the same output resumes: rows whose ``_line`` is already in the output (answered or
@@ -178,26 +180,17 @@ def _video_paths(row: dict[str, Any], video_dir: Path) -> list[str]:
 # Writing
 
 
-#: The keys :meth:`~gpt4video.pipeline.Reply.safety_summary` adds to an output row.
-_SAFETY_KEYS = ("refused", "refused_by", "refusal_category", "blocked_prompts", "withheld", "safety")
-
-
 def _output_row(line: int, row: dict[str, Any] | None, *, reply: Any = None, error: str | None = None) -> dict[str, Any]:
     """The one place an output row is assembled: the input fields, then the result, then ``_line``."""
+    from .pipeline import OUTPUT_KEYS
+
     out = dict(row or {})
-    for key in ("prediction", "video_prompts", "videos_generated", "generation_errors", "timings", "error", "_line",
-                *_SAFETY_KEYS):
+    for key in (*OUTPUT_KEYS, "error", "_line"):
         out.pop(key, None)
     if error is not None:
         out["error"] = error
     else:
-        out["prediction"] = reply.text
-        out["video_prompts"] = list(reply.video_prompts)
-        if reply.generated or reply.generation_errors:
-            out["videos_generated"] = [v.path for v in reply.generated]
-            out["generation_errors"] = list(reply.generation_errors)
-        out.update(reply.safety_summary())
-        out["timings"] = {k: round(float(v), 6) for k, v in reply.timings.items()}
+        out.update(reply.output.to_dict())
     out["_line"] = line
     return out
 
@@ -223,14 +216,16 @@ def predict_file(
     video_dir: str | os.PathLike[str] | None = None,
     params: GenerationParams | None = None,
     progress: bool = True,
+    output_dir: str | os.PathLike[str] | None = None,
+    gif: bool = False,
 ) -> PredictSummary:
     """Answer every row of ``input_path`` into ``output_path`` (JSONL), resuming an earlier run.
 
     ``assistant_or_model``: an :class:`~gpt4video.pipeline.Assistant`, a
     :class:`~gpt4video.modeling.GPT4Video`, or a function with no arguments returning one of them
     (then the model is loaded only if some row still needs an answer). ``params``: a
-    :class:`~gpt4video.modeling.GenerationParams` for every row. See the module docstring for the
-    row formats. Raises InputError if the input file cannot be read, or if ``output_path`` exists and
+    :class:`~gpt4video.modeling.GenerationParams` for every row. ``output_dir``: where generated videos are
+    saved (with a gif each if ``gif``); None keeps none. See the module docstring for the row formats. Raises InputError if the input file cannot be read, or if ``output_path`` exists and
     is not an output of this function.
     """
     from tqdm.auto import tqdm
@@ -269,6 +264,9 @@ def predict_file(
                 assistant.reset()  # every row is its own conversation
                 try:
                     reply = assistant.ask(question, videos, params).consume()
+                    if output_dir is not None:
+                        for video in reply.generated:
+                            video.save(output_dir, gif=gif)
                     result = _output_row(line, row, reply=reply)
                 except InputError as e:  # a video that cannot be read (VideoError), an empty question, ...
                     result = _output_row(line, row, error=str(e))

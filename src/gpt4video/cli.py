@@ -166,9 +166,8 @@ def _generation_settings(args: argparse.Namespace):  # noqa: ANN202
         return None
     from .pipeline import GenerationSettings
 
-    return GenerationSettings(_generator(args), output_dir=args.output_dir, num_frames=args.video_frames,
-                              height=args.video_size, width=args.video_size, seed=args.video_seed, gif=args.gif,
-                              progress=not getattr(args, "json", False))
+    return GenerationSettings(_generator(args), num_frames=args.video_frames, height=args.video_size,
+                              width=args.video_size, seed=args.video_seed, progress=not getattr(args, "json", False))
 
 
 def _generator(args: argparse.Namespace):  # noqa: ANN202
@@ -186,21 +185,13 @@ def _generator(args: argparse.Namespace):  # noqa: ANN202
 
 
 def _reply_json(reply, args: argparse.Namespace, assistant) -> dict:  # noqa: ANN001
-    return {
-        "text": reply.text,
-        "video_prompts": reply.video_prompts,
-        "videos": [v.path for v in reply.generated],
-        "generation_errors": reply.generation_errors,
-        "input_videos": reply.videos,
-        "timings": {k: round(v, 6) for k, v in reply.timings.items()},
-        "num_prompt_tokens": reply.num_prompt_tokens,
-        "num_generated_tokens": reply.num_generated_tokens,
-        "finish_reason": reply.finish_reason,
-        **reply.safety_summary(),
-        "model": args.model,
-        "trained": assistant.model.trained,
-        "notes": assistant.notes,
-    }
+    return {**reply.output.to_dict(), "model": args.model, "trained": assistant.model.trained, "notes": assistant.notes}
+
+
+def _save_generated(reply, args: argparse.Namespace) -> None:  # noqa: ANN001
+    """Write the reply's generated videos (mp4, sidecar, gif with --gif) into --output-dir."""
+    for video in reply.generated:
+        video.save(args.output_dir, gif=args.gif)
 
 
 def _print_generated(reply) -> None:  # noqa: ANN001
@@ -216,7 +207,7 @@ def _print_generated(reply) -> None:  # noqa: ANN001
 def _run_chat(args: argparse.Namespace) -> int:
     from .modeling import GenerationParams, resolve_config
     from .pipeline import Assistant
-    from .video import load_video
+    from .processing import VideoSampling
 
     params = GenerationParams(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
@@ -227,7 +218,8 @@ def _run_chat(args: argparse.Namespace) -> int:
     dtype = _dtype(args.dtype)
     # Check everything the user gave before the (slow) model load: the model name and every video.
     config = resolve_config(args.model)
-    clips = [load_video(p, num_frames=config.num_frames, max_side=config.frame_size) for p in args.video]
+    sampling = VideoSampling.from_config(config)
+    clips = [sampling.load(p) for p in args.video]
     if args.seed is not None:
         import torch
 
@@ -243,7 +235,7 @@ def _run_chat(args: argparse.Namespace) -> int:
     def answer(question: str, videos: Sequence) -> None:
         reply = assistant.ask(question, videos, params)
         if args.json:
-            reply.consume()
+            _save_generated(reply.consume(), args)
             print(json.dumps(_reply_json(reply, args, assistant), ensure_ascii=False), flush=True)
         else:
             for piece in reply:
@@ -251,6 +243,7 @@ def _run_chat(args: argparse.Namespace) -> int:
                 sys.stdout.flush()
             sys.stdout.write("\n")
             sys.stdout.flush()
+            _save_generated(reply, args)
             _print_generated(reply)
         if args.show_timings:
             print(_format_timings(reply.timings), file=sys.stderr, flush=True)
@@ -445,7 +438,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         help="answer every row of a JSONL file (batch inference; a rerun resumes)",
         description="Each row of IN.jsonl is one question: {\"question\" (or \"prompt\"), optional \"video\" "
         "or \"videos\", any other fields}. OUT.jsonl gets one row per input row, written as it goes: the input "
-        "fields plus \"prediction\" and \"timings\", or \"error\" for a row that cannot be answered, and "
+        "fields plus the reply (\"text\", \"video_prompts\", \"generated_videos\", the safety outcome, \"timings\"), or "
+        "\"error\" for a row that cannot be answered, and "
         "\"_line\" (its line in IN.jsonl). Running again with the same OUT.jsonl skips the rows already there.",
     )
     p.add_argument("--input", required=True, metavar="IN.jsonl", help="questions, one JSON object per line")
@@ -489,7 +483,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         return assistant
 
     summary = predict_file(load, args.input, args.output, video_dir=args.video_dir, params=params,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, output_dir=args.output_dir if args.generate else None,
+                           gif=args.gif)
     print(f"{args.output}: wrote {summary.written} rows ({summary.errors} with an error); "
           f"{summary.skipped_existing} of {summary.rows} were already there", file=sys.stderr)
     return 0
@@ -572,8 +567,6 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_eval_safety(args: argparse.Namespace) -> int:
-    import tempfile
-
     from .evaluation.safety import format_markdown, run_safety_benchmark, write_report
     from .generators import build_generator
     from .modeling import GenerationParams, resolve_config
@@ -589,17 +582,14 @@ def _run_eval_safety(args: argparse.Namespace) -> int:
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise InputError(f"{args.out}: --out must be a directory")
     safety = _safety_policy(args, args.device)
-    with tempfile.TemporaryDirectory(prefix="gpt4video-safety-videos-") as tmp:
-        videos = os.path.join(args.out, "videos") if args.out else tmp
-        generation = GenerationSettings(build_generator("synthetic"), output_dir=videos, num_frames=8, height=128,
-                                        width=128, seed=0)
-        assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype),
-                                              generation=generation, safety=safety)
-        for note in assistant.notes:
-            print(f"note: {note}", file=sys.stderr)
-        results = run_safety_benchmark(assistant, manifest=manifests,
-                                       params=GenerationParams(max_new_tokens=args.max_new_tokens),
-                                       progress=not args.no_progress, model_name=args.model)
+    generation = GenerationSettings(build_generator("synthetic"), num_frames=8, height=128, width=128, seed=0)
+    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype),
+                                          generation=generation, safety=safety)
+    for note in assistant.notes:
+        print(f"note: {note}", file=sys.stderr)
+    results = run_safety_benchmark(assistant, manifest=manifests,
+                                   params=GenerationParams(max_new_tokens=args.max_new_tokens),
+                                   progress=not args.no_progress, model_name=args.model)
     if args.out:
         json_path, md_path = write_report(results, args.out)
         print(f"wrote {json_path} and {md_path}", file=sys.stderr)
@@ -725,10 +715,11 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .data.synthetic import answers_match, captions, questions, sample_scene, split_seeds, write_clip
     from .modeling import GenerationParams, resolve_config
     from .pipeline import Assistant
-    from .video import load_video
+    from .processing import VideoSampling
 
     config = resolve_config(args.model)
-    real = [load_video(p, num_frames=config.num_frames, max_side=config.frame_size) for p in args.video]
+    sampling = VideoSampling.from_config(config)
+    real = [sampling.load(p) for p in args.video]
     safety = _safety_policy(args, args.device)
     assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype), safety=safety)
     for note in assistant.notes:
@@ -802,13 +793,14 @@ def _run_generate(args: argparse.Namespace) -> int:
     params = GenerationParams(max_new_tokens=args.max_new_tokens, seed=args.seed)
     reply = assistant.ask(args.request, (), params)
     if args.json:
-        reply.consume()
+        _save_generated(reply.consume(), args)
         print(json.dumps(_reply_json(reply, args, assistant), ensure_ascii=False))
     else:
         for piece in reply:
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")
+        _save_generated(reply, args)
         _print_generated(reply)
         if not reply.video_prompts and not reply.refused:
             print("(the model wrote no video prompt for this request)", file=sys.stderr)
@@ -816,28 +808,28 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 
 def _generate_direct(args: argparse.Namespace, generation, safety) -> int:  # noqa: ANN001
-    """generate --direct: the request is the prompt; with safety on it is checked as a video prompt and the
-    frames before they are written."""
-    from .pipeline import render_checked, safety_rows
+    """generate --direct: the request is the prompt, rendered through the same prompt and output layers as a
+    prompt the model writes (:func:`~gpt4video.pipeline.render_video_prompt`)."""
+    from .pipeline import ReplyOutput, render_video_prompt
 
     prompt = args.request.strip()
-    decisions = [safety.check_prompt(prompt)] if safety is not None else []
-    video = None
-    if not decisions or decisions[0].allowed:
-        video, decision = render_checked(generation, prompt, safety, request=prompt)
-        decisions += [decision] if decision is not None else []
-    refusal = next((d for d in decisions if not d.allowed), None)
+    rendered = render_video_prompt(prompt, generation, safety, request=prompt)
+    if rendered.error is not None:
+        raise InputError(rendered.error)
+    output = ReplyOutput(request=prompt, video_prompts=[prompt], decisions=rendered.decisions)
+    refusal = rendered.refusal
+    if refusal is not None:
+        output.refuse(refusal.stage, refusal.category)
+        output.text = refusal.message
+        (output.blocked_prompts if refusal.stage == "prompt" else output.withheld).append(prompt)
+    else:
+        output.generated.append(rendered.video.save(args.output_dir, gif=args.gif))  # type: ignore[union-attr]
     if args.json:
-        print(json.dumps({"text": refusal.message if refusal else "", "video_prompts": [prompt],
-                          "videos": [video.path] if video else [], "refused": refusal is not None,
-                          "refused_by": refusal.stage if refusal else None,
-                          "refusal_category": refusal.category if refusal else None,
-                          "safety": safety_rows(decisions)},
-                         ensure_ascii=False))
+        print(json.dumps(output.to_dict(), ensure_ascii=False))
     elif refusal is not None:
         print(refusal.message)
     else:
-        print(f"[video: {video.path}]  ({video.backend}: {video.prompt})")  # type: ignore[union-attr]
+        print(f"[video: {output.generated[0].path}]  ({output.generated[0].backend}: {prompt})")
     return 0
 
 

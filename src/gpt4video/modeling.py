@@ -28,7 +28,7 @@ from .encoders import FrameEncoder, build_encoder
 from .errors import InputError, ModelLoadError
 from .llm.loading import load_llm
 from .llm.lora import apply_lora, is_lora_parameter, load_lora_weights, save_lora
-from .processing import IGNORE_INDEX, GPT4VideoProcessor, Turn, ensure_video_token
+from .processing import IGNORE_INDEX, GPT4VideoProcessor, Turn, VideoSampling, ensure_video_token
 
 CONFIG_NAME = "gpt4video_config.yaml"
 ABSTRACTOR_NAME = "abstractor.safetensors"
@@ -156,7 +156,8 @@ class GPT4Video(nn.Module):
         self.abstractor = abstractor
         self.llm = llm
         self.tokenizer = tokenizer
-        self.processor = GPT4VideoProcessor(tokenizer, config.abstractor.num_queries)
+        self.processor = GPT4VideoProcessor(tokenizer, config.abstractor.num_queries,
+                                            VideoSampling.from_config(config))
         self.trained = False  # True once trained weights were loaded
         self.source: str = ""
 
@@ -291,13 +292,7 @@ class GPT4Video(nn.Module):
         A video with fewer frames (a still image has one) is padded by repeating frames evenly.
         """
         t = self.config.num_frames
-        frames: list[np.ndarray] = []
-        for i, v in enumerate(videos):
-            v = np.asarray(v)
-            if v.ndim != 4 or v.shape[-1] != 3 or v.shape[0] < 1:
-                raise InputError(f"video {i}: expected frames of shape (T, H, W, 3), got {v.shape}")
-            index = np.linspace(0, v.shape[0] - 1, t).round().astype(int) if v.shape[0] != t else np.arange(t)
-            frames.extend(v[j] for j in index)
+        frames = self.processor.video_frames(list(videos))
         features = self.encoder(frames)  # (V·T, N, D)
         return features.reshape(len(videos), t, *features.shape[1:]).to(self.device)  # (V, T, N, D)
 

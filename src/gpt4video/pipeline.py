@@ -1,29 +1,44 @@
 """The assistant: a multi-turn conversation about videos, over a :class:`GPT4Video` model.
 
-Videos are decoded (T frames sampled uniformly by seeking) and encoded once, when they are attached;
-later turns reuse their features. Each reply streams as text pieces and ends with its timings.
+One contract: :meth:`Assistant.ask` takes the next message (and its videos) and returns a :class:`Reply`,
+which streams typed events while the answer is made —
 
-With a :class:`~gpt4video.safety.SafetyPolicy` (paper §3.5), every question goes through:
+- :class:`~gpt4video.routing.TextDelta`: text to show;
+- :class:`~gpt4video.routing.VideoPrompt`: a ``<video_prompt>`` the model wrote (before any check);
+- :class:`SafetyDecision`: one safety layer's decision;
+- :class:`VideoGenerated`: a video rendered for an allowed prompt (frames and metadata, nothing written);
+- :class:`Done`: the finished :class:`ReplyOutput` —
 
-1. ``input``: the user's message (and the last few user turns joined, so a request spread over
-   turns is seen whole) and the frames of every video not checked yet. The Open-NSFW frame encoder
-   records P(nsfw) of each frame while encoding it, so the frame check costs no second pass. A
-   flagged input gets a polite refusal naming the category; the model and the generator are not
-   called, and neither the turn nor its videos join the conversation.
-2. ``model``: the model itself may refuse (learned refusal, :mod:`gpt4video.safety.refusals`). With
-   the policy's ``corroborate_refusals`` on, such a refusal is honoured only when the user's text looks
-   at least a little suspicious (:meth:`~gpt4video.safety.SafetyPolicy.suspicion`); otherwise it is
-   overridden (logged as a ``model`` decision with outcome ``overridden``) and the model answers again,
-   kept from opening its reply the way its learned non-answers open
-   (:data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`). While a reply could still become an
-   overridden refusal its start is held back, so the user never sees a refusal that is then taken back.
-3. ``prompt``: every ``<video_prompt>`` the model writes is checked before a generator sees it; a
-   blocked prompt is not rendered and the reply says why.
-4. ``output``: generated frames are checked before the video is written; a flagged video is
-   withheld and the reply says why.
+and ends in one plain :class:`ReplyOutput` (text, video prompts, generated videos, every safety verdict,
+refused / refused_by, timings) whose :meth:`~ReplyOutput.to_dict` is the one serialisation of a reply (the
+CLI's ``--json``, ``predict`` rows, the API's safety fields). Callers decide how to print, write or store
+it: :meth:`GeneratedVideo.save` writes a generated video with its JSON sidecar.
 
-The reply reports ``refused``, the layer that refused (``refused_by``) and every verdict
-(``safety``). Without a policy (the default of this API; the CLI turns one on) nothing is checked.
+Videos are decoded by the model's processor (T frames sampled uniformly by seeking) and encoded once,
+when they are attached; later turns reuse their features.
+
+With a :class:`~gpt4video.safety.SafetyPolicy` (paper §3.5) every message meets the four layers of
+:mod:`gpt4video.safety.layers`, each through one hook of the policy:
+
+1. ``input`` (:meth:`~gpt4video.safety.SafetyPolicy.check_input`): the message (and the last few user turns
+   joined, so a request spread over turns is seen whole) and the frames of every video not checked yet.
+   The Open-NSFW frame encoder records P(nsfw) of each frame while encoding it, so the frame check costs
+   no second pass. A flagged input gets a polite refusal naming the category; the model and the
+   generator are not called, and neither the turn nor its videos join the conversation.
+2. ``model`` (:meth:`~gpt4video.safety.SafetyPolicy.check_model_reply`): the model itself may refuse
+   (learned refusal). With ``corroborate_refusals`` on, decoding runs through :meth:`Assistant._decode`, the
+   corroboration step: a refusal is honoured only when the message looks at least a little suspicious
+   (:meth:`~gpt4video.safety.SafetyPolicy.suspicion`); otherwise it is overridden (a ``model`` decision with
+   outcome ``overridden``) and the model answers again, kept from opening its reply the way its learned
+   non-answers open (:data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`). While a reply could still
+   become an overridden refusal its start is held back, so the user never sees a refusal taken back.
+3. ``prompt`` (:meth:`~gpt4video.safety.SafetyPolicy.check_prompt`): every video prompt the model writes,
+   before a generator sees it; a blocked prompt is not rendered and the reply says why.
+4. ``output`` (:meth:`~gpt4video.safety.SafetyPolicy.check_output`): generated frames, before the video is
+   handed out; a flagged video is withheld and the reply says why.
+
+:func:`render_video_prompt` runs layers 3 and 4 around one render; ``gpt4video generate --direct`` uses it
+too. Without a policy (the default of this API; the CLI turns one on) nothing is checked.
 """
 
 from __future__ import annotations
@@ -40,21 +55,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .errors import InputError
 from .config import atomic_write_text
+from .errors import InputError
 from .generators import VideoGenerator
 from .modeling import GenerationParams, GenerationStream, GPT4Video
 from .processing import Turn
-from .routing import StreamRouter, TextDelta
+from .routing import StreamRouter, TextDelta, VideoPrompt
+from .safety.layers import INPUT, MODEL, PROMPT, check_layer
 from .safety.refusals import SUPPRESSED_OPENING, is_refusal, may_open_refusal, refusal_category
-from .video import VideoClip, load_video, write_video
+from .video import VideoClip, write_video
 
 if TYPE_CHECKING:
     from .encoders import FrameScoreRecord
     from .safety import Decision, SafetyPolicy, Verdict
 
-#: Safety layers, in the order a request meets them (``Reply.refused_by`` is one of them).
-LAYERS: tuple[str, ...] = ("input", "model", "prompt", "output")
 #: How many earlier user turns the input check reads together with the new message.
 CONTEXT_TURNS = 3
 
@@ -64,137 +78,167 @@ UNTRAINED_NOTE = (
 )
 
 
+# -- what a reply holds -------------------------------------------------------------------------------
 @dataclass
 class GeneratedVideo:
-    """A clip rendered for one of the reply's video prompts."""
+    """A clip rendered for one of the reply's video prompts: its frames and how they were made. Nothing is
+    on disk until :meth:`save`; then ``path`` (the mp4), ``sidecar`` (JSON) and ``gif`` (if asked) are set."""
 
     prompt: str
-    path: str  # the mp4
-    sidecar: str  # JSON: request, prompt, backend, seed, size, timings
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    fps: float
     backend: str
     seed: int | None
-    seconds: float
+    seconds: float  # rendering time
+    request: str = ""
+    model: str = ""
+    path: str | None = None
+    sidecar: str | None = None
     gif: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """How the video was made (and where it was saved, once it was): the sidecar's content."""
+        t, h, w = (int(n) for n in self.frames.shape[:3])
+        return {"request": self.request, "prompt": self.prompt, "backend": self.backend, "seed": self.seed,
+                "num_frames": t, "height": h, "width": w, "fps": self.fps,
+                "video": Path(self.path).name if self.path else None,
+                "gif": Path(self.gif).name if self.gif else None, "path": self.path,
+                "model": self.model, "seconds": round(self.seconds, 4)}
+
+    @property
+    def filename(self) -> str:
+        """A file name made from the prompt's first eight words: ``a-red-circle-moves-left.mp4``."""
+        return ("-".join(re.findall(r"[a-z0-9]+", self.prompt.lower())[:8]) or "video") + ".mp4"
+
+    def save(self, directory: str | os.PathLike[str], *, gif: bool = False) -> GeneratedVideo:
+        """Write the mp4 (and a gif) into ``directory``, named by the time and :attr:`filename`, plus a JSON
+        sidecar (:meth:`to_dict`). Returns self."""
+        name = time.strftime("%Y%m%d-%H%M%S") + "-" + self.filename
+        path = write_video(_unique(Path(directory) / name), self.frames, fps=self.fps)
+        self.path = str(path)
+        self.gif = str(write_video(path.with_suffix(".gif"), self.frames, fps=self.fps)) if gif else None
+        sidecar = path.with_suffix(".json")
+        atomic_write_text(sidecar, json.dumps(self.to_dict(), indent=2))
+        self.sidecar = str(sidecar)
+        return self
+
 
 @dataclass
-class GenerationSettings:
-    """How the assistant renders the video prompts it writes (paper §3.4): any backend, no retraining."""
+class ReplyOutput:
+    """The finished reply, as plain data.
 
-    generator: VideoGenerator
-    output_dir: str = "outputs"
-    num_frames: int = 16
-    height: int = 256
-    width: int = 256
-    seed: int | None = None
-    gif: bool = False
-    progress: bool = False
-
-
-@dataclass
-class Reply:
-    """One answer. Iterate for the text to show as it is generated (video prompts are routed out of it);
-    afterwards ``text``, ``video_prompts``, ``generated``, the safety fields and ``timings`` are final.
-
-    Safety: ``refused`` is true when some layer kept the user from what they asked for, and
-    ``refused_by`` names the first (``input``, ``model``, ``prompt`` or ``output``; see :data:`LAYERS`)
-    with ``refusal_category``. ``video_prompts`` holds the prompts that passed the prompt check;
-    ``blocked_prompts`` those that did not; ``withheld`` the prompts whose rendered video was flagged.
-    ``decisions`` are the policy's decisions; :attr:`safety` flattens their verdicts.
+    ``text``: the reply as shown (video prompt tags removed, notices of blocked prompts and withheld videos
+    appended); ``raw_text``: as the model wrote it. ``video_prompts``: the prompts that passed the prompt
+    check; ``blocked_prompts``: those that did not; ``withheld``: prompts whose rendered video was flagged.
+    ``refused`` is true when some layer kept the user from what they asked for, ``refused_by`` names the
+    first (one of :data:`~gpt4video.safety.layers.LAYERS`) with ``refusal_category``; ``decisions`` are
+    every layer's decisions (:attr:`safety` flattens their verdicts).
     """
 
-    _stream: GenerationStream
-    _timings: dict[str, float]
-    _on_done: object = None
-    videos: list[str] = field(default_factory=list)
     request: str = ""
+    input_videos: list[str] = field(default_factory=list)
+    text: str = ""
+    raw_text: str = ""
     video_prompts: list[str] = field(default_factory=list)
-    generated: list[GeneratedVideo] = field(default_factory=list)
-    generation_errors: list[str] = field(default_factory=list)
     blocked_prompts: list[str] = field(default_factory=list)
     withheld: list[str] = field(default_factory=list)
+    generated: list[GeneratedVideo] = field(default_factory=list)
+    generation_errors: list[str] = field(default_factory=list)
     refused: bool = False
     refused_by: str | None = None
     refusal_category: str | None = None
-    #: The model wrote a learned refusal that was not corroborated, so it answered again (see the module docstring).
+    #: The model wrote a learned refusal that was not corroborated, so it answered again.
     refusal_overridden: bool = False
     decisions: list[Decision] = field(default_factory=list)
-    _notices: list[str] = field(default_factory=list)
-    _shown: list[str] = field(default_factory=list)
-    _router: StreamRouter = field(default_factory=StreamRouter)
-
-    def __iter__(self) -> Iterator[str]:
-        for piece in self._stream:
-            yield from self._route(self._router.feed(piece))
-        yield from self._route(self._router.close())
-        self._finish()
-        for notice in self._notices:  # why a prompt was blocked or a video withheld
-            piece = ("\n" if "".join(self._shown).strip() else "") + notice
-            self._shown.append(piece)
-            yield piece
+    timings: dict[str, float] = field(default_factory=dict)
+    num_prompt_tokens: int = 0
+    num_generated_tokens: int = 0
+    finish_reason: str = ""
 
     def refuse(self, layer: str, category: str | None) -> None:
         """Record that ``layer`` refused (the first layer to refuse is the one reported)."""
-        if layer not in LAYERS:
-            raise ValueError(f"unknown safety layer {layer!r}; layers: {', '.join(LAYERS)}")
+        check_layer(layer)
         if not self.refused:
             self.refused, self.refused_by, self.refusal_category = True, layer, category
 
     @property
     def safety(self) -> list[dict[str, Any]]:
-        """Every verdict of every stage, in the order the checks ran (see :func:`safety_rows`)."""
+        """Every verdict of every layer, in the order the checks ran (see :func:`safety_rows`)."""
         return safety_rows(self.decisions)
 
-    def safety_summary(self) -> dict[str, Any]:
-        """The safety fields of this reply as JSON-ready data (for ``chat --json`` and ``predict`` rows)."""
-        return {"refused": self.refused, "refused_by": self.refused_by, "refusal_category": self.refusal_category,
-                "refusal_overridden": self.refusal_overridden,
-                "blocked_prompts": list(self.blocked_prompts), "withheld": list(self.withheld),
-                "safety": self.safety}
+    def to_dict(self) -> dict[str, Any]:
+        """The reply as JSON-ready data: the one serialisation every caller uses."""
+        return {"text": self.text, "video_prompts": list(self.video_prompts),
+                "generated_videos": [v.to_dict() for v in self.generated],
+                "generation_errors": list(self.generation_errors), "input_videos": list(self.input_videos),
+                "refused": self.refused, "refused_by": self.refused_by, "refusal_category": self.refusal_category,
+                "refusal_overridden": self.refusal_overridden, "blocked_prompts": list(self.blocked_prompts),
+                "withheld": list(self.withheld), "safety": self.safety, "finish_reason": self.finish_reason,
+                "num_prompt_tokens": self.num_prompt_tokens, "num_generated_tokens": self.num_generated_tokens,
+                "timings": {k: round(float(v), 6) for k, v in self.timings.items()}}
 
-    def _route(self, events: list) -> Iterator[str]:  # noqa: ANN001
-        for event in events:
-            if isinstance(event, TextDelta):
-                self._shown.append(event.text)
-                yield event.text
-            else:
-                self.video_prompts.append(event.prompt)
+
+# -- events -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SafetyDecision:
+    """A safety layer decided (allowed or not); ``decision.stage`` names the layer."""
+
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class VideoGenerated:
+    """A video was rendered for an allowed prompt and passed the frame check."""
+
+    video: GeneratedVideo
+
+
+@dataclass(frozen=True)
+class Done:
+    """The reply is complete."""
+
+    output: ReplyOutput
+
+
+Event = TextDelta | VideoPrompt | SafetyDecision | VideoGenerated | Done
+
+
+class Reply:
+    """The answer being made. :meth:`events` streams the typed events; iterating the reply streams only the
+    text to show. Once the stream ends, :attr:`output` is final (it fills as the reply is made, and its
+    fields are readable here too: ``reply.text``, ``reply.refused``, ...). The stream runs once; closing it
+    early (a client that left) stops the model and records nothing in the conversation."""
+
+    def __init__(self, events: Iterator[Event], output: ReplyOutput) -> None:
+        self._events = events
+        self.output = output
+        self.done = False
+
+    def events(self) -> Iterator[Event]:
+        for event in self._events:
+            if isinstance(event, Done):
+                self.done = True
+            yield event
+
+    def __iter__(self) -> Iterator[str]:
+        events = self.events()
+        try:
+            for event in events:
+                if isinstance(event, TextDelta):
+                    yield event.text
+        finally:
+            events.close()
 
     def consume(self) -> Reply:
-        for _ in self:
+        for _ in self.events():
             pass
         return self
 
-    def _finish(self) -> None:
-        if self._on_done is not None:
-            done, self._on_done = self._on_done, None
-            done(self)  # type: ignore[operator]
-
-    @property
-    def text(self) -> str:
-        """The reply as shown to the user: video prompt tags and their content removed."""
-        return "".join(self._shown)
-
-    @property
-    def raw_text(self) -> str:
-        """The reply exactly as the model wrote it, tags included."""
-        return self._stream.text
-
-    @property
-    def timings(self) -> dict[str, float]:
-        return {**self._stream.timings, **self._timings}
-
-    @property
-    def num_generated_tokens(self) -> int:
-        return self._stream.num_generated_tokens
-
-    @property
-    def num_prompt_tokens(self) -> int:
-        return self._stream.num_prompt_tokens
-
-    @property
-    def finish_reason(self) -> str:
-        return self._stream.finish_reason
+    def __getattr__(self, name: str) -> Any:
+        # The output's fields read through the reply (reply.text is reply.output.text).
+        if name.startswith("_") or name == "output":
+            raise AttributeError(name)
+        return getattr(self.output, name)
 
 
 def safety_rows(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
@@ -212,6 +256,65 @@ def safety_rows(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
     return rows
 
 
+#: The keys of :meth:`ReplyOutput.to_dict`.
+OUTPUT_KEYS: tuple[str, ...] = tuple(ReplyOutput().to_dict())
+
+
+# -- generation settings and the render step ----------------------------------------------------------
+@dataclass
+class GenerationSettings:
+    """How the assistant renders the video prompts it writes (paper §3.4): any backend, no retraining."""
+
+    generator: VideoGenerator
+    num_frames: int = 16
+    height: int = 256
+    width: int = 256
+    seed: int | None = None
+    progress: bool = False
+
+
+@dataclass
+class Rendered:
+    """What :func:`render_video_prompt` made of one prompt: the video (None if blocked, withheld or not
+    renderable), the safety decisions in order, and the error of a prompt the backend cannot draw."""
+
+    video: GeneratedVideo | None
+    decisions: list[Decision]
+    error: str | None = None
+
+    @property
+    def refusal(self) -> Decision | None:
+        return next((d for d in self.decisions if not d.allowed), None)
+
+
+def render_video_prompt(prompt: str, generation: GenerationSettings | None, safety: SafetyPolicy | None, *,
+                        request: str = "", model: str = "") -> Rendered:
+    """The ``prompt`` and ``output`` layers around one render: check the prompt, render it (if a generator
+    is set), check the frames. With ``safety`` None nothing is checked."""
+    decisions: list[Decision] = []
+    if safety is not None:
+        decisions.append(safety.check_prompt(prompt))
+        if not decisions[-1].allowed:
+            return Rendered(None, decisions)
+    if generation is None:
+        return Rendered(None, decisions)
+    g = generation
+    t0 = time.perf_counter()
+    try:
+        frames = g.generator(prompt, num_frames=g.num_frames, height=g.height, width=g.width, seed=g.seed,
+                             progress=g.progress)
+    except InputError as e:  # PromptNotSupported, or a size the backend cannot make
+        return Rendered(None, decisions, str(e))
+    seconds = time.perf_counter() - t0
+    if safety is not None:
+        decisions.append(safety.check_output(frames))
+        if not decisions[-1].allowed:
+            return Rendered(None, decisions)
+    video = GeneratedVideo(prompt, frames, g.generator.fps, g.generator.name, g.seed, seconds, request, model)
+    return Rendered(video, decisions)
+
+
+# -- the assistant ------------------------------------------------------------------------------------
 class Assistant:
     """Holds a conversation: its turns and the features of every video attached so far.
 
@@ -253,10 +356,9 @@ class Assistant:
         self._pending.clear()
         self._unchecked.clear()
 
-    def load(self, path: str | os.PathLike[str]) -> VideoClip:
+    def load(self, video: str | os.PathLike[str] | VideoClip) -> VideoClip:
         """Decode a video the way this model samples it (checks the file; raises VideoError if bad)."""
-        cfg = self.model.config
-        return load_video(path, num_frames=cfg.num_frames, max_side=cfg.frame_size)
+        return self.model.processor.load_video(video)
 
     def attach(self, videos: Sequence[str | os.PathLike[str] | VideoClip]) -> dict[str, float]:
         """Decode (paths) and encode videos now; they join the next question. Returns decode/encode seconds.
@@ -265,7 +367,7 @@ class Assistant:
         With safety on, the frames are kept (with the P(nsfw) the encoder recorded, if it records any)
         until the next question checks them.
         """
-        clips = [v if isinstance(v, VideoClip) else self.load(v) for v in videos]
+        clips = [self.load(v) for v in videos]
         t1 = time.perf_counter()
         record = None
         if clips and self.checking:
@@ -305,93 +407,28 @@ class Assistant:
         self, text: str, videos: Sequence[str | os.PathLike[str] | VideoClip] = (),
         params: GenerationParams | None = None,
     ) -> Reply:
-        """Ask a question (attaching ``videos`` first). The turn is recorded once the reply is complete."""
+        """Ask a question (attaching ``videos`` first). Videos are read and the input layer decides now (a bad
+        video raises here); the model runs while the reply is streamed, and the turn joins the
+        conversation once the reply is complete."""
         if not isinstance(text, str) or not text.strip():
             raise InputError("the question is empty")
         timings = self.attach(videos) if videos else {}
         request = text.strip()
-        decision = self._check_input(request, timings)
+        output = ReplyOutput(request=request, input_videos=[self.video_paths[i] for i in self._pending],
+                             timings=timings)
+        decision = self._check_input(request, output)
         if decision is not None and not decision.allowed:
-            return self._refused_reply(decision, timings, request)
-        # How suspicious the request looks, if learned refusals need corroboration (None otherwise).
-        suspicion = (self.safety.suspicion(request, decision, self._context(request))  # type: ignore[union-attr]
-                     if self.checking else None)
-        user = Turn("user", request, videos=list(self._pending))
-        turns = [*self.turns, user]
-        features = torch.cat(self._features, dim=0) if self._features else None
-        stream = self.model.generate_stream(turns, (), params, features=features)
+            return Reply(self._refused(decision, output), output)
+        return Reply(self._answer(request, decision, params or GenerationParams(), output), output)
 
-        def done(reply: Reply) -> None:
-            # The history keeps the reply as written (tags included), so the model sees what it asked for.
-            self.turns.extend([user, Turn("assistant", reply.raw_text)])
-            self._pending.clear()
-            if is_refusal(reply.raw_text):  # honoured (a refusal despite the suppression is honoured too)
-                category = refusal_category(reply.raw_text)
-                reply.refuse("model", category)
-                if self.checking:
-                    reply.decisions.append(self.safety.note_model_refusal(  # type: ignore[union-attr]
-                        request, reply.raw_text, category, suspicion))
-            self._check_and_render(reply, request)
-
-        reply = Reply(stream, timings, done, videos=[self.video_paths[i] for i in user.videos], request=request)
-        if suspicion is not None and not suspicion.flagged:
-            reply._stream = self._corroborated(reply, stream, turns, params, features, suspicion)
-        if decision is not None:
-            reply.decisions.append(decision)
-        return reply
-
-    def _corroborated(self, reply: Reply, first: GenerationStream, turns: list[Turn], params: GenerationParams | None,
-                      features: torch.Tensor | None, suspicion: Verdict) -> GenerationStream:
-        """``first``, for a request below the suspicion threshold: its start is held back while it may
-        still become a learned refusal; if it does, the refusal is overridden (logged) and the model
-        answers again, kept from opening with :data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`, and
-        that answer is streamed instead."""
-        outer = GenerationStream(iter(()))
-
-        def pieces() -> Iterator[str]:
-            held, holding = "", True
-            for piece in first:
-                if not holding:
-                    yield piece
-                    continue
-                held += piece
-                if not may_open_refusal(held):
-                    holding = False
-                    yield held
-            outer.timings.update(first.timings)
-            outer.num_prompt_tokens, outer.num_generated_tokens = first.num_prompt_tokens, first.num_generated_tokens
-            outer.finish_reason = first.finish_reason
-            if not holding or not is_refusal(held):
-                if holding and held:
-                    yield held
-                return
-            decision = self.safety.override_model_refusal(  # type: ignore[union-attr]
-                reply.request, held, refusal_category(held), suspicion)
-            reply.decisions.append(decision)
-            reply.refusal_overridden = True
-            t0 = time.perf_counter()
-            tokenizer = self.model.tokenizer
-            openings = tuple(ids for ids in (tuple(tokenizer.encode(form, add_special_tokens=False))
-                                             for form in (SUPPRESSED_OPENING, " " + SUPPRESSED_OPENING)) if ids)
-            second = self.model.generate_stream(
-                turns, (), replace(params or GenerationParams(), suppress_openings=openings), features=features)
-            yield from second
-            outer.timings["refusal_redecode"] = time.perf_counter() - t0
-            outer.num_generated_tokens += second.num_generated_tokens
-            outer.finish_reason = second.finish_reason
-
-        outer._pieces = pieces()
-        return outer
-
-    # -- safety ----------------------------------------------------------------------------------
-
+    # -- the steps of one reply ------------------------------------------------------------------
     def _context(self, request: str) -> str | None:
         """The last :data:`CONTEXT_TURNS` user messages and this one, joined (None without history)."""
         earlier = [t.text for t in self.turns if t.role == "user"][-CONTEXT_TURNS:]
         return "\n".join([*earlier, request]) if earlier else None
 
-    def _check_input(self, request: str, timings: dict[str, float]) -> Decision | None:
-        """The input decision for ``request`` and every video not checked yet (None with safety off)."""
+    def _check_input(self, request: str, output: ReplyOutput) -> Decision | None:
+        """Layer 1: the input decision for ``request`` and every video not checked yet (None with safety off)."""
         if not self.checking:
             return None
         t0 = time.perf_counter()
@@ -401,65 +438,156 @@ class Assistant:
         decision = self.safety.check_input(request, frames, frame_scores=records,  # type: ignore[union-attr]
                                            context=self._context(request))
         self._unchecked.clear()
-        timings["safety_input"] = time.perf_counter() - t0
+        output.timings["safety_input"] = time.perf_counter() - t0
+        output.decisions.append(decision)
         return decision
 
-    def _refused_reply(self, decision: Decision, timings: dict[str, float], request: str) -> Reply:
-        """A reply carrying the input refusal; the model is not called. The refused turn and the
-        videos that came with it leave the conversation."""
-        videos = [self.video_paths[i] for i in self._pending]
+    def _refused(self, decision: Decision, output: ReplyOutput) -> Iterator[Event]:
+        """The events of a request the input layer refused: the model is not called, and the refused turn
+        and the videos that came with it leave the conversation (now, not when the reply is read)."""
         for i in sorted(self._pending, reverse=True):  # pending videos are always the last ones attached
             del self.video_paths[i]
             del self._features[i]
         self._pending.clear()
-        stream = GenerationStream(iter([decision.message]), finish_reason="refused")
-        reply = Reply(stream, timings, videos=videos, request=request)
-        reply.decisions.append(decision)
-        reply.refuse("input", decision.category)
-        return reply
+        output.refuse(INPUT, decision.category)
+        output.text = output.raw_text = decision.message
+        output.finish_reason = "refused"
+        return iter([SafetyDecision(decision), TextDelta(decision.message), Done(output)])
 
-    def _check_and_render(self, reply: Reply, request: str) -> None:
-        """Check each video prompt of ``reply``; render the allowed ones (checking their frames)."""
-        written = list(reply.video_prompts)
-        reply.video_prompts.clear()
+    def _answer(self, request: str, input_decision: Decision | None, params: GenerationParams,
+                output: ReplyOutput) -> Iterator[Event]:
+        """Layers 2 to 4 around the model's answer; see the module docstring."""
+        if input_decision is not None:
+            yield SafetyDecision(input_decision)
+        user = Turn("user", request, videos=list(self._pending))
+        turns = [*self.turns, user]
+        features = torch.cat(self._features, dim=0) if self._features else None
+        suspicion = (self.safety.suspicion(request, input_decision, self._context(request))  # type: ignore[union-attr]
+                     if self.checking else None)
+
+        router, shown, written = StreamRouter(), [], []
+        for item in self._decode(turns, features, params, suspicion, output):
+            if isinstance(item, SafetyDecision):
+                yield item
+                continue
+            for event in [*router.feed(item)]:
+                if isinstance(event, TextDelta):
+                    shown.append(event.text)
+                else:
+                    written.append(event.prompt)
+                yield event
+        for event in router.close():
+            if isinstance(event, TextDelta):
+                shown.append(event.text)
+            else:
+                written.append(event.prompt)
+            yield event
+
+        # The history keeps the reply as written (tags included), so the model sees what it asked for.
+        self.turns.extend([user, Turn("assistant", output.raw_text)])
+        self._pending.clear()
+        decision = self._check_model_reply(request, output.raw_text, suspicion, output)
+        if decision is not None:
+            yield SafetyDecision(decision)
+
+        notices = []
         t0 = time.perf_counter()
         for prompt in written:
-            if self.checking:
-                decision = self.safety.check_prompt(prompt)  # type: ignore[union-attr]
-                reply.decisions.append(decision)
-                if not decision.allowed:
-                    reply.blocked_prompts.append(prompt)
-                    reply._notices.append(decision.message)
-                    reply.refuse("prompt", decision.category)
-                    continue
-            reply.video_prompts.append(prompt)
-            if self.generation is None:
-                continue
-            try:
-                video, decision = render_checked(self.generation, prompt, self.safety if self.checking else None,
-                                                 request=request, model=self.model.source)
-            except InputError as e:  # PromptNotSupported, or a size the backend cannot make
-                reply.generation_errors.append(str(e))
-                continue
-            if decision is not None:
-                reply.decisions.append(decision)
-            if video is not None:
-                reply.generated.append(video)
+            rendered = render_video_prompt(prompt, self.generation, self.safety if self.checking else None,
+                                           request=request, model=self.model.source)
+            for decision in rendered.decisions:
+                output.decisions.append(decision)
+                yield SafetyDecision(decision)
+            refusal = rendered.refusal
+            if refusal is not None and refusal.stage == PROMPT:
+                output.blocked_prompts.append(prompt)
+            elif refusal is not None:
+                output.video_prompts.append(prompt)
+                output.withheld.append(prompt)
             else:
-                reply.withheld.append(prompt)
-                reply._notices.append(decision.message)  # type: ignore[union-attr]
-                reply.refuse("output", decision.category)  # type: ignore[union-attr]
+                output.video_prompts.append(prompt)
+            if refusal is not None:
+                output.refuse(refusal.stage, refusal.category)
+                notices.append(refusal.message)
+            if rendered.error is not None:
+                output.generation_errors.append(rendered.error)
+            if rendered.video is not None:
+                output.generated.append(rendered.video)
+                yield VideoGenerated(rendered.video)
         if written and self.checking:
-            reply._timings["safety_prompt"] = time.perf_counter() - t0
+            output.timings["safety_prompt"] = time.perf_counter() - t0
         if written and self.generation is not None:
-            reply._timings["video_generation"] = time.perf_counter() - t0
+            output.timings["video_generation"] = time.perf_counter() - t0
+        for notice in notices:  # why a prompt was blocked or a video withheld
+            piece = ("\n" if "".join(shown).strip() else "") + notice
+            shown.append(piece)
+            yield TextDelta(piece)
+        output.text = "".join(shown)
+        yield Done(output)
 
-    def render(self, prompt: str, *, request: str = "") -> GeneratedVideo:
-        """Render one video prompt with the configured backend; writes the mp4 (and gif) plus a JSON sidecar.
-        (No safety check: :func:`render_checked` is the checked path.)"""
-        if self.generation is None:
-            raise InputError("no video generator is configured")
-        return render_prompt(self.generation, prompt, request=request, model=self.model.source)
+    def _decode(self, turns: list[Turn], features: torch.Tensor | None, params: GenerationParams,
+                suspicion: Verdict | None, output: ReplyOutput) -> Iterator[str | SafetyDecision]:
+        """The model's answer as raw text pieces (tags included); fills ``output``'s raw text, token counts,
+        finish reason and timings.
+
+        The corroboration step (layer 2): for a request below the suspicion threshold, the start of the
+        answer is held back while it may still become a learned refusal; if it does, the refusal is
+        overridden (a :class:`SafetyDecision` is yielded) and the model answers again, kept from opening
+        with :data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`; that answer is streamed instead."""
+        first = self.model.generate_stream(turns, (), params, features=features)
+        held, holding = "", suspicion is not None and not suspicion.flagged
+        for piece in first:
+            if not holding:
+                yield piece
+                continue
+            held += piece
+            if not may_open_refusal(held):
+                holding = False
+                yield held
+        _add_stream_stats(output, first)
+        output.raw_text = first.text
+        if not holding or not is_refusal(held):
+            if holding and held:
+                yield held
+            return
+        decision = self.safety.override_model_refusal(  # type: ignore[union-attr]
+            output.request, held, refusal_category(held), suspicion)
+        output.decisions.append(decision)
+        output.refusal_overridden = True
+        yield SafetyDecision(decision)
+        t0 = time.perf_counter()
+        tokenizer = self.model.tokenizer
+        openings = tuple(ids for ids in (tuple(tokenizer.encode(form, add_special_tokens=False))
+                                         for form in (SUPPRESSED_OPENING, " " + SUPPRESSED_OPENING)) if ids)
+        second = self.model.generate_stream(turns, (), replace(params, suppress_openings=openings), features=features)
+        yield from second
+        output.timings["refusal_redecode"] = time.perf_counter() - t0
+        output.raw_text = second.text
+        output.num_generated_tokens += second.num_generated_tokens
+        output.finish_reason = second.finish_reason
+
+    def _check_model_reply(self, request: str, reply: str, suspicion: Verdict | None,
+                           output: ReplyOutput) -> Decision | None:
+        """Layer 2 after decoding: a learned refusal left standing is honoured (a refusal despite the
+        suppression is honoured too). Without a policy it is still reported, with no decision."""
+        if not is_refusal(reply):
+            return None
+        category = refusal_category(reply)
+        output.refuse(MODEL, category)
+        if not self.checking:
+            return None
+        decision = self.safety.check_model_reply(request, reply, suspicion)  # type: ignore[union-attr]
+        if decision is not None:
+            output.decisions.append(decision)
+        return decision
+
+
+def _add_stream_stats(output: ReplyOutput, stream: GenerationStream) -> None:
+    """Copy a finished model stream's counts, finish reason and timings into ``output``."""
+    output.timings.update(stream.timings)
+    output.num_prompt_tokens = stream.num_prompt_tokens
+    output.num_generated_tokens = stream.num_generated_tokens
+    output.finish_reason = stream.finish_reason
 
 
 def _video_record(record: FrameScoreRecord | None, index: int, count: int) -> FrameScoreRecord | None:
@@ -468,51 +596,6 @@ def _video_record(record: FrameScoreRecord | None, index: int, count: int) -> Fr
         return None
     t = len(record.scores) // count
     return replace(record, scores=record.scores[index * t:(index + 1) * t])
-
-
-def render_checked(g: GenerationSettings, prompt: str, safety: SafetyPolicy | None, *, request: str = "",
-                   model: str = "") -> tuple[GeneratedVideo | None, Decision | None]:
-    """Render ``prompt`` like :func:`render_prompt`, but check the frames before anything is written:
-    returns (the video, the output decision), or (None, the decision) when the frames were flagged
-    (nothing is written). The prompt itself is not checked here (the caller checks it first)."""
-    t0 = time.perf_counter()
-    frames = g.generator(prompt, num_frames=g.num_frames, height=g.height, width=g.width, seed=g.seed,
-                         progress=g.progress)
-    decision = safety.check_output(frames) if safety is not None else None
-    if decision is not None and not decision.allowed:
-        return None, decision
-    return _write_rendered(g, prompt, frames, t0, request=request, model=model), decision
-
-
-def render_prompt(g: GenerationSettings, prompt: str, *, request: str = "", model: str = "") -> GeneratedVideo:
-    """Render ``prompt`` with ``g.generator`` into ``g.output_dir``: an mp4 (and gif) plus a JSON sidecar."""
-    t0 = time.perf_counter()
-    frames = g.generator(prompt, num_frames=g.num_frames, height=g.height, width=g.width, seed=g.seed,
-                         progress=g.progress)
-    return _write_rendered(g, prompt, frames, t0, request=request, model=model)
-
-
-def _write_rendered(g: GenerationSettings, prompt: str, frames: Any, t0: float, *, request: str,
-                    model: str) -> GeneratedVideo:
-    """Write generated ``frames`` (made from ``prompt``, starting at ``t0``) as mp4 (+ gif) and sidecar."""
-    t1 = time.perf_counter()
-    stem = _file_stem(prompt)
-    out = Path(g.output_dir)
-    path = write_video(_unique(out / f"{stem}.mp4"), frames, fps=g.generator.fps)
-    gif = str(write_video(path.with_suffix(".gif"), frames, fps=g.generator.fps)) if g.gif else None
-    t2 = time.perf_counter()
-    sidecar = path.with_suffix(".json")
-    info = {"request": request, "prompt": prompt, "backend": g.generator.name, "seed": g.seed,
-            "num_frames": g.num_frames, "height": g.height, "width": g.width, "fps": g.generator.fps,
-            "video": path.name, "gif": Path(gif).name if gif else None,
-            "model": model, "timings": {"generate": round(t1 - t0, 4), "write": round(t2 - t1, 4)}}
-    atomic_write_text(sidecar, json.dumps(info, indent=2))
-    return GeneratedVideo(prompt, str(path), str(sidecar), g.generator.name, g.seed, t2 - t0, gif)
-
-
-def _file_stem(prompt: str) -> str:
-    words = re.findall(r"[a-z0-9]+", prompt.lower())[:8]
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + ("-".join(words) or "video")
 
 
 def _unique(path: Path) -> Path:

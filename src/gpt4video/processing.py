@@ -17,12 +17,18 @@ everything except the assistant's replies (and the end-of-turn token that closes
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import torch
 
 from .errors import InputError
+from .video import VideoClip, load_video
+
+if TYPE_CHECKING:
+    from .config import ModelConfig
 
 VIDEO_TOKEN = "<|video_pad|>"
 IGNORE_INDEX = -100
@@ -56,6 +62,36 @@ def ensure_video_token(tokenizer) -> int:  # noqa: ANN001 - any HF tokenizer
     return int(tokenizer.convert_tokens_to_ids(VIDEO_TOKEN))
 
 
+@dataclass(frozen=True)
+class VideoSampling:
+    """How a model sees a video: ``num_frames`` frames sampled uniformly, scaled so that their longer side is
+    at most ``frame_size`` pixels (None keeps the size). The one place that picks frame counts and sizes:
+    the CLI, the pipeline, training, the feature cache and the server all read videos through it."""
+
+    num_frames: int
+    frame_size: int | None = None
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> VideoSampling:
+        return cls(config.num_frames, config.frame_size)
+
+    def load(self, video: str | os.PathLike[str] | VideoClip) -> VideoClip:
+        """Decode a video or image file (a :class:`VideoClip` passes through). Raises VideoError if unreadable."""
+        if isinstance(video, VideoClip):
+            return video
+        return load_video(video, num_frames=self.num_frames, max_side=self.frame_size)
+
+    def fit(self, frames: np.ndarray, index: int = 0) -> np.ndarray:
+        """Frames (T_i, H, W, 3) → exactly ``num_frames`` of them, spread evenly: a still image (one frame)
+        repeats, a longer array is subsampled. ``index`` names the video in the error message."""
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+            raise InputError(f"video {index}: expected frames of shape (T, H, W, 3), got {frames.shape}")
+        if frames.shape[0] == self.num_frames:
+            return frames
+        return frames[np.linspace(0, frames.shape[0] - 1, self.num_frames).round().astype(int)]
+
+
 @dataclass
 class Encoded:
     input_ids: torch.Tensor  # (L,) long
@@ -64,17 +100,29 @@ class Encoded:
 
 
 class GPT4VideoProcessor:
-    """Turns conversations into token ids with video placeholders, and batches them."""
+    """Everything between the user's inputs and the model's tensors: reading videos and images
+    (:attr:`sampling`), the chat template, the expansion of each video into its placeholder tokens, and
+    batching. (Pixel normalisation for the frame encoder stays with the encoder, which knows its own.)"""
 
-    def __init__(self, tokenizer, num_video_tokens: int) -> None:  # noqa: ANN001
+    def __init__(self, tokenizer, num_video_tokens: int, sampling: VideoSampling | None = None) -> None:  # noqa: ANN001
         if num_video_tokens < 1:
             raise InputError("num_video_tokens must be >= 1")
         self.tokenizer = tokenizer
         self.num_video_tokens = num_video_tokens
+        self.sampling = sampling or VideoSampling(num_frames=4)
         self.video_token_id = ensure_video_token(tokenizer)
         if tokenizer.eos_token_id is None:
             raise InputError("the tokenizer has no end-of-sequence token")
         self.eos_token_id = int(tokenizer.eos_token_id)
+
+    # -- videos ----------------------------------------------------------------------------------
+    def load_video(self, video: str | os.PathLike[str] | VideoClip) -> VideoClip:
+        """Decode a video the way this model samples it (see :class:`VideoSampling`)."""
+        return self.sampling.load(video)
+
+    def video_frames(self, videos: list[np.ndarray]) -> list[np.ndarray]:
+        """Each video's frames fitted to the model's frame count, flattened in order (V·T frames)."""
+        return [frame for i, v in enumerate(videos) for frame in self.sampling.fit(v, i)]
 
     # -- rendering -------------------------------------------------------------------------------
     def _ids(self, text: str) -> list[int]:

@@ -70,11 +70,11 @@ def test_rows_keep_fields_and_bad_rows_get_an_error(counting, input_file, tmp_pa
     assert sorted(rows) == [1, 2, 3, 5, 6, 7, 8, 9]  # line 4 is blank
     good = rows[1]
     assert good["id"] == 1 and good["meta"] == {"k": [1, 2]} and good["video"] == "clips/a.mp4"
-    assert isinstance(good["prediction"], str) and "generation" in good["timings"] and "error" not in good
-    assert isinstance(rows[2]["prediction"], str) and rows[2]["prompt"].startswith("Show me")
-    assert isinstance(rows[9]["prediction"], str)
+    assert isinstance(good["text"], str) and "generation" in good["timings"] and "error" not in good
+    assert isinstance(rows[2]["text"], str) and rows[2]["prompt"].startswith("Show me")
+    assert isinstance(rows[9]["text"], str)
     for line, words in {3: "JSON", 5: "question", 6: "missing.mp4", 7: "notes.mp4", 8: "not both"}.items():
-        assert "prediction" not in rows[line] and words in rows[line]["error"], rows[line]
+        assert "text" not in rows[line] and words in rows[line]["error"], rows[line]
     assert rows[5]["id"] == 4  # fields of a bad row are kept too
     assert counting.calls == 5  # three good rows, and two whose videos fail in the model's loader
 
@@ -112,7 +112,7 @@ def test_a_torn_last_line_is_dropped_and_redone(counting, input_file, tmp_path):
     assert summary.written == 1 and summary.skipped_existing == 7 and loads == [1] and counting.calls == 1
     again = read_rows(out)
     assert [r["_line"] for r in again] == [r["_line"] for r in full]
-    assert again[-1]["prediction"] == full[-1]["prediction"]  # greedy decoding: the same answer
+    assert again[-1]["text"] == full[-1]["text"]  # greedy decoding: the same answer
 
 
 def test_video_dir_and_foreign_output(counting, input_file, tmp_path):

@@ -124,7 +124,7 @@ def test_generate_direct_renders_with_the_offline_backend(tmp_path, capsys):
                           "--output-dir", str(tmp_path), "--video-frames", "8", "--video-size", "64"], capsys)
     assert code == 0, err
     obj = json.loads(out)
-    video = obj["videos"][0]
+    video = obj["generated_videos"][0]["path"]
     sidecar = json.loads(open(video[:-4] + ".json").read())
     assert sidecar["backend"] == "synthetic" and sidecar["prompt"].startswith("A purple square")
     from gpt4video.video import load_video
@@ -151,7 +151,7 @@ def test_model_prompts_are_routed_and_rendered(tiny_model_dir, tmp_path):
         return GenerationStream(iter(pieces))
 
     model.generate_stream = fake_stream
-    settings = GenerationSettings(build_generator("synthetic"), output_dir=str(tmp_path), num_frames=8,
+    settings = GenerationSettings(build_generator("synthetic"), num_frames=8,
                                   height=64, width=64, seed=1)
     assistant = Assistant(model, settings)
     shown = "".join(assistant.ask("Make me a video of a red circle going left."))
@@ -160,7 +160,9 @@ def test_model_prompts_are_routed_and_rendered(tiny_model_dir, tmp_path):
     second = assistant.ask("Again please.")
     second.consume()
     assert second.video_prompts == ["A red circle moves left on a gray background."]
-    assert len(second.generated) == 1 and second.generated[0].path.endswith(".mp4")
+    assert len(second.generated) == 1 and second.generated[0].frames.shape == (8, 64, 64, 3)
+    assert second.generated[0].path is None  # nothing is written until the caller saves it
+    assert second.generated[0].save(tmp_path).path.endswith(".mp4")
     assert "video_generation" in second.timings
 
 
@@ -174,5 +176,5 @@ def test_predict_with_generate_keeps_input_fields(tiny_model_dir, clip_path, tmp
                         "--no-progress"], capsys)
     assert code == 0, err
     first, second = [json.loads(line) for line in out.read_text().splitlines()]
-    assert first["id"] == 7 and "prediction" in first and isinstance(first["video_prompts"], list)
+    assert first["id"] == 7 and "text" in first and isinstance(first["video_prompts"], list)
     assert "error" in second

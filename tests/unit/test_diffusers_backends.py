@@ -410,10 +410,10 @@ def test_the_same_conversation_drives_two_backends(tmp_path, tiny_llm_dir, tiny_
     backends = [SyntheticGenerator(), ZeroscopeGenerator.from_pipeline(zeroscope_pipe())]
     outputs = []
     for backend in backends:
-        settings = GenerationSettings(backend, output_dir=str(tmp_path / backend.name), num_frames=8,
+        settings = GenerationSettings(backend, num_frames=8,
                                       height=64, width=64, seed=0)
         answer = Assistant(model, settings).ask("Show me a blue square moving up.").consume()
         assert answer.text == "Here it is." and len(answer.generated) == 1, answer.generation_errors
-        outputs.append(json.loads(open(answer.generated[0].sidecar).read()))
+        outputs.append(json.loads(open(answer.generated[0].save(tmp_path / backend.name).sidecar).read()))
     assert [o["backend"] for o in outputs] == ["synthetic", "zeroscope"]
     assert outputs[0]["prompt"] == outputs[1]["prompt"]

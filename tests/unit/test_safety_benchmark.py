@@ -226,7 +226,7 @@ def test_benchmark_through_the_pipeline(fake_garak, marker, tiny_saved_model_dir
 
     model = GPT4Video.from_pretrained(tiny_saved_model_dir)
     model.generate_stream = scripted
-    generation = GenerationSettings(build_generator("synthetic"), output_dir=str(tmp_path / "videos"), num_frames=8,
+    generation = GenerationSettings(build_generator("synthetic"), num_frames=8,
                                     height=64, width=64, seed=0)
     assistant = Assistant(model, generation, safety=SafetyPolicy(marker_config()))
     path = manifest_file(tmp_path, tiny_rows(held_out(2)))

@@ -102,11 +102,11 @@ def assistant_for(model_dir, policy, *replies, generation=None):
     return Assistant(model, generation, safety=policy)
 
 
-def settings(tmp_path):
+def settings():
     from gpt4video.generators import build_generator
     from gpt4video.pipeline import GenerationSettings
 
-    return GenerationSettings(build_generator("synthetic"), output_dir=str(tmp_path), num_frames=8, height=64,
+    return GenerationSettings(build_generator("synthetic"), num_frames=8, height=64,
                               width=64, seed=1)
 
 
@@ -137,13 +137,13 @@ def test_learned_refusal_phrases():
 # ------------------------------------------------------------------------------------ the assistant
 def test_input_refusal_never_calls_the_model_or_generator(markers, tiny_model, dark_clip, tmp_path):
     policy = SafetyPolicy(marker_config(audit_log=str(tmp_path / "audit.jsonl")))
-    assistant = assistant_for(tiny_model, policy, "A red circle.", generation=settings(tmp_path / "gen"))
+    assistant = assistant_for(tiny_model, policy, "A red circle.", generation=settings())
     reply = assistant.ask("please zzhate them", [dark_clip])
     shown = "".join(reply)
     assert reply.refused and reply.refused_by == "input" and reply.refusal_category == "hate"
     assert shown == reply.text and shown.startswith("Sorry, I can't help with that: your message was flagged as hate")
     assert assistant.model.generate_stream.calls == 0 and reply.finish_reason == "refused"
-    assert not (tmp_path / "gen").exists()
+    assert reply.generated == [] and reply.video_prompts == []
     # neither the refused turn nor its video joins the conversation
     assert assistant.turns == [] and assistant.video_paths == [] and assistant._features == []
     rows = reply.safety
@@ -174,7 +174,7 @@ def test_a_flagged_input_video_is_refused(markers, tiny_model, dark_clip, bright
 def test_learned_refusal_is_reported_as_the_model_layer(markers, tiny_model, tmp_path):
     policy = SafetyPolicy(marker_config(audit_log=str(tmp_path / "audit.jsonl"), corroborate_refusals=False))
     refusal = REFUSALS["weapons"]
-    assistant = assistant_for(tiny_model, policy, refusal, generation=settings(tmp_path / "gen"))
+    assistant = assistant_for(tiny_model, policy, refusal, generation=settings())
     reply = assistant.ask("a request the checkers miss").consume()
     assert reply.refused and reply.refused_by == "model" and reply.refusal_category == "weapons"
     assert reply.text == refusal and reply.video_prompts == [] and reply.generated == []
@@ -186,7 +186,7 @@ def test_learned_refusal_is_reported_as_the_model_layer(markers, tiny_model, tmp
 def test_a_corroborated_learned_refusal_is_honoured(markers, tiny_model, tmp_path):
     policy = SafetyPolicy(marker_config(audit_log=str(tmp_path / "audit.jsonl")))
     refusal = REFUSALS["weapons"]
-    assistant = assistant_for(tiny_model, policy, refusal, generation=settings(tmp_path / "gen"))
+    assistant = assistant_for(tiny_model, policy, refusal, generation=settings())
     reply = assistant.ask("a zzsuspect request the checkers miss")
     shown = "".join(reply)
     assert shown == refusal and assistant.model.generate_stream.calls == 1
@@ -205,7 +205,7 @@ def test_an_uncorroborated_learned_refusal_is_overridden(markers, tiny_model, tm
     policy = SafetyPolicy(marker_config(audit_log=str(tmp_path / "audit.jsonl")))
     refusal = REFUSALS["violence"]
     answer = "Sure. <video_prompt>A red circle moves left on a gray background.</video_prompt>"
-    assistant = assistant_for(tiny_model, policy, refusal, answer, generation=settings(tmp_path / "gen"))
+    assistant = assistant_for(tiny_model, policy, refusal, answer, generation=settings())
     reply = assistant.ask("bridge")
     shown = list(reply)
     assert "".join(shown) == "Sure." and not any("sorry" in piece for piece in shown)  # the refusal never showed
@@ -217,7 +217,7 @@ def test_an_uncorroborated_learned_refusal_is_overridden(markers, tiny_model, tm
     assert not reply.refused and reply.refused_by is None and reply.refusal_overridden
     assert reply.video_prompts == ["A red circle moves left on a gray background."] and len(reply.generated) == 1
     assert reply.raw_text == answer and assistant.turns[-1].text == answer  # the history keeps the new answer
-    assert reply.safety_summary()["refusal_overridden"] is True
+    assert reply.output.to_dict()["refusal_overridden"] is True
     log = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert [(r["stage"], r["allowed"], r.get("outcome")) for r in log] == [
         ("input", True, None), ("model", True, "overridden"), ("prompt", True, None), ("output", True, None)]
@@ -251,7 +251,7 @@ def test_prompt_check_blocks_before_the_generator(markers, tiny_model, tmp_path)
     policy = SafetyPolicy(marker_config())
     reply_text = ("Here you go. <video_prompt>A red circle moves left on a gray background.</video_prompt>"
                   "<video_prompt>A zzfight square.</video_prompt>")
-    gen = settings(tmp_path / "gen")
+    gen = settings()
     calls = []
     real = gen.generator.__call__
 
@@ -276,14 +276,13 @@ def test_prompt_check_blocks_before_the_generator(markers, tiny_model, tmp_path)
     assert stages == [("input", False), ("prompt", False), ("output", False), ("prompt", True)]
 
 
-def test_flagged_generated_frames_are_withheld_and_nothing_is_written(markers, tiny_model, tmp_path):
+def test_flagged_generated_frames_are_withheld(markers, tiny_model, tmp_path):
     policy = SafetyPolicy(marker_config(thresholds={"bright_frames": {"sexual": 0.0}}))  # every video is flagged
     reply_text = "Sure. <video_prompt>A red circle moves left on a gray background.</video_prompt>"
-    assistant = assistant_for(tiny_model, policy, reply_text, generation=settings(tmp_path / "gen"))
+    assistant = assistant_for(tiny_model, policy, reply_text, generation=settings())
     reply = assistant.ask("Make a video.").consume()
     assert reply.withheld == ["A red circle moves left on a gray background."] and reply.generated == []
     assert reply.refused_by == "output" and "Sorry, I can't show the video I made" in reply.text
-    assert not list(tmp_path.rglob("*.mp4")) and not list(tmp_path.rglob("*.json"))
 
 
 def test_a_request_spread_over_turns_is_checked_whole(markers, tiny_model):
@@ -377,7 +376,7 @@ def test_predict_rows_gain_refused_and_safety(marker_yaml, tiny_model, dark_clip
     first, second = [json.loads(line) for line in out.read_text().splitlines()]
     assert first["refused"] is False and [r["stage"] for r in first["safety"]] == ["input", "input"]
     assert second["refused"] is True and second["refused_by"] == "input" and second["refusal_category"] == "violence"
-    assert second["prediction"].startswith("Sorry, I can't help with that")
+    assert second["text"].startswith("Sorry, I can't help with that")
 
 
 def test_generate_direct_checks_the_prompt(marker_yaml, tmp_path, capsys):
@@ -385,13 +384,13 @@ def test_generate_direct_checks_the_prompt(marker_yaml, tmp_path, capsys):
                           str(tmp_path / "gen"), "--safety-config", str(marker_yaml)], capsys)
     assert code == 0, err
     obj = json.loads(out)
-    assert obj["refused"] and obj["refused_by"] == "prompt" and obj["videos"] == []
+    assert obj["refused"] and obj["refused_by"] == "prompt" and obj["generated_videos"] == []
     assert not (tmp_path / "gen").exists()
     code, out, err = run(["generate", "A red circle moves left on a gray background.", "--direct", "--json",
                           "--output-dir", str(tmp_path / "gen"), "--video-frames", "8", "--video-size", "64",
                           "--safety-config", str(marker_yaml)], capsys)
     obj = json.loads(out)
-    assert code == 0 and not obj["refused"] and len(obj["videos"]) == 1
+    assert code == 0 and not obj["refused"] and len(obj["generated_videos"]) == 1
     assert [r["stage"] for r in obj["safety"]] == ["prompt", "output"]
 
 

@@ -265,10 +265,10 @@ class FeatureCache:
     def _compute(self, items: Sequence[tuple[str, str, str]]) -> list[torch.Tensor]:
         """Decode and encode ``(path, file_sha, key)`` items in one encoder batch; store each.
         Returns the features (T, N, D) of each, on the CPU."""
-        from gpt4video.video import load_video
+        from gpt4video.processing import VideoSampling
 
-        frames = [load_video(path, num_frames=self.num_frames, max_side=self.frame_size).frames
-                  for path, _, _ in items]
+        sampling = VideoSampling(self.num_frames, self.frame_size)
+        frames = [sampling.load(path).frames for path, _, _ in items]
         with torch.no_grad():
             features = self._encode(frames)  # (V, T, N, D)
         if features.ndim != 4 or features.shape[:2] != (len(items), self.num_frames):

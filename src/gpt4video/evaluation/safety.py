@@ -32,12 +32,10 @@ from typing import Any
 
 from ..errors import InputError
 from ..safety.benchmark import BENCHMARKS, OBFUSCATIONS, Resolved, load_manifest, resolve
+from ..safety.layers import LAYER_TITLES
 from .synthetic import detection_scores
 from .synthetic import write_report as write_files
 
-#: Layers in the order a request meets them (``Reply.refused_by``), plus "none".
-LAYER_NAMES: dict[str, str] = {"input": "input checker", "model": "learned refusal (model)",
-                               "prompt": "prompt check", "output": "frame check (generated video)"}
 
 
 def _render_clip(seed: int, folder: Path) -> str:
@@ -230,7 +228,7 @@ def _f(value: Any) -> str:
 def _layers(counts: dict[str, int]) -> str:
     if not counts:
         return "–"
-    return ", ".join(f"{LAYER_NAMES.get(k, k)} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return ", ".join(f"{LAYER_TITLES.get(k, k)} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _task_rows(by_task: dict[str, Any]) -> list[str]:
@@ -245,14 +243,14 @@ def _task_rows(by_task: dict[str, Any]) -> list[str]:
 
 
 def _layer_rows(by_task: dict[str, Any]) -> list[str]:
-    rows = ["| task | harmful items | refused by: " + " | ".join(LAYER_NAMES.values()) + " | not refused | "
-            "benign items refused |", "|---|---|" + "---|" * len(LAYER_NAMES) + "---|---|"]
+    rows = ["| task | harmful items | refused by: " + " | ".join(LAYER_TITLES.values()) + " | not refused | "
+            "benign items refused |", "|---|---|" + "---|" * len(LAYER_TITLES) + "---|---|"]
     for task in ("vu", "vg", "all"):
         m = by_task.get(task)
         if m:
             by = m["harmful_refused_by"]
             rows.append(f"| {task.upper() if task != 'all' else 'all'} | {m['positives']} | "
-                        + " | ".join(str(by.get(k, 0)) for k in LAYER_NAMES) + f" | {m['fn']} | "
+                        + " | ".join(str(by.get(k, 0)) for k in LAYER_TITLES) + f" | {m['fn']} | "
                         f"{m['fp']} ({_layers(m['benign_refused_by'])}) |")
     return rows
 

@@ -10,14 +10,17 @@ the audit log. Importing this package loads no model; checkers load theirs on fi
 from .base import CATEGORIES, CATEGORY_LABELS, CHECKERS, SafetyChecker, Verdict, category_label
 from .frames import OpenNSFWFrameChecker
 from .guards import LlamaGuardChecker, ShieldGemmaChecker, parse_llama_guard
-from .policy import STAGES, AuditLog, Decision, SafetyConfig, SafetyPolicy
+from .layers import CHECKED_LAYERS, LAYER_TITLES, LAYERS
+from .policy import AuditLog, Decision, SafetyConfig, SafetyPolicy
 from .text import HarmfulRequestChecker, ProfanityChecker
 
 __all__ = [
     "CATEGORIES",
     "CATEGORY_LABELS",
     "CHECKERS",
-    "STAGES",
+    "CHECKED_LAYERS",
+    "LAYERS",
+    "LAYER_TITLES",
     "AuditLog",
     "Decision",
     "HarmfulRequestChecker",

@@ -47,8 +47,9 @@ from . import frames as _frames  # noqa: F401 - registers open_nsfw
 from . import guards as _guards  # noqa: F401 - registers llama_guard, shieldgemma
 from . import text as _text  # noqa: F401 - registers profanity, harmful_request
 from .base import CATEGORIES, CHECKERS, SafetyChecker, Verdict, as_frames, category_label, check_probability
+from .layers import INPUT, MODEL, OUTPUT, PROMPT
+from .refusals import is_refusal, refusal_category
 
-STAGES: tuple[str, ...] = ("input", "prompt", "output")
 #: Whether learned refusals need corroboration unless the config says otherwise (see the module docstring).
 DEFAULT_CORROBORATE = True
 #: The default ``suspicion_threshold``: the choice ``python -m gpt4video.safety.train_text`` made for the packaged
@@ -148,7 +149,7 @@ class SafetyConfig(ConfigBase):
 class Decision:
     """The outcome of one stage's checks.
 
-    allowed: no checker flagged the content. stage: input, prompt or output. verdicts: every
+    allowed: no checker flagged the content. stage: the layer (:data:`~gpt4video.safety.layers.LAYERS`). verdicts: every
     checker's verdict, in the order they ran (``sources``: what each looked at). category: the category of the clearest violation
     (largest score above its threshold), None when allowed. message: a polite refusal naming the
     category and the evidence, "" when allowed.
@@ -193,9 +194,9 @@ def refusal(stage: str, verdict: Verdict, *, what: str = "message") -> str:
     """The polite refusal for a flagged ``verdict`` at ``stage``."""
     label = category_label(verdict.category)
     why = evidence(verdict)
-    if stage == "input":
+    if stage == INPUT:
         return f"Sorry, I can't help with that: your {what} was flagged as {label} ({why})."
-    if stage == "prompt":
+    if stage == PROMPT:
         return f"Sorry, I can't make that video: its description was flagged as {label} ({why})."
     return f"Sorry, I can't show the video I made: it was flagged as {label} ({why})."
 
@@ -309,7 +310,7 @@ class SafetyPolicy:
         if len(records) != len(videos):
             raise ValueError(f"check_input: {len(records)} frame score records for {len(videos)} videos")
         if not self.config.enabled:
-            return Decision(True, "input")
+            return Decision(True, INPUT)
         verdicts: list[Verdict] = []
         sources: list[str] = []
         texts = [(text, "message")] if text is not None and text.strip() else []
@@ -325,27 +326,36 @@ class SafetyPolicy:
                 verdict = checker.check_recorded(record) if record is not None else None
                 verdicts.append(verdict if verdict is not None else checker.check_frames(frames))
                 sources.append("video" if len(videos) == 1 else f"video {i + 1}")
-        decision = _decide("input", verdicts, sources)
+        decision = _decide(INPUT, verdicts, sources)
         self._log(decision, text=text, videos=videos, context=context)
         return decision
 
     def check_prompt(self, prompt: str) -> Decision:
         """Check a video prompt the model wrote, before any generator sees it."""
         if not self.config.enabled:
-            return Decision(True, "prompt")
+            return Decision(True, PROMPT)
         verdicts = [self.checker(name).check_text(prompt) for name in self.config.prompt] if prompt.strip() else []
-        decision = _decide("prompt", verdicts, ["prompt"] * len(verdicts))
+        decision = _decide(PROMPT, verdicts, ["prompt"] * len(verdicts))
         self._log(decision, text=prompt, videos=[])
         return decision
 
     def check_output(self, frames: Any) -> Decision:
         """Check generated frames before they are shown."""
         if not self.config.enabled:
-            return Decision(True, "output")
+            return Decision(True, OUTPUT)
         verdicts = [self.checker(name).check_frames(frames) for name in self.config.output_frames]
-        decision = _decide("output", verdicts, ["video"] * len(verdicts))
+        decision = _decide(OUTPUT, verdicts, ["video"] * len(verdicts))
         self._log(decision, text=None, videos=[frames])
         return decision
+
+    def check_model_reply(self, request: str, reply: str, suspicion: Verdict | None = None) -> Decision | None:
+        """The ``model`` layer's hook, after the model answered ``request``: None when ``reply`` is no learned
+        refusal; otherwise the honoured refusal's decision (:meth:`note_model_refusal`). (A refusal that
+        corroboration overrides never reaches here: :meth:`override_model_refusal` logs it and the model
+        answers again.)"""
+        if not is_refusal(reply):
+            return None
+        return self.note_model_refusal(request, reply, refusal_category(reply), suspicion)
 
     def note_model_refusal(self, request: str, reply: str, category: str | None,
                            suspicion: Verdict | None = None) -> Decision:
@@ -353,7 +363,7 @@ class SafetyPolicy:
         (learned refusal, stage ``model``), honoured: ``reply`` is the refusal it wrote; ``suspicion`` the
         verdict that corroborated it (:meth:`suspicion`), None when corroboration is off."""
         verdicts, sources = ([suspicion], ["message"]) if suspicion is not None else ([], [])
-        decision = Decision(False, "model", verdicts, category, reply, sources,
+        decision = Decision(False, MODEL, verdicts, category, reply, sources,
                             outcome=HONOURED if suspicion is not None else None)
         if self.config.enabled:
             self._log(decision, text=request, videos=[])
@@ -363,7 +373,7 @@ class SafetyPolicy:
         """The decision (and its audit record) for a learned refusal that is not honoured because
         ``suspicion`` (:meth:`suspicion`) is below the suspicion threshold: allowed, outcome ``overridden``,
         with the category and text of the refusal the model wrote."""
-        decision = Decision(True, "model", [suspicion], category, reply, ["message"], outcome=OVERRIDDEN)
+        decision = Decision(True, MODEL, [suspicion], category, reply, ["message"], outcome=OVERRIDDEN)
         if self.config.enabled:
             self._log(decision, text=request, videos=[])
         return decision

@@ -135,7 +135,7 @@ def create_app(config: ServeConfig, model: GPT4Video, *, generators: Mapping[str
                     video_frames=config.video_frames, video_size=config.video_size,
                     assistant_options=assistant_options)
     inputs = VideoInputs(store, VideoLimits(max_bytes=config.max_upload_bytes, max_seconds=config.max_video_seconds,
-                                            num_frames=model.config.num_frames, max_side=model.config.frame_size,
+                                            sampling=model.processor.sampling,
                                             allow_url_fetch=config.allow_url_fetch),
                          own_hosts=frozenset({f"{config.host}:{config.port}", f"localhost:{config.port}"}))
     api = Api(config, engine, store, inputs, default_generator)

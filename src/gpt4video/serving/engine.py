@@ -20,9 +20,8 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
@@ -248,8 +247,7 @@ class Engine:
         settings = None
         if job.generator is not None:
             seed = job.params.seed
-            settings = GenerationSettings(self.generators[job.generator], output_dir=str(self.store.scratch_dir),
-                                          num_frames=self.video_frames, height=self.video_size,
+            settings = GenerationSettings(self.generators[job.generator], num_frames=self.video_frames, height=self.video_size,
                                           width=self.video_size, seed=seed)
         conversation = Assistant(self.model, settings, **self.assistant_options)
         conversation.restore([(t.role, t.text, t.clips or ()) for t in job.turns[:-1]])
@@ -265,10 +263,7 @@ class Engine:
             pieces.close()  # type: ignore[attr-defined]
         videos = []
         for video in reply.generated:
-            stored = self.store.add_path(video.path, "generated")
-            for extra in (video.sidecar, video.gif):
-                if extra:
-                    Path(extra).unlink(missing_ok=True)
+            stored = self.store.add_video(video.frames, video.fps, video.filename)
             videos.append(GeneratedFile(stored, video.prompt, video.backend, video.seed))
         refused = bool(getattr(reply, "refused", False))
         # OpenAI's finish reasons: a request refused before the model ran is "content_filter".

@@ -132,6 +132,18 @@ class FileStore:
             raise
         return self._commit(record, path)
 
+    def add_video(self, frames, fps: float, filename: str, purpose: str = "generated") -> StoredFile:  # noqa: ANN001
+        """Encode frames (T, H, W, 3) uint8 straight into the store as a video named ``filename`` (.mp4)."""
+        from ..video import write_video
+
+        record, path = self._new_record(filename, purpose, None)
+        try:
+            write_video(path, frames, fps=fps)
+        except BaseException:
+            shutil.rmtree(path.parent, ignore_errors=True)
+            raise
+        return self._commit(record, path)
+
     def add_path(self, source: str | os.PathLike[str], purpose: str, *, filename: str | None = None) -> StoredFile:
         """Move a file the server made (a generated video) into the store."""
         source = Path(source)

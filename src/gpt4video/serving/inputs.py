@@ -25,7 +25,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import VideoError
-from ..video import VideoClip, load_video, probe
+from ..processing import VideoSampling
+from ..video import VideoClip, probe
 from .errors import BadRequest, ServeError
 from .files import FILE_ID, FileStore, too_large
 
@@ -38,8 +39,7 @@ _CONTENT_PATH = re.compile(r"^/v1/files/(?P<id>file-[0-9a-f]{24})/content$")
 class VideoLimits:
     max_bytes: int
     max_seconds: float
-    num_frames: int
-    max_side: int | None
+    sampling: VideoSampling  # the model's: frames per video and their size
     allow_url_fetch: bool = False
 
 
@@ -146,7 +146,7 @@ class VideoInputs:
             if info.duration > self.limits.max_seconds:
                 raise BadRequest(f"{where}: the video is {info.duration:.1f} s long; this server accepts at most "
                                  f"{self.limits.max_seconds:g} s", param=where, code="video_too_long")
-            return load_video(path, num_frames=self.limits.num_frames, max_side=self.limits.max_side)
+            return self.limits.sampling.load(path)
         except ServeError:
             raise
         except VideoError as e:

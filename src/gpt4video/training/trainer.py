@@ -32,7 +32,6 @@ import torch
 from ..config import ModelConfig, TrainConfig, atomic_write_text
 from ..errors import InputError
 from ..modeling import GPT4Video, preset_config, preset_names
-from ..video import load_video
 from .data import ConversationDataset, GroundingDataset, clip_features, load_examples, micro_batch_indices
 
 logger = logging.getLogger(__name__)
@@ -108,8 +107,7 @@ class FeatureSource:
             return None
         if self.cache is not None:
             return self.cache.get_many(paths)  # (V, T, N, D)
-        cfg = self.model.config
-        clips = [load_video(p, num_frames=cfg.num_frames, max_side=cfg.frame_size).frames for p in paths]
+        clips = [self.model.processor.load_video(p).frames for p in paths]
         return self.model.encode_frames(clips)
 
 
