@@ -426,7 +426,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915 - one straight
                      "with `@torch.inference_mode()`, but it only builds a lazy generator; the LLM runs later, when "
                      "the caller iterates, outside that mode, and the LoRA parameters require grad, so a graph is "
                      "recorded at every step. Row 5 'inside torch.inference_mode()' shows the cost; running "
-                     "`_generate`'s body under inference mode removes it.")
+                     "running the engine's decode under inference mode removes it.")
 
     # The stream cannot be told to ignore EOS, so also time a bare greedy loop of exactly 64 steps.
     def forced_decode(inputs_embeds: torch.Tensor, steps: int = 64) -> float:

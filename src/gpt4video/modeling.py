@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from .encoders import FrameEncoder, build_encoder
 from .errors import InputError, ModelLoadError
 from .llm.loading import load_llm
 from .llm.lora import apply_lora, is_lora_parameter, load_lora_weights, save_lora
+from .engines import EngineRequest, GenerationParams, LLMEngine, TextStream, make_engine
 from .processing import IGNORE_INDEX, GPT4VideoProcessor, Turn, VideoSampling, ensure_video_token
 
 CONFIG_NAME = "gpt4video_config.yaml"
@@ -84,66 +84,6 @@ class LossOutput:
     num_tokens: int
 
 
-@dataclass
-class GenerationParams:
-    """Decoding settings. temperature 0 means greedy. suppress_openings: token sequences the reply may not
-    begin with (once the reply is a sequence's tokens but its last, that last token's logit is -inf;
-    ``bad_words_ids`` in transformers' ``generate``, for the opening only)."""
-
-    max_new_tokens: int = 128
-    temperature: float = 0.0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ("###",)
-    suppress_openings: tuple[tuple[int, ...], ...] = ()
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
-        if self.temperature < 0:
-            raise InputError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.repetition_penalty <= 0:
-            raise InputError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
-        if not all(seq and all(isinstance(t, int) for t in seq) for seq in self.suppress_openings):
-            raise InputError(f"suppress_openings must be non-empty token id sequences, got {self.suppress_openings!r}")
-
-
-@dataclass
-class GenerationStream:
-    """Iterate to receive the reply as text pieces; afterwards ``text`` and ``timings`` are complete."""
-
-    _pieces: Iterator[str]
-    text: str = ""
-    timings: dict[str, float] = field(default_factory=dict)
-    num_prompt_tokens: int = 0
-    num_generated_tokens: int = 0
-    finish_reason: str = ""
-
-    def __iter__(self) -> Iterator[str]:
-        for piece in self._pieces:
-            self.text += piece
-            yield piece
-
-    def consume(self) -> GenerationStream:
-        for _ in self:
-            pass
-        return self
-
-
-def _held_back(text: str, stops: Sequence[str]) -> int:
-    """How many trailing characters of ``text`` could be the start of a stop string (kept back from the stream)."""
-    keep = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:k]):
-                keep = max(keep, k)
-                break
-    return keep
-
-
 class GPT4Video(nn.Module):
     """The whole model. Build with :meth:`from_config` or :meth:`from_pretrained`."""
 
@@ -160,6 +100,7 @@ class GPT4Video(nn.Module):
                                             VideoSampling.from_config(config))
         self.trained = False  # True once trained weights were loaded
         self.source: str = ""
+        self._engine: LLMEngine | None = None  # built on first use, see `engine`
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -479,112 +420,54 @@ class GPT4Video(nn.Module):
         params: GenerationParams | None = None,
         *,
         features: torch.Tensor | None = None,
-    ) -> GenerationStream:
-        """Stream the reply to ``turns`` about ``videos`` (frames arrays, or precomputed ``features``)."""
-        params = params or GenerationParams()
-        stream = GenerationStream(iter(()))
-        stream._pieces = self._generate(turns, videos, params, features, stream)
-        return stream
+    ) -> TextStream:
+        """Stream the reply to ``turns`` about ``videos`` (frames arrays, or precomputed ``features``):
+        the prompt with each video's tokens filled in, decoded by :attr:`engine`."""
+        return self.engine.generate(self.prompt_request(turns, videos, params or GenerationParams(),
+                                                        features=features))
 
     def generate(self, turns: list[Turn], videos: Sequence[np.ndarray] = (),
-                 params: GenerationParams | None = None, **kw) -> GenerationStream:  # noqa: ANN003
+                 params: GenerationParams | None = None, **kw) -> TextStream:  # noqa: ANN003
         return self.generate_stream(turns, videos, params, **kw).consume()
 
-    def _generate(
-        self, turns: list[Turn], videos: Sequence[np.ndarray], params: GenerationParams,
-        features: torch.Tensor | None, stream: GenerationStream,
-    ) -> Iterator[str]:
-        timings = stream.timings
+    def prompt_request(self, turns: list[Turn], videos: Sequence[np.ndarray], params: GenerationParams, *,
+                       features: torch.Tensor | None = None) -> EngineRequest:
+        """The engine's input for ``turns``: the chat template's token embeddings with the video tokens
+        (encoder, abstractor) in place of each video's placeholders."""
+        timings: dict[str, float] = {}
         num_videos = len(videos) if features is None else features.shape[0]
         encoded = self.processor.encode(turns, num_videos)
-        video_embeds = None
-        # Each model call runs in inference mode on its own: a `with` around the whole generator would
-        # leak the mode into the caller's code between two yields.
-        if num_videos:
-            if features is None:
-                t0 = time.perf_counter()
-                with torch.inference_mode():
-                    features = self.encode_frames(videos)
-                timings["encode"] = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            with torch.inference_mode():
-                video_embeds = self.video_embeddings(features)
-            timings["abstract"] = time.perf_counter() - t1
-        input_ids = encoded.input_ids.unsqueeze(0).to(self.device)  # (1, L)
-        stream.num_prompt_tokens = input_ids.shape[1]
-        generator = None
-        if params.seed is not None:
-            generator = torch.Generator(device=self.device).manual_seed(params.seed)
-
-        t_start = time.perf_counter()
         with torch.inference_mode():
-            out = self.llm(inputs_embeds=self.embed(input_ids, video_embeds), use_cache=True, logits_to_keep=1)
-        timings["prefill"] = time.perf_counter() - t_start
-        past = out.past_key_values
-        logits = out.logits[:, -1, :].float()  # (1, V)
+            video_embeds = None
+            if num_videos:
+                if features is None:
+                    t0 = time.perf_counter()
+                    features = self.encode_frames(videos)
+                    timings["encode"] = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                video_embeds = self.video_embeddings(features)
+                timings["abstract"] = time.perf_counter() - t1
+            embeds = self.embed(encoded.input_ids.unsqueeze(0).to(self.device), video_embeds)[0]
+        return EngineRequest(params=params, inputs_embeds=embeds, timings=timings)
 
-        generated: list[int] = []
-        text = ""
-        emitted = 0
-        stream.finish_reason = "length"
-        eos = {self.processor.eos_token_id}
+    @property
+    def eos_token_ids(self) -> list[int]:
+        """Tokens that end a reply: the template's end of turn and the tokenizer's end of sequence."""
+        ids = {self.processor.eos_token_id}
         if self.tokenizer.eos_token_id is not None:
-            eos.add(int(self.tokenizer.eos_token_id))
-        t_gen = time.perf_counter()
-        for step in range(params.max_new_tokens):
-            token = self._next_token(logits, generated, params, generator)
-            if step == 0:
-                timings["time_to_first_token"] = time.perf_counter() - t_start
-            if token in eos:
-                stream.finish_reason = "stop"
-                break
-            generated.append(token)
-            text = self.tokenizer.decode(generated, skip_special_tokens=True).lstrip()
-            cut = min((text.find(s) for s in params.stop if s in text), default=-1)
-            if cut >= 0:
-                text = text[:cut]
-                stream.finish_reason = "stop"
-                break
-            # Trailing white space and a possible start of a stop string are held back until resolved.
-            safe = min(len(text.rstrip()), len(text) - _held_back(text, params.stop))
-            if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
-                safe = min(safe, len(text) - 1)
-            if safe > emitted:
-                yield text[emitted:safe]
-                emitted = safe
-            with torch.inference_mode():
-                out = self.llm(input_ids=torch.tensor([[token]], device=self.device), past_key_values=past,
-                               use_cache=True)
-            past = out.past_key_values
-            logits = out.logits[:, -1, :].float()
-        text = text.rstrip()
-        if len(text) > emitted:
-            yield text[emitted:]
-        gen_time = time.perf_counter() - t_gen
-        stream.num_generated_tokens = len(generated)
-        timings["generation"] = gen_time
-        timings["tokens_per_second"] = len(generated) / gen_time if gen_time > 0 and generated else 0.0
+            ids.add(int(self.tokenizer.eos_token_id))
+        return sorted(ids)
 
-    def _next_token(
-        self, logits: torch.Tensor, generated: list[int], params: GenerationParams, generator: torch.Generator | None
-    ) -> int:
-        logits = logits[0].clone()  # (V,)
-        logits[self.processor.video_token_id] = -math.inf  # never write a placeholder
-        for seq in params.suppress_openings:
-            if len(generated) == len(seq) - 1 and tuple(generated) == seq[:-1]:
-                logits[seq[-1]] = -math.inf
-        if params.repetition_penalty != 1.0 and generated:
-            idx = torch.tensor(sorted(set(generated)), device=logits.device)
-            vals = logits[idx]
-            logits[idx] = torch.where(vals > 0, vals / params.repetition_penalty, vals * params.repetition_penalty)
-        if params.temperature == 0:
-            return int(torch.argmax(logits))
-        probs = torch.softmax(logits / params.temperature, dim=-1)
-        if params.top_p < 1.0:
-            sorted_probs, order = torch.sort(probs, descending=True)
-            keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < params.top_p
-            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
-        return int(torch.multinomial(probs, 1, generator=generator))
+    @property
+    def engine(self) -> LLMEngine:
+        """The decoding engine (``transformers`` unless set to another, see :mod:`gpt4video.engines`)."""
+        if self._engine is None:
+            self._engine = make_engine("transformers", self)
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: LLMEngine) -> None:
+        self._engine = engine
 
 
 def _fit_embeddings(llm: nn.Module, vocab_size: int) -> None:

@@ -58,7 +58,8 @@ import torch
 from .config import atomic_write_text
 from .errors import InputError
 from .generators import VideoGenerator
-from .modeling import GenerationParams, GenerationStream, GPT4Video
+from .engines import GenerationParams, TextStream
+from .modeling import GPT4Video
 from .processing import Turn
 from .routing import StreamRouter, TextDelta, VideoPrompt
 from .safety.layers import INPUT, MODEL, PROMPT, check_layer
@@ -534,16 +535,16 @@ class Assistant:
         answer is held back while it may still become a learned refusal; if it does, the refusal is
         overridden (a :class:`SafetyDecision` is yielded) and the model answers again, kept from opening
         with :data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`; that answer is streamed instead."""
-        first = self.model.generate_stream(turns, (), params, features=features)
         held, holding = "", suspicion is not None and not suspicion.flagged
-        for piece in first:
-            if not holding:
-                yield piece
-                continue
-            held += piece
-            if not may_open_refusal(held):
-                holding = False
-                yield held
+        with self.model.generate_stream(turns, (), params, features=features) as first:
+            for piece in first:
+                if not holding:
+                    yield piece
+                    continue
+                held += piece
+                if not may_open_refusal(held):
+                    holding = False
+                    yield held
         _add_stream_stats(output, first)
         output.raw_text = first.text
         if not holding or not is_refusal(held):
@@ -559,8 +560,9 @@ class Assistant:
         tokenizer = self.model.tokenizer
         openings = tuple(ids for ids in (tuple(tokenizer.encode(form, add_special_tokens=False))
                                          for form in (SUPPRESSED_OPENING, " " + SUPPRESSED_OPENING)) if ids)
-        second = self.model.generate_stream(turns, (), replace(params, suppress_openings=openings), features=features)
-        yield from second
+        with self.model.generate_stream(turns, (), replace(params, suppress_openings=openings),
+                                        features=features) as second:
+            yield from second
         output.timings["refusal_redecode"] = time.perf_counter() - t0
         output.raw_text = second.text
         output.num_generated_tokens += second.num_generated_tokens
@@ -582,7 +584,7 @@ class Assistant:
         return decision
 
 
-def _add_stream_stats(output: ReplyOutput, stream: GenerationStream) -> None:
+def _add_stream_stats(output: ReplyOutput, stream: TextStream) -> None:
     """Copy a finished model stream's counts, finish reason and timings into ``output``."""
     output.timings.update(stream.timings)
     output.num_prompt_tokens = stream.num_prompt_tokens

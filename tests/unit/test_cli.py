@@ -140,7 +140,8 @@ def test_generate_direct_out_of_vocabulary_is_a_clear_error(tmp_path, capsys):
 def test_model_prompts_are_routed_and_rendered(tiny_model_dir, tmp_path):
     """The assistant splits a reply into text and prompts and renders each prompt (reply text fixed by a stub)."""
     from gpt4video.generators import build_generator
-    from gpt4video.modeling import GPT4Video, GenerationStream
+    from gpt4video.engines import TextStream
+    from gpt4video.modeling import GPT4Video
     from gpt4video.pipeline import Assistant, GenerationSettings
 
     model = GPT4Video.from_pretrained(tiny_model_dir)
@@ -148,7 +149,7 @@ def test_model_prompts_are_routed_and_rendered(tiny_model_dir, tmp_path):
 
     def fake_stream(turns, videos=(), params=None, *, features=None):  # noqa: ANN001
         pieces = [reply_text[i : i + 3] for i in range(0, len(reply_text), 3)]
-        return GenerationStream(iter(pieces))
+        return TextStream.of_text(pieces)
 
     model.generate_stream = fake_stream
     settings = GenerationSettings(build_generator("synthetic"), num_frames=8,

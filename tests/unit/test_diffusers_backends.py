@@ -395,7 +395,8 @@ def test_the_same_conversation_drives_two_backends(tmp_path, tiny_llm_dir, tiny_
 
     from gpt4video.config import AbstractorConfig, EncoderConfig, LLMConfig, ModelConfig
     from gpt4video.generators import SyntheticGenerator, ZeroscopeGenerator
-    from gpt4video.modeling import GenerationStream, GPT4Video
+    from gpt4video.engines import TextStream
+    from gpt4video.modeling import GPT4Video
     from gpt4video.pipeline import Assistant, GenerationSettings
 
     config = ModelConfig(
@@ -406,7 +407,7 @@ def test_the_same_conversation_drives_two_backends(tmp_path, tiny_llm_dir, tiny_
     )
     model = GPT4Video.from_config(config)
     reply = "Here it is. <video_prompt>A blue square moves up on a black background.</video_prompt>"
-    model.generate_stream = lambda turns, videos=(), params=None, *, features=None: GenerationStream(iter([reply]))
+    model.generate_stream = lambda turns, videos=(), params=None, *, features=None: TextStream.of_text([reply])
     backends = [SyntheticGenerator(), ZeroscopeGenerator.from_pipeline(zeroscope_pipe())]
     outputs = []
     for backend in backends:

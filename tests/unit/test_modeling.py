@@ -184,20 +184,3 @@ def test_half_precision_export_halves_the_files_and_reloads(model, tmp_path):
         model.save_pretrained(tmp_path / "int", dtype=torch.int8)
 
 
-def test_suppress_openings_bans_a_token_sequence_at_the_start_only(model):
-    from gpt4video.modeling import GenerationParams
-
-    v = model.llm.get_input_embeddings().weight.shape[0]
-    logits = torch.zeros(1, v)
-    logits[0, 5], logits[0, 6] = 3.0, 2.0  # greedy picks 5, then 6 if 5 is banned
-
-    def pick(generated, *openings):
-        return model._next_token(logits, generated, GenerationParams(suppress_openings=openings), None)
-
-    assert pick([]) == 5
-    assert pick([], (5,)) == 6  # one token: never the first
-    assert pick([9], (5,)) == 5  # ... but later it is not constrained
-    assert pick([9], (9, 5)) == 6  # two tokens: the second is banned right after the first
-    assert pick([3], (9, 5)) == 5 and pick([], (9, 5)) == 5 and pick([9, 9], (9, 5)) == 5
-    with pytest.raises(InputError, match="suppress_openings"):
-        GenerationParams(suppress_openings=((),))

@@ -16,7 +16,7 @@ import yaml
 from gpt4video.cli import main
 from gpt4video.errors import InputError
 from gpt4video.evaluation.safety import format_markdown, run_safety_benchmark, summarize, write_report
-from gpt4video.modeling import GenerationStream
+from gpt4video.engines import TextStream
 from gpt4video.safety import CHECKERS, SafetyChecker, SafetyConfig, SafetyPolicy
 from gpt4video.safety import train_text
 from gpt4video.safety.base import verdict_from_scores
@@ -222,7 +222,7 @@ def test_benchmark_through_the_pipeline(fake_garak, marker, tiny_saved_model_dir
     def scripted(turns, videos=(), params=None, *, features=None):  # noqa: ANN001
         seen.append(turns[-1].text)
         queue = replies.get(turns[-1].text, ["A red circle."])
-        return GenerationStream(iter([queue.pop(0) if len(queue) > 1 else queue[0]]))
+        return TextStream.of_text([queue.pop(0) if len(queue) > 1 else queue[0]])
 
     model = GPT4Video.from_pretrained(tiny_saved_model_dir)
     model.generate_stream = scripted

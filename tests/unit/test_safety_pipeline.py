@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from gpt4video.cli import main
-from gpt4video.modeling import GenerationStream
+from gpt4video.engines import TextStream
 from gpt4video.safety import CHECKERS, SafetyChecker, SafetyConfig, SafetyPolicy, Verdict
 from gpt4video.safety.base import verdict_from_scores
 from gpt4video.safety.refusals import REFUSALS, is_refusal, refusal_category, refusal_text
@@ -90,7 +90,7 @@ class Scripted:
         self.calls += 1
         self.params.append(params)
         text = self.replies.pop(0)
-        return GenerationStream(iter([text[i:i + 4] for i in range(0, len(text), 4)]))
+        return TextStream.of_text([text[i:i + 4] for i in range(0, len(text), 4)])
 
 
 def assistant_for(model_dir, policy, *replies, generation=None):

@@ -1,0 +1,34 @@
+"""Decoding engines: how a prompt becomes a streamed reply.
+
+``GPT4Video`` builds the prompt (the chat template with each video's tokens filled in) and hands it to
+its engine as an :class:`EngineRequest`; the engine decodes and streams. Engines register by name in
+:data:`ENGINES`; ``make_engine(name, model)`` builds one for a loaded model.
+
+- ``transformers``: transformers' ``generate`` (the reference engine, every LLM transformers loads).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..registry import Registry
+from .base import DecodeResult, EngineRequest, GenerationParams, LLMEngine, ReplyText, TextStream
+from .transformers_generate import TransformersEngine
+
+#: name -> factory(model) -> LLMEngine, where ``model`` is a loaded GPT4Video.
+ENGINES: Registry[Callable[[Any], LLMEngine]] = Registry("engine")
+
+
+@ENGINES.register("transformers")
+def _transformers_engine(model: Any) -> LLMEngine:
+    return TransformersEngine(model.llm, model.tokenizer, eos_token_ids=model.eos_token_ids,
+                              banned_token_ids=[model.processor.video_token_id])
+
+
+def make_engine(name: str, model: Any) -> LLMEngine:
+    """The engine ``name`` for ``model`` (a GPT4Video); an unknown name is a ConfigError listing the engines."""
+    return ENGINES.get(name)(model)
+
+
+__all__ = ["ENGINES", "DecodeResult", "EngineRequest", "GenerationParams", "LLMEngine", "ReplyText",
+           "TextStream", "TransformersEngine", "make_engine"]

@@ -1,0 +1,203 @@
+"""What every decoding engine takes and gives back.
+
+An engine turns a prompt (input embeddings with the video tokens filled in, or token ids) into a
+streamed reply: prefill, then decoding with :class:`GenerationParams` (greedy or temperature/top-p
+sampling, repetition penalty, stop strings, openings the reply may not start with), streaming text
+pieces, and cancellation when the caller stops reading. The KV cache is the engine's own business.
+
+:class:`ReplyText` is the one place that turns generated token ids into streamed text: it cuts at stop
+strings and holds back what could still become one, so every engine streams the same text for the same
+tokens.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+
+
+@dataclass
+class GenerationParams:
+    """Decoding settings. temperature 0 means greedy. suppress_openings: token sequences the reply may not
+    begin with (once the reply is a sequence's tokens but its last, that last token's logit is -inf;
+    ``bad_words_ids`` in transformers' ``generate``, for the opening only)."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ("###",)
+    suppress_openings: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
+        if self.temperature < 0:
+            raise InputError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise InputError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if not all(seq and all(isinstance(t, int) for t in seq) for seq in self.suppress_openings):
+            raise InputError(f"suppress_openings must be non-empty token id sequences, got {self.suppress_openings!r}")
+
+
+@dataclass
+class EngineRequest:
+    """One prompt to decode: ``inputs_embeds`` (L, D) or ``input_ids`` (L,), exactly one of them."""
+
+    params: GenerationParams
+    inputs_embeds: torch.Tensor | None = None
+    input_ids: torch.Tensor | None = None
+    #: seconds spent before decoding (reading and encoding videos), carried into the result's timings
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.inputs_embeds is None) == (self.input_ids is None):
+            raise ValueError("an EngineRequest needs exactly one of inputs_embeds and input_ids")
+
+    @property
+    def num_prompt_tokens(self) -> int:
+        prompt = self.inputs_embeds if self.inputs_embeds is not None else self.input_ids
+        return int(prompt.shape[0])  # type: ignore[union-attr]
+
+
+@dataclass
+class DecodeResult:
+    """What a finished decode leaves behind (filled by the engine while the stream runs)."""
+
+    text: str = ""
+    num_prompt_tokens: int = 0
+    num_generated_tokens: int = 0
+    finish_reason: str = ""  # "stop" (end of sequence or a stop string), "length" or "cancelled"
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class TextStream:
+    """A reply being decoded. Iterate for its text pieces; afterwards :attr:`result` is final.
+    :meth:`close` (or leaving a ``with`` block) cancels a decode that is still running."""
+
+    def __init__(self, pieces: Iterator[str], result: DecodeResult | None = None) -> None:
+        self._pieces = pieces
+        self.result = result if result is not None else DecodeResult()
+
+    @classmethod
+    def of_text(cls, pieces: Sequence[str]) -> TextStream:
+        """A stream of fixed pieces (for tests and stand-in models); its text is their concatenation."""
+        result = DecodeResult(finish_reason="stop")
+
+        def emit() -> Iterator[str]:
+            for piece in pieces:
+                result.text += piece
+                yield piece
+
+        return cls(emit(), result)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pieces)
+
+    @property
+    def text(self) -> str:
+        return self.result.text
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.result.timings
+
+    @property
+    def num_prompt_tokens(self) -> int:
+        return self.result.num_prompt_tokens
+
+    @property
+    def num_generated_tokens(self) -> int:
+        return self.result.num_generated_tokens
+
+    @property
+    def finish_reason(self) -> str:
+        return self.result.finish_reason
+
+    def consume(self) -> TextStream:
+        for _ in self:
+            pass
+        return self
+
+    def close(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> TextStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class LLMEngine(ABC):
+    """Decodes replies of one causal LM. ``generate`` starts no work until its stream is read."""
+
+    name: str = ""
+
+    @abstractmethod
+    def generate(self, request: EngineRequest) -> TextStream:
+        """Stream the reply to ``request``."""
+
+
+def _held_back(text: str, stops: Sequence[str]) -> int:
+    """How many trailing characters of ``text`` could be the start of a stop string."""
+    keep = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:k]):
+                keep = max(keep, k)
+                break
+    return keep
+
+
+class ReplyText:
+    """Turns generated token ids into streamed text.
+
+    The whole reply is decoded again at each token (so multi-token characters and merges come out
+    right), leading white space is dropped, the text is cut at the first stop string, and trailing
+    white space, a possible start of a stop string and half a multi-byte character are held back until
+    the next token resolves them.
+    """
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str]) -> None:
+        self.tokenizer = tokenizer
+        self.stops = tuple(stops)
+        self.tokens: list[int] = []
+        self.text = ""
+        self.stopped = False
+        self._emitted = 0
+
+    def add(self, token: int) -> str:
+        """Append ``token``; the text that became safe to show (possibly empty)."""
+        self.tokens.append(int(token))
+        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True).lstrip()
+        cut = min((text.find(s) for s in self.stops if s in text), default=-1)
+        if cut >= 0:
+            self.text, self.stopped = text[:cut], True
+            return ""
+        self.text = text
+        safe = len(text[: len(text) - _held_back(text, self.stops)].rstrip())
+        if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+            safe = min(safe, len(text) - 1)
+        if safe <= self._emitted:
+            return ""
+        piece, self._emitted = text[self._emitted:safe], safe
+        return piece
+
+    def finish(self) -> str:
+        """The rest of the reply (trailing white space dropped); afterwards ``text`` is final."""
+        self.text = self.text.rstrip()
+        piece = self.text[self._emitted:]
+        self._emitted = len(self.text)
+        return piece
