@@ -93,6 +93,8 @@ def test_a_refusal_is_a_normal_message_with_its_reason(server):
     flagged = [v for v in message.model_extra["safety"] if v["flagged"]]
     assert flagged and flagged[0]["reason"] and message.refusal == message.content
     assert message.model_extra["videos"] == [] and reply.choices[0].finish_reason == "content_filter"
+    # the same fields as `chat --json`
+    assert message.model_extra["refused_by"] == "input" and message.model_extra["refusal_category"]
 
 
 def test_a_wrong_key_is_401(server):

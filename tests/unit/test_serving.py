@@ -137,6 +137,7 @@ def test_video_question_returns_a_chat_completion(server, clip_bytes):
     assert reply.usage.completion_tokens <= 5 and reply.usage.prompt_tokens > 4  # the 4 video tokens are in it
     extras = choice.message.model_extra
     assert extras["videos"] == [] and extras["safety"] == [] and choice.message.refusal is None
+    assert extras["refused_by"] is None and extras["blocked_prompts"] == [] and extras["withheld"] == []
 
 
 def test_streamed_answer_equals_the_plain_one(server, clip_bytes):

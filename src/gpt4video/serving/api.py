@@ -5,8 +5,10 @@ Extensions to OpenAI's chat completion message (extra fields that OpenAI clients
 - ``videos``: the videos rendered for the reply's video prompts, each ``{"id", "url", "prompt",
   "backend", "seed", "content_type", "bytes", "expires_at"}``; download with ``GET /v1/files/{id}/content``.
 - ``video_prompts``: the prompts the model wrote; ``generation_errors``: why a prompt was not rendered.
-- ``safety``: the safety verdicts of the turn (checker, category, score, threshold, reason);
-  ``refusal`` holds the reply text when the turn was refused.
+- ``safety``: the safety verdicts of the turn (layer, checker, category, score, threshold, reason);
+  ``refusal`` holds the reply text when the turn was refused, ``refused_by`` the layer (input, model,
+  prompt, output) and ``refusal_category`` its category; ``blocked_prompts`` and ``withheld`` list the
+  prompts not rendered or whose video was withheld. These are the fields of ``chat --json`` of the same name.
 
 Request extension: ``generator`` names the text-to-video backend ("none": only report the prompts).
 """
@@ -34,6 +36,10 @@ from .errors import BadRequest, NotFound, ServeError, Unauthorized, error_body
 from .files import FileStore, too_large
 from .inputs import VideoInputs
 from .messages import parse_messages
+
+#: Fields of the reply's output (``ReplyOutput.to_dict``) that the message carries besides OpenAI's.
+REPLY_EXTRAS = ("video_prompts", "generation_errors", "refused_by", "refusal_category", "blocked_prompts",
+                "withheld", "safety")
 
 NO_GENERATOR = "none"
 
@@ -119,8 +125,7 @@ class Api:
                    "backend": v.backend, "seed": v.seed, "content_type": v.file.content_type,
                    "bytes": v.file.bytes, "expires_at": v.file.expires_at} for v in result.videos]
         return {"refusal": result.text if result.refused else None, "videos": videos,
-                "video_prompts": result.video_prompts, "generation_errors": result.generation_errors,
-                "safety": result.safety}
+                **{key: result.output[key] for key in REPLY_EXTRAS}}
 
     @staticmethod
     def usage(result: ChatResult) -> dict[str, int]:

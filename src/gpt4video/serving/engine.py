@@ -56,16 +56,44 @@ class GeneratedFile:
 
 @dataclass
 class ChatResult:
-    text: str
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    video_prompts: list[str] = field(default_factory=list)
+    """A finished turn: the reply's output as :meth:`ReplyOutput.to_dict` gives it (without the generated
+    videos' frames), the generated videos as stored files, and OpenAI's finish reason."""
+
+    output: dict[str, Any]
     videos: list[GeneratedFile] = field(default_factory=list)
-    generation_errors: list[str] = field(default_factory=list)
-    refused: bool = False
-    safety: list[dict[str, Any]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    finish_reason: str = "stop"
+
+    @property
+    def text(self) -> str:
+        return self.output["text"]
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.output["refused"])
+
+    @property
+    def safety(self) -> list[dict[str, Any]]:
+        return self.output["safety"]
+
+    @property
+    def video_prompts(self) -> list[str]:
+        return self.output["video_prompts"]
+
+    @property
+    def generation_errors(self) -> list[str]:
+        return self.output["generation_errors"]
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.output["num_prompt_tokens"]
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.output["num_generated_tokens"]
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.output["timings"]
 
 
 @dataclass
@@ -81,14 +109,6 @@ class Done:
 @dataclass
 class Failed:
     error: Exception
-
-
-def _as_dict(verdict: Any) -> dict[str, Any]:
-    """A safety verdict as JSON-ready data (verdicts may be dicts or objects with ``to_dict``)."""
-    if isinstance(verdict, Mapping):
-        return dict(verdict)
-    to_dict = getattr(verdict, "to_dict", None)
-    return to_dict() if callable(to_dict) else {"reason": str(verdict)}
 
 
 class Job:
@@ -265,13 +285,8 @@ class Engine:
         for video in reply.generated:
             stored = self.store.add_video(video.frames, video.fps, video.filename)
             videos.append(GeneratedFile(stored, video.prompt, video.backend, video.seed))
-        refused = bool(getattr(reply, "refused", False))
         # OpenAI's finish reasons: a request refused before the model ran is "content_filter".
         finish = {"refused": "content_filter", "": "stop"}.get(reply.finish_reason, reply.finish_reason)
-        return ChatResult(
-            text=reply.text, finish_reason=finish, prompt_tokens=reply.num_prompt_tokens,
-            completion_tokens=reply.num_generated_tokens, video_prompts=list(reply.video_prompts), videos=videos,
-            generation_errors=list(reply.generation_errors), refused=refused,
-            safety=[_as_dict(v) for v in getattr(reply, "safety", None) or []],
-            timings={k: round(float(v), 6) for k, v in reply.timings.items()},
-        )
+        output = reply.output.to_dict()
+        del output["generated_videos"]  # served as stored files instead
+        return ChatResult(output, videos, finish)
