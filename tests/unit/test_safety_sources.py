@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,7 +161,7 @@ def test_typos_and_augmentation_keep_labels_and_groups():
 
 
 def test_shipped_head_records_its_cross_source_evaluation():
-    info = json.loads((train_text.Path(train_text.__file__).parent / "weights" / "harmful_request.json").read_text())
+    info = json.loads((Path(train_text.__file__).parent / "weights" / "harmful_request.json").read_text())
     cross = info["metrics"]["cross_source"]
     assert set(cross) == set(train_text.CROSS_SOURCE_FOLDS)
     for name, fold in cross.items():
@@ -175,5 +176,5 @@ def test_shipped_head_records_its_cross_source_evaluation():
 
 @pytest.mark.parametrize("category", sorted(train_text.HEAD_CATEGORIES))
 def test_every_head_category_has_a_threshold(category):
-    info = json.loads((train_text.Path(train_text.__file__).parent / "weights" / "harmful_request.json").read_text())
+    info = json.loads((Path(train_text.__file__).parent / "weights" / "harmful_request.json").read_text())
     assert 0.0 < info["thresholds"][category] < 1.0

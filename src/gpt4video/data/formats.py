@@ -94,6 +94,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt4video.errors import InputError, VideoError
+from gpt4video.jsonl import parsed_lines
 from gpt4video.processing import Turn
 
 logger = logging.getLogger(__name__)
@@ -535,31 +536,18 @@ def read_jsonl(
     base = _base_dir(file, video_dir)
     name = str(path)
     result = LoadResult()
-    try:
-        handle = file.open("rb")
-    except OSError as e:
-        raise InputError(f"{file}: cannot be read ({e.strerror or e})") from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                add_error(result, name, number, f"not UTF-8 text ({e.reason} at byte {e.start})")
-                continue
-            if number == 1:
-                text = text.lstrip("\ufeff")
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as e:
-                add_error(result, name, number, f"bad JSON: {e.msg} (column {e.colno})")
-                continue
-            try:
-                result.examples.append(parse_row(row, base_dir=base, source=f"{name}:{number}", kind=kind,
-                                                 check_files=check_files, seed=seed))
-            except RowProblem as e:
-                add_error(result, name, number, str(e))
+    for number, row in parsed_lines(file):
+        if isinstance(row, UnicodeDecodeError):
+            add_error(result, name, number, f"not UTF-8 text ({row.reason} at byte {row.start})")
+            continue
+        if isinstance(row, json.JSONDecodeError):
+            add_error(result, name, number, f"bad JSON: {row.msg} (column {row.colno})")
+            continue
+        try:
+            result.examples.append(parse_row(row, base_dir=base, source=f"{name}:{number}", kind=kind,
+                                             check_files=check_files, seed=seed))
+        except RowProblem as e:
+            add_error(result, name, number, str(e))
     return report(result, name)
 
 

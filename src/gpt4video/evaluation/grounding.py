@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from ..data.synthetic import COLORS, MOTIONS, SHAPES
+from ..data.synthetic.vocabulary import COLORS, MOTIONS, SHAPES
 from ..modeling import GPT4Video
 from ..training.data import GroundingDataset
 

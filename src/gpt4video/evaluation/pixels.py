@@ -47,7 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from gpt4video.data.synthetic import COLOR_RGB, COLORS, SHAPES, ObjectSpec, PromptSpec, Scene, parse_prompt
+from gpt4video.data.synthetic.prompts import parse_prompt
+from gpt4video.data.synthetic.scenes import ObjectSpec, PromptSpec, Scene
+from gpt4video.data.synthetic.vocabulary import COLOR_RGB, COLORS, SHAPES
 from gpt4video.errors import InputError
 
 __all__ = [

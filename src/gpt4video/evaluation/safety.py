@@ -39,7 +39,8 @@ from .synthetic import write_report as write_files
 
 
 def _render_clip(seed: int, folder: Path) -> str:
-    from ..data.synthetic import sample_scene, write_clip
+    from ..data.synthetic.render import write_clip
+    from ..data.synthetic.scenes import sample_scene
 
     path = folder / f"{seed}.mp4"
     if not path.is_file():

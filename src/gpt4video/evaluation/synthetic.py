@@ -66,9 +66,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpt4video.data.synthetic import QA_TYPES, answers_match, normalize_answer, parse_prompt
 from gpt4video.config import atomic_write_text
+from gpt4video.data.synthetic.grading import answers_match, normalize_answer
+from gpt4video.data.synthetic.prompts import parse_prompt
+from gpt4video.data.synthetic.questions import QA_TYPES
 from gpt4video.errors import InputError
+from gpt4video.jsonl import read_jsonl
 
 __all__ = [
     "CAPTION_PROMPT",
@@ -352,23 +355,6 @@ class _Item:
     error: str | None = None
 
 
-def read_jsonl_objects(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a JSONL file (blank lines skipped); InputError naming the line of a bad one."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{number}: expected a JSON object")
-            rows.append(row)
-    return rows
-
-
 def _spread(items: list[Any], limit: int | None) -> list[Any]:
     """At most ``limit`` items, evenly spread over the list (all of them if ``limit`` is None)."""
     if limit is None or limit >= len(items):
@@ -389,7 +375,7 @@ def _path(split: Path, value: Any, where: str) -> str:
 def _qa_items(split: Path, limit: int | None, name: str = "qa.jsonl") -> list[_Item]:
     file = split / name
     items = []
-    for i, row in enumerate(read_jsonl_objects(file)):
+    for i, row in enumerate(read_jsonl(file, what="QA row")):
         try:
             items.append(_Item("qa", row["question"], [_path(split, row["video"], f"{file} row {i + 1}")],
                                row["answer"], {"type": row.get("type") or "unknown", "family": row.get("family")}))
@@ -401,7 +387,7 @@ def _qa_items(split: Path, limit: int | None, name: str = "qa.jsonl") -> list[_I
 def _caption_items(split: Path, limit: int | None, name: str = "captions.jsonl") -> list[_Item]:
     file = split / name
     items = []
-    for i, row in enumerate(read_jsonl_objects(file)):
+    for i, row in enumerate(read_jsonl(file, what="caption row")):
         refs = row.get("captions") or ([row["caption"]] if row.get("caption") else [])
         if not refs or "video" not in row:
             raise InputError(f"{file} row {i + 1}: needs \"video\" and \"captions\" (or \"caption\")")
@@ -415,7 +401,7 @@ def _generation_items(split: Path, limit: int | None, name: str = "dialogues.jso
     kind where there are enough."""
     file = split / name
     positives, negatives = [], []
-    for i, row in enumerate(read_jsonl_objects(file)):
+    for i, row in enumerate(read_jsonl(file, what="dialogue row")):
         where = f"{file} row {i + 1}"
         paths = [_path(split, v, where) for v in row.get("videos") or []]
         turns = row.get("turns") or []

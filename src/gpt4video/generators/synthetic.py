@@ -15,7 +15,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from gpt4video.data.synthetic import parse_prompt, render, scene_from_spec
+from gpt4video.data.synthetic.prompts import parse_prompt
+from gpt4video.data.synthetic.render import render
+from gpt4video.data.synthetic.scenes import scene_from_spec
 from gpt4video.errors import InputError
 
 from .base import GENERATORS, PromptNotSupported, VideoGenerator

@@ -43,6 +43,7 @@ from typing import Any
 
 from ..config import ConfigBase
 from ..errors import ConfigError
+from ..jsonl import read_jsonl
 from . import frames as _frames  # noqa: F401 - registers open_nsfw
 from . import guards as _guards  # noqa: F401 - registers llama_guard, shieldgemma
 from . import text as _text  # noqa: F401 - registers profanity, harmful_request
@@ -233,7 +234,7 @@ class AuditLog:
         """Every record (for tests and tools)."""
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return list(read_jsonl(self.path, what="audit record"))
 
 
 def _sha256_text(text: str) -> str:

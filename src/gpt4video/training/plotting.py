@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
+
+from ..jsonl import read_jsonl
 
 
 def plot_loss_curve(log_path: str | os.PathLike[str], png_path: str | os.PathLike[str]) -> Path | None:
@@ -14,10 +15,7 @@ def plot_loss_curve(log_path: str | os.PathLike[str], png_path: str | os.PathLik
     if not log_path.is_file():
         return None
     train, evals = [], []
-    for line in log_path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for row in read_jsonl(log_path, what="log row"):
         if "loss" in row:
             train.append((row["step"], row["loss"]))
         if "eval_loss" in row:

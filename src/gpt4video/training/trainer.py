@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import ModelConfig, TrainConfig, atomic_write_text
+from ..config import ModelConfig, TrainConfig
 from ..errors import InputError
+from ..jsonl import append_jsonl, read_jsonl, write_jsonl
 from ..modeling import GPT4Video, preset_config, preset_names
 from .data import ConversationDataset, GroundingDataset, clip_features, load_examples, micro_batch_indices
 
@@ -206,17 +207,14 @@ class Trainer:
     # -- logging ----------------------------------------------------------------------------------
     def _log(self, row: dict) -> None:
         if self.accelerator.is_main_process:
-            with open(self.output_dir / LOG_NAME, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            append_jsonl(self.output_dir / LOG_NAME, [row])
 
     def _truncate_log(self, step: int) -> None:
         """On resume, forget log rows written after the checkpoint (they will be written again)."""
         path = self.output_dir / LOG_NAME
         if not self.accelerator.is_main_process or not path.is_file():
             return
-        rows = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        atomic_write_text(path, "".join(r + "\n" for r in rows))
+        write_jsonl(path, [row for row in read_jsonl(path, what="log row") if row.get("step", 0) <= step])
 
     # -- the loop ---------------------------------------------------------------------------------
     def train(self) -> TrainResult:

@@ -170,11 +170,11 @@ def load_manifest(path: str | os.PathLike[str] | None = None) -> list[Item]:
     file = Path(path) if path is not None else MANIFEST
     if not file.is_file():
         raise InputError(f"{file}: benchmark manifest not found")
-    from ...evaluation.synthetic import read_jsonl_objects
+    from ...jsonl import read_jsonl
 
     items: list[Item] = []
     ids: set[str] = set()
-    for n, row in enumerate(read_jsonl_objects(file), start=1):
+    for n, row in enumerate(read_jsonl(file, what="benchmark item"), start=1):
         where = f"{file}: item {n}" + (f" ({row['id']})" if isinstance(row.get("id"), str) else "")
         item = _check(row, where)
         if item.id in ids:

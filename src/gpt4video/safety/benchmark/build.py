@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from ...config import atomic_write_text
 from ...errors import InputError
+from ...jsonl import write_jsonl
 from ..dialogues import is_generation_request
 from . import MANIFEST, OBFUSCATIONS
 
@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    atomic_write_text(Path(args.out), "".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items))
+    write_jsonl(Path(args.out), items)
     counts: dict[str, int] = {}
     for it in items:
         key = f"{it['set']}/{it['task']}/{it['label']}"

