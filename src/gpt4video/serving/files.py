@@ -7,7 +7,8 @@ Layout under the storage root::
     scratch/                 where generators write before a file is stored; temporary uploads
 
 A file is only ever looked up by an id that matches ``file-`` + 24 hex digits, so no request can name
-a path: nothing outside ``files/`` is ever read for a client.
+a path: nothing outside ``files/`` is ever read for a client. Every file the store writes is 0600 and
+every folder it makes 0700, whatever the umask.
 """
 
 from __future__ import annotations
@@ -62,6 +63,20 @@ def _suffix(filename: str) -> str:
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
 
 
+def private_dir(path: Path, *, exist_ok: bool = False) -> Path:
+    """Make the folder ``path`` (its parents as needed), readable by this user only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=exist_ok)
+    os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+    return path
+
+
+def open_private(path: Path) -> BinaryIO:
+    """A new file at ``path``, open for writing, readable by this user only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)  # os.open's mode is masked by the umask
+    return os.fdopen(fd, "wb")
+
+
 def too_large(what: str, size: int, limit: int) -> TooLarge:
     return TooLarge(f"{what} is larger than this server accepts: {size / 1e6:.1f} MB > {limit / 1e6:.1f} MB "
                     "(the server's --max-upload-mb)")
@@ -76,8 +91,10 @@ class FileStore:
         self.clock = clock
         self._lock = threading.Lock()
         self._files: dict[str, StoredFile] = {}
-        (self.root / "files").mkdir(parents=True, exist_ok=True)
-        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        if not self.root.exists():
+            private_dir(self.root)
+        private_dir(self.root / "files", exist_ok=True)
+        private_dir(self.scratch_dir, exist_ok=True)
         self._load_existing()
 
     @property
@@ -99,8 +116,7 @@ class FileStore:
     # -- adding ----------------------------------------------------------------------------------
     def _new_record(self, filename: str, purpose: str, content_type: str | None) -> tuple[StoredFile, Path]:
         file_id = "file-" + secrets.token_hex(12)
-        folder = self.root / "files" / file_id
-        folder.mkdir(parents=True)
+        folder = private_dir(self.root / "files" / file_id)
         name = safe_filename(filename)
         now = self.clock()
         path = folder / f"content{_suffix(name)}"
@@ -109,8 +125,11 @@ class FileStore:
         return record, path
 
     def _commit(self, record: StoredFile, path: Path) -> StoredFile:
+        os.chmod(path, 0o600)  # a file a writer or a move made with other modes
         record.bytes = path.stat().st_size
-        atomic_write_text(path.parent / "meta.json", json.dumps(asdict(record)))
+        meta = path.parent / "meta.json"
+        atomic_write_text(meta, json.dumps(asdict(record)))
+        os.chmod(meta, 0o600)
         with self._lock:
             self._files[record.id] = record
         return record
@@ -121,7 +140,7 @@ class FileStore:
         record, path = self._new_record(filename, purpose, content_type)
         size = 0
         try:
-            with open(path, "wb") as out:
+            with open_private(path) as out:
                 while chunk := source.read(_CHUNK):
                     size += len(chunk)
                     if size > max_bytes:

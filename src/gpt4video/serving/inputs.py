@@ -2,7 +2,8 @@
 
 A video in a message is one of:
 
-- a ``data:`` URL (``data:video/mp4;base64,...``): decoded into a scratch file, read, then deleted;
+- a ``data:`` URL (``data:video/mp4;base64,...``): decoded slice by slice into a private scratch file,
+  read, then deleted;
 - a file id from ``POST /v1/files`` (``file-...``), bare or as the URL of ``/v1/files/<id>/content``
   on this server;
 - an ``http(s)`` URL, fetched only when the server was started with ``--allow-url-fetch`` (otherwise
@@ -15,24 +16,26 @@ model's thread, so a bad file is answered 400/413 before the request waits in th
 
 from __future__ import annotations
 
-import base64
 import binascii
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from ..errors import VideoError
 from ..processing import VideoSampling
 from ..video import VideoClip, probe
 from .errors import BadRequest, ServeError
-from .files import FILE_ID, FileStore, too_large
+from .files import FILE_ID, FileStore, open_private, too_large
 
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,",
                        re.IGNORECASE)
 _CONTENT_PATH = re.compile(r"^/v1/files/(?P<id>file-[0-9a-f]{24})/content$")
+_B64_SLICE = 1 << 22  # base64 characters decoded at a time (a multiple of 4)
 
 
 @dataclass
@@ -58,7 +61,7 @@ class VideoInputs:
             raise BadRequest(f"{where}: the video reference is empty", param=where)
         ref = ref.strip()
         if ref[:5].lower() == "data:":
-            return self._load_temporary(self._decode_data_url(ref, where), where)
+            return self._load_temporary(lambda out: self._decode_data_url(ref, where, out), where)
         if FILE_ID.match(ref):
             return self.load_file(self.store.get(ref).path, where)
         parts = urlsplit(ref)
@@ -70,15 +73,15 @@ class VideoInputs:
                 raise BadRequest(f"{where}: this server does not fetch URLs (start it with --allow-url-fetch); send "
                                  "the video as a data: URL or upload it with POST /v1/files and pass its id",
                                  param=where, code="url_fetch_disabled")
-            return self._load_temporary(self._fetch(ref, where), where)
+            return self._load_temporary(lambda out: self._fetch(ref, where, out), where)
         raise BadRequest(f"{where}: unsupported video reference {ref[:60]!r}; use a data: URL, a file id from "
                          "POST /v1/files, or an http(s) URL", param=where)
 
     def load_base64(self, data: str, where: str) -> VideoClip:
         """Raw base64 (OpenAI's ``file.file_data`` may be a bare base64 string)."""
-        return self._load_temporary(self._b64decode(data, where), where)
+        return self._load_temporary(lambda out: self._b64decode_into(data, where, out), where)
 
-    def _decode_data_url(self, url: str, where: str) -> bytes:
+    def _decode_data_url(self, url: str, where: str, out: BinaryIO) -> None:
         match = _DATA_URL.match(url)
         if not match:
             raise BadRequest(f"{where}: malformed data: URL (expected data:video/mp4;base64,...)", param=where)
@@ -87,21 +90,36 @@ class VideoInputs:
         kind = (match["type"] or "").lower()
         if kind and not kind.startswith(("video/", "image/", "application/octet-stream")):
             raise BadRequest(f"{where}: a data: URL of type {kind} is not a video", param=where)
-        return self._b64decode(url[match.end():], where)
+        self._b64decode_into(url, where, out, start=match.end())
 
-    def _b64decode(self, data: str, where: str) -> bytes:
-        estimate = len(data) * 3 // 4
-        if estimate > self.limits.max_bytes:
-            raise too_large(f"{where}: the video", estimate, self.limits.max_bytes)
-        try:
-            raw = base64.b64decode("".join(data.split()), validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequest(f"{where}: the video's base64 data is not valid base64", param=where) from None
-        if not raw:
+    def _b64decode_into(self, data: str, where: str, out: BinaryIO, start: int = 0) -> None:
+        """Decode ``data[start:]`` slice by slice into ``out``: no second copy of the text is ever made,
+        and decoding stops as soon as the video passes the size limit."""
+        limit = self.limits.max_bytes
+        size, carry, padded = 0, "", False
+        for at in range(start, len(data), _B64_SLICE):
+            piece = carry + "".join(data[at:at + _B64_SLICE].split())
+            carry = ""
+            if at + _B64_SLICE < len(data):  # keep whole quads; the rest joins the next slice
+                cut = len(piece) - len(piece) % 4
+                piece, carry = piece[:cut], piece[cut:]
+            if not piece:
+                continue
+            try:
+                if padded:
+                    raise ValueError("data after the padding")
+                raw = binascii.a2b_base64(piece, strict_mode=True)
+            except (binascii.Error, ValueError):
+                raise BadRequest(f"{where}: the video's base64 data is not valid base64", param=where) from None
+            padded = piece.endswith("=")
+            size += len(raw)
+            if size > limit:
+                raise too_large(f"{where}: the video", (len(data) - start) * 3 // 4, limit)
+            out.write(raw)
+        if size == 0:
             raise BadRequest(f"{where}: the video is empty", param=where)
-        return raw
 
-    def _fetch(self, url: str, where: str) -> bytes:
+    def _fetch(self, url: str, where: str, out: BinaryIO) -> None:
         import httpx
 
         limit = self.limits.max_bytes
@@ -111,23 +129,22 @@ class VideoInputs:
                     raise BadRequest(f"{where}: {url} redirected to a non-http URL", param=where)
                 if response.status_code != 200:
                     raise BadRequest(f"{where}: fetching {url} answered HTTP {response.status_code}", param=where)
-                chunks, size = [], 0
+                size = 0
                 for chunk in response.iter_bytes():
                     size += len(chunk)
                     if size > limit:
                         raise too_large(f"{where}: the video at {url}", size, limit)
-                    chunks.append(chunk)
+                    out.write(chunk)
         except httpx.HTTPError as e:
             raise BadRequest(f"{where}: could not fetch {url}: {type(e).__name__}", param=where) from None
-        return b"".join(chunks)
 
     # -- checking and decoding -------------------------------------------------------------------
-    def _load_temporary(self, data: bytes, where: str) -> VideoClip:
-        if len(data) > self.limits.max_bytes:
-            raise too_large(f"{where}: the video", len(data), self.limits.max_bytes)
+    def _load_temporary(self, fill: Callable[[BinaryIO], None], where: str) -> VideoClip:
+        """Let ``fill`` write the video into a private scratch file, then check and decode it."""
         path = self.store.scratch_dir / f"upload-{secrets.token_hex(8)}"
-        path.write_bytes(data)
         try:
+            with open_private(path) as out:
+                fill(out)
             return self.load_file(path, where)
         finally:
             path.unlink(missing_ok=True)
