@@ -619,6 +619,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--video-size", type=_positive_int, default=256, help="width and height of generated videos")
     lim = p.add_argument_group("limits and storage")
     lim.add_argument("--max-upload-mb", type=_positive_float, default=64.0, help="largest video accepted (default 64)")
+    lim.add_argument("--max-body-mb", type=_positive_float, default=None,
+                     help="largest chat request body; a larger one is answered 413 as soon as it passes the limit "
+                     "(default: 4/3 of --max-upload-mb, one base64 video, plus 0.25 for text)")
     lim.add_argument("--max-video-seconds", type=_positive_float, default=600.0, help="longest video (default 600)")
     lim.add_argument("--max-videos", type=_positive_int, default=8, help="most videos in one request (default 8)")
     lim.add_argument("--queue-size", type=_positive_int, default=8, help="requests that may wait (default 8)")
@@ -628,7 +631,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     lim.add_argument("--request-timeout", type=_positive_float, default=600.0,
                      help="seconds a request may take, waiting included, before it is answered 504 (default 600)")
     lim.add_argument("--shutdown-timeout", type=_positive_float, default=10.0,
-                     help="seconds a shutdown waits for requests in flight (default 10)")
+                     help="seconds a shutdown gives requests in flight before answering them 503 (waiting ones "
+                     "get 503 at once; default 10)")
     lim.add_argument("--storage-dir", metavar="DIR", help="keep files here (default: a temporary directory)")
     lim.add_argument("--allow-url-fetch", action="store_true",
                      help="fetch http(s) video URLs given in messages (off: the server never fetches a URL)")
@@ -670,6 +674,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     config = ServeConfig(
         host=args.host, port=args.port, model_name=args.served_model_name or Path(args.model).name,
         api_key=args.api_key, storage_dir=args.storage_dir, max_upload_mb=args.max_upload_mb,
+        max_body_mb=args.max_body_mb,
         max_video_seconds=args.max_video_seconds, max_videos=args.max_videos, queue_size=args.queue_size,
         max_tokens=args.max_tokens, default_max_tokens=min(128, args.max_tokens), file_ttl_seconds=args.file_ttl,
         allow_url_fetch=args.allow_url_fetch, request_timeout=args.request_timeout, video_frames=args.video_frames,

@@ -22,11 +22,10 @@ import httpx
 import numpy as np
 import openai
 import pytest
-import uvicorn
 
 from gpt4video.generators import build_generator
 from gpt4video.serving import ServeConfig
-from gpt4video.serving.app import create_app
+from gpt4video.serving.app import create_app, make_server
 from gpt4video.serving.errors import NotFound
 from gpt4video.serving.files import FileStore
 from gpt4video.serving.process import free_port
@@ -37,7 +36,7 @@ KEY = "test-key"
 
 
 class LiveServer:
-    """create_app served by uvicorn on a thread, on 127.0.0.1."""
+    """create_app served by make_server (uvicorn) on a thread, on 127.0.0.1."""
 
     def __init__(self, model, **overrides) -> None:  # noqa: ANN001
         self.port = free_port()
@@ -47,8 +46,7 @@ class LiveServer:
         self.config = ServeConfig(port=self.port, **options)
         self.app = create_app(self.config, model, generators={"synthetic": build_generator("synthetic")},
                               default_generator="synthetic", web=web)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
-                                                    access_log=False, timeout_graceful_shutdown=10))
+        self.server = make_server(self.app, self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -110,6 +108,13 @@ def ask(text: str, *videos: str, part: str = "video_url") -> list[dict]:
     content = [{"type": "text", "text": text}]
     content += [{"type": part, part: {"url": v}} for v in videos]
     return [{"role": "user", "content": content}]
+
+
+def wait_for(condition, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
 
 
 def status_of(call) -> tuple[int, dict]:  # noqa: ANN001
@@ -284,12 +289,6 @@ def test_full_queue_answers_429_at_once_and_loses_nothing(tiny_model, clip_bytes
             except openai.APIStatusError as e:
                 return e
 
-        def wait_for(condition, what: str) -> None:  # noqa: ANN001
-            deadline = time.monotonic() + 120
-            while not condition():
-                assert time.monotonic() < deadline, what
-                time.sleep(0.02)
-
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(one, 0)]
             wait_for(lambda: engine.stats()["busy"], "the first request did not reach the worker")
@@ -433,7 +432,8 @@ def test_serve_command_rejects_bad_options_before_loading_anything(capsys):
         port = taken.getsockname()[1]
         assert main(["serve", "--port", str(port), "--no-safety"]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
-    for argv in (["--port", "70000"], ["--max-upload-mb", "0"], ["--model", "no-such-model"]):
+    for argv in (["--port", "70000"], ["--max-upload-mb", "0"], ["--max-body-mb", "0"],
+                 ["--model", "no-such-model"]):
         with pytest.raises(SystemExit) as info:
             code = main(["serve", *argv])
             raise SystemExit(code)

@@ -22,11 +22,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile as StarletteUploadFile
+from starlette.requests import ClientDisconnect
 
 from ..errors import InputError
 from ..modeling import GenerationParams
@@ -108,13 +110,27 @@ class Api:
         name = self.default_generator if name is None else name
         return None if name in (None, NO_GENERATOR) else name
 
+    async def read_request(self, request: Request) -> ChatCompletionRequest:
+        """The chat request, read chunk by chunk into one buffer (the BodyLimit middleware bounds it)."""
+        buffer = bytearray()
+        async for chunk in request.stream():
+            buffer += chunk
+        return await run_in_threadpool(_parse_request, buffer)
+
     def load_turns(self, messages: list[Any], host: str | None) -> list[ChatTurn]:
-        """Parse the messages and decode every video (runs in a worker thread: decoding is slow)."""
+        """Parse the messages and decode every video (runs in a worker thread: decoding is slow).
+        ``messages`` is emptied and each video's text dropped once decoded, so a base64 video is held
+        only once, and only until it is decoded."""
         parsed = parse_messages(messages, max_videos=self.config.max_videos)
+        messages.clear()
         turns = []
         for turn in parsed:
-            clips = [self.inputs.load_base64(ref.value, ref.where) if ref.is_base64
-                     else self.inputs.load_reference(ref.value, ref.where, host=host) for ref in turn.videos]
+            clips = []
+            while turn.videos:
+                ref = turn.videos.pop(0)
+                clips.append(self.inputs.load_base64(ref.value, ref.where) if ref.is_base64
+                             else self.inputs.load_reference(ref.value, ref.where, host=host))
+                del ref
             turns.append(ChatTurn(turn.role, turn.text, clips))
         return turns
 
@@ -177,11 +193,16 @@ class Api:
                 raise NotFound(f"the model {model_id!r} does not exist on this server", code="model_not_found")
             return self.model_card()
 
-        @r.post("/chat/completions")
-        async def chat(body: ChatCompletionRequest, request: Request) -> Any:
+        @r.post("/chat/completions", openapi_extra=_json_body(ChatCompletionRequest))
+        async def chat(request: Request) -> Any:
+            try:
+                body = await self.read_request(request)
+            except ClientDisconnect:
+                return Response(status_code=499)
             params = self.params(body)
             generator = self.generator(body.generator)
-            turns = await run_in_threadpool(self.load_turns, body.messages, request.headers.get("host"))
+            messages, body.messages = body.messages, []  # load_turns lets go of each video once decoded
+            turns = await run_in_threadpool(self.load_turns, messages, request.headers.get("host"))
             job = self.engine.submit(turns, params, generator, asyncio.get_running_loop())
             if body.stream:
                 include_usage = bool((body.stream_options or {}).get("include_usage"))
@@ -192,13 +213,22 @@ class Api:
                 return Response(status_code=499)
             return self.completion(job, result, request)
 
-        @r.post("/files")
-        async def upload(file: UploadFile = File(...), purpose: str = Form("user_data")) -> dict[str, Any]:
-            limit = self.config.max_upload_bytes
-            if file.size is not None and file.size > limit:
-                raise too_large(f"{file.filename!r}", file.size, limit)
-            stored = await run_in_threadpool(self.store.add_stream, file.file, file.filename or "upload", purpose,
-                                             max_bytes=limit, content_type=file.content_type)
+        @r.post("/files", openapi_extra=_UPLOAD_BODY)
+        async def upload(request: Request) -> dict[str, Any]:
+            try:
+                async with request.form(max_files=1, max_fields=4) as form:
+                    file, purpose = form.get("file"), form.get("purpose", "user_data")
+                    if not isinstance(file, StarletteUploadFile):
+                        raise BadRequest("the upload needs a multipart field \"file\" with the video", param="file")
+                    if not isinstance(purpose, str):
+                        raise BadRequest("purpose must be a string", param="purpose")
+                    limit = self.config.max_upload_bytes
+                    if file.size is not None and file.size > limit:
+                        raise too_large(f"{file.filename!r}", file.size, limit)
+                    stored = await run_in_threadpool(self.store.add_stream, file.file, file.filename or "upload",
+                                                     purpose, max_bytes=limit, content_type=file.content_type)
+            except ClientDisconnect:
+                return Response(status_code=499)
             return stored.to_openai()
 
         @r.get("/files")
@@ -245,6 +275,46 @@ class Api:
                 task.cancel()
 
 
+def _parse_request(buffer: bytearray) -> ChatCompletionRequest:
+    """JSON → the request; the raw bytes are dropped as soon as they are text, the text once parsed."""
+    try:
+        text = buffer.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not valid JSON (not UTF-8)") from None
+    finally:
+        buffer.clear()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise BadRequest("the request body is not valid JSON") from None
+    del text
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    try:
+        return ChatCompletionRequest.model_validate(data)
+    except ValidationError as e:
+        message, param = _first_error(e.errors())
+        raise BadRequest(message, param=param) from None
+
+
+def _first_error(errors: list[Any]) -> tuple[str, str | None]:
+    """The message and param of a request's first validation error."""
+    first = errors[0] if errors else {}
+    param = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+    message = first.get("msg", "invalid request")
+    return (f"{param}: {message}" if param else message), param
+
+
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its JSON itself."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary"}, "purpose": {"type": "string"}}}}}}}
+
+
 def error_object(error: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     """HTTP status, body and headers for an error."""
     if isinstance(error, ServeError):
@@ -267,14 +337,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-        param = ".".join(loc) or None
-        message = first.get("msg", "invalid request")
-        if first.get("type") == "json_invalid":
-            message = "the request body is not valid JSON"
-        elif param:
-            message = f"{param}: {message}"
+        errors = exc.errors()
+        if errors and errors[0].get("type") == "json_invalid":
+            return respond(400, error_body("the request body is not valid JSON", type="invalid_request_error"))
+        message, param = _first_error(list(errors))
         return respond(400, error_body(message, type="invalid_request_error", param=param))
 
     @app.exception_handler(HTTPException)

@@ -6,7 +6,9 @@
 ``create_app`` wires one :class:`~gpt4video.serving.engine.Engine` (the model's worker thread and its
 bounded queue) to the OpenAI-compatible routes under ``/v1``, ``GET /health`` and, when
 ``config.web``, the Gradio page at ``/``. Middleware logs one line per request and answers 413 for
-a body over the limit before reading it.
+a body over the limit, from its Content-Length or as soon as the bytes received pass it.
+``make_server`` is the uvicorn server whose shutdown answers queued requests 503 at once and ends
+those in flight after ``--shutdown-timeout``.
 """
 
 from __future__ import annotations
@@ -15,26 +17,34 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
+from ..errors import InputError
 from ..generators import VideoGenerator
 from ..modeling import GPT4Video
 from .api import Api, install_error_handlers
 from .config import MB, ServeConfig
 from .engine import Engine
-from .errors import error_body
+from .errors import TooLarge
 from .files import FileStore
 from .inputs import VideoInputs, VideoLimits
 
+if TYPE_CHECKING:
+    import uvicorn
+
 log = logging.getLogger("gpt4video.serve")
+
+#: Seconds a shutdown gives a cancelled answer to end, beyond --shutdown-timeout.
+ABORT_GRACE = 5
 
 
 # -- middleware ------------------------------------------------------------------------------------
@@ -68,55 +78,73 @@ class RequestLog:
 
 
 class BodyLimit:
-    """Answer 413 for a request body over its path's limit, from Content-Length before reading it, or as
-    soon as a body without one passes it. A moderately oversized body is read and dropped first, so the
-    client (still sending) sees the 413 instead of a reset connection."""
+    """Answer 413 for a request body over its path's limit: at once from a Content-Length over it, or as
+    soon as the bytes received pass it (no Content-Length, chunked). Nothing is buffered here: the body
+    goes on to the app chunk by chunk, counted. After the 413 is sent, a body up to about twice the
+    limit is read and dropped so the client, still sending, sees the 413 instead of a reset connection."""
 
-    def __init__(self, app: Any, limit_for: Callable[[str, str], int | None]) -> None:
+    def __init__(self, app: Any, limit_for: Callable[[str, str], tuple[int, str] | None]) -> None:
         self.app = app
         self.limit_for = limit_for
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        limit = self.limit_for(scope.get("method", ""), scope.get("path", "")) if scope["type"] == "http" else None
-        if limit is None:
+        found = self.limit_for(scope.get("method", ""), scope.get("path", "")) if scope["type"] == "http" else None
+        if found is None:
             await self.app(scope, receive, send)
             return
+        limit, note = found
+        drain = 2 * limit + 16 * MB
         headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            if int(length) <= 4 * limit + 16 * MB:
-                while (await receive()).get("more_body", False):
-                    pass
-            await self._reject(send, int(length), limit)
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            # A client that waits for "100 Continue" has sent nothing yet: answering is enough.
+            waiting = headers.get(b"expect", b"").lower() == b"100-continue"
+            await self._reject(send, receive, int(length), limit, note,
+                               drain=0 if waiting or int(length) > drain else drain)
             return
-        received = 0
+        received, answered = 0, False
 
         async def counted() -> dict:
-            nonlocal received
+            nonlocal received, answered
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not answered:
                 received += len(message.get("body", b""))
                 if received > limit:
-                    from starlette.exceptions import HTTPException
-
-                    raise HTTPException(413, _too_large_message(received, limit))
+                    answered = True
+                    more = message.get("more_body", False)
+                    await self._reject(send, receive, received, limit, note, drain=drain - received if more else 0)
+                    raise _too_large(received, limit, note)  # ends the app's read; its own answer is dropped
             return message
 
-        await self.app(scope, counted, send)
+        async def guarded_send(message: dict) -> None:
+            if not answered:
+                await send(message)
+
+        await self.app(scope, counted, guarded_send)
 
     @staticmethod
-    async def _reject(send: Callable, size: int, limit: int) -> None:
-        body = json.dumps(error_body(_too_large_message(size, limit), type="invalid_request_error",
-                                     code="payload_too_large")).encode()
+    async def _reject(send: Callable, receive: Callable, size: int, limit: int, note: str, *, drain: int) -> None:
+        """Send the 413; then read and drop up to ``drain`` more bytes before ending the response."""
+        body = json.dumps(_too_large(size, limit, note).body()).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": body, "more_body": drain > 0})
+        if drain <= 0:
+            return
+        while drain > 0:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drain -= len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        await send({"type": "http.response.body", "body": b""})
 
 
-def _too_large_message(size: int, limit: int) -> str:
-    return (f"the request body is {size / 1e6:.1f} MB; this server accepts at most {limit / 1e6:.1f} MB "
-            "(see its --max-upload-mb)")
+def _too_large(size: int, limit: int, note: str) -> TooLarge:
+    return TooLarge(f"the request body is larger than this server accepts: {size / 1e6:.1f} MB > "
+                    f"{limit / 1e6:.1f} MB ({note})")
 
 
 # -- the app ---------------------------------------------------------------------------------------
@@ -150,7 +178,7 @@ def create_app(config: ServeConfig, model: GPT4Video, *, generators: Mapping[str
             yield
         finally:
             sweeper.cancel()
-            await asyncio.to_thread(engine.stop, config.shutdown_timeout)
+            await asyncio.to_thread(engine.stop, ABORT_GRACE)  # make_server's shutdown gave requests their time
             if owned:
                 shutil.rmtree(root, ignore_errors=True)
             log.info("stopped")
@@ -165,16 +193,17 @@ def create_app(config: ServeConfig, model: GPT4Video, *, generators: Mapping[str
         return {"status": "ok" if engine.ready else "unavailable", "model": config.model_name,
                 "trained": bool(getattr(model, "trained", False)), "queue": engine.stats()}
 
-    upload_limit = config.max_upload_bytes + MB
+    upload_limit = config.max_upload_bytes + MB  # the video and its multipart framing
 
-    def limit_for(method: str, path: str) -> int | None:
+    def limit_for(method: str, path: str) -> tuple[int, str] | None:
         if not path.startswith("/v1/"):
             return None  # the page's uploads are limited by gradio (max_file_size)
         if path == "/v1/files" and method == "POST":
-            return upload_limit
+            return upload_limit, "the server's --max-upload-mb"
         if path == "/v1/chat/completions":
-            return config.max_request_bytes
-        return MB
+            return config.max_body_bytes, ("the server's --max-body-mb; upload large videos with POST /v1/files "
+                                           "and refer to them by file id")
+        return MB, "the limit for this endpoint"
 
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(RequestLog)
@@ -217,16 +246,39 @@ async def _sweep_forever(store: FileStore, every: float) -> None:
             log.info("expired %d file(s)", len(removed))
 
 
-def serve(app: FastAPI, config: ServeConfig) -> None:
-    """Run until SIGINT/SIGTERM; then stop accepting, finish requests in flight (up to
-    ``config.shutdown_timeout``), stop the engine and remove temporary storage."""
-    import signal
-
+def make_server(app: FastAPI, config: ServeConfig) -> uvicorn.Server:
+    """The uvicorn server for ``app``. When it is told to exit (SIGINT, SIGTERM, ``should_exit``), the
+    requests waiting in the queue are answered 503 at once; those in flight get ``config.shutdown_timeout``
+    seconds, then their job is cancelled and they end with a 503 error (an error event then ``[DONE]`` when
+    streamed), all before uvicorn's own deadline, so none is killed mid-answer."""
     import uvicorn
+
+    engine: Engine = app.state.engine
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list | None = None) -> None:
+            engine.stop_accepting()
+            deadline = asyncio.get_running_loop().call_later(config.shutdown_timeout, engine.abort_running)
+            try:
+                await super().shutdown(sockets)
+            finally:
+                deadline.cancel()
+
+    return Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info", access_log=False,
+                                 timeout_graceful_shutdown=math.ceil(config.shutdown_timeout) + ABORT_GRACE,
+                                 log_config=None))
+
+
+def serve(app: FastAPI, config: ServeConfig) -> None:
+    """Run until SIGINT/SIGTERM; then stop accepting, answer the queue 503, give requests in flight
+    ``config.shutdown_timeout`` seconds (then 503), stop the engine and remove temporary storage."""
+    import signal
 
     # uvicorn shuts down gracefully on SIGTERM and then raises the signal again under the handler that
     # was there before it: a handler that does nothing lets the process end normally (status 0).
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info", access_log=False,
-                timeout_graceful_shutdown=int(config.shutdown_timeout), log_config=None)
+    server = make_server(app, config)
+    server.run()
+    if not server.started:  # uvicorn has logged why (the address is taken, ...)
+        raise InputError(f"the server could not start on {config.host}:{config.port}")

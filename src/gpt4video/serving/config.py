@@ -8,6 +8,7 @@ from ..config import ConfigBase
 from ..errors import ConfigError
 
 MB = 1024 * 1024
+TEXT_MARGIN = 256 * 1024  # a chat body's room for text and JSON besides its base64 video
 
 
 @dataclass
@@ -19,6 +20,8 @@ class ServeConfig(ConfigBase):
         asks for it (as the password); when None the server is open.
     storage_dir: where uploaded and generated files live (None: a temporary directory removed at exit).
     max_upload_mb: the largest video accepted, as an upload, a data: URL or a fetched URL.
+    max_body_mb: the largest chat request body (None: one video at max_upload_mb as base64, 4/3 of
+        it, plus 256 KiB of text); a larger body is answered 413 as soon as it passes the limit.
     max_video_seconds: the longest video accepted.
     max_videos: the most videos in one request (all its messages together).
     queue_size: requests that may wait for the model; one more is answered 429 at once.
@@ -37,6 +40,7 @@ class ServeConfig(ConfigBase):
     api_key: str | None = None
     storage_dir: str | None = None
     max_upload_mb: float = 64.0
+    max_body_mb: float | None = None
     max_video_seconds: float = 600.0
     max_videos: int = 8
     queue_size: int = 8
@@ -57,8 +61,11 @@ class ServeConfig(ConfigBase):
             raise ConfigError("model_name must be a non-empty string")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key.strip()):
             raise ConfigError("the API key must not be empty")
-        for name in ("max_upload_mb", "max_video_seconds", "file_ttl_seconds", "request_timeout", "shutdown_timeout"):
+        for name in ("max_upload_mb", "max_body_mb", "max_video_seconds", "file_ttl_seconds", "request_timeout",
+                     "shutdown_timeout"):
             value = getattr(self, name)
+            if value is None and name == "max_body_mb":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(f"{name} must be a number > 0, got {value!r}")
         for name in ("max_videos", "queue_size", "max_tokens", "default_max_tokens", "video_frames", "video_size"):
@@ -73,6 +80,8 @@ class ServeConfig(ConfigBase):
         return int(self.max_upload_mb * MB)
 
     @property
-    def max_request_bytes(self) -> int:
-        """The largest chat request body: every video as base64 (4/3 of its size) plus 1 MiB of text."""
-        return int(self.max_videos * self.max_upload_bytes * 4 / 3) + MB
+    def max_body_bytes(self) -> int:
+        """The largest chat request body: max_body_mb, or one video as base64 (4/3 of its size) plus text."""
+        if self.max_body_mb is not None:
+            return int(self.max_body_mb * MB)
+        return int(self.max_upload_bytes * 4 / 3) + TEXT_MARGIN

@@ -186,8 +186,11 @@ class Engine:
         self.queue_size = queue_size
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # a job is queued, or the queue closed, never both at once
         self._accepting = False
+        self._stopping = False
         self._busy = False
+        self._running: Job | None = None
         self.completed = 0
         self.failed = 0
 
@@ -199,20 +202,45 @@ class Engine:
             self._thread.start()
         return self
 
+    def stop_accepting(self) -> None:
+        """Shutdown has begun: take no more jobs and answer the waiting ones 503 at once."""
+        with self._lock:
+            self._accepting, self._stopping = False, True
+            waiting = []
+            while True:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    waiting.append(job)
+        for job in waiting:
+            job.cancel()
+            job.emit(Failed(Unavailable("the server is shutting down: this request was not started",
+                                        code="shutting_down")))
+
+    def abort_running(self) -> None:
+        """The shutdown's time is up: cancel the job being answered and answer its client 503."""
+        job = self._running
+        if job is not None:
+            job.cancel()  # the worker stops at its next text piece
+            job.emit(Failed(Unavailable("the server shut down before this answer was finished",
+                                        code="shutting_down")))
+
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking jobs; answer the waiting ones 503; let the running one finish (up to ``timeout``)."""
-        self._accepting = False
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job.emit(Failed(Unavailable("the server is shutting down")))
-        if self._thread is not None:
-            self._queue.put(None)
+        """Stop taking jobs; answer the waiting ones 503; give the running one ``timeout`` seconds, then
+        cancel it (503 to its client); end the worker."""
+        self.stop_accepting()
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self.abort_running()
             self._thread.join(timeout)
-            self._thread = None
+            if self._thread.is_alive():
+                log.warning("the engine's worker did not stop within %g s; leaving it", timeout)
+        self._thread = None
 
     @property
     def ready(self) -> bool:
@@ -229,14 +257,17 @@ class Engine:
         if generator is not None and generator not in self.generators:
             known = ", ".join([*self.generators, "none"])
             raise ServeError(f"unknown generator {generator!r}; this server has: {known}", param="generator")
-        if not self.ready:
-            raise Unavailable("the server is not accepting requests (starting or shutting down)")
         job = Job(turns, params, generator, loop)
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            raise Busy(f"the server is busy: {self.queue_size} requests are already waiting; retry shortly",
-                       headers={"Retry-After": "1"}) from None
+        with self._lock:
+            if self._stopping:
+                raise Unavailable("the server is shutting down", code="shutting_down")
+            if not self.ready:
+                raise Unavailable("the server is not accepting requests (not started)")
+            try:
+                self._queue.put_nowait(job)
+            except queue.Full:
+                raise Busy(f"the server is busy: {self.queue_size} requests are already waiting; retry shortly",
+                           headers={"Retry-After": "1"}) from None
         return job
 
     # -- the worker ------------------------------------------------------------------------------
@@ -247,7 +278,7 @@ class Engine:
                 return
             if job.cancelled.is_set():
                 continue
-            self._busy = True
+            self._busy, self._running = True, job
             try:
                 result = self._answer(job)
             except InputError as e:  # bad input found late (a prompt the backend cannot draw, ...)
@@ -261,7 +292,7 @@ class Engine:
                 self.completed += 1  # counted before the client hears of it, so /health is never behind
                 job.emit(Done(result))
             finally:
-                self._busy = False
+                self._busy, self._running = False, None
 
     def _answer(self, job: Job) -> ChatResult:
         settings = None
@@ -282,7 +313,8 @@ class Engine:
         finally:
             pieces.close()  # type: ignore[attr-defined]
         videos = []
-        for video in reply.generated:
+        # A cancelled job's videos are not stored: nobody is waiting for them.
+        for video in [] if job.cancelled.is_set() else reply.generated:
             stored = self.store.add_video(video.frames, video.fps, video.filename)
             videos.append(GeneratedFile(stored, video.prompt, video.backend, video.seed))
         # OpenAI's finish reasons: a request refused before the model ran is "content_filter".
