@@ -423,31 +423,50 @@ class GPT4Video(nn.Module):
     ) -> TextStream:
         """Stream the reply to ``turns`` about ``videos`` (frames arrays, or precomputed ``features``):
         the prompt with each video's tokens filled in, decoded by :attr:`engine`."""
-        return self.engine.generate(self.prompt_request(turns, videos, params or GenerationParams(),
-                                                        features=features))
+        engine = self.engine
+        request = self.prompt_request(turns, videos, params or GenerationParams(), features=features,
+                                      as_token_ids=not getattr(engine, "accepts_embeddings", True))
+        return engine.generate(request)
 
     def generate(self, turns: list[Turn], videos: Sequence[np.ndarray] = (),
                  params: GenerationParams | None = None, **kw) -> TextStream:  # noqa: ANN003
         return self.generate_stream(turns, videos, params, **kw).consume()
 
     def prompt_request(self, turns: list[Turn], videos: Sequence[np.ndarray], params: GenerationParams, *,
-                       features: torch.Tensor | None = None) -> EngineRequest:
+                       features: torch.Tensor | None = None, as_token_ids: bool = False) -> EngineRequest:
         """The engine's input for ``turns``: the chat template's token embeddings with the video tokens
-        (encoder, abstractor) in place of each video's placeholders."""
+        (encoder, abstractor) in place of each video's placeholders, or with ``as_token_ids`` the token
+        ids, each placeholder replaced by the id of the word its video token is (``word_tokens`` models)."""
+        if as_token_ids and not self.config.abstractor.word_tokens:
+            raise ConfigError("a prompt of token ids needs video tokens that are words (abstractor.word_tokens); "
+                              "this model's are vectors: use an engine that takes embeddings (transformers)")
         timings: dict[str, float] = {}
         num_videos = len(videos) if features is None else features.shape[0]
-        encoded = self.processor.encode(turns, num_videos)
+        input_ids = self.processor.encode(turns, num_videos).input_ids.to(self.device)  # (L,)
         with torch.inference_mode():
-            video_embeds = None
+            video_tokens = None
             if num_videos:
                 if features is None:
                     t0 = time.perf_counter()
                     features = self.encode_frames(videos)
                     timings["encode"] = time.perf_counter() - t0
                 t1 = time.perf_counter()
-                video_embeds = self.video_embeddings(features)
+                if as_token_ids:
+                    video_tokens = self._nearest_words(self.abstractor(features))[1]  # (V, Nq) word ids
+                else:
+                    video_tokens = self.video_embeddings(features)  # (V, Nq, D)
                 timings["abstract"] = time.perf_counter() - t1
-            embeds = self.embed(encoded.input_ids.unsqueeze(0).to(self.device), video_embeds)[0]
+            if as_token_ids:
+                ids = input_ids.clone()
+                mask = ids == self.processor.video_token_id
+                expected = 0 if video_tokens is None else video_tokens.numel()
+                if int(mask.sum()) != expected:
+                    raise InputError(f"the prompt has {int(mask.sum())} video placeholder tokens but {expected} "
+                                     f"video tokens were given ({self.num_video_tokens} per video)")
+                if video_tokens is not None:
+                    ids[mask] = video_tokens.reshape(-1)
+                return EngineRequest(params=params, input_ids=ids, timings=timings)
+            embeds = self.embed(input_ids.unsqueeze(0), video_tokens)[0]
         return EngineRequest(params=params, inputs_embeds=embeds, timings=timings)
 
     @property

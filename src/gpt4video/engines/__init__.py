@@ -5,12 +5,15 @@ its engine as an :class:`EngineRequest`; the engine decodes and streams. Engines
 :data:`ENGINES`; ``make_engine(name, model)`` builds one for a loaded model.
 
 - ``transformers``: transformers' ``generate`` (the reference engine, every LLM transformers loads).
+- ``llamacpp``: llama.cpp on the LLM's GGUF with the LoRA as a GGUF adapter (fast on a CPU; models whose
+  video tokens are words; needs llama-cpp-python, ``make llamacpp``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..errors import ConfigError
 from ..registry import Registry
 from .base import DecodeResult, EngineRequest, GenerationParams, LLMEngine, ReplyText, TextStream
 from .transformers_generate import TransformersEngine
@@ -23,6 +26,20 @@ ENGINES: Registry[Callable[[Any], LLMEngine]] = Registry("engine")
 def _transformers_engine(model: Any) -> LLMEngine:
     return TransformersEngine(model.llm, model.tokenizer, eos_token_ids=model.eos_token_ids,
                               banned_token_ids=[model.processor.video_token_id])
+
+
+@ENGINES.register("llamacpp")
+def _llamacpp_engine(model: Any) -> LLMEngine:
+    from .llamacpp import LlamaCppEngine, lora_adapter_for
+
+    from ..llm.loading import source_gguf
+
+    gguf = source_gguf(model.config.llm)
+    if gguf is None:
+        raise ConfigError(f"the llamacpp engine runs an LLM from its GGUF file; {model.config.llm.model!r} "
+                          "has none (set llm.gguf_file, or use the transformers engine)")
+    adapter = lora_adapter_for(model) if model.config.llm.lora is not None else None
+    return LlamaCppEngine(gguf, model.tokenizer, eos_token_ids=model.eos_token_ids, lora_path=adapter)
 
 
 def make_engine(name: str, model: Any) -> LLMEngine:

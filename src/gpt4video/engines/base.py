@@ -12,6 +12,7 @@ tokens.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,22 @@ class DecodeResult:
     finish_reason: str = ""  # "stop" (end of sequence or a stop string), "length" or "cancelled"
     timings: dict[str, float] = field(default_factory=dict)
 
+    def first_token(self, started: float) -> float:
+        """Record that the first token was chosen now (``started``: when the prefill began); returns now."""
+        now = time.perf_counter()
+        self.timings["prefill"] = self.timings["time_to_first_token"] = now - started
+        return now
+
+    def close(self, reply: ReplyText, first_token_at: float | None) -> None:
+        """Record the final text, the token count and the decode rate after the first token."""
+        self.text = reply.text.rstrip()
+        self.num_generated_tokens = len(reply.tokens)
+        if first_token_at is not None:
+            elapsed = time.perf_counter() - first_token_at
+            steps = len(reply.tokens) - 1
+            self.timings["generation"] = elapsed
+            self.timings["tokens_per_second"] = steps / elapsed if steps > 0 and elapsed > 0 else 0.0
+
 
 class TextStream:
     """A reply being decoded. Iterate for its text pieces; afterwards :attr:`result` is final.
@@ -144,6 +161,8 @@ class LLMEngine(ABC):
     """Decodes replies of one causal LM. ``generate`` starts no work until its stream is read."""
 
     name: str = ""
+    #: whether prompts may come as input embeddings; engines without it get token ids
+    accepts_embeddings: bool = True
 
     @abstractmethod
     def generate(self, request: EngineRequest) -> TextStream:

@@ -188,8 +188,7 @@ class TransformersEngine(LLMEngine):
         try:
             while (token := tokens.get()) is not _END:
                 if first_token_at is None:
-                    first_token_at = time.perf_counter()
-                    result.timings["prefill"] = result.timings["time_to_first_token"] = first_token_at - started
+                    first_token_at = result.first_token(started)
                 if done:
                     continue
                 if token in eos:
@@ -213,11 +212,4 @@ class TransformersEngine(LLMEngine):
         finally:
             cancel.set()
             worker.join()
-            result.text = reply.text.rstrip()
-            result.num_generated_tokens = len(reply.tokens)
-            if first_token_at is not None:
-                # the decode rate after the first token (the prefill is timed on its own)
-                elapsed = time.perf_counter() - first_token_at
-                result.timings["generation"] = elapsed
-                steps = len(reply.tokens) - 1
-                result.timings["tokens_per_second"] = steps / elapsed if steps > 0 and elapsed > 0 else 0.0
+            result.close(reply, first_token_at)

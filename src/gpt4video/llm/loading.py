@@ -116,6 +116,17 @@ def resolve_llm_source(config: LLMConfig) -> tuple[str, str | None]:
     return config.model, config.gguf_file
 
 
+def source_gguf(config: LLMConfig) -> Path | None:
+    """The GGUF file the LLM comes from, if it comes from one (the packaged model, or ``gguf_file`` in a
+    local directory); None for a model given as safetensors or a hub id."""
+    if config.model.startswith(PACKAGED_PREFIX):
+        return packaged_gguf(config.model[len(PACKAGED_PREFIX):])
+    if config.gguf_file:
+        path = Path(config.model).expanduser() / config.gguf_file
+        return path if path.is_file() else None
+    return None
+
+
 def load_llm(
     config: LLMConfig, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> tuple[torch.nn.Module, object]:

@@ -1,0 +1,189 @@
+"""The fast CPU engine: llama.cpp through llama-cpp-python.
+
+The LLM runs from its GGUF (the packaged SmolLM2 Q4_1 file as shipped) with the model's LoRA applied by
+llama.cpp from a GGUF adapter (:mod:`.gguf_export`, written once and cached). The prompt goes in as token
+ids, so this engine serves models whose video tokens are words (``abstractor.word_tokens``, the offline
+default); a model whose video tokens are free vectors needs the ``transformers`` engine.
+
+Decoding is this module's own loop over llama.cpp's prefill and single-token steps: the logits of each
+step are read from llama.cpp and chosen from here (greedy, or temperature/top-p sampling with the
+request's own seeded generator; repetition penalty over the reply; openings the reply may not start
+with), so the engines differ only in the arithmetic of the LLM. The KV cache keeps the longest common
+prefix of consecutive prompts (a conversation's earlier turns are not computed again).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, ModelLoadError
+from .base import DecodeResult, EngineRequest, GenerationParams, LLMEngine, ReplyText, TextStream
+
+INSTALL_HINT = ("the llamacpp engine needs llama-cpp-python: `make llamacpp` builds it for this CPU "
+                "(or pip install llama-cpp-python)")
+
+
+def is_available() -> bool:
+    """Whether llama-cpp-python is installed (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def lora_adapter_for(model: Any) -> Path:
+    """The model's LoRA as a GGUF adapter in the cache (written on first use, named by a hash of the
+    weights, so retrained weights get a new file)."""
+    import hashlib
+
+    from ..llm.loading import cache_root
+    from .gguf_export import lora_tensors, write_lora_adapter
+
+    digest = hashlib.sha256()
+    for name, data in sorted(lora_tensors(model.llm).items()):
+        digest.update(name.encode())
+        digest.update(data.tobytes())
+    path = cache_root() / "gguf" / f"lora-{digest.hexdigest()[:16]}.gguf"
+    return path if path.is_file() else write_lora_adapter(model.llm, path)
+
+
+class LogitsChooser:
+    """Chooses each next token from a step's logits, the same way for every llama.cpp request.
+
+    Openings the reply may not begin with are masked, repeated tokens of the reply are penalised
+    (transformers' rule: positive logits divided, negative multiplied), then the token is the argmax
+    (temperature 0) or drawn from the temperature-scaled distribution cut to its top-p nucleus.
+    """
+
+    def __init__(self, params: GenerationParams) -> None:
+        self.params = params
+        self.rng = np.random.default_rng(params.seed) if params.temperature > 0 else None
+
+    def __call__(self, logits: np.ndarray, generated: Sequence[int]) -> int:
+        logits = logits.astype(np.float64, copy=True)
+        done = tuple(generated)
+        for seq in self.params.suppress_openings:
+            if len(done) == len(seq) - 1 and done == seq[:-1]:
+                logits[seq[-1]] = -np.inf
+        penalty = self.params.repetition_penalty
+        if penalty != 1.0 and done:
+            idx = np.fromiter(set(done), dtype=np.int64)
+            vals = logits[idx]
+            logits[idx] = np.where(vals > 0, vals / penalty, vals * penalty)
+        if self.rng is None:
+            return int(np.argmax(logits))
+        scaled = logits / self.params.temperature
+        probs = np.exp(scaled - scaled.max())
+        probs /= probs.sum()
+        if self.params.top_p < 1.0:
+            order = np.argsort(-probs, kind="stable")
+            before = np.cumsum(probs[order]) - probs[order]  # mass of the tokens ranked above each one
+            keep = order[before < self.params.top_p]
+            nucleus = np.zeros_like(probs)
+            nucleus[keep] = probs[keep]
+            probs = nucleus / nucleus.sum()
+        return int(self.rng.choice(len(probs), p=probs))
+
+
+class LlamaCppEngine(LLMEngine):
+    """Decodes with llama.cpp from ``model_path`` (a GGUF) and an optional GGUF LoRA adapter.
+
+    ``tokenizer`` (the model's, whose ids match the GGUF vocabulary) turns tokens into text;
+    ``eos_token_ids`` end a reply. One request decodes at a time (a lock guards the context).
+    """
+
+    name = "llamacpp"
+    accepts_embeddings = False
+
+    def __init__(self, model_path: str | Path, tokenizer: Any, *, eos_token_ids: Iterable[int],
+                 lora_path: str | Path | None = None, n_ctx: int = 4096, n_threads: int | None = None,
+                 n_batch: int = 512) -> None:
+        if not is_available():
+            raise ModelLoadError(INSTALL_HINT)
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        if n_threads is None:
+            import torch
+
+            n_threads = torch.get_num_threads()
+        try:
+            self.llama = llama_cpp.Llama(
+                model_path=str(model_path), lora_path=str(lora_path) if lora_path else None, n_ctx=n_ctx,
+                n_batch=n_batch, n_ubatch=n_batch, n_threads=n_threads, n_threads_batch=n_threads,
+                logits_all=False, verbose=False)
+        except (ValueError, RuntimeError) as error:
+            raise ModelLoadError(f"llama.cpp could not load {model_path}"
+                                 f"{' with adapter ' + str(lora_path) if lora_path else ''}: {error}") from error
+        self.tokenizer = tokenizer
+        self.eos_token_ids = {int(t) for t in eos_token_ids}
+        self.n_ctx = n_ctx
+        self.n_vocab = self.llama.n_vocab()
+        self._lock = threading.Lock()
+
+    def generate(self, request: EngineRequest) -> TextStream:
+        if request.input_ids is None:
+            raise ConfigError("the llamacpp engine takes prompts as token ids; this model's video tokens are "
+                              "vectors, not words (abstractor.word_tokens is off): use the transformers engine")
+        result = DecodeResult(num_prompt_tokens=request.num_prompt_tokens, timings=dict(request.timings))
+        return TextStream(self._stream(request, result), result)
+
+    # -- the decode --------------------------------------------------------------------------------
+    def _prefill(self, prompt: list[int]) -> None:
+        """Bring the KV cache to ``prompt``, computing only what differs from the cached tokens."""
+        llama = self.llama
+        cached = llama.input_ids[: llama.n_tokens].tolist()
+        common = 0
+        for a, b in zip(cached, prompt):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(prompt) - 1)  # the last prompt token is always run: its logits are needed
+        llama.n_tokens = common
+        llama.eval(prompt[common:])  # drops the cache past `common` first
+
+    def _logits(self) -> np.ndarray:
+        pointer = self._llama_cpp.llama_get_logits(self.llama.ctx)
+        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
+
+    def _stream(self, request: EngineRequest, result: DecodeResult) -> Iterator[str]:
+        params = request.params
+        prompt = [int(t) for t in request.input_ids.tolist()]  # type: ignore[union-attr]
+        if len(prompt) + params.max_new_tokens > self.n_ctx:
+            raise ConfigError(f"the prompt ({len(prompt)} tokens) and max_new_tokens ({params.max_new_tokens}) "
+                              f"exceed the llama.cpp context of {self.n_ctx} tokens")
+        choose = LogitsChooser(params)
+        reply = ReplyText(self.tokenizer, params.stop)
+        result.finish_reason = "length"
+        with self._lock:
+            started = time.perf_counter()
+            first_token_at = None
+            try:
+                self._prefill(prompt)
+                for _ in range(params.max_new_tokens):
+                    token = choose(self._logits(), reply.tokens)
+                    if first_token_at is None:
+                        first_token_at = result.first_token(started)
+                    if token in self.eos_token_ids:
+                        result.finish_reason = "stop"
+                        break
+                    piece = reply.add(token)
+                    if piece:
+                        yield piece
+                    if reply.stopped:
+                        result.finish_reason = "stop"
+                        break
+                    self.llama.eval([token])
+                piece = reply.finish()
+                if piece:
+                    yield piece
+            except GeneratorExit:
+                result.finish_reason = "cancelled"
+                raise
+            finally:
+                result.close(reply, first_token_at)
