@@ -102,7 +102,7 @@ class BodyLimit:
             await self._reject(send, receive, int(length), limit, note,
                                drain=0 if waiting or int(length) > drain else drain)
             return
-        received, answered = 0, False
+        received, started, answered = 0, False, False
 
         async def counted() -> dict:
             nonlocal received, answered
@@ -110,14 +110,17 @@ class BodyLimit:
             if message["type"] == "http.request" and not answered:
                 received += len(message.get("body", b""))
                 if received > limit:
-                    answered = True
-                    more = message.get("more_body", False)
-                    await self._reject(send, receive, received, limit, note, drain=drain - received if more else 0)
+                    if not started:  # an app that answered already keeps its answer
+                        answered = True
+                        more = message.get("more_body", False)
+                        await self._reject(send, receive, received, limit, note, drain=drain - received if more else 0)
                     raise _too_large(received, limit, note)  # ends the app's read; its own answer is dropped
             return message
 
         async def guarded_send(message: dict) -> None:
+            nonlocal started
             if not answered:
+                started = True
                 await send(message)
 
         await self.app(scope, counted, guarded_send)

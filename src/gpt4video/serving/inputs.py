@@ -32,9 +32,10 @@ from ..video import VideoClip, probe
 from .errors import BadRequest, ServeError
 from .files import FILE_ID, FileStore, open_private, too_large
 
-_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,",
+_DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,",
                        re.IGNORECASE)
 _CONTENT_PATH = re.compile(r"^/v1/files/(?P<id>file-[0-9a-f]{24})/content$")
+_SPACES = re.compile(r"\s*")
 _B64_SLICE = 1 << 22  # base64 characters decoded at a time (a multiple of 4)
 
 
@@ -57,11 +58,12 @@ class VideoInputs:
     # -- sources ---------------------------------------------------------------------------------
     def load_reference(self, ref: str, where: str, *, host: str | None = None) -> VideoClip:
         """A video given as a data: URL, a file id, or an http(s) URL (see the module's docstring)."""
-        if not isinstance(ref, str) or not ref.strip():
+        if not isinstance(ref, str) or not ref or ref.isspace():
             raise BadRequest(f"{where}: the video reference is empty", param=where)
+        lead = _SPACES.match(ref).end()  # not strip(): a data: URL is never copied
+        if ref[lead:lead + 5].lower() == "data:":
+            return self._load_temporary(lambda out: self._decode_data_url(ref, lead, where, out), where)
         ref = ref.strip()
-        if ref[:5].lower() == "data:":
-            return self._load_temporary(lambda out: self._decode_data_url(ref, where, out), where)
         if FILE_ID.match(ref):
             return self.load_file(self.store.get(ref).path, where)
         parts = urlsplit(ref)
@@ -81,8 +83,8 @@ class VideoInputs:
         """Raw base64 (OpenAI's ``file.file_data`` may be a bare base64 string)."""
         return self._load_temporary(lambda out: self._b64decode_into(data, where, out), where)
 
-    def _decode_data_url(self, url: str, where: str, out: BinaryIO) -> None:
-        match = _DATA_URL.match(url)
+    def _decode_data_url(self, url: str, start: int, where: str, out: BinaryIO) -> None:
+        match = _DATA_URL.match(url, start)
         if not match:
             raise BadRequest(f"{where}: malformed data: URL (expected data:video/mp4;base64,...)", param=where)
         if not match["b64"]:
