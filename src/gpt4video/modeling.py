@@ -144,20 +144,22 @@ class GPT4Video(nn.Module):
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | os.PathLike[str], *, device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32, **frozen_parts,  # noqa: ANN003
+        dtype: torch.dtype = torch.float32, engine: str = "transformers", **frozen_parts,  # noqa: ANN003
     ) -> GPT4Video:
-        """From a directory written by :meth:`save_pretrained`, or a preset name (with its shipped weights if any)."""
+        """From a directory written by :meth:`save_pretrained`, or a preset name (with its shipped weights if any).
+        ``engine`` names the decoding engine (:mod:`gpt4video.engines`)."""
         name = str(name_or_path)
         config = resolve_config(name)  # checks the name
         path = Path(name).expanduser()
         directory = path if path.is_dir() else packaged_weights_dir(name)
-        if directory is None:  # a preset with no shipped weights: untrained abstractor and LoRA
-            model = cls.from_config(config, device=device, dtype=dtype, **frozen_parts)
-            model.source = f"preset:{name}"
-            return model
         model = cls.from_config(config, device=device, dtype=dtype, **frozen_parts)
-        model.load_trained_weights(directory)
-        model.source = str(directory)
+        if directory is None:  # a preset with no shipped weights: untrained abstractor and LoRA
+            model.source = f"preset:{name}"
+        else:
+            model.load_trained_weights(directory)
+            model.source = str(directory)
+        if engine != "transformers":
+            model.engine = make_engine(engine, model)
         return model
 
     def load_trained_weights(self, directory: str | os.PathLike[str]) -> None:

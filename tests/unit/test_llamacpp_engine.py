@@ -105,8 +105,17 @@ def test_clear_errors_without_llama_cpp_or_with_an_embeddings_prompt(monkeypatch
         engine.generate(EngineRequest(GenerationParams(), inputs_embeds=torch.zeros(3, 4)))
 
 
-def test_the_engine_needs_a_gguf_source(model):
+def test_the_engine_needs_a_gguf_source(model, monkeypatch):
     from gpt4video.engines import make_engine
 
+    monkeypatch.setattr(llamacpp, "is_available", lambda: True)
     with pytest.raises(ConfigError, match="GGUF"):
         make_engine("llamacpp", model)  # the tiny test LLM is a safetensors directory
+
+
+def test_the_cli_names_the_missing_build(monkeypatch, capsys, tiny_saved_model_dir):
+    from gpt4video.cli import main
+
+    monkeypatch.setattr(llamacpp, "is_available", lambda: False)
+    assert main(["chat", "--model", str(tiny_saved_model_dir), "--engine", "llamacpp", "--prompt", "hi"]) == 2
+    assert "make llamacpp" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelLoadError
 from ..registry import Registry
 from .base import DecodeResult, EngineRequest, GenerationParams, LLMEngine, ReplyText, TextStream
 from .transformers_generate import TransformersEngine
@@ -30,10 +30,11 @@ def _transformers_engine(model: Any) -> LLMEngine:
 
 @ENGINES.register("llamacpp")
 def _llamacpp_engine(model: Any) -> LLMEngine:
-    from .llamacpp import LlamaCppEngine, lora_adapter_for
-
     from ..llm.loading import source_gguf
+    from .llamacpp import INSTALL_HINT, LlamaCppEngine, is_available, lora_adapter_for
 
+    if not is_available():
+        raise ModelLoadError(INSTALL_HINT)
     gguf = source_gguf(model.config.llm)
     if gguf is None:
         raise ConfigError(f"the llamacpp engine runs an LLM from its GGUF file; {model.config.llm.model!r} "
