@@ -628,6 +628,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     lim.add_argument("--max-videos", type=_positive_int, default=8, help="most videos in one request (default 8)")
     lim.add_argument("--queue-size", type=_positive_int, default=8, help="requests that may wait (default 8)")
     lim.add_argument("--max-tokens", type=_positive_int, default=512, help="largest max_tokens allowed (default 512)")
+    lim.add_argument("--max-prompt-tokens", type=_positive_int, default=None,
+                     help="longest prompt accepted, in tokens (default: the model's context less max_tokens)")
     lim.add_argument("--file-ttl", type=_positive_float, default=3600.0,
                      help="seconds until uploaded and generated files are deleted (default 3600)")
     lim.add_argument("--request-timeout", type=_positive_float, default=600.0,
@@ -678,7 +680,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         api_key=args.api_key, storage_dir=args.storage_dir, max_upload_mb=args.max_upload_mb,
         max_body_mb=args.max_body_mb,
         max_video_seconds=args.max_video_seconds, max_videos=args.max_videos, queue_size=args.queue_size,
-        max_tokens=args.max_tokens, default_max_tokens=min(128, args.max_tokens), file_ttl_seconds=args.file_ttl,
+        max_tokens=args.max_tokens, default_max_tokens=min(128, args.max_tokens),
+        max_prompt_tokens=args.max_prompt_tokens, file_ttl_seconds=args.file_ttl,
         allow_url_fetch=args.allow_url_fetch, request_timeout=args.request_timeout, video_frames=args.video_frames,
         video_size=args.video_size, web=not args.no_web, shutdown_timeout=args.shutdown_timeout,
     )

@@ -444,7 +444,7 @@ class GPT4Video(nn.Module):
                               "this model's are vectors: use an engine that takes embeddings (transformers)")
         timings: dict[str, float] = {}
         num_videos = len(videos) if features is None else features.shape[0]
-        input_ids = self.processor.encode(turns, num_videos).input_ids.to(self.device)  # (L,)
+        input_ids = self.check_prompt_length(turns, num_videos, params).to(self.device)  # (L,)
         with torch.inference_mode():
             video_tokens = None
             if num_videos:
@@ -470,6 +470,24 @@ class GPT4Video(nn.Module):
                 return EngineRequest(params=params, input_ids=ids, timings=timings)
             embeds = self.embed(input_ids.unsqueeze(0), video_tokens)[0]
         return EngineRequest(params=params, inputs_embeds=embeds, timings=timings)
+
+    @property
+    def context_length(self) -> int | None:
+        """The LLM's context window in tokens (None if its config does not say)."""
+        return getattr(self.llm.config, "max_position_embeddings", None)
+
+    def check_prompt_length(self, turns: list[Turn], num_videos: int, params: GenerationParams) -> torch.Tensor:
+        """The prompt's token ids (L,), or an InputError if it is longer than ``params.max_prompt_tokens`` (by
+        default the model's context less ``max_new_tokens``): a long prompt is refused before any work."""
+        input_ids = self.processor.encode(turns, num_videos).input_ids
+        limit, why = params.max_prompt_tokens, "max_prompt_tokens"
+        if limit is None and self.context_length is not None:
+            limit = self.context_length - params.max_new_tokens
+            why = f"the model's context of {self.context_length} tokens less max_new_tokens ({params.max_new_tokens})"
+        if limit is not None and input_ids.shape[0] > limit:
+            raise InputError(f"the prompt is {input_ids.shape[0]} tokens, more than the {max(limit, 0)} allowed "
+                             f"({why}); shorten the conversation or ask for fewer new tokens")
+        return input_ids
 
     @property
     def eos_token_ids(self) -> list[int]:

@@ -413,14 +413,19 @@ class Assistant:
         conversation once the reply is complete."""
         if not isinstance(text, str) or not text.strip():
             raise InputError("the question is empty")
-        timings = self.attach(videos) if videos else {}
+        params = params or GenerationParams()
         request = text.strip()
+        # A prompt too long for the model is refused before any video is read or checked.
+        new = range(len(self.video_paths), len(self.video_paths) + len(videos))
+        self.model.check_prompt_length([*self.turns, Turn("user", request, videos=[*self._pending, *new])],
+                                       len(self.video_paths) + len(videos), params)
+        timings = self.attach(videos) if videos else {}
         output = ReplyOutput(request=request, input_videos=[self.video_paths[i] for i in self._pending],
                              timings=timings)
         decision = self._check_input(request, output)
         if decision is not None and not decision.allowed:
             return Reply(self._refused(decision, output), output)
-        return Reply(self._answer(request, decision, params or GenerationParams(), output), output)
+        return Reply(self._answer(request, decision, params, output), output)
 
     # -- the steps of one reply ------------------------------------------------------------------
     def _context(self, request: str) -> str | None:

@@ -177,3 +177,21 @@ def test_a_model_can_decode_with_any_engine(model):
         assert model.generate([Turn("user", "x")]).text == "A red circle."
     finally:
         model.engine = original
+
+
+def test_a_prompt_longer_than_allowed_is_refused_before_any_work(model):
+    from gpt4video.errors import InputError
+    from gpt4video.pipeline import Assistant
+
+    long_text = "word " * 400
+    with pytest.raises(InputError, match="max_prompt_tokens"):
+        model.generate([Turn("user", long_text)], [], GenerationParams(max_prompt_tokens=50))
+    assistant = Assistant(model)
+    with pytest.raises(InputError, match="max_prompt_tokens"):
+        assistant.ask(long_text, [], GenerationParams(max_prompt_tokens=50))
+    assert assistant.turns == []  # nothing joined the conversation
+    context = model.context_length
+    with pytest.raises(InputError, match="context"):
+        assistant.ask("word " * (context + 10), [], GenerationParams(max_new_tokens=8))
+    with pytest.raises(InputError, match="max_prompt_tokens"):
+        GenerationParams(max_prompt_tokens=0)

@@ -241,6 +241,18 @@ def test_too_many_videos_is_400(server, clip_bytes):
     assert code == 400 and "at most 8" in body["message"]
 
 
+def test_a_prompt_over_the_limit_is_400_streamed_or_not(tiny_model):
+    with LiveServer(tiny_model, max_prompt_tokens=40) as s:
+        for stream in (False, True):
+            code, body = status_of(lambda: s.client().chat.completions.create(
+                model="tiny", messages=ask("word " * 200), max_tokens=2, stream=stream))
+            assert code == 400 and "max_prompt_tokens" in body["message"]
+        parts = [{"role": "user", "content": [{"type": "text", "text": "a"}] * 10_000}]
+        code, body = status_of(lambda: s.client().chat.completions.create(model="tiny", messages=parts, max_tokens=2))
+        assert code == 400 and "tokens" in body["message"]
+        assert s.client().chat.completions.create(model="tiny", messages=ask("hi"), max_tokens=2).choices
+
+
 def test_broken_json_and_unknown_routes_are_openai_errors(server):
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     broken = httpx.post(f"{server.url}/v1/chat/completions", content=b"{not json", headers=headers)

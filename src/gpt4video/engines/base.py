@@ -36,6 +36,8 @@ class GenerationParams:
     seed: int | None = None
     stop: tuple[str, ...] = ("###",)
     suppress_openings: tuple[tuple[int, ...], ...] = ()
+    #: the longest prompt accepted, in tokens (None: the model's context less max_new_tokens)
+    max_prompt_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
@@ -46,6 +48,9 @@ class GenerationParams:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.repetition_penalty <= 0:
             raise InputError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.max_prompt_tokens is not None and (not isinstance(self.max_prompt_tokens, int)
+                                                   or self.max_prompt_tokens < 1):
+            raise InputError(f"max_prompt_tokens must be an integer >= 1, got {self.max_prompt_tokens!r}")
         if not all(seq and all(isinstance(t, int) for t in seq) for seq in self.suppress_openings):
             raise InputError(f"suppress_openings must be non-empty token id sequences, got {self.suppress_openings!r}")
 

@@ -32,6 +32,7 @@ from starlette.requests import ClientDisconnect
 
 from ..errors import InputError
 from ..modeling import GenerationParams
+from ..processing import Turn
 from .config import ServeConfig
 from .engine import ChatResult, ChatTurn, Delta, Done, Engine, Job
 from .errors import BadRequest, NotFound, ServeError, Unauthorized, error_body
@@ -103,7 +104,8 @@ class Api:
         stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
         if len(stops) > 4 or any(not s for s in stops):
             raise BadRequest("stop must be up to 4 non-empty strings", param="stop")
-        return GenerationParams(max_new_tokens=max_tokens, temperature=body.temperature or 0.0,
+        return GenerationParams(max_new_tokens=max_tokens, max_prompt_tokens=self.config.max_prompt_tokens,
+                                temperature=body.temperature or 0.0,
                                 top_p=body.top_p or 1.0, seed=body.seed, stop=("###", *stops))
 
     def generator(self, name: str | None) -> str | None:
@@ -133,6 +135,15 @@ class Api:
                 del ref
             turns.append(ChatTurn(turn.role, turn.text, clips))
         return turns
+
+    def check_prompt_length(self, turns: list[ChatTurn], params: GenerationParams) -> None:
+        """An InputError (400) if the conversation's prompt is longer than the model accepts."""
+        prompt, count = [], 0
+        for turn in turns:
+            clips = list(turn.clips or ())
+            prompt.append(Turn(turn.role, turn.text, videos=list(range(count, count + len(clips)))))
+            count += len(clips)
+        self.engine.model.check_prompt_length(prompt, count, params)
 
     # -- responses -------------------------------------------------------------------------------
     def message_extras(self, result: ChatResult, request: Request) -> dict[str, Any]:
@@ -203,6 +214,7 @@ class Api:
             generator = self.generator(body.generator)
             messages, body.messages = body.messages, []  # load_turns lets go of each video once decoded
             turns = await run_in_threadpool(self.load_turns, messages, request.headers.get("host"))
+            await run_in_threadpool(self.check_prompt_length, turns, params)  # a 400 before the queue
             job = self.engine.submit(turns, params, generator, asyncio.get_running_loop())
             if body.stream:
                 include_usage = bool((body.stream_options or {}).get("include_usage"))

@@ -46,6 +46,7 @@ class ServeConfig(ConfigBase):
     queue_size: int = 8
     max_tokens: int = 512
     default_max_tokens: int = 128
+    max_prompt_tokens: int | None = None
     file_ttl_seconds: float = 3600.0
     allow_url_fetch: bool = False
     request_timeout: float = 600.0
@@ -68,6 +69,10 @@ class ServeConfig(ConfigBase):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+        if self.max_prompt_tokens is not None and (isinstance(self.max_prompt_tokens, bool)
+                                                   or not isinstance(self.max_prompt_tokens, int)
+                                                   or self.max_prompt_tokens < 1):
+            raise ConfigError(f"max_prompt_tokens must be an integer >= 1, got {self.max_prompt_tokens!r}")
         for name in ("max_videos", "queue_size", "max_tokens", "default_max_tokens", "video_frames", "video_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
