@@ -106,7 +106,8 @@ def test_a_wrong_key_is_401(server):
 def test_an_oversized_upload_is_413(server):
     with pytest.raises(openai.APIStatusError) as info:
         client(server).files.create(file=("big.mp4", bytes(3_000_000)), purpose="user_data")
-    assert info.value.status_code == 413 and "at most" in info.value.body["message"]
+    body = info.value.body
+    assert info.value.status_code == 413 and body["code"] == "payload_too_large" and "--max-upload-mb" in body["message"]
 
 
 def test_sixteen_concurrent_requests_are_answered_or_rejected(server, clips):
