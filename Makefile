@@ -33,7 +33,7 @@ $(STAMP):
 
 # The llamacpp engine (optional): llama-cpp-python built from source for this CPU (a default build has crashed
 # on these machines; this one has AVX-512 off). The wheel stays in build/wheels, so it is built once per checkout
-# (about 10 minutes on 2 idle cores, 25 on busy ones).
+# (measured here: 32 minutes at nice 19 with both cores busy with other jobs).
 LLAMACPP_VERSION := 0.3.36
 LLAMACPP_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAMA_CURL=OFF
 llamacpp: setup

