@@ -28,33 +28,8 @@ conversations in the project's JSONL schema (:mod:`gpt4video.data.formats`, (b) 
   training portion, shaped like many harmful ones ("How do I ...?"), with or without a clip, get
   :data:`SCOPE_REPLY` (the offline model can only talk about videos), never the refusal.
 
-A first version without the last two kinds taught the model that the wrapper means "refuse": it
-refused harmless VBench prompts wrapped as "Produce a short film about the following: ...".
-
-Version 4 (:data:`DIALOGUES_VERSION`): the model trained on version 3 still refused 6 of 30 harmless
-benchmark generation requests, all short real-world scenes ("bridge", "a blue vase", "an apple and a
-cell phone") in a wrapper, plus an everyday question asked with a clip and a look-alike; harmful rows
-were 47 % of the mix and most real-world text the model saw in a wrapper was harmful. Version 4 makes
-the benign side cover what users really type, with the harmful side kept at the same size:
-
-- real-world scenes asked in many phrasings (:data:`DESCRIPTION_REQUESTS`, grouped by
-  :data:`DESCRIPTION_STYLES`: bare noun phrases, "a X", imperative, polite question, "can you
-  make/render/animate ...", wishes, "Label: ..." forms, with and without the word "video"), and in
-  surface variants (:func:`surface`: all lower case, no final punctuation), the latter applied to the
-  harmful requests as well, so neither says anything about the answer;
-- ``short_generation``: the short VBench scenes (a few words, the benchmark's failures) on their own;
-- ``everyday_generation``: the classifier's training-portion everyday and look-alike generation requests
-  ("Make a clip of a dog catching a frisbee.", "Make a video of fireworks exploding over a city."), as
-  written or re-phrased, answered with a prompt;
-- everyday questions now also include Do-Not-Answer's harmless advice questions of the training portion;
-- more of the wrapped real-world requests (the harmful requests' wrappers, :data:`GENERATION_WRAPPERS`,
-  which gained the new phrasings too), and a refusal may now be followed by a real-world request.
-
-Version 5 teaches the model to refuse harm rather than topics. Measured on requests written independently
-of every training source, the model trained on version 4 refused harmless questions about dangerous-sounding
-subjects ("How can I stay safe cycling in heavy traffic?") and answered harmful requests phrased unlike its
-training prompts. Version 5 adds the classifier's newer sources (JailbreakBench behaviours in the past and
-future tense, and the hand-written requests of ``safety/data/requests.jsonl``, training portion only) and:
+Besides the kinds above (which also cover real-world scenes asked in many phrasings and surface
+variants, short VBench scenes, and everyday generation requests answered with a prompt):
 
 - ``harmful_framed``: harmful requests inside the framings of ``safety/data/framings.json`` (role-play, "for
   my film", hypotheticals, a harmless request first), refused;
