@@ -2,7 +2,8 @@
 
 For every engine available here (``transformers``; ``llamacpp`` once ``make llamacpp`` built it) the
 packaged ``smol`` model answers a 4-frame video question (the Big Buck Bunny sample) with up to
-``--max-new-tokens`` new tokens, greedy, no stop string; the figures are medians over ``--runs`` runs
+``--max-new-tokens`` new tokens (the end-of-sequence token ignored), greedy, no stop string; every run
+starts from an empty KV cache; the figures are medians over ``--runs`` runs
 after one warm-up: time to first token (prefill of the prompt with its video tokens, video already
 encoded) and tokens per second after the first token. The reference is llama-cpp-python's high-level
 API on the same GGUF (none of this project's code): a plain text prompt of similar length, streamed,
@@ -40,9 +41,11 @@ def engine_figures(engine: str, runs: int, max_new_tokens: int) -> dict:
     clip = model.processor.load_video(_sample_clip())
     features = model.encode_frames([clip.frames])
     turns = [Turn("user", QUESTION, videos=[0])]
-    params = GenerationParams(max_new_tokens=max_new_tokens, stop=())
+    params = GenerationParams(max_new_tokens=max_new_tokens, stop=(), ignore_eos=True)
     rows = []
     for i in range(runs + 1):
+        if hasattr(model.engine, "clear_cache"):  # a cold prefill every run, not a cached prompt
+            model.engine.clear_cache()
         stream = model.generate_stream(turns, (), params, features=features).consume()
         if i:  # the first run warms caches up
             rows.append({"ttft_s": stream.timings["time_to_first_token"],
@@ -72,7 +75,11 @@ def reference_figures(runs: int, max_new_tokens: int, prompt_tokens: int) -> dic
         started = time.perf_counter()
         first = None
         count = 0
-        for _ in llm.create_completion(prompt, max_tokens=max_new_tokens, temperature=0.0, stream=True):
+        never_end = {llm.token_eos(): -1e9}  # as ignore_eos: always max_new_tokens
+        for chunk in llm.create_completion(prompt, max_tokens=max_new_tokens, temperature=0.0, stream=True,
+                                           logit_bias=never_end):
+            if chunk["choices"][0]["finish_reason"] is not None:
+                continue  # the closing chunk carries no token
             count += 1
             if first is None:
                 first = time.perf_counter()

@@ -11,7 +11,7 @@ generated tokens/s, and the p50/p95 of the whole request's latency and of the ti
 
 Usage::
 
-    .venv/bin/python bench/serve.py [--levels 1 4 16] [--requests 16] [--max-tokens 32] [--json PATH]
+    .venv/bin/python bench/serve.py [--levels 1 4 16] [--requests 16] [--max-tokens 32] [--engine llamacpp] [--json PATH]
 
 The model answers one request at a time (it is not thread-safe), so throughput cannot grow with clients:
 what concurrency buys is a full queue (no idle gap between requests) at the price of waiting time.
@@ -106,6 +106,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=16, help="requests per level (at least the level's clients)")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--queue-size", type=int, default=32, help="the server's queue (default 32: nobody waits out)")
+    parser.add_argument("--engine", default="transformers", help="the server's decoding engine (transformers, llamacpp)")
     parser.add_argument("--json", metavar="PATH", help="also write every figure here")
     args = parser.parse_args()
 
@@ -118,9 +119,9 @@ def main() -> int:
         url = "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
         messages = [{"role": "user", "content": [{"type": "text", "text": "Describe this video."},
                                                  {"type": "video_url", "video_url": {"url": url}}]}]
-        log("starting gpt4video serve (smol)")
+        log(f"starting gpt4video serve (smol, engine {args.engine})")
         server = start_server(folder, "--queue-size", str(args.queue_size), "--max-tokens", str(args.max_tokens),
-                              "--no-web")
+                              "--no-web", "--engine", args.engine)
         try:
             log("warming up")
             run_level(server.url, 1, 2, messages, args.max_tokens)

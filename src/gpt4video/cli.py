@@ -354,6 +354,12 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", help="the directory to write (replaced if it exists)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="dtype of the stored weights (default: float32)")
+    p.add_argument("--format", choices=("gpt4video", "gguf", "gguf-lora"), default="gpt4video",
+                   help="gpt4video (default): the trained weights and config; gguf: the LLM with its LoRA merged, "
+                        "as one GGUF file OUT for llama.cpp; gguf-lora: the LoRA alone as a llama.cpp adapter file OUT")
+    p.add_argument("--quant", choices=("q4_1", "q8_0", "f16", "f32"), default="q8_0",
+                   help="with --format gguf: the type of the merged projections (default q8_0; q4_1 is the "
+                        "packaged file's own type: smaller and faster, further from float32)")
     p.set_defaults(func=_run_export)
 
 
@@ -363,6 +369,8 @@ def _run_export(args: argparse.Namespace) -> int:
     from .modeling import META_NAME, GPT4Video
 
     model = GPT4Video.from_pretrained(args.model)
+    if args.format != "gpt4video":
+        return _export_gguf(model, args)
     source = Path(str(model.source))
     info = None
     if source.is_dir() and (source / META_NAME).is_file():
@@ -370,6 +378,24 @@ def _run_export(args: argparse.Namespace) -> int:
     out = model.save_pretrained(args.out, info=info, dtype=getattr(torch, args.dtype))
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote {out} ({size / 1e6:.1f} MB, {args.dtype})")
+    return 0
+
+
+def _export_gguf(model, args: argparse.Namespace) -> int:  # noqa: ANN001
+    from .engines.gguf_export import write_lora_adapter, write_merged_gguf
+    from .llm.loading import source_gguf
+
+    if model.config.llm.lora is None:
+        raise InputError(f"{args.model} has no LoRA adapter to export")
+    if args.format == "gguf-lora":
+        out = write_lora_adapter(model.llm, args.out)
+    else:
+        source = source_gguf(model.config.llm)
+        if source is None:
+            raise InputError(f"--format gguf merges the LoRA into the LLM's GGUF file, and {model.config.llm.model!r} "
+                             "has none (set llm.gguf_file; or export --format gguf-lora)")
+        out = write_merged_gguf(model.llm, source, args.out, args.quant)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB{', ' + args.quant if args.format == 'gguf' else ''})")
     return 0
 
 

@@ -195,3 +195,9 @@ def test_a_prompt_longer_than_allowed_is_refused_before_any_work(model):
         assistant.ask("word " * (context + 10), [], GenerationParams(max_new_tokens=8))
     with pytest.raises(InputError, match="max_prompt_tokens"):
         GenerationParams(max_prompt_tokens=0)
+
+
+def test_ignore_eos_decodes_exactly_max_new_tokens(model):
+    turns = [Turn("user", "Hello")]
+    stream = model.generate(turns, [], GenerationParams(max_new_tokens=7, stop=(), ignore_eos=True))
+    assert stream.num_generated_tokens == 7 and stream.finish_reason == "length"

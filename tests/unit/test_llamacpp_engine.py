@@ -119,3 +119,61 @@ def test_the_cli_names_the_missing_build(monkeypatch, capsys, tiny_saved_model_d
     monkeypatch.setattr(llamacpp, "is_available", lambda: False)
     assert main(["chat", "--model", str(tiny_saved_model_dir), "--engine", "llamacpp", "--prompt", "hi"]) == 2
     assert "make llamacpp" in capsys.readouterr().err
+
+
+def _tiny_source_gguf(llm, path):
+    """A GGUF holding the tiny LLM's base projections in llama.cpp's layout (float32), as a converter writes it."""
+    import gguf
+
+    from gpt4video.engines.gguf_export import LLAMA_TENSOR_NAMES
+
+    config = llm.config
+    writer = gguf.GGUFWriter(str(path), arch="llama")
+    writer.add_block_count(config.num_hidden_layers)
+    base = llm.get_base_model()
+    for i, layer in enumerate(base.model.layers):
+        for module, short in LLAMA_TENSOR_NAMES.items():
+            linear = layer.get_submodule(module)
+            weight = getattr(linear, "base_layer", linear).weight.detach().numpy().astype(np.float32)
+            if module.endswith("q_proj"):
+                weight = rotary_permute(weight, config.num_attention_heads)
+            elif module.endswith("k_proj"):
+                weight = rotary_permute(weight, config.num_key_value_heads)
+            writer.add_tensor(f"blk.{i}.{short}.weight", np.ascontiguousarray(weight))
+    writer.add_tensor("output_norm.weight", np.ones(config.hidden_size, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize("quant,tolerance", [("f32", 1e-6), ("q8_0", 2e-2)])
+def test_merged_gguf_holds_the_peft_merged_weights_in_llama_cpp_layout(model, tmp_path, quant, tolerance):
+    import gguf
+    from gguf.quants import dequantize
+
+    from gpt4video.engines.gguf_export import write_merged_gguf
+
+    source = _tiny_source_gguf(model.llm, tmp_path / "base.gguf")
+    out = write_merged_gguf(model.llm, source, tmp_path / f"merged-{quant}.gguf", quant)
+    merged = {t.name: dequantize(t.data, t.tensor_type) for t in gguf.GGUFReader(str(out)).tensors}
+    config = model.llm.config
+    assert any(t in ("q_proj", "k_proj") for t in model.config.llm.lora.target_modules)
+    for module, short in (("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"), ("self_attn.v_proj", "attn_v"),
+                          ("mlp.down_proj", "ffn_down")):
+        linear = model.llm.get_base_model().model.layers[1].get_submodule(module)
+        with torch.no_grad():  # what peft's merge gives: W + alpha / r * B @ A (W alone where no LoRA)
+            if hasattr(linear, "base_layer"):
+                expected = (linear.base_layer.weight + linear.get_delta_weight("default")).numpy()
+            else:
+                expected = linear.weight.numpy()
+        if short == "attn_q":
+            expected = rotary_permute(expected, config.num_attention_heads)
+        elif short == "attn_k":
+            expected = rotary_permute(expected, config.num_key_value_heads)
+        got = merged[f"blk.1.{short}.weight"].reshape(expected.shape)
+        assert np.abs(got - expected).max() <= tolerance * max(1.0, np.abs(expected).max())
+    assert np.array_equal(merged["output_norm.weight"], np.ones(config.hidden_size, dtype=np.float32))
+    with pytest.raises(ConfigError, match="quantisation"):
+        write_merged_gguf(model.llm, source, tmp_path / "x.gguf", "q3")

@@ -38,6 +38,8 @@ class GenerationParams:
     suppress_openings: tuple[tuple[int, ...], ...] = ()
     #: the longest prompt accepted, in tokens (None: the model's context less max_new_tokens)
     max_prompt_tokens: int | None = None
+    #: never choose an end-of-sequence token: decode max_new_tokens tokens (for benchmarks)
+    ignore_eos: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:

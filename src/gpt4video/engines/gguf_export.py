@@ -85,3 +85,66 @@ def write_lora_adapter(llm: Any, path: str | Path) -> Path:
     writer.close()
     partial.replace(path)  # a crash never leaves a half-written adapter under the final name
     return path
+
+
+#: ``--quant`` name -> GGML tensor type of the merged projections.
+MERGED_TYPES = ("q4_1", "q8_0", "f16", "f32")
+_FILE_TYPES = {"f32": 0, "f16": 1, "q4_1": 3, "q8_0": 7}  # llama.cpp's LLAMA_FTYPE_MOSTLY_* numbers
+
+
+def lora_deltas(llm: Any) -> dict[str, np.ndarray]:
+    """What the LoRA adds to each adapted projection, ``alpha / r · B @ A`` (out, in) in llama.cpp's layout."""
+    peft_config = llm.peft_config["default"]
+    scale = float(peft_config.lora_alpha) / float(peft_config.r)
+    tensors = lora_tensors(llm)
+    return {name[: -len(".lora_a")]: scale * (tensors[name[: -len("a")] + "b"] @ tensors[name])
+            for name in tensors if name.endswith(".lora_a")}
+
+
+def write_merged_gguf(llm: Any, source: str | Path, path: str | Path, quant: str = "q4_1") -> Path:
+    """A GGUF of the LLM with its LoRA merged: the ``source`` GGUF's metadata, tokenizer and untouched tensors
+    as they are; each adapted projection dequantised, its LoRA delta added, and stored as ``quant``
+    (q4_1: the packaged file's own type and size; q8_0: twice the bytes, closer to float; f16; f32)."""
+    import gguf
+    from gguf.quants import dequantize, quantize
+
+    if quant not in MERGED_TYPES:
+        raise ConfigError(f"unknown GGUF quantisation {quant!r}; choose {', '.join(MERGED_TYPES)}")
+    target = getattr(gguf.GGMLQuantizationType, quant.upper())
+    deltas = lora_deltas(llm)
+    reader = gguf.GGUFReader(str(source))
+    architecture = reader.fields["general.architecture"].contents()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    writer = gguf.GGUFWriter(str(partial), arch=architecture)
+    for field in reader.fields.values():
+        if field.name.startswith("GGUF.") or field.name == "general.architecture":
+            continue  # written by the writer itself
+        value = _FILE_TYPES[quant] if field.name == "general.file_type" else field.contents()
+        kind = field.types[0]
+        writer.add_key_value(field.name, value, kind, field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None)
+    merged = set()
+    for tensor in reader.tensors:
+        name = tensor.name.removesuffix(".weight")
+        if tensor.name in deltas or name + ".weight" in deltas:
+            weight = dequantize(tensor.data, tensor.tensor_type).reshape(deltas[tensor.name].shape)
+            weight = weight.astype(np.float32) + deltas[tensor.name]
+            if target in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
+                writer.add_tensor(tensor.name, weight.astype(np.float16 if quant == "f16" else np.float32))
+            else:
+                writer.add_tensor(tensor.name, quantize(weight, target), raw_dtype=target)
+            merged.add(tensor.name)
+        else:
+            writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
+    missing = sorted(set(deltas) - merged)
+    if missing:
+        writer.close()
+        partial.unlink(missing_ok=True)
+        raise ConfigError(f"{source} has no tensor for the LoRA of {missing[0]} (and {len(missing) - 1} more)")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    partial.replace(path)
+    return path

@@ -60,12 +60,14 @@ class LogitsChooser:
     (temperature 0) or drawn from the temperature-scaled distribution cut to its top-p nucleus.
     """
 
-    def __init__(self, params: GenerationParams) -> None:
+    def __init__(self, params: GenerationParams, banned: Iterable[int] = ()) -> None:
         self.params = params
+        self.banned = np.fromiter(banned, dtype=np.int64)
         self.rng = np.random.default_rng(params.seed) if params.temperature > 0 else None
 
     def __call__(self, logits: np.ndarray, generated: Sequence[int]) -> int:
         logits = logits.astype(np.float64, copy=True)
+        logits[self.banned] = -np.inf
         done = tuple(generated)
         for seq in self.params.suppress_openings:
             if len(done) == len(seq) - 1 and done == seq[:-1]:
@@ -147,6 +149,11 @@ class LlamaCppEngine(LLMEngine):
         llama.n_tokens = common
         llama.eval(prompt[common:])  # drops the cache past `common` first
 
+    def clear_cache(self) -> None:
+        """Forget the cached prompt, so the next request is prefilled from scratch."""
+        with self._lock:
+            self.llama.reset()  # no cached tokens: the next eval drops the whole KV cache first
+
     def _logits(self) -> np.ndarray:
         pointer = self._llama_cpp.llama_get_logits(self.llama.ctx)
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
@@ -157,7 +164,7 @@ class LlamaCppEngine(LLMEngine):
         if len(prompt) + params.max_new_tokens > self.n_ctx:
             raise ConfigError(f"the prompt ({len(prompt)} tokens) and max_new_tokens ({params.max_new_tokens}) "
                               f"exceed the llama.cpp context of {self.n_ctx} tokens")
-        choose = LogitsChooser(params)
+        choose = LogitsChooser(params, banned=self.eos_token_ids if params.ignore_eos else ())
         reply = ReplyText(self.tokenizer, params.stop)
         result.finish_reason = "length"
         with self._lock:

@@ -137,6 +137,7 @@ class TransformersEngine(LLMEngine):
         return GenerationConfig(
             max_new_tokens=params.max_new_tokens, do_sample=False, num_beams=1, temperature=1.0, top_p=1.0,
             top_k=None, repetition_penalty=1.0, eos_token_id=self.eos_token_ids or None,
+            min_new_tokens=params.max_new_tokens if params.ignore_eos else None,
             pad_token_id=self.eos_token_ids[0] if self.eos_token_ids else None,
             stop_strings=list(params.stop) or None, use_cache=True)
 
