@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -422,12 +423,15 @@ class GPT4Video(nn.Module):
         params: GenerationParams | None = None,
         *,
         features: torch.Tensor | None = None,
+        cancel: threading.Event | None = None,
     ) -> TextStream:
         """Stream the reply to ``turns`` about ``videos`` (frames arrays, or precomputed ``features``):
-        the prompt with each video's tokens filled in, decoded by :attr:`engine`."""
+        the prompt with each video's tokens filled in, decoded by :attr:`engine`. Setting ``cancel`` (from
+        any thread) stops the decode, its prefill included."""
         engine = self.engine
         request = self.prompt_request(turns, videos, params or GenerationParams(), features=features,
                                       as_token_ids=not getattr(engine, "accepts_embeddings", True))
+        request.cancel = cancel
         return engine.generate(request)
 
     def generate(self, turns: list[Turn], videos: Sequence[np.ndarray] = (),

@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -406,11 +407,11 @@ class Assistant:
 
     def ask(
         self, text: str, videos: Sequence[str | os.PathLike[str] | VideoClip] = (),
-        params: GenerationParams | None = None,
+        params: GenerationParams | None = None, *, cancel: threading.Event | None = None,
     ) -> Reply:
         """Ask a question (attaching ``videos`` first). Videos are read and the input layer decides now (a bad
         video raises here); the model runs while the reply is streamed, and the turn joins the
-        conversation once the reply is complete."""
+        conversation once the reply is complete. Setting ``cancel`` stops the model, its prefill included."""
         if not isinstance(text, str) or not text.strip():
             raise InputError("the question is empty")
         params = params or GenerationParams()
@@ -425,7 +426,7 @@ class Assistant:
         decision = self._check_input(request, output)
         if decision is not None and not decision.allowed:
             return Reply(self._refused(decision, output), output)
-        return Reply(self._answer(request, decision, params, output), output)
+        return Reply(self._answer(request, decision, params, output, cancel), output)
 
     # -- the steps of one reply ------------------------------------------------------------------
     def _context(self, request: str) -> str | None:
@@ -461,7 +462,7 @@ class Assistant:
         return iter([SafetyDecision(decision), TextDelta(decision.message), Done(output)])
 
     def _answer(self, request: str, input_decision: Decision | None, params: GenerationParams,
-                output: ReplyOutput) -> Iterator[Event]:
+                output: ReplyOutput, cancel: threading.Event | None = None) -> Iterator[Event]:
         """Layers 2 to 4 around the model's answer; see the module docstring."""
         if input_decision is not None:
             yield SafetyDecision(input_decision)
@@ -472,7 +473,7 @@ class Assistant:
                      if self.checking else None)
 
         router, shown, written = StreamRouter(), [], []
-        for item in self._decode(turns, features, params, suspicion, output):
+        for item in self._decode(turns, features, params, suspicion, output, cancel):
             if isinstance(item, SafetyDecision):
                 yield item
                 continue
@@ -532,7 +533,8 @@ class Assistant:
         yield Done(output)
 
     def _decode(self, turns: list[Turn], features: torch.Tensor | None, params: GenerationParams,
-                suspicion: Verdict | None, output: ReplyOutput) -> Iterator[str | SafetyDecision]:
+                suspicion: Verdict | None, output: ReplyOutput,
+                cancel: threading.Event | None = None) -> Iterator[str | SafetyDecision]:
         """The model's answer as raw text pieces (tags included); fills ``output``'s raw text, token counts,
         finish reason and timings.
 
@@ -541,7 +543,7 @@ class Assistant:
         overridden (a :class:`SafetyDecision` is yielded) and the model answers again, kept from opening
         with :data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`; that answer is streamed instead."""
         held, holding = "", suspicion is not None and not suspicion.flagged
-        with self.model.generate_stream(turns, (), params, features=features) as first:
+        with self.model.generate_stream(turns, (), params, features=features, cancel=cancel) as first:
             for piece in first:
                 if not holding:
                     yield piece
@@ -566,7 +568,7 @@ class Assistant:
         openings = tuple(ids for ids in (tuple(tokenizer.encode(form, add_special_tokens=False))
                                          for form in (SUPPRESSED_OPENING, " " + SUPPRESSED_OPENING)) if ids)
         with self.model.generate_stream(turns, (), replace(params, suppress_openings=openings),
-                                        features=features) as second:
+                                        features=features, cancel=cancel) as second:
             yield from second
         output.timings["refusal_redecode"] = time.perf_counter() - t0
         output.raw_text = second.text

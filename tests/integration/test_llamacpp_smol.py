@@ -88,3 +88,18 @@ def test_seeded_sampling_is_reproducible(models, features):
     turns = [Turn("user", "Describe this video.", videos=[0])]
     p = GenerationParams(max_new_tokens=12, temperature=0.9, top_p=0.9, seed=7, stop=())
     assert fast.generate(turns, (), p, features=features).text == fast.generate(turns, (), p, features=features).text
+
+
+def test_a_cancel_stops_llamacpp_before_or_between_prefill_batches(models, features):
+    from gpt4video.engines import GenerationParams
+    from gpt4video.processing import Turn
+
+    _, fast = models
+    cancel = threading.Event()
+    cancel.set()
+    turns = [Turn("user", "word " * 700, videos=[0])]  # more than one batch of 512
+    stream = fast.generate_stream(turns, (), GenerationParams(max_new_tokens=8), features=features, cancel=cancel)
+    stream.consume()
+    assert stream.finish_reason == "cancelled" and stream.num_generated_tokens == 0
+    assert fast.generate([Turn("user", "Describe this video.", videos=[0])], (), GenerationParams(max_new_tokens=4),
+                         features=features).num_generated_tokens > 0  # the engine is usable afterwards

@@ -407,7 +407,7 @@ def test_the_same_conversation_drives_two_backends(tmp_path, tiny_llm_dir, tiny_
     )
     model = GPT4Video.from_config(config)
     reply = "Here it is. <video_prompt>A blue square moves up on a black background.</video_prompt>"
-    model.generate_stream = lambda turns, videos=(), params=None, *, features=None: TextStream.of_text([reply])
+    model.generate_stream = lambda turns, videos=(), params=None, **_: TextStream.of_text([reply])
     backends = [SyntheticGenerator(), ZeroscopeGenerator.from_pipeline(zeroscope_pipe())]
     outputs = []
     for backend in backends:

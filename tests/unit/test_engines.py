@@ -201,3 +201,48 @@ def test_ignore_eos_decodes_exactly_max_new_tokens(model):
     turns = [Turn("user", "Hello")]
     stream = model.generate(turns, [], GenerationParams(max_new_tokens=7, stop=(), ignore_eos=True))
     assert stream.num_generated_tokens == 7 and stream.finish_reason == "length"
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_with_the_same_answer(model, monkeypatch):
+    from gpt4video.engines import transformers_generate
+
+    turns = [Turn("user", "word " * 300)]  # longer than the chunk set below
+    params = GenerationParams(max_new_tokens=4, stop=(), max_prompt_tokens=2000)
+    whole = model.generate(turns, [], params)
+    monkeypatch.setattr(transformers_generate, "PREFILL_CHUNK", 64)
+    calls = []
+    original = model.llm.forward
+    monkeypatch.setattr(model.llm, "forward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    chunked = model.generate(turns, [], params)
+    assert len(calls) > 4  # several prefill chunks, then the decode steps
+    assert chunked.text == whole.text and chunked.num_prompt_tokens == whole.num_prompt_tokens
+
+
+def test_a_cancel_set_before_or_during_prefill_stops_the_request(model, monkeypatch):
+    import threading
+
+    from gpt4video.engines import transformers_generate
+
+    monkeypatch.setattr(transformers_generate, "PREFILL_CHUNK", 16)
+    turns = [Turn("user", "word " * 200)]
+    params = GenerationParams(max_new_tokens=32, stop=(), max_prompt_tokens=2000)
+    cancel = threading.Event()
+    cancel.set()
+    stream = model.generate_stream(turns, [], params, cancel=cancel).consume()
+    assert stream.num_generated_tokens == 0 and stream.finish_reason == "cancelled"
+
+    cancel = threading.Event()
+    seen = []
+    original = model.llm.forward
+
+    def forward(*a, **k):  # the third prefill chunk asks to cancel
+        seen.append(1)
+        if len(seen) == 3:
+            cancel.set()
+        return original(*a, **k)
+
+    monkeypatch.setattr(model.llm, "forward", forward)
+    stream = model.generate_stream(turns, [], params, cancel=cancel).consume()
+    assert stream.finish_reason == "cancelled" and stream.num_generated_tokens == 0
+    assert len(seen) == 3  # no chunk after the cancel, and no decode
+    assert not _decode_threads()

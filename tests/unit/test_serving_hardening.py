@@ -281,7 +281,7 @@ def endless(monkeypatch):
         def restore(self, turns) -> None:  # noqa: ANN001
             pass
 
-        def ask(self, *args) -> EndlessReply:  # noqa: ANN002
+        def ask(self, *args, **kwargs) -> EndlessReply:  # noqa: ANN002, ANN003
             made.append(EndlessReply())
             return made[-1]
 

@@ -12,6 +12,7 @@ tokens.
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -66,6 +67,12 @@ class EngineRequest:
     input_ids: torch.Tensor | None = None
     #: seconds spent before decoding (reading and encoding videos), carried into the result's timings
     timings: dict[str, float] = field(default_factory=dict)
+    #: set by the caller (from any thread) to stop the request, its prefill included
+    cancel: threading.Event | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
 
     def __post_init__(self) -> None:
         if (self.inputs_embeds is None) == (self.input_ids is None):

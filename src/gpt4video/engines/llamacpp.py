@@ -136,8 +136,9 @@ class LlamaCppEngine(LLMEngine):
         return TextStream(self._stream(request, result), result)
 
     # -- the decode --------------------------------------------------------------------------------
-    def _prefill(self, prompt: list[int]) -> None:
-        """Bring the KV cache to ``prompt``, computing only what differs from the cached tokens."""
+    def _prefill(self, prompt: list[int], request: EngineRequest) -> bool:
+        """Bring the KV cache to ``prompt``, computing only what differs from the cached tokens, a batch at a
+        time; False if the request was cancelled meanwhile."""
         llama = self.llama
         cached = llama.input_ids[: llama.n_tokens].tolist()
         common = 0
@@ -146,8 +147,12 @@ class LlamaCppEngine(LLMEngine):
                 break
             common += 1
         common = min(common, len(prompt) - 1)  # the last prompt token is always run: its logits are needed
-        llama.n_tokens = common
-        llama.eval(prompt[common:])  # drops the cache past `common` first
+        llama.n_tokens = common  # the next eval drops the cache past `common` first
+        for start in range(common, len(prompt), llama.n_batch):
+            if request.cancelled:
+                return False
+            llama.eval(prompt[start:start + llama.n_batch])
+        return True
 
     def clear_cache(self) -> None:
         """Forget the cached prompt, so the next request is prefilled from scratch."""
@@ -171,8 +176,13 @@ class LlamaCppEngine(LLMEngine):
             started = time.perf_counter()
             first_token_at = None
             try:
-                self._prefill(prompt)
+                if not self._prefill(prompt, request):
+                    result.finish_reason = "cancelled"
+                    return
                 for _ in range(params.max_new_tokens):
+                    if request.cancelled:
+                        result.finish_reason = "cancelled"
+                        break
                     token = choose(self._logits(), reply.tokens)
                     if first_token_at is None:
                         first_token_at = result.first_token(started)

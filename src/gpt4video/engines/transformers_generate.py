@@ -66,12 +66,17 @@ class SampleWith(LogitsProcessor):
         return torch.full_like(scores, -math.inf).scatter(1, choice, 0.0)
 
 
+#: Prompts longer than this are prefilled in chunks of it, so a cancel can stop a long prefill between chunks.
+PREFILL_CHUNK = 512
+
+
 class _Cancelled(StoppingCriteria):
-    def __init__(self, flag: threading.Event) -> None:
-        self.flag = flag
+    def __init__(self, *flags: threading.Event | None) -> None:
+        self.flags = [f for f in flags if f is not None]
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
+        stop = any(f.is_set() for f in self.flags)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
 class _TokenQueue(BaseStreamer):
@@ -127,7 +132,7 @@ class TransformersEngine(LLMEngine):
             **prompt,
             "generation_config": self._generation_config(params),
             "logits_processor": self._logits_processors(params, prompt_length, device),
-            "stopping_criteria": StoppingCriteriaList([_Cancelled(cancel)]),
+            "stopping_criteria": StoppingCriteriaList([_Cancelled(cancel, request.cancel)]),
             "streamer": _TokenQueue(tokens),
             "tokenizer": self.tokenizer,  # for stop_strings
         }
@@ -163,6 +168,26 @@ class TransformersEngine(LLMEngine):
             processors.append(SampleWith(generator))
         return LogitsProcessorList(processors)
 
+    def _prefill_in_chunks(self, kwargs: dict[str, Any], cancelled: Any) -> bool:
+        """Run all but the last chunk of a long prompt into a KV cache that ``generate`` then continues from,
+        checking ``cancelled()`` between chunks; False if it was cancelled. Short prompts are left to generate."""
+        from transformers import DynamicCache
+
+        prompt = kwargs.get("inputs_embeds", kwargs.get("input_ids"))
+        length = prompt.shape[1]
+        if length <= PREFILL_CHUNK:
+            return not cancelled()
+        key = "inputs_embeds" if "inputs_embeds" in kwargs else "input_ids"
+        cache = DynamicCache()
+        for start in range(0, length - 1, PREFILL_CHUNK):
+            end = min(start + PREFILL_CHUNK, length - 1)  # the last token is left for generate's first step
+            if cancelled():
+                return False
+            self.llm(**{key: prompt[:, start:end]}, attention_mask=kwargs["attention_mask"][:, :end],
+                     past_key_values=cache, use_cache=True, logits_to_keep=1)
+        kwargs["past_key_values"] = cache
+        return not cancelled()
+
     def _stream(self, request: EngineRequest, result: DecodeResult) -> Iterator[str]:
         tokens: queue.Queue = queue.Queue()
         cancel = threading.Event()
@@ -172,7 +197,8 @@ class TransformersEngine(LLMEngine):
         def work() -> None:
             try:
                 with torch.inference_mode():
-                    self.llm.generate(**kwargs)
+                    if self._prefill_in_chunks(kwargs, lambda: cancel.is_set() or request.cancelled):
+                        self.llm.generate(**kwargs)
             except BaseException as error:  # handed to the reading thread, which raises it
                 failure.append(error)
             finally:
@@ -204,6 +230,8 @@ class TransformersEngine(LLMEngine):
                     cancel.set()
             if failure:
                 raise failure[0]
+            if request.cancelled:
+                result.finish_reason = "cancelled"
             piece = reply.finish()
             if piece:
                 yield piece

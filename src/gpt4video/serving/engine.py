@@ -303,7 +303,7 @@ class Engine:
         conversation = Assistant(self.model, settings, **self.assistant_options)
         conversation.restore([(t.role, t.text, t.clips or ()) for t in job.turns[:-1]])
         last = job.turns[-1]
-        reply = conversation.ask(last.text, last.clips, job.params)
+        reply = conversation.ask(last.text, last.clips, job.params, cancel=job.cancelled)
         pieces = iter(reply)
         try:
             for piece in pieces:
