@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,3 +234,45 @@ class ReplyText:
         piece = self.text[self._emitted:]
         self._emitted = len(self.text)
         return piece
+
+
+def stream_reply(tokens: Iterator[int], tokenizer: Any, request: EngineRequest, result: DecodeResult,
+                 eos_token_ids: Collection[int]) -> Iterator[str]:
+    """The reply's text pieces from an engine's token iterator, the same for every engine.
+
+    The reply ends at an end token, at a stop string, or when ``tokens`` ends (``max_new_tokens``, or a
+    cancelled request: finish reason "cancelled"). ``tokens`` is closed on the way out, so the engine stops
+    decoding as soon as the reply is complete or its reader leaves; ``result`` gets the text, the token
+    count and the timings (``prefill`` runs from the first request for a token to the first token).
+    """
+    reply = ReplyText(tokenizer, request.params.stop)
+    result.finish_reason = "length"
+    started = time.perf_counter()
+    first_token_at = None
+    try:
+        for token in tokens:
+            if first_token_at is None:
+                first_token_at = result.first_token(started)
+            if token in eos_token_ids:
+                result.finish_reason = "stop"
+                break
+            piece = reply.add(token)
+            if piece:
+                yield piece
+            if reply.stopped:
+                result.finish_reason = "stop"
+                break
+        else:
+            if request.cancelled:
+                result.finish_reason = "cancelled"
+        piece = reply.finish()
+        if piece:
+            yield piece
+    except GeneratorExit:
+        result.finish_reason = "cancelled"
+        raise
+    finally:
+        close = getattr(tokens, "close", None)
+        if close is not None:
+            close()
+        result.close(reply, first_token_at)

@@ -15,7 +15,6 @@ prefix of consecutive prompts (a conversation's earlier turns are not computed a
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ModelLoadError
-from .base import DecodeResult, EngineRequest, GenerationParams, LLMEngine, ReplyText, TextStream
+from .base import DecodeResult, EngineRequest, GenerationParams, LLMEngine, TextStream, stream_reply
 
 INSTALL_HINT = ("the llamacpp engine needs llama-cpp-python: `make llamacpp` builds it for this CPU "
                 "(or pip install llama-cpp-python)")
@@ -133,7 +132,8 @@ class LlamaCppEngine(LLMEngine):
             raise ConfigError("the llamacpp engine takes prompts as token ids; this model's video tokens are "
                               "vectors, not words (abstractor.word_tokens is off): use the transformers engine")
         result = DecodeResult(num_prompt_tokens=request.num_prompt_tokens, timings=dict(request.timings))
-        return TextStream(self._stream(request, result), result)
+        pieces = stream_reply(self._tokens(request), self.tokenizer, request, result, self.eos_token_ids)
+        return TextStream(pieces, result)
 
     # -- the decode --------------------------------------------------------------------------------
     def _prefill(self, prompt: list[int], request: EngineRequest) -> bool:
@@ -163,44 +163,20 @@ class LlamaCppEngine(LLMEngine):
         pointer = self._llama_cpp.llama_get_logits(self.llama.ctx)
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
 
-    def _stream(self, request: EngineRequest, result: DecodeResult) -> Iterator[str]:
+    def _tokens(self, request: EngineRequest) -> Iterator[int]:
+        """The new tokens, chosen from each step's logits; holds the context until closed or done."""
         params = request.params
         prompt = [int(t) for t in request.input_ids.tolist()]  # type: ignore[union-attr]
         if len(prompt) + params.max_new_tokens > self.n_ctx:
             raise ConfigError(f"the prompt ({len(prompt)} tokens) and max_new_tokens ({params.max_new_tokens}) "
                               f"exceed the llama.cpp context of {self.n_ctx} tokens")
         choose = LogitsChooser(params, banned=self.eos_token_ids if params.ignore_eos else ())
-        reply = ReplyText(self.tokenizer, params.stop)
-        result.finish_reason = "length"
+        generated: list[int] = []
         with self._lock:
-            started = time.perf_counter()
-            first_token_at = None
-            try:
-                if not self._prefill(prompt, request):
-                    result.finish_reason = "cancelled"
-                    return
-                for _ in range(params.max_new_tokens):
-                    if request.cancelled:
-                        result.finish_reason = "cancelled"
-                        break
-                    token = choose(self._logits(), reply.tokens)
-                    if first_token_at is None:
-                        first_token_at = result.first_token(started)
-                    if token in self.eos_token_ids:
-                        result.finish_reason = "stop"
-                        break
-                    piece = reply.add(token)
-                    if piece:
-                        yield piece
-                    if reply.stopped:
-                        result.finish_reason = "stop"
-                        break
-                    self.llama.eval([token])
-                piece = reply.finish()
-                if piece:
-                    yield piece
-            except GeneratorExit:
-                result.finish_reason = "cancelled"
-                raise
-            finally:
-                result.close(reply, first_token_at)
+            if not self._prefill(prompt, request):
+                return
+            while len(generated) < params.max_new_tokens and not request.cancelled:
+                generated.append(choose(self._logits(), generated))
+                yield generated[-1]
+                if len(generated) < params.max_new_tokens:
+                    self.llama.eval(generated[-1:])

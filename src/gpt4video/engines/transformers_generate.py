@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import queue
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -32,7 +31,7 @@ from transformers.generation import (
 )
 from transformers.generation.streamers import BaseStreamer
 
-from .base import DecodeResult, EngineRequest, GenerationParams, LLMEngine, ReplyText, TextStream
+from .base import DecodeResult, EngineRequest, GenerationParams, LLMEngine, TextStream, stream_reply
 
 _END = object()  # the worker's last message on the token queue
 
@@ -114,7 +113,8 @@ class TransformersEngine(LLMEngine):
 
     def generate(self, request: EngineRequest) -> TextStream:
         result = DecodeResult(num_prompt_tokens=request.num_prompt_tokens, timings=dict(request.timings))
-        return TextStream(self._stream(request, result), result)
+        pieces = stream_reply(self._tokens(request), self.tokenizer, request, result, self.eos_token_ids)
+        return TextStream(pieces, result)
 
     # -- the decode --------------------------------------------------------------------------------
     def _generate_kwargs(self, request: EngineRequest, cancel: threading.Event,
@@ -188,7 +188,9 @@ class TransformersEngine(LLMEngine):
         kwargs["past_key_values"] = cache
         return not cancelled()
 
-    def _stream(self, request: EngineRequest, result: DecodeResult) -> Iterator[str]:
+    def _tokens(self, request: EngineRequest) -> Iterator[int]:
+        """The new tokens as ``generate`` picks them; closing the iterator cancels the decode and waits
+        for the worker thread."""
         tokens: queue.Queue = queue.Queue()
         cancel = threading.Event()
         failure: list[BaseException] = []
@@ -204,41 +206,13 @@ class TransformersEngine(LLMEngine):
             finally:
                 tokens.put(_END)
 
-        reply = ReplyText(self.tokenizer, request.params.stop)
-        eos = set(self.eos_token_ids)
-        result.finish_reason = "length"
-        done = False  # an end token or a stop string was read; later tokens were decoded before the cancel
-        started = time.perf_counter()
-        first_token_at = None
         worker = threading.Thread(target=work, name="gpt4video-decode", daemon=True)
         worker.start()
         try:
             while (token := tokens.get()) is not _END:
-                if first_token_at is None:
-                    first_token_at = result.first_token(started)
-                if done:
-                    continue
-                if token in eos:
-                    done = True
-                else:
-                    piece = reply.add(token)
-                    done = reply.stopped
-                    if piece:
-                        yield piece
-                if done:
-                    result.finish_reason = "stop"
-                    cancel.set()
+                yield token
             if failure:
                 raise failure[0]
-            if request.cancelled:
-                result.finish_reason = "cancelled"
-            piece = reply.finish()
-            if piece:
-                yield piece
-        except GeneratorExit:
-            result.finish_reason = "cancelled"
-            raise
         finally:
             cancel.set()
             worker.join()
-            result.close(reply, first_token_at)
