@@ -289,20 +289,26 @@ class GPT4Video(nn.Module):
         _, ids = self._nearest_words(self.abstractor(features))
         return [self.tokenizer.decode(row.tolist()) for row in ids]
 
+    def _video_slots(self, input_ids: torch.Tensor, n_tokens: int) -> torch.Tensor:
+        """Where the video placeholders are in ``input_ids`` (a bool mask); an InputError unless there are
+        exactly ``n_tokens`` of them."""
+        mask = input_ids == self.processor.video_token_id
+        n_slots = int(mask.sum())
+        if n_slots != n_tokens:
+            raise InputError(
+                f"the prompt has {n_slots} video placeholder tokens but {n_tokens} video tokens were given "
+                f"({self.num_video_tokens} per video)"
+            )
+        return mask
+
     def embed(self, input_ids: torch.Tensor, video_embeds: torch.Tensor | None) -> torch.Tensor:
         """Token embeddings with each video's Nq placeholders replaced by its abstractor output.
 
         input_ids: (B, L); video_embeds: (V, Nq, D) in the order the placeholders appear (row by row).
         """
         embeds = self.llm.get_input_embeddings()(input_ids)  # (B, L, D)
-        mask = input_ids == self.processor.video_token_id  # (B, L)
-        n_slots = int(mask.sum())
         n_tokens = 0 if video_embeds is None else video_embeds.shape[0] * video_embeds.shape[1]
-        if n_slots != n_tokens:
-            raise InputError(
-                f"the prompt has {n_slots} video placeholder tokens but {n_tokens} video tokens were given "
-                f"({self.num_video_tokens} per video)"
-            )
+        mask = self._video_slots(input_ids, n_tokens)  # (B, L)
         if n_tokens == 0:
             return embeds
         flat = video_embeds.reshape(-1, embeds.shape[-1]).to(embeds.dtype)  # (V·Nq, D)
@@ -464,11 +470,7 @@ class GPT4Video(nn.Module):
                 timings["abstract"] = time.perf_counter() - t1
             if as_token_ids:
                 ids = input_ids.clone()
-                mask = ids == self.processor.video_token_id
-                expected = 0 if video_tokens is None else video_tokens.numel()
-                if int(mask.sum()) != expected:
-                    raise InputError(f"the prompt has {int(mask.sum())} video placeholder tokens but {expected} "
-                                     f"video tokens were given ({self.num_video_tokens} per video)")
+                mask = self._video_slots(ids, 0 if video_tokens is None else video_tokens.numel())
                 if video_tokens is not None:
                     ids[mask] = video_tokens.reshape(-1)
                 return EngineRequest(params=params, input_ids=ids, timings=timings)
