@@ -473,20 +473,16 @@ class Assistant:
                      if self.checking else None)
 
         router, shown, written = StreamRouter(), [], []
-        for item in self._decode(turns, features, params, suspicion, output, cancel):
-            if isinstance(item, SafetyDecision):
-                yield item
-                continue
-            for event in [*router.feed(item)]:
-                if isinstance(event, TextDelta):
-                    shown.append(event.text)
-                else:
-                    written.append(event.prompt)
-                yield event
-        for event in router.close():
+
+        def routed() -> Iterator[Event]:  # the model's text split into text and prompts
+            for item in self._decode(turns, features, params, suspicion, output, cancel):
+                yield from [item] if isinstance(item, SafetyDecision) else router.feed(item)
+            yield from router.close()
+
+        for event in routed():
             if isinstance(event, TextDelta):
                 shown.append(event.text)
-            else:
+            elif isinstance(event, VideoPrompt):
                 written.append(event.prompt)
             yield event
 
