@@ -1,30 +1,114 @@
-"""Typed configuration dataclasses. YAML only stores them.
+"""Typed configuration dataclasses, validated by pydantic. YAML only stores them.
 
-Every config checks its own values in ``__post_init__`` and raises :class:`ConfigError` naming the
-field. ``from_dict`` rejects unknown keys (a typo in a YAML file is an error, not silently ignored).
+A config is a pydantic dataclass (:func:`config_class`): its field types and constraints are checked when it
+is made, and ``__post_init__`` checks what involves several fields. Every invalid value, however the config
+is made (YAML, a dict, keyword arguments), is one :class:`ConfigError` naming each field that is wrong;
+``from_yaml`` adds the file. Unknown keys are errors too (a typo in a YAML file is not silently ignored).
+A field declared with :func:`option` is also a command-line option: its default, constraints and help are
+declared there once (``gpt4video.cli`` builds the option from it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tempfile
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, Strict, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .errors import ConfigError
 
 C = TypeVar("C", bound="ConfigBase")
 
+#: An integer (YAML's 3, never true, 3.0 or "3").
+Whole = Annotated[int, Strict()]
+#: An integer >= 1.
+Count = Annotated[int, Strict(), Field(ge=1)]
+#: true or false (never "yes" or 1).
+Flag = StrictBool
+#: A string that is not empty.
+Name = Annotated[str, Field(min_length=1)]
+#: A number > 0 (YAML 1.1 reads 3e-4, without a dot, as a string: it is read as the number it plainly is).
+Positive = Annotated[float, Field(gt=0)]
+#: A number in [0, 1].
+Probability = Annotated[float, Field(ge=0, le=1)]
 
-def _check(cond: bool, message: str) -> None:
-    if not cond:
-        raise ConfigError(message)
+_PYDANTIC = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+# How pydantic's messages of the common kinds read in ours ("enabled must be true or false, got 'yes'").
+_MESSAGES = {"bool_type": "must be true or false", "int_type": "must be a whole number",
+             "string_pattern_mismatch": "must not be blank"}
+
+
+def config_class(cls: type[C]) -> type[C]:
+    """Make ``cls`` a pydantic dataclass whose invalid values raise one :class:`ConfigError`."""
+    cls = pydantic_dataclass(cls, config=_PYDANTIC)  # type: ignore[assignment]
+    validate = cls.__init__
+
+    @functools.wraps(validate)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: N807
+        try:
+            validate(self, *args, **kwargs)
+        except ValidationError as e:
+            raise ConfigError(describe_errors(e, cls)) from None
+
+    cls.__init__ = __init__  # type: ignore[method-assign]
+    return cls
+
+
+def option(default: Any = None, help: str = "", *, flag: str | None = None, **constraints: Any) -> Any:
+    """A config field that is also a command-line option ``--field-name`` (or ``flag``): one declaration of its
+    default, its constraints (pydantic's ``ge``, ``gt``, ...) and its help text. A bool field is a switch:
+    ``--name`` sets it when its default is false, ``--no-name`` clears it when its default is true."""
+    return Field(default, description=help, json_schema_extra={"cli": flag or True}, **constraints)
+
+
+def describe_errors(error: ValidationError, cls: type) -> str:
+    """pydantic's errors as one line: each wrong field by its dotted path, what it must be and what it got."""
+    parts = []
+    for e in error.errors(include_url=False):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        if e["type"] == "value_error":  # a check of ours (``__post_init__``), in its own words
+            parts.append(f"{where}: {e['ctx']['error']}" if where else str(e["ctx"]["error"]))
+        elif e["type"] == "unexpected_keyword_argument":
+            allowed = _field_names(cls, e["loc"][:-1])
+            parts.append(f"unknown key {where!r}" + (f"; allowed: {', '.join(allowed)}" if allowed else ""))
+        elif e["type"] in ("missing", "missing_argument"):
+            parts.append(f"{where} is required")
+        else:
+            message = _MESSAGES.get(e["type"], e["msg"].replace("Input should be", "must be"))
+            parts.append(f"{where} {message}, got {e['input']!r}")
+    return "; ".join(parts)
+
+
+def _field_names(cls: type, loc: tuple) -> list[str]:
+    """The field names of the config at ``loc`` inside ``cls`` (the keys allowed where an unknown one was)."""
+    for part in loc:
+        if isinstance(part, str):
+            sub = _config_class(cls.__pydantic_fields__[part].annotation)  # type: ignore[attr-defined]
+            if sub is None:
+                return []
+            cls = sub
+    return list(cls.__pydantic_fields__)  # type: ignore[attr-defined]
+
+
+def _config_class(hint: Any) -> type[ConfigBase] | None:
+    """The ConfigBase subclass inside a type hint such as ``LoraConfig | None`` or ``list[DataConfig]``, if any."""
+    if isinstance(hint, type) and issubclass(hint, ConfigBase):
+        return hint
+    for arg in typing.get_args(hint):
+        found = _config_class(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -41,39 +125,23 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-def _as_float(value: Any, name: str) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-
-
 class ConfigBase:
-    """Mixin for config dataclasses: dict and YAML round trips with strict key checking."""
+    """Base of the config classes (each made with :func:`config_class`): dict and YAML round trips."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any] | None, *, where: str = "") -> C:
+        """The config ``data`` describes; an invalid value is a ConfigError that starts with ``where`` (a file)."""
         data = dict(data or {})
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - names)
         label = where or cls.__name__
-        if unknown:
-            raise ConfigError(f"{label}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
-        kwargs: dict[str, Any] = {}
-        for name, value in data.items():
-            sub = _config_class(hints[name])
-            if sub is not None and isinstance(value, dict):
-                value = sub.from_dict(value, where=f"{label}.{name}")
-            kwargs[name] = value
+        odd = [k for k in data if not isinstance(k, str)]
+        if odd:
+            raise ConfigError(f"{label}: keys must be names, got {odd[0]!r}")
         try:
-            return cls(**kwargs)
-        except TypeError as e:  # pragma: no cover - dataclass signature errors
+            return cls(**data)
+        except ConfigError as e:
             raise ConfigError(f"{label}: {e}") from None
 
     def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
@@ -99,18 +167,7 @@ class ConfigBase:
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
-def _config_class(hint: Any) -> type[ConfigBase] | None:
-    """The ConfigBase subclass inside a type hint such as ``LoraConfig | None``, if any."""
-    if isinstance(hint, type) and issubclass(hint, ConfigBase):
-        return hint
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            if isinstance(arg, type) and issubclass(arg, ConfigBase):
-                return arg
-    return None
-
-
-@dataclass
+@config_class
 class EncoderConfig(ConfigBase):
     """The frozen frame encoder.
 
@@ -122,21 +179,14 @@ class EncoderConfig(ConfigBase):
     num_threads: CPU threads for ONNX Runtime (None = its default).
     """
 
-    name: str = "open_nsfw"
+    name: Name = "open_nsfw"
     model: str | None = None
-    select_layer: int = -1
-    batch_size: int = 32
-    num_threads: int | None = None
-
-    def __post_init__(self) -> None:
-        _check(isinstance(self.name, str) and bool(self.name), "encoder.name must be a non-empty string")
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "encoder.batch_size must be an integer >= 1")
-        _check(isinstance(self.select_layer, int), "encoder.select_layer must be an integer")
-        _check(self.num_threads is None or (isinstance(self.num_threads, int) and self.num_threads >= 1),
-               "encoder.num_threads must be an integer >= 1 or null")
+    select_layer: Whole = -1
+    batch_size: Count = 32
+    num_threads: Count | None = None
 
 
-@dataclass
+@config_class
 class AbstractorConfig(ConfigBase):
     """The video abstractor (paper §3.2): spatial and temporal queries cross-attending over all frame features.
 
@@ -163,68 +213,45 @@ class AbstractorConfig(ConfigBase):
     as a caption has, so the tokens past its end would otherwise read as arbitrary words.
     """
 
-    encoder_dim: int = 1024
-    tokens_per_frame: int = 257
-    max_frames: int = 4
-    hidden_size: int = 1024
-    num_layers: int = 6
-    num_heads: int = 16
-    num_queries: int = 64
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
-    output_dim: int = 4096
-    use_spatial_queries: bool = True
-    use_temporal_queries: bool = True
-    spatial_position: bool = True
-    temporal_position: bool = True
-    input_norm: bool = True
-    position_init_std: float = 0.5
-    joint_positions: bool = False
-    vocabulary: list[int] | None = None
-    word_tokens: bool = False
-    word_tokens_end: str | None = None
+    encoder_dim: Count = 1024
+    tokens_per_frame: Count = 257
+    max_frames: Count = 4
+    hidden_size: Count = 1024
+    num_layers: Count = 6
+    num_heads: Count = 16
+    num_queries: Count = 64
+    mlp_ratio: Positive = 4.0
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    output_dim: Count = 4096
+    use_spatial_queries: Flag = True
+    use_temporal_queries: Flag = True
+    spatial_position: Flag = True
+    temporal_position: Flag = True
+    input_norm: Flag = True
+    position_init_std: Positive = 0.5
+    joint_positions: Flag = False
+    vocabulary: Annotated[list[Annotated[int, Strict(), Field(ge=0)]], Field(min_length=1)] | None = None
+    word_tokens: Flag = False
+    word_tokens_end: Name | None = None
 
     def __post_init__(self) -> None:
-        _check(self.word_tokens_end is None or (isinstance(self.word_tokens_end, str) and self.word_tokens_end != ""),
-               f"abstractor.word_tokens_end must be a non-empty string or null, got {self.word_tokens_end!r}")
-        _check(isinstance(self.word_tokens, bool), f"abstractor.word_tokens must be true or false, got {self.word_tokens!r}")
-        _check(self.vocabulary is None or (
-            isinstance(self.vocabulary, list) and bool(self.vocabulary)
-            and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in self.vocabulary)),
-            f"abstractor.vocabulary must be a non-empty list of token ids or null, got {self.vocabulary!r}")
-        for name in ("encoder_dim", "tokens_per_frame", "max_frames", "hidden_size", "num_layers",
-                     "num_heads", "num_queries", "output_dim"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                   f"abstractor.{name} must be an integer >= 1, got {value!r}")
-        _check(self.hidden_size % self.num_heads == 0,
-               f"abstractor.hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
-        _check(self.mlp_ratio > 0, "abstractor.mlp_ratio must be > 0")
-        _check(isinstance(self.position_init_std, (int, float)) and self.position_init_std > 0,
-               f"abstractor.position_init_std must be > 0, got {self.position_init_std!r}")
-        _check(0.0 <= self.dropout < 1.0, "abstractor.dropout must be in [0, 1)")
-        _check(self.use_spatial_queries or self.use_temporal_queries,
-               "abstractor: at least one of use_spatial_queries / use_temporal_queries must be true")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
+        if not (self.use_spatial_queries or self.use_temporal_queries):
+            raise ConfigError("at least one of use_spatial_queries / use_temporal_queries must be true")
 
 
-@dataclass
+@config_class
 class LoraConfig(ConfigBase):
     """LoRA on the LLM through peft (reference code: r=16, alpha=16, dropout=0.1 on q_proj, v_proj)."""
 
-    r: int = 16
-    alpha: int = 16
-    dropout: float = 0.1
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-
-    def __post_init__(self) -> None:
-        _check(isinstance(self.r, int) and self.r >= 1, "lora.r must be an integer >= 1")
-        _check(self.alpha > 0, "lora.alpha must be > 0")
-        _check(0.0 <= self.dropout < 1.0, "lora.dropout must be in [0, 1)")
-        _check(isinstance(self.target_modules, list) and all(isinstance(m, str) for m in self.target_modules)
-               and bool(self.target_modules), "lora.target_modules must be a non-empty list of module names")
+    r: Count = 16
+    alpha: Positive = 16
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    target_modules: Annotated[list[Name], Field(min_length=1)] = field(default_factory=lambda: ["q_proj", "v_proj"])
 
 
-@dataclass
+@config_class
 class LLMConfig(ConfigBase):
     """The language model.
 
@@ -233,17 +260,12 @@ class LLMConfig(ConfigBase):
     lora: LoRA settings, or null for none.
     """
 
-    model: str = "packaged:smollm2-135m"
+    model: Name = "packaged:smollm2-135m"
     gguf_file: str | None = None
     lora: LoraConfig | None = field(default_factory=LoraConfig)
 
-    def __post_init__(self) -> None:
-        _check(isinstance(self.model, str) and bool(self.model), "llm.model must be a non-empty string")
-        if isinstance(self.lora, dict):
-            self.lora = LoraConfig.from_dict(self.lora, where="llm.lora")
 
-
-@dataclass
+@config_class
 class ModelConfig(ConfigBase):
     """A whole GPT4Video model: frozen encoder → abstractor → LLM (+ LoRA).
 
@@ -254,21 +276,15 @@ class ModelConfig(ConfigBase):
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     abstractor: AbstractorConfig = field(default_factory=AbstractorConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
-    num_frames: int = 4
-    frame_size: int = 448
+    num_frames: Count = 4
+    frame_size: Annotated[int, Strict(), Field(ge=32)] = 448
 
     def __post_init__(self) -> None:
-        for name, cls in (("encoder", EncoderConfig), ("abstractor", AbstractorConfig), ("llm", LLMConfig)):
-            value = getattr(self, name)
-            if isinstance(value, dict):
-                setattr(self, name, cls.from_dict(value, where=name))
-        _check(isinstance(self.num_frames, int) and self.num_frames >= 1, "num_frames must be an integer >= 1")
-        _check(self.num_frames <= self.abstractor.max_frames,
-               f"num_frames ({self.num_frames}) exceeds abstractor.max_frames ({self.abstractor.max_frames})")
-        _check(isinstance(self.frame_size, int) and self.frame_size >= 32, "frame_size must be an integer >= 32")
+        if self.num_frames > self.abstractor.max_frames:
+            raise ConfigError(f"num_frames ({self.num_frames}) exceeds abstractor.max_frames ({self.abstractor.max_frames})")
 
 
-@dataclass
+@config_class
 class DataConfig(ConfigBase):
     """One training data file.
 
@@ -279,22 +295,14 @@ class DataConfig(ConfigBase):
     max_examples: use at most this many of its examples (a fixed random subset), or all if null.
     """
 
-    path: str = ""
-    format: str = "auto"
+    path: Name
+    format: Literal["auto", "jsonl", "webvid", "videochat"] = "auto"
     video_dir: str | None = None
-    repeat: int = 1
-    max_examples: int | None = None
-
-    def __post_init__(self) -> None:
-        _check(isinstance(self.path, str) and bool(self.path), "data.path must be a non-empty string")
-        _check(self.format in ("auto", "jsonl", "webvid", "videochat"),
-               f"data.format must be auto, jsonl, webvid or videochat, got {self.format!r}")
-        _check(isinstance(self.repeat, int) and self.repeat >= 1, "data.repeat must be an integer >= 1")
-        _check(self.max_examples is None or (isinstance(self.max_examples, int) and self.max_examples >= 1),
-               "data.max_examples must be an integer >= 1 or null")
+    repeat: Count = 1
+    max_examples: Count | None = None
 
 
-@dataclass
+@config_class
 class TrainConfig(ConfigBase):
     """A training run (paper §3.3). Stage 1 trains the abstractor with the LLM frozen; stage 2 trains
     LoRA (and, with ``train_abstractor``, the abstractor too). Stage 0 (grounding, before stage 1 and
@@ -324,74 +332,66 @@ class TrainConfig(ConfigBase):
     option of the same name; ``training.data.grouped_epoch_order``), so less of each batch is padding.
     """
 
-    model: str = "smol"
+    model: Name = "smol"
     model_overrides: dict = field(default_factory=dict)
-    stage: int = 1
-    train_abstractor: bool = True
+    stage: Literal[0, 1, 2] = 1
+    train_abstractor: Flag = True
     data: list[DataConfig] = field(default_factory=list)
     eval_data: list[DataConfig] = field(default_factory=list)
-    output_dir: str = "runs/train"
-    num_epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.0
-    lr_scheduler: str = "cosine"
-    warmup_steps: int = 0
-    max_grad_norm: float = 1.0
-    max_length: int = 512
-    seed: int = 0
-    log_every: int = 10
-    eval_every: int | None = None
-    save_every: int = 500
-    save_total_limit: int = 2
+    output_dir: Name = "runs/train"
+    num_epochs: Count = 1
+    max_steps: Count | None = None
+    batch_size: Count = 8
+    gradient_accumulation_steps: Count = 1
+    learning_rate: Positive = 1e-4
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_steps: Annotated[int, Strict(), Field(ge=0)] = 0
+    max_grad_norm: Positive = 1.0
+    max_length: Count = 512
+    seed: Whole = 0
+    log_every: Count = 10
+    eval_every: Count | None = None
+    save_every: Count = 500
+    save_total_limit: Count = 2
     feature_cache: str | None = None
-    debug_kill_at_step: int | None = None
-    mixed_precision: str = "no"
-    loss_reduction: str = "token"
-    time_reversal: bool = False
-    group_by_length: bool = False
-    grounding_filler: str | None = None
+    debug_kill_at_step: Whole | None = None
+    # YAML 1.1 reads a bare `no` as false.
+    mixed_precision: Annotated[Literal["no", "bf16", "fp16"],
+                               BeforeValidator(lambda v: "no" if v is False or v is None else v)] = "no"
+    loss_reduction: Literal["token", "sample", "square"] = "token"
+    time_reversal: Flag = False
+    group_by_length: Flag = False
+    grounding_filler: Name | None = None
 
     def __post_init__(self) -> None:
-        self.data = [DataConfig.from_dict(d, where="data[]") if isinstance(d, dict) else d for d in self.data]
-        self.eval_data = [DataConfig.from_dict(d, where="eval_data[]") if isinstance(d, dict) else d
-                          for d in self.eval_data]
-        # YAML 1.1 reads 3e-4 (no dot) as a string; accept it as the number it plainly is.
-        for name in ("learning_rate", "weight_decay", "max_grad_norm"):
-            setattr(self, name, _as_float(getattr(self, name), name))
-        _check(self.stage in (0, 1, 2), f"stage must be 0, 1 or 2, got {self.stage!r}")
-        if self.mixed_precision is False or self.mixed_precision is None:  # YAML 1.1 reads a bare `no` as false
-            self.mixed_precision = "no"
-        _check(isinstance(self.group_by_length, bool), f"group_by_length must be true or false, got {self.group_by_length!r}")
-        _check(isinstance(self.time_reversal, bool), f"time_reversal must be true or false, got {self.time_reversal!r}")
-        _check(not self.time_reversal or self.stage == 0, "time_reversal is a stage-0 (grounding) option")
-        _check(self.grounding_filler is None or (isinstance(self.grounding_filler, str) and self.grounding_filler != ""),
-               f"grounding_filler must be a non-empty string or null, got {self.grounding_filler!r}")
-        _check(self.grounding_filler is None or self.stage == 0, "grounding_filler is a stage-0 (grounding) option")
-        _check(self.loss_reduction in ("token", "sample", "square"),
-               f"loss_reduction must be 'token', 'sample' or 'square', got {self.loss_reduction!r}")
-        _check(self.mixed_precision in ("no", "bf16", "fp16"),
-               f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
-        _check(bool(self.data), "data: give at least one training file")
-        for name in ("num_epochs", "batch_size", "gradient_accumulation_steps", "max_length", "log_every",
-                     "save_every", "save_total_limit"):
-            value = getattr(self, name)
-            _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                   f"{name} must be an integer >= 1, got {value!r}")
-        _check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1),
-               "max_steps must be an integer >= 1 or null")
-        _check(self.eval_every is None or (isinstance(self.eval_every, int) and self.eval_every >= 1),
-               "eval_every must be an integer >= 1 or null")
-        _check(isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0, "learning_rate must be > 0")
-        _check(self.weight_decay >= 0, "weight_decay must be >= 0")
-        _check(self.lr_scheduler in ("cosine", "linear", "constant", "constant_with_warmup"),
-               f"lr_scheduler must be cosine, linear, constant or constant_with_warmup, got {self.lr_scheduler!r}")
-        _check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps must be an integer >= 0")
-        _check(self.max_grad_norm > 0, "max_grad_norm must be > 0")
-        _check(isinstance(self.model_overrides, dict), "model_overrides must be a mapping")
-        _check(self.stage == 2 or self.train_abstractor, "stage 1 trains the abstractor: train_abstractor must be true")
+        if not self.data:
+            raise ConfigError("data: give at least one training file")
+        if self.time_reversal and self.stage != 0:
+            raise ConfigError("time_reversal is a stage-0 (grounding) option")
+        if self.grounding_filler is not None and self.stage != 0:
+            raise ConfigError("grounding_filler is a stage-0 (grounding) option")
+        if self.stage != 2 and not self.train_abstractor:
+            raise ConfigError("stage 1 trains the abstractor: train_abstractor must be true")
+
+
+@config_class
+class GenerationParams(ConfigBase):
+    """Decoding settings of one reply (the commands that answer take the ``option`` fields as options)."""
+
+    max_new_tokens: Count = option(128, "the longest reply, in tokens")
+    temperature: float = option(0.0, "0 = greedy", ge=0)
+    top_p: float = option(1.0, "nucleus sampling: sample from the smallest set of tokens this likely", gt=0, le=1)
+    repetition_penalty: Positive = option(1.0, "divides the scores of tokens already in the reply (1 = none)")
+    seed: Whole | None = option(None, "sampling seed")
+    stop: tuple[str, ...] = ("###",)
+    #: token sequences the reply may not begin with (once the reply is a sequence's tokens but its last, that
+    #: last token's logit is -inf; ``bad_words_ids`` in transformers' ``generate``, for the opening only)
+    suppress_openings: tuple[Annotated[tuple[Whole, ...], Field(min_length=1)], ...] = ()
+    #: the longest prompt accepted, in tokens (None: the model's context less max_new_tokens)
+    max_prompt_tokens: Count | None = None
+    #: never choose an end-of-sequence token: decode max_new_tokens tokens (for benchmarks)
+    ignore_eos: Flag = False
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -21,41 +21,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
-
-
-@dataclass
-class GenerationParams:
-    """Decoding settings. temperature 0 means greedy. suppress_openings: token sequences the reply may not
-    begin with (once the reply is a sequence's tokens but its last, that last token's logit is -inf;
-    ``bad_words_ids`` in transformers' ``generate``, for the opening only)."""
-
-    max_new_tokens: int = 128
-    temperature: float = 0.0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ("###",)
-    suppress_openings: tuple[tuple[int, ...], ...] = ()
-    #: the longest prompt accepted, in tokens (None: the model's context less max_new_tokens)
-    max_prompt_tokens: int | None = None
-    #: never choose an end-of-sequence token: decode max_new_tokens tokens (for benchmarks)
-    ignore_eos: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
-        if self.temperature < 0:
-            raise InputError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise InputError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.repetition_penalty <= 0:
-            raise InputError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
-        if self.max_prompt_tokens is not None and (not isinstance(self.max_prompt_tokens, int)
-                                                   or self.max_prompt_tokens < 1):
-            raise InputError(f"max_prompt_tokens must be an integer >= 1, got {self.max_prompt_tokens!r}")
-        if not all(seq and all(isinstance(t, int) for t in seq) for seq in self.suppress_openings):
-            raise InputError(f"suppress_openings must be non-empty token id sequences, got {self.suppress_openings!r}")
+from ..config import GenerationParams
 
 
 @dataclass

@@ -17,12 +17,14 @@ from __future__ import annotations
 import abc
 import inspect
 import numbers
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import field
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 
-from gpt4video.config import ConfigBase
+from pydantic import BeforeValidator, Field
+
+from gpt4video.config import ConfigBase, Count, Flag, Name, config_class
 from gpt4video.errors import ConfigError, InputError
 from gpt4video.registry import Registry
 
@@ -194,7 +196,7 @@ def build_generator(name: str, **options: Any) -> VideoGenerator:
     return cls(**options)
 
 
-@dataclass
+@config_class
 class GeneratorConfig(ConfigBase):
     """Which text-to-video backend to use and how.
 
@@ -215,35 +217,18 @@ class GeneratorConfig(ConfigBase):
     has no use for one (the synthetic renderer takes no model) rejects it with a clear error.
     """
 
-    name: str = "synthetic"
-    model: str | None = None
+    name: Name = "synthetic"
+    model: Name | None = None
     dtype: str | None = None
-    device: str | None = None
-    cpu_offload: bool = False
-    num_inference_steps: int | None = None
-    guidance_scale: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    device: Name | None = None
+    cpu_offload: Flag = False
+    num_inference_steps: Count | None = None
+    guidance_scale: Annotated[float, Field(ge=0)] | None = None
+    extra: Annotated[dict[str, Any], BeforeValidator(lambda v: {} if v is None else v)] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigError("generator.name must be a non-empty string")
-        if self.model is not None and (not isinstance(self.model, str) or not self.model):
-            raise ConfigError(f"generator.model must be a hub id or a path, got {self.model!r}")
         if self.dtype is not None:
-            normalize_dtype(self.dtype, "generator.dtype")
-        if self.device is not None and (not isinstance(self.device, str) or not self.device):
-            raise ConfigError(f"generator.device must be a device name such as 'cpu' or 'cuda', got {self.device!r}")
-        if not isinstance(self.cpu_offload, bool):
-            raise ConfigError(f"generator.cpu_offload must be true or false, got {self.cpu_offload!r}")
-        if self.num_inference_steps is not None and (not _is_int(self.num_inference_steps) or self.num_inference_steps < 1):
-            raise ConfigError(f"generator.num_inference_steps must be an integer >= 1, got {self.num_inference_steps!r}")
-        if self.guidance_scale is not None:
-            if isinstance(self.guidance_scale, bool) or not isinstance(self.guidance_scale, numbers.Real) or self.guidance_scale < 0:
-                raise ConfigError(f"generator.guidance_scale must be a number >= 0, got {self.guidance_scale!r}")
-        if self.extra is None:
-            self.extra = {}
-        if not isinstance(self.extra, dict):
-            raise ConfigError(f"generator.extra must be a mapping, got {type(self.extra).__name__}")
+            normalize_dtype(self.dtype, "dtype")
 
     def options(self) -> dict[str, Any]:
         """The constructor options this config sets (the fields that differ from their defaults)."""

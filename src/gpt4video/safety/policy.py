@@ -41,13 +41,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigBase
+from ..config import ConfigBase, Flag, Name, Probability, config_class
 from ..errors import ConfigError
 from ..jsonl import read_jsonl
 from . import frames as _frames  # noqa: F401 - registers open_nsfw
 from . import guards as _guards  # noqa: F401 - registers llama_guard, shieldgemma
 from . import text as _text  # noqa: F401 - registers profanity, harmful_request
-from .base import CATEGORIES, CHECKERS, SafetyChecker, Verdict, as_frames, category_label, check_probability
+from .base import CATEGORIES, CHECKERS, SafetyChecker, Verdict, as_frames, category_label
 from .layers import INPUT, MODEL, OUTPUT, PROMPT
 from .refusals import is_refusal, refusal_category
 
@@ -60,15 +60,7 @@ DEFAULT_SUSPICION_THRESHOLD = 0.005
 HONOURED, OVERRIDDEN = "honoured", "overridden"
 
 
-def _check_names(field_name: str, names: Any) -> list[str]:
-    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise ConfigError(f"safety.{field_name} must be a list of checker names, got {names!r}")
-    for name in names:
-        CHECKERS.get(name)  # raises ConfigError listing the known names
-    return names
-
-
-@dataclass
+@config_class
 class SafetyConfig(ConfigBase):
     """Safety settings.
 
@@ -89,61 +81,38 @@ class SafetyConfig(ConfigBase):
         (tuned by ``bench/safety_suspicion.py`` on the checker's training portion; not a flagging threshold).
     """
 
-    enabled: bool = True
-    input_text: list[str] = field(default_factory=lambda: ["profanity", "harmful_request"])
-    input_frames: list[str] = field(default_factory=lambda: ["open_nsfw"])
-    prompt: list[str] = field(default_factory=lambda: ["profanity", "harmful_request"])
-    output_frames: list[str] = field(default_factory=lambda: ["open_nsfw"])
-    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    enabled: Flag = True
+    input_text: list[Name] = field(default_factory=lambda: ["profanity", "harmful_request"])
+    input_frames: list[Name] = field(default_factory=lambda: ["open_nsfw"])
+    prompt: list[Name] = field(default_factory=lambda: ["profanity", "harmful_request"])
+    output_frames: list[Name] = field(default_factory=lambda: ["open_nsfw"])
+    thresholds: dict[str, dict[str, Probability]] = field(default_factory=dict)
     checker_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    audit_log: str | None = None
-    log_text: bool = False
-    corroborate_refusals: bool = DEFAULT_CORROBORATE
-    suspicion_checker: str = "harmful_request"
-    suspicion_threshold: float = DEFAULT_SUSPICION_THRESHOLD
+    audit_log: Name | None = None
+    log_text: Flag = False
+    corroborate_refusals: Flag = DEFAULT_CORROBORATE
+    suspicion_checker: Name = "harmful_request"
+    suspicion_threshold: Probability = DEFAULT_SUSPICION_THRESHOLD
 
     def __post_init__(self) -> None:
-        if not isinstance(self.enabled, bool):
-            raise ConfigError(f"safety.enabled must be true or false, got {self.enabled!r}")
-        if not isinstance(self.log_text, bool):
-            raise ConfigError(f"safety.log_text must be true or false, got {self.log_text!r}")
-        if not isinstance(self.corroborate_refusals, bool):
-            raise ConfigError(f"safety.corroborate_refusals must be true or false, got {self.corroborate_refusals!r}")
-        if not isinstance(self.suspicion_checker, str) or not self.suspicion_checker:
-            raise ConfigError(f"safety.suspicion_checker must be a checker name, got {self.suspicion_checker!r}")
         if CHECKERS.get(self.suspicion_checker).kind != "text":
-            raise ConfigError(f"safety.suspicion_checker: {self.suspicion_checker!r} does not check text")
-        self.suspicion_threshold = check_probability("safety", "suspicion_threshold", self.suspicion_threshold)
-        for name in ("input_text", "input_frames", "prompt", "output_frames"):
-            _check_names(name, getattr(self, name))
+            raise ConfigError(f"suspicion_checker: {self.suspicion_checker!r} does not check text")
         for name, kind in (("input_text", "text"), ("prompt", "text"), ("input_frames", "frames"),
                            ("output_frames", "frames")):
             for checker in getattr(self, name):
-                actual = CHECKERS.get(checker).kind
+                actual = CHECKERS.get(checker).kind  # raises ConfigError listing the known names
                 if actual != kind:
-                    raise ConfigError(f"safety.{name}: {checker!r} checks {actual}, not {kind}")
-        if not isinstance(self.thresholds, dict):
-            raise ConfigError("safety.thresholds must be a mapping {checker: {category: threshold}}")
+                    raise ConfigError(f"{name}: {checker!r} checks {actual}, not {kind}")
         for checker, per_category in self.thresholds.items():
             CHECKERS.get(checker)
-            if not isinstance(per_category, dict):
-                raise ConfigError(f"safety.thresholds.{checker} must be a mapping {{category: threshold}}, "
-                                  f"got {per_category!r}")
-            for category, value in per_category.items():
+            for category in per_category:
                 if category not in CATEGORIES:
-                    raise ConfigError(f"safety.thresholds.{checker}: unknown category {category!r}; "
+                    raise ConfigError(f"thresholds.{checker}: unknown category {category!r}; "
                                       f"known: {', '.join(CATEGORIES)}")
-                check_probability(f"safety.thresholds.{checker}", category, value)
-        if not isinstance(self.checker_options, dict):
-            raise ConfigError("safety.checker_options must be a mapping {checker: {option: value}}")
         for checker, options in self.checker_options.items():
             CHECKERS.get(checker)
-            if not isinstance(options, dict):
-                raise ConfigError(f"safety.checker_options.{checker} must be a mapping, got {options!r}")
             if "thresholds" in options:
-                raise ConfigError(f"safety.checker_options.{checker}: set thresholds in safety.thresholds")
-        if self.audit_log is not None and (not isinstance(self.audit_log, str) or not self.audit_log):
-            raise ConfigError(f"safety.audit_log must be a file path or null, got {self.audit_log!r}")
+                raise ConfigError(f"checker_options.{checker}: set thresholds in thresholds")
 
 
 @dataclass

@@ -1,82 +1,51 @@
-"""The server's settings (``gpt4video serve`` fills them from its options)."""
+"""The server's settings (``gpt4video serve`` takes each ``option`` field as an option of the same name)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..config import ConfigBase
+from ..config import Count, Flag, config_class, option, ConfigBase
 from ..errors import ConfigError
 
 MB = 1024 * 1024
 TEXT_MARGIN = 256 * 1024  # a chat body's room for text and JSON besides its base64 video
 
 
-@dataclass
+@config_class
 class ServeConfig(ConfigBase):
-    """How ``gpt4video serve`` runs.
+    """How ``gpt4video serve`` runs."""
 
-    model_name: the id clients pass as ``model`` (and ``GET /v1/models`` lists).
-    api_key: when set, every ``/v1`` request needs ``Authorization: Bearer <key>`` and the web page
-        asks for it (as the password); when None the server is open.
-    storage_dir: where uploaded and generated files live (None: a temporary directory removed at exit).
-    max_upload_mb: the largest video accepted, as an upload, a data: URL or a fetched URL.
-    max_body_mb: the largest chat request body (None: one video at max_upload_mb as base64, 4/3 of
-        it, plus 256 KiB of text); a larger body is answered 413 as soon as it passes the limit.
-    max_video_seconds: the longest video accepted.
-    max_videos: the most videos in one request (all its messages together).
-    queue_size: requests that may wait for the model; one more is answered 429 at once.
-    max_tokens: the largest max_tokens a request may ask for; default_max_tokens when it asks none.
-    file_ttl_seconds: uploaded and generated files are deleted this long after they were made.
-    allow_url_fetch: fetch http(s) video URLs given in messages (off: no request leaves the server).
-    request_timeout: seconds a request may take in all (waiting included) before it is answered 504.
-    video_frames, video_size: the shape of generated videos.
-    web: serve the chat page at ``/``.
-    shutdown_timeout: seconds a graceful shutdown waits for requests in flight.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 8000
-    model_name: str = "smol"
-    api_key: str | None = None
-    storage_dir: str | None = None
-    max_upload_mb: float = 64.0
-    max_body_mb: float | None = None
-    max_video_seconds: float = 600.0
-    max_videos: int = 8
-    queue_size: int = 8
-    max_tokens: int = 512
-    default_max_tokens: int = 128
-    max_prompt_tokens: int | None = None
-    file_ttl_seconds: float = 3600.0
-    allow_url_fetch: bool = False
-    request_timeout: float = 600.0
-    video_frames: int = 16
-    video_size: int = 256
-    web: bool = True
-    shutdown_timeout: float = 10.0
+    host: str = option("127.0.0.1", "address to listen on (127.0.0.1: this machine only)", min_length=1)
+    port: int = option(8000, "port to listen on (0: any free port)", ge=0, le=65535, strict=True)
+    model_name: str = option("smol", "the model id clients pass as `model` and GET /v1/models lists (the CLI's "
+                             "default: the --model name)", flag="--served-model-name", min_length=1)
+    api_key: str | None = option(None, "require 'Authorization: Bearer KEY' on /v1, and KEY as the page's password "
+                                 "(the CLI's default: $GPT4VIDEO_API_KEY; unset: no key)", pattern=r"\S")
+    storage_dir: str | None = option(None, "keep uploaded and generated files here (default: a temporary directory "
+                                     "removed at exit)")
+    max_upload_mb: float = option(64.0, "largest video accepted, as an upload, a data: URL or a fetched URL", gt=0)
+    max_body_mb: float | None = option(None, "largest chat request body; a larger one is answered 413 as soon as it "
+                                       "passes the limit (default: 4/3 of max_upload_mb, one base64 video, plus 0.25 "
+                                       "for text)", gt=0)
+    max_video_seconds: float = option(600.0, "longest video accepted", gt=0)
+    max_videos: Count = option(8, "most videos in one request (all its messages together)")
+    queue_size: Count = option(8, "requests that may wait for the model; one more is answered 429 at once")
+    max_tokens: Count = option(512, "largest max_tokens a request may ask for")
+    #: max_tokens of a request that asks for none
+    default_max_tokens: Count = 128
+    max_prompt_tokens: Count | None = option(None, "longest prompt accepted, in tokens (default: the model's "
+                                             "context less max_tokens)")
+    file_ttl_seconds: float = option(3600.0, "seconds until uploaded and generated files are deleted",
+                                     flag="--file-ttl", gt=0)
+    request_timeout: float = option(600.0, "seconds a request may take, waiting included, before it is answered 504",
+                                    gt=0)
+    shutdown_timeout: float = option(10.0, "seconds a shutdown gives requests in flight before answering them 503 "
+                                     "(waiting ones get 503 at once)", gt=0)
+    allow_url_fetch: Flag = option(False, "fetch http(s) video URLs given in messages (off: the server never "
+                                   "fetches a URL)")
+    video_frames: Count = option(16, "frames of each generated video")
+    video_size: Count = option(256, "width and height of generated videos")
+    web: Flag = option(True, "serve the chat page at / (--no-web: only the API)")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be 0-65535, got {self.port!r}")
-        if not self.model_name or not isinstance(self.model_name, str):
-            raise ConfigError("model_name must be a non-empty string")
-        if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key.strip()):
-            raise ConfigError("the API key must not be empty")
-        for name in ("max_upload_mb", "max_body_mb", "max_video_seconds", "file_ttl_seconds", "request_timeout",
-                     "shutdown_timeout"):
-            value = getattr(self, name)
-            if value is None and name == "max_body_mb":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigError(f"{name} must be a number > 0, got {value!r}")
-        if self.max_prompt_tokens is not None and (isinstance(self.max_prompt_tokens, bool)
-                                                   or not isinstance(self.max_prompt_tokens, int)
-                                                   or self.max_prompt_tokens < 1):
-            raise ConfigError(f"max_prompt_tokens must be an integer >= 1, got {self.max_prompt_tokens!r}")
-        for name in ("max_videos", "queue_size", "max_tokens", "default_max_tokens", "video_frames", "video_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
         if self.default_max_tokens > self.max_tokens:
             raise ConfigError(f"default_max_tokens ({self.default_max_tokens}) exceeds max_tokens ({self.max_tokens})")
 
