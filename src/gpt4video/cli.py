@@ -12,12 +12,16 @@ import logging
 import os
 import sys
 import traceback
+import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
+from .config import GenerationParams
 from .errors import InputError
+from .serving.config import ServeConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +54,64 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
     return value
+
+
+def _add_config_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, config: type, *names: str,
+                        defaults: dict[str, Any] | None = None) -> None:
+    """One option per field of ``config`` declared with :func:`~gpt4video.config.option` (or only ``names``),
+    from that declaration: flag, help, default and checks. ``defaults``: this command's own defaults. An option
+    not given stays out of ``args`` (so :func:`_config_from_options` leaves the field to its default)."""
+    defaults = defaults or {}
+    for name, info in _cli_fields(config).items():
+        if names and name not in names:
+            continue
+        default = defaults.get(name, info.default)
+        flag = info.json_schema_extra["cli"]
+        if info.annotation is bool:
+            switch = "--" if default is False else "--no-"
+            p.add_argument(flag if isinstance(flag, str) else switch + name.replace("_", "-"), dest=name,
+                           action="store_true" if default is False else "store_false", default=argparse.SUPPRESS,
+                           help=info.description)
+            continue
+        flag = flag if isinstance(flag, str) else "--" + name.replace("_", "-")
+        shown = "" if default is None or "default" in info.description else f" (default: {default:g})" \
+            if isinstance(default, float) else f" (default: {default})"
+        p.add_argument(flag, dest=name, metavar=flag[2:].replace("-", "_").upper(), type=_option_value(info),
+                       default=defaults.get(name, argparse.SUPPRESS), help=info.description + shown)
+
+
+def _cli_fields(config: type) -> dict[str, Any]:
+    """The fields of ``config`` that are command-line options (declared with ``option``), by name."""
+    return {name: info for name, info in config.__pydantic_fields__.items()
+            if "cli" in (info.json_schema_extra or {})}
+
+
+def _option_value(info: Any):  # noqa: ANN202
+    """The argparse ``type`` of a config field: the text as the field's number or string, checked as the field is."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from .config import describe_errors
+
+    kinds = [t for t in (typing.get_args(info.annotation) or (info.annotation,)) if t is not type(None)]
+    kind = typing.get_origin(kinds[0]) and typing.get_args(kinds[0])[0] or kinds[0]  # Annotated[int, ...] -> int
+    annotation = typing.Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+
+    def value(text: str) -> Any:
+        try:
+            return TypeAdapter(annotation).validate_python(kind(text))
+        except ValueError as e:  # also pydantic's ValidationError
+            reason = describe_errors(e) if isinstance(e, ValidationError) else \
+                f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}"
+            raise argparse.ArgumentTypeError(reason) from None
+
+    value.__name__ = kind.__name__  # argparse names the type in some messages
+    return value
+
+
+def _config_from_options(config: type, args: argparse.Namespace, **fallbacks: Any) -> Any:
+    """``config`` from the options given (see :func:`_add_config_options`); ``fallbacks`` for those not given."""
+    given = {name: getattr(args, name) for name in _cli_fields(config) if hasattr(args, name)}
+    return config(**{**fallbacks, **given})
 
 
 def _dtype(name: str):  # noqa: ANN202
@@ -127,11 +189,7 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
                    help="a video or image file (repeat for several)")
     p.add_argument("--prompt", help="the question; omit for an interactive session")
     _add_model_options(p)
-    p.add_argument("--max-new-tokens", type=_positive_int, default=128)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=None)
+    _add_config_options(p, GenerationParams, "max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")
     p.add_argument("--json", action="store_true", help="print one JSON object per answer instead of streaming text")
     p.add_argument("--show-timings", action="store_true", help="print timings to stderr after each answer")
     _add_generation_options(p)
@@ -207,14 +265,11 @@ def _print_generated(reply) -> None:  # noqa: ANN001
 
 
 def _run_chat(args: argparse.Namespace) -> int:
-    from .modeling import GenerationParams, resolve_config
+    from .modeling import resolve_config
     from .pipeline import Assistant
     from .processing import VideoSampling
 
-    params = GenerationParams(
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty, seed=args.seed,
-    )
+    params = _config_from_options(GenerationParams, args)
     if args.prompt is not None and not args.prompt.strip():
         raise InputError("--prompt is empty")
     dtype = _dtype(args.dtype)
@@ -222,10 +277,10 @@ def _run_chat(args: argparse.Namespace) -> int:
     config = resolve_config(args.model)
     sampling = VideoSampling.from_config(config)
     clips = [sampling.load(p) for p in args.video]
-    if args.seed is not None:
+    if params.seed is not None:
         import torch
 
-        torch.manual_seed(args.seed)
+        torch.manual_seed(params.seed)
     generation = _generation_settings(args)
     safety = _safety_policy(args, args.device)
     assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=dtype, generation=generation,
@@ -475,9 +530,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video-dir", metavar="DIR",
                    help="where relative video paths start (default: the folder of the input file)")
     _add_model_options(p)
-    p.add_argument("--max-new-tokens", type=_positive_int, default=128)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--seed", type=int, default=None, help="sampling seed (each row uses it afresh)")
+    _add_config_options(p, GenerationParams, "max_new_tokens", "temperature", "seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--generate", action="store_true",
                    help="also render the rows' video prompts (rows gain videos_generated: the mp4 paths)")
@@ -488,10 +541,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 def _run_predict(args: argparse.Namespace) -> int:
     from .batch import predict_file
-    from .modeling import GenerationParams, resolve_config
+    from .modeling import resolve_config
     from .pipeline import Assistant
 
-    params = GenerationParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
+    params = _config_from_options(GenerationParams, args)
     dtype = _dtype(args.dtype)
     resolve_config(args.model)  # check the model name before reading anything
     if not os.path.isfile(args.input):
@@ -499,10 +552,10 @@ def _run_predict(args: argparse.Namespace) -> int:
     safety = _safety_policy(args, args.device)
 
     def load():  # noqa: ANN202 - called once, and only if some row still needs an answer
-        if args.seed is not None:
+        if params.seed is not None:
             import torch
 
-            torch.manual_seed(args.seed)
+            torch.manual_seed(params.seed)
         generation = _generation_settings(args) if args.generate else None
         assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=dtype, generation=generation,
                                               safety=safety)
@@ -542,7 +595,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-captions", type=_non_negative_int, metavar="N", help="at most N clips to caption (0 skips)")
     p.add_argument("--max-generation", type=_non_negative_int, metavar="N",
                    help="at most N generation-request items, half requests and half other questions (0 skips)")
-    p.add_argument("--max-new-tokens", type=_positive_int, default=96)
+    _add_config_options(p, GenerationParams, "max_new_tokens", defaults={"max_new_tokens": 96})
     p.add_argument("--phrasing", choices=("both", "train", "heldout"), default="both",
                    help="QA and generation requests worded by the training template families (train: in-template, "
                    "qa.jsonl and dialogues.jsonl), by held-out families no training split uses (heldout: "
@@ -562,7 +615,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _run_eval(args: argparse.Namespace) -> int:
     from .evaluation import check_split, evaluate_split, format_markdown, write_report
-    from .modeling import GenerationParams, resolve_config
+    from .modeling import resolve_config
     from .pipeline import Assistant
 
     if args.task == "safety":
@@ -573,7 +626,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise InputError("--benchmark, --manifest, --no-safety, --safety-config and --audit-log are options of "
                          "`eval safety`")
 
-    params = GenerationParams(max_new_tokens=args.max_new_tokens)
+    params = _config_from_options(GenerationParams, args)
     dtype = _dtype(args.dtype)
     resolve_config(args.model)  # check the model name and the split before the (slow) model load
     check_split(args.split_dir)
@@ -597,7 +650,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 def _run_eval_safety(args: argparse.Namespace) -> int:
     from .evaluation.safety import format_markdown, run_safety_benchmark, write_report
     from .generators import build_generator
-    from .modeling import GenerationParams, resolve_config
+    from .modeling import resolve_config
     from .pipeline import Assistant, GenerationSettings
     from .evaluation.safety import load_manifests
     from .safety.benchmark import BENCHMARKS, resolve
@@ -616,7 +669,7 @@ def _run_eval_safety(args: argparse.Namespace) -> int:
     for note in assistant.notes:
         print(f"note: {note}", file=sys.stderr)
     results = run_safety_benchmark(assistant, manifest=manifests,
-                                   params=GenerationParams(max_new_tokens=args.max_new_tokens),
+                                   params=_config_from_options(GenerationParams, args),
                                    progress=not args.no_progress, model_name=args.model)
     if args.out:
         json_path, md_path = write_report(results, args.out)
@@ -635,62 +688,15 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "a time; up to --queue-size more wait, and beyond that requests are answered 429 at once. Uploaded and "
         "generated files expire after --file-ttl seconds. SIGINT/SIGTERM stop it gracefully.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_port, default=8000, help="default 8000 (0: any free port)")
-    p.add_argument("--api-key", default=os.environ.get("GPT4VIDEO_API_KEY") or None,
-                   help="require 'Authorization: Bearer KEY' on /v1, and KEY as the page's password "
-                   "(default: $GPT4VIDEO_API_KEY; unset: no key)")
     _add_model_options(p)
-    p.add_argument("--served-model-name", metavar="NAME", help="the model id clients pass (default: the --model name)")
-    g = _add_backend_options(p)
-    g.add_argument("--video-frames", type=_positive_int, default=16)
-    g.add_argument("--video-size", type=_positive_int, default=256, help="width and height of generated videos")
-    lim = p.add_argument_group("limits and storage")
-    lim.add_argument("--max-upload-mb", type=_positive_float, default=64.0, help="largest video accepted (default 64)")
-    lim.add_argument("--max-body-mb", type=_positive_float, default=None,
-                     help="largest chat request body; a larger one is answered 413 as soon as it passes the limit "
-                     "(default: 4/3 of --max-upload-mb, one base64 video, plus 0.25 for text)")
-    lim.add_argument("--max-video-seconds", type=_positive_float, default=600.0, help="longest video (default 600)")
-    lim.add_argument("--max-videos", type=_positive_int, default=8, help="most videos in one request (default 8)")
-    lim.add_argument("--queue-size", type=_positive_int, default=8, help="requests that may wait (default 8)")
-    lim.add_argument("--max-tokens", type=_positive_int, default=512, help="largest max_tokens allowed (default 512)")
-    lim.add_argument("--max-prompt-tokens", type=_positive_int, default=None,
-                     help="longest prompt accepted, in tokens (default: the model's context less max_tokens)")
-    lim.add_argument("--file-ttl", type=_positive_float, default=3600.0,
-                     help="seconds until uploaded and generated files are deleted (default 3600)")
-    lim.add_argument("--request-timeout", type=_positive_float, default=600.0,
-                     help="seconds a request may take, waiting included, before it is answered 504 (default 600)")
-    lim.add_argument("--shutdown-timeout", type=_positive_float, default=10.0,
-                     help="seconds a shutdown gives requests in flight before answering them 503 (waiting ones "
-                     "get 503 at once; default 10)")
-    lim.add_argument("--storage-dir", metavar="DIR", help="keep files here (default: a temporary directory)")
-    lim.add_argument("--allow-url-fetch", action="store_true",
-                     help="fetch http(s) video URLs given in messages (off: the server never fetches a URL)")
-    p.add_argument("--no-web", action="store_true", help="serve only the API (no page at /)")
+    _add_backend_options(p)
+    _add_config_options(p.add_argument_group("server"), ServeConfig)
     _add_safety_options(p)
     p.set_defaults(func=_run_serve)
 
 
-def _port(text: str) -> int:
-    value = _non_negative_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
 def _run_serve(args: argparse.Namespace) -> int:
     import socket
-    from pathlib import Path
 
     try:
         from .serving.app import create_app, serve
@@ -698,24 +704,15 @@ def _run_serve(args: argparse.Namespace) -> int:
         raise InputError(f"serving needs the serve extra: pip install 'gpt4video[serve]' ({e})") from None
     from .generators import build_generator
     from .modeling import GPT4Video, resolve_config
-    from .serving import ServeConfig
 
     resolve_config(args.model)  # check the model name before the slow load
-    config = ServeConfig(
-        host=args.host, port=args.port, model_name=args.served_model_name or Path(args.model).name,
-        api_key=args.api_key, storage_dir=args.storage_dir, max_upload_mb=args.max_upload_mb,
-        max_body_mb=args.max_body_mb,
-        max_video_seconds=args.max_video_seconds, max_videos=args.max_videos, queue_size=args.queue_size,
-        max_tokens=args.max_tokens, default_max_tokens=min(128, args.max_tokens),
-        max_prompt_tokens=args.max_prompt_tokens, file_ttl_seconds=args.file_ttl,
-        allow_url_fetch=args.allow_url_fetch, request_timeout=args.request_timeout, video_frames=args.video_frames,
-        video_size=args.video_size, web=not args.no_web, shutdown_timeout=args.shutdown_timeout,
-    )
-    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+    config = _config_from_options(ServeConfig, args, model_name=Path(args.model).name,
+                                  api_key=os.environ.get("GPT4VIDEO_API_KEY") or None)
+    with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
         try:
-            probe.bind((args.host, args.port))
+            probe.bind((config.host, config.port))
         except OSError as e:
-            raise InputError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+            raise InputError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
     generators = {"synthetic": build_generator("synthetic")}
     default = None if args.generator == "none" else args.generator
     if default not in (None, "synthetic"):
@@ -753,7 +750,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .data.synthetic.questions import questions
     from .data.synthetic.render import write_clip
     from .data.synthetic.scenes import sample_scene, split_seeds
-    from .modeling import GenerationParams, resolve_config
+    from .modeling import resolve_config
     from .pipeline import Assistant
     from .processing import VideoSampling
 
@@ -806,8 +803,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("request", help='what to make, e.g. "Show me a purple square that grows"')
     p.add_argument("--direct", action="store_true", help="skip the model: the request is the prompt")
     _add_model_options(p)
-    p.add_argument("--max-new-tokens", type=_positive_int, default=96)
-    p.add_argument("--seed", type=int, default=None)
+    _add_config_options(p, GenerationParams, "max_new_tokens", "seed", defaults={"max_new_tokens": 96})
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     _add_generation_options(p)
     _add_safety_options(p)
@@ -815,7 +811,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from .modeling import GenerationParams, resolve_config
+    from .modeling import resolve_config
     from .pipeline import Assistant
 
     if not args.request.strip():
@@ -830,7 +826,7 @@ def _run_generate(args: argparse.Namespace) -> int:
         return _generate_direct(args, generation, safety)
     assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=_dtype(args.dtype),
                                           generation=generation, safety=safety)
-    params = GenerationParams(max_new_tokens=args.max_new_tokens, seed=args.seed)
+    params = _config_from_options(GenerationParams, args)
     reply = assistant.ask(args.request, (), params)
     if args.json:
         _save_generated(reply.consume(), args)

@@ -71,7 +71,7 @@ def option(default: Any = None, help: str = "", *, flag: str | None = None, **co
     return Field(default, description=help, json_schema_extra={"cli": flag or True}, **constraints)
 
 
-def describe_errors(error: ValidationError, cls: type) -> str:
+def describe_errors(error: ValidationError, cls: type | None = None) -> str:
     """pydantic's errors as one line: each wrong field by its dotted path, what it must be and what it got."""
     parts = []
     for e in error.errors(include_url=False):
@@ -79,13 +79,13 @@ def describe_errors(error: ValidationError, cls: type) -> str:
         if e["type"] == "value_error":  # a check of ours (``__post_init__``), in its own words
             parts.append(f"{where}: {e['ctx']['error']}" if where else str(e["ctx"]["error"]))
         elif e["type"] == "unexpected_keyword_argument":
-            allowed = _field_names(cls, e["loc"][:-1])
+            allowed = _field_names(cls, e["loc"][:-1]) if cls is not None else []
             parts.append(f"unknown key {where!r}" + (f"; allowed: {', '.join(allowed)}" if allowed else ""))
         elif e["type"] in ("missing", "missing_argument"):
             parts.append(f"{where} is required")
         else:
             message = _MESSAGES.get(e["type"], e["msg"].replace("Input should be", "must be"))
-            parts.append(f"{where} {message}, got {e['input']!r}")
+            parts.append(f"{where} {message}, got {e['input']!r}".lstrip())
     return "; ".join(parts)
 
 

@@ -179,3 +179,51 @@ def test_predict_with_generate_keeps_input_fields(tiny_model_dir, clip_path, tmp
     first, second = [json.loads(line) for line in out.read_text().splitlines()]
     assert first["id"] == 7 and "text" in first and isinstance(first["video_prompts"], list)
     assert "error" in second
+
+
+def test_serve_options_are_the_serve_config_fields():
+    """Each ServeConfig field declared with ``option`` is a serve option: given ones reach the config, the rest keep
+    the field's default."""
+    from gpt4video.cli import _config_from_options, build_parser
+    from gpt4video.serving import ServeConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--max-upload-mb", "2", "--file-ttl", "60", "--no-web", "--allow-url-fetch",
+                              "--served-model-name", "m", "--queue-size", "3"])
+    config = _config_from_options(ServeConfig, args, model_name="fallback")
+    assert config == ServeConfig(max_upload_mb=2.0, file_ttl_seconds=60.0, web=False, allow_url_fetch=True,
+                                 model_name="m", queue_size=3)
+    help_text = parser._subparsers._group_actions[0].choices["serve"].format_help()
+    assert "largest video accepted" in help_text and "(default: 64)" in help_text
+
+
+def test_a_config_field_declared_as_an_option_is_one_declaration():
+    import argparse
+
+    from gpt4video.cli import _add_config_options, _config_from_options
+    from gpt4video.config import ConfigBase, Count, config_class, option
+
+    @config_class
+    class Settings(ConfigBase):
+        max_batch: Count = option(1, "requests decoded together")
+        not_an_option: int = 0
+
+    parser = argparse.ArgumentParser()
+    _add_config_options(parser, Settings)
+    assert "requests decoded together (default: 1)" in " ".join(parser.format_help().split())
+    assert "--not-an-option" not in parser.format_help()
+    assert _config_from_options(Settings, parser.parse_args(["--max-batch", "4"])).max_batch == 4
+    assert _config_from_options(Settings, parser.parse_args([])).max_batch == 1
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["serve", "--port", "70000"], "argument --port: must be less than or equal to 65535, got 70000"),
+    (["serve", "--max-upload-mb", "0"], "argument --max-upload-mb: must be greater than 0, got 0.0"),
+    (["serve", "--queue-size", "two"], "argument --queue-size: expected a whole number, got 'two'"),
+    (["chat", "--top-p", "1.5", "--prompt", "x"], "argument --top-p: must be less than or equal to 1, got 1.5"),
+])
+def test_option_values_are_checked_as_their_fields(argv, needle, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and needle in err and len(err.strip().splitlines()) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import Count, Flag, config_class, option, ConfigBase
+from ..config import ConfigBase, Count, Flag, config_class, option
 from ..errors import ConfigError
 
 MB = 1024 * 1024
@@ -15,10 +15,10 @@ class ServeConfig(ConfigBase):
 
     host: str = option("127.0.0.1", "address to listen on (127.0.0.1: this machine only)", min_length=1)
     port: int = option(8000, "port to listen on (0: any free port)", ge=0, le=65535, strict=True)
-    model_name: str = option("smol", "the model id clients pass as `model` and GET /v1/models lists (the CLI's "
-                             "default: the --model name)", flag="--served-model-name", min_length=1)
+    model_name: str = option("smol", "the model id clients pass as `model` and GET /v1/models lists (serve's "
+                             "default: the name of --model)", flag="--served-model-name", min_length=1)
     api_key: str | None = option(None, "require 'Authorization: Bearer KEY' on /v1, and KEY as the page's password "
-                                 "(the CLI's default: $GPT4VIDEO_API_KEY; unset: no key)", pattern=r"\S")
+                                 "(serve's default: $GPT4VIDEO_API_KEY; unset: no key)", pattern=r"\S")
     storage_dir: str | None = option(None, "keep uploaded and generated files here (default: a temporary directory "
                                      "removed at exit)")
     max_upload_mb: float = option(64.0, "largest video accepted, as an upload, a data: URL or a fetched URL", gt=0)
@@ -29,8 +29,8 @@ class ServeConfig(ConfigBase):
     max_videos: Count = option(8, "most videos in one request (all its messages together)")
     queue_size: Count = option(8, "requests that may wait for the model; one more is answered 429 at once")
     max_tokens: Count = option(512, "largest max_tokens a request may ask for")
-    #: max_tokens of a request that asks for none
-    default_max_tokens: Count = 128
+    #: max_tokens of a request that asks for none (None: 128, or max_tokens if that is smaller)
+    default_max_tokens: Count | None = None
     max_prompt_tokens: Count | None = option(None, "longest prompt accepted, in tokens (default: the model's "
                                              "context less max_tokens)")
     file_ttl_seconds: float = option(3600.0, "seconds until uploaded and generated files are deleted",
@@ -43,9 +43,11 @@ class ServeConfig(ConfigBase):
                                    "fetches a URL)")
     video_frames: Count = option(16, "frames of each generated video")
     video_size: Count = option(256, "width and height of generated videos")
-    web: Flag = option(True, "serve the chat page at / (--no-web: only the API)")
+    web: Flag = option(True, "the chat page at / (--no-web: serve only the API)")
 
     def __post_init__(self) -> None:
+        if self.default_max_tokens is None:
+            self.default_max_tokens = min(128, self.max_tokens)
         if self.default_max_tokens > self.max_tokens:
             raise ConfigError(f"default_max_tokens ({self.default_max_tokens}) exceeds max_tokens ({self.max_tokens})")
 
