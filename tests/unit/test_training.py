@@ -333,6 +333,35 @@ def test_sigkill_and_resume_end_with_the_same_weights(world, start_model, tmp_pa
     assert steps == list(range(1, 9))  # the rows after the checkpoint were rewritten, not duplicated
 
 
+def test_checkpoints_are_accelerate_states_of_the_trained_weights(world, start_model, tmp_path):
+    """A checkpoint is accelerate's save_state (trainable weights only) plus state.json; a run resumed from it
+    through load_state ends where an unbroken one does, and a checkpoint of other weights is a clear error."""
+    from safetensors import safe_open
+
+    from gpt4video.errors import InputError
+
+    base = make_config(world, start_model, tmp_path / "unbroken", stage=2, train_abstractor=False, max_steps=4,
+                       save_every=2)
+    unbroken = train(TrainConfig.from_dict(base), progress=False)
+    step = tmp_path / "unbroken/checkpoints/step-0000002"
+    assert sorted(p.name for p in step.iterdir()) == ["model.safetensors", "optimizer.bin", "random_states_0.pkl",
+                                                     "scheduler.bin", "state.json"]
+    with safe_open(str(step / "model.safetensors"), framework="pt") as f:
+        saved = set(f.keys())
+    assert saved and all("lora_" in name for name in saved)  # stage 2 without the abstractor: LoRA alone
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(step, resumed / "checkpoints" / step.name)
+    train(TrainConfig.from_dict({**base, "output_dir": str(resumed)}), progress=False)
+    a, b = weights(unbroken.final_dir), weights(resumed / "final")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    other = tmp_path / "other"
+    shutil.copytree(step, other / "checkpoints" / step.name)
+    with pytest.raises(InputError, match="trained weights are not this run's"):
+        train(TrainConfig.from_dict({**base, "output_dir": str(other), "train_abstractor": True}), progress=False)
+
+
 def test_group_by_length_batches_similar_lengths_and_keeps_every_example():
     from gpt4video.training.data import micro_batch_indices
 
@@ -369,7 +398,7 @@ def test_two_process_ddp_on_cpu(world, start_model, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((tmp_path / "ddp/checkpoints/step-0000002/state.json").read_text())
     assert state["world_size"] == 2
-    assert sorted(p.name for p in (tmp_path / "ddp/checkpoints/step-0000002").glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
+    assert sorted(p.name for p in (tmp_path / "ddp/checkpoints/step-0000002").glob("random_states_*.pkl")) == ["random_states_0.pkl", "random_states_1.pkl"]
     assert (tmp_path / "ddp/final/abstractor.safetensors").is_file()
     assert "2 process(es)" in result.stderr
 

@@ -6,9 +6,10 @@ started with ``gpt4video train --config FILE`` or ``accelerate launch -m gpt4vid
 Stage 0 (grounding, optional) trains the abstractor alone to put each clip's caption into its video
 tokens, without running the LLM; stage 1 trains the abstractor with the LLM frozen; stage 2 trains LoRA
 (and optionally the abstractor).
-Checkpoints hold the trainable weights, the optimizer, the scheduler, every process's RNG state and the
-step; the data order is a pure function of (seed, epoch), so a resumed run — even after SIGKILL —
-ends with the same weights as one that was never interrupted.
+Checkpoints are accelerate's ``save_state``/``load_state`` (the trainable weights, the optimizer, the
+scheduler, the gradient scaler, every process's RNG state) plus the step; the data order is a pure function
+of (seed, epoch), so a resumed run — even after SIGKILL — ends with the same weights as one that was never
+interrupted. The layout is in docs/training.md.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
 LOG_NAME = "train_log.jsonl"
+STATE_NAME = "state.json"  # written last: a checkpoint without it is incomplete
 
 
 @dataclass
@@ -70,6 +72,30 @@ def _deep_merge(base: dict, changes: dict) -> dict:
     for k, v in changes.items():
         out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def _keep_trainable_weights(models: list[torch.nn.Module], weights: list[dict], output_dir: str) -> None:
+    """save_state hook: a checkpoint keeps only the weights being trained (the frozen parts are the start model's)."""
+    for model, state in zip(models, weights):
+        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+        for name in [name for name in state if name not in trainable]:
+            del state[name]
+
+
+def _check_checkpoint_weights(models: list[torch.nn.Module], input_dir: str) -> None:
+    """load_state hook: the checkpoint holds exactly the weights this model trains (load_state then loads them
+    with ``strict=False``, as the frozen weights are not in it)."""
+    from safetensors import safe_open
+
+    for i, model in enumerate(models):
+        path = Path(input_dir) / (f"model_{i}.safetensors" if i else "model.safetensors")
+        with safe_open(str(path), framework="pt") as f:
+            saved = set(f.keys())
+        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+        if saved != trainable:
+            odd = sorted(saved - trainable) or sorted(trainable - saved)
+            raise InputError(f"{input_dir}: the checkpoint's trained weights are not this run's "
+                             f"({odd[0]!r} is in only one of them); was the config changed?")
 
 
 def set_trainable(model: GPT4Video, config: TrainConfig) -> list[str]:
@@ -127,6 +153,8 @@ class Trainer:
             step_scheduler_with_optimizer=False,  # one scheduler step per optimizer step, whatever the world size
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
         )
+        self.accelerator.register_save_state_pre_hook(_keep_trainable_weights)
+        self.accelerator.register_load_state_pre_hook(_check_checkpoint_weights)
         self.output_dir = Path(config.output_dir).expanduser()
         self.checkpoint_dir = self.output_dir / "checkpoints"
 
@@ -137,28 +165,16 @@ class Trainer:
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
 
-    def _rng_state(self) -> dict:
-        return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-    def _set_rng_state(self, state: dict) -> None:
-        random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
-        torch.set_rng_state(state["torch"])
-        if state.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
-
     # -- checkpoints ------------------------------------------------------------------------------
     def latest_checkpoint(self) -> Path | None:
         if not self.checkpoint_dir.is_dir():
             return None
         done = [(int(m.group(1)), p) for p in self.checkpoint_dir.iterdir()
-                if (m := CHECKPOINT_RE.match(p.name)) and (p / "state.json").is_file()]
+                if (m := CHECKPOINT_RE.match(p.name)) and (p / STATE_NAME).is_file()]
         return max(done)[1] if done else None
 
-    def save_checkpoint(self, step: int, model: GPT4Video, optimizer, scheduler) -> None:  # noqa: ANN001
-        from safetensors.torch import save_file
-
+    def save_checkpoint(self, step: int) -> None:
+        """accelerate's state of the prepared model, optimizer and scheduler, written whole or not at all."""
         acc = self.accelerator
         final = self.checkpoint_dir / f"step-{step:07d}"
         tmp = self.checkpoint_dir / f".step-{step:07d}.tmp"
@@ -166,15 +182,10 @@ class Trainer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
-        torch.save(self._rng_state(), tmp / f"rng-{acc.process_index}.pt")
-        if acc.is_main_process:
-            state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-            save_file(state, str(tmp / "trainable.safetensors"))
-            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        acc.save_state(str(tmp))
         acc.wait_for_everyone()
         if acc.is_main_process:
-            (tmp / "state.json").write_text(json.dumps({"step": step, "world_size": acc.num_processes}))
+            (tmp / STATE_NAME).write_text(json.dumps({"step": step, "world_size": acc.num_processes}))
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)  # the checkpoint appears whole or not at all
             kept = sorted((int(m.group(1)), p) for p in self.checkpoint_dir.iterdir()
@@ -183,25 +194,15 @@ class Trainer:
                 shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
 
-    def load_checkpoint(self, path: Path, model: GPT4Video, optimizer, scheduler) -> int:  # noqa: ANN001
-        from safetensors.torch import load_file
-
-        state = json.loads((path / "state.json").read_text())
+    def load_checkpoint(self, path: Path) -> int:
+        """Restore the prepared model, optimizer and scheduler and this process's RNG state; returns the step."""
+        state = json.loads((path / STATE_NAME).read_text())
         if state["world_size"] != self.accelerator.num_processes:
             raise InputError(
                 f"{path} was written by {state['world_size']} processes; resume it with the same number "
                 f"(now {self.accelerator.num_processes})"
             )
-        weights = load_file(str(path / "trainable.safetensors"))
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, value in weights.items():
-                if name not in params:
-                    raise InputError(f"{path}: checkpoint has {name!r}, which this model does not")
-                params[name].copy_(value)
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
-        self._set_rng_state(torch.load(path / f"rng-{self.accelerator.process_index}.pt", weights_only=False))
+        self.accelerator.load_state(str(path), strict=False)  # a checkpoint holds only the trainable weights
         return int(state["step"])
 
     # -- logging ----------------------------------------------------------------------------------
@@ -279,16 +280,16 @@ class Trainer:
         )
         scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
                                   num_training_steps=total_steps)
+        # DDP / FSDP / DeepSpeed wrapping, as the launcher configured; the data sharding stays ours.
+        ddp_model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
         start_step = 0
         resume = self.latest_checkpoint()
         if resume is not None:
-            start_step = self.load_checkpoint(resume, model, optimizer, scheduler)
+            start_step = self.load_checkpoint(resume)
             self._truncate_log(start_step)
             logger.info("resumed from %s (step %d)", resume, start_step)
         elif acc.is_main_process:
             (self.output_dir / LOG_NAME).unlink(missing_ok=True)
-        # DDP / FSDP / DeepSpeed wrapping, as the launcher configured; the data sharding stays ours.
-        ddp_model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
 
         if acc.is_main_process:
             n_params = sum(p.numel() for p in params)
@@ -348,7 +349,7 @@ class Trainer:
                 model.train()
                 model.encoder.eval()
             if done % cfg.save_every == 0 and done < total_steps:
-                self.save_checkpoint(done, model, optimizer, scheduler)
+                self.save_checkpoint(done)
                 if acc.is_main_process:
                     from .plotting import plot_loss_curve
 
