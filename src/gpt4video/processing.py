@@ -18,6 +18,7 @@ everything except the assistant's replies (and the end-of-turn token that closes
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -34,6 +35,8 @@ VIDEO_TOKEN = "<|video_pad|>"
 IGNORE_INDEX = -100
 HUMAN = "###Human: "
 AI = "###AI: "
+#: How many texts' token ids a processor keeps (then it starts over).
+TOKEN_CACHE_SIZE = 4096
 
 Role = Literal["user", "assistant"]
 
@@ -114,6 +117,7 @@ class GPT4VideoProcessor:
         if tokenizer.eos_token_id is None:
             raise InputError("the tokenizer has no end-of-sequence token")
         self.eos_token_id = int(tokenizer.eos_token_id)
+        self._token_ids: dict[str, tuple[int, ...]] = {}
 
     # -- videos ----------------------------------------------------------------------------------
     def load_video(self, video: str | os.PathLike[str] | VideoClip) -> VideoClip:
@@ -125,16 +129,21 @@ class GPT4VideoProcessor:
         return [frame for i, v in enumerate(videos) for frame in self.sampling.fit(v, i)]
 
     # -- rendering -------------------------------------------------------------------------------
-    def _ids(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+    def _ids(self, text: str) -> tuple[int, ...]:
+        """``text``'s token ids. Each text is tokenized once: a server encodes a prompt to check its length
+        before queueing it, the assistant before reading its videos, the model to answer, and every reply of
+        a conversation encodes its earlier turns again."""
+        ids = self._token_ids.get(text)
+        if ids is None:
+            if len(self._token_ids) >= TOKEN_CACHE_SIZE:
+                self._token_ids.clear()
+            ids = self._token_ids[text] = tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return ids
 
     def _video_ids(self, index: int, total: int) -> list[int]:
         tag = "video" if total == 1 else f"video{index + 1}"
-        return (
-            self._ids(f"{HUMAN}<{tag}>")
-            + [self.video_token_id] * self.num_video_tokens
-            + self._ids(f"</{tag}>\n")
-        )
+        return [*self._ids(f"{HUMAN}<{tag}>"), *[self.video_token_id] * self.num_video_tokens,
+                *self._ids(f"</{tag}>\n")]
 
     def encode(
         self, turns: list[Turn], num_videos: int | None = None, *, add_generation_prompt: bool = True
@@ -155,7 +164,7 @@ class GPT4VideoProcessor:
         ids: list[int] = []
         labels: list[int] = []
 
-        def add(piece: list[int], train: bool) -> None:
+        def add(piece: Sequence[int], train: bool) -> None:
             ids.extend(piece)
             labels.extend(piece if train else [IGNORE_INDEX] * len(piece))
 
@@ -166,7 +175,7 @@ class GPT4VideoProcessor:
                 add(self._ids(f"{HUMAN}{turn.text}\n"), False)
             else:
                 add(self._ids(AI), False)
-                add(self._ids(turn.text) + [self.eos_token_id], True)
+                add([*self._ids(turn.text), self.eos_token_id], True)
                 add(self._ids("\n"), False)
         if add_generation_prompt and turns[-1].role == "user":
             add(self._ids(AI), False)

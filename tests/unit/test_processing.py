@@ -61,3 +61,24 @@ def test_collate_pads_and_masks(processor):
     assert (batch["labels"][0, len(a.input_ids):] == IGNORE_INDEX).all()
     left = processor.collate([a, b], padding_side="left")
     assert left["attention_mask"][0, -1] == 1 and left["attention_mask"][0, 0] == 0
+
+
+def test_each_text_is_tokenized_once(processor):
+    """A server encodes a prompt three times (length check, the assistant's check, the answer): the tokenizer
+    sees each text once, and the ids stay the same."""
+    calls = []
+    tokenize = processor.tokenizer.__class__.__call__
+
+    class Counting(processor.tokenizer.__class__):
+        def __call__(self, text, *args, **kwargs):
+            calls.append(text)
+            return tokenize(self, text, *args, **kwargs)
+
+    processor.tokenizer.__class__ = Counting
+    turns = [Turn("user", "What color is the square?", videos=[0])]
+    first = processor.encode(turns)
+    assert calls
+    seen = len(calls)
+    for _ in range(2):
+        assert processor.encode(turns).input_ids.tolist() == first.input_ids.tolist()
+    assert len(calls) == seen == len(set(calls))
