@@ -14,14 +14,13 @@ import dataclasses
 import functools
 import os
 import tempfile
-import types
 import typing
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, Strict, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, StrictBool, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .errors import ConfigError
@@ -36,12 +35,12 @@ Count = Annotated[int, Strict(), Field(ge=1)]
 Flag = StrictBool
 #: A string that is not empty.
 Name = Annotated[str, Field(min_length=1)]
-#: A number > 0 (YAML 1.1 reads 3e-4, without a dot, as a string: it is read as the number it plainly is).
+#: A number > 0. (A float field also reads a string: YAML 1.1 reads 3e-4, without a dot, as one.)
 Positive = Annotated[float, Field(gt=0)]
 #: A number in [0, 1].
 Probability = Annotated[float, Field(ge=0, le=1)]
 
-_PYDANTIC = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+_PYDANTIC = ConfigDict(extra="forbid")
 
 # How pydantic's messages of the common kinds read in ours ("enabled must be true or false, got 'yes'").
 _MESSAGES = {"bool_type": "must be true or false", "int_type": "must be a whole number",
