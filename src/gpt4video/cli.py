@@ -21,6 +21,7 @@ from typing import Any
 from . import __version__
 from .config import GenerationParams
 from .errors import InputError
+from .generators.base import GeneratorConfig
 from .serving.config import ServeConfig
 
 
@@ -69,15 +70,21 @@ def _add_config_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, co
         flag = info.json_schema_extra["cli"]
         if info.annotation is bool:
             switch = "--" if default is False else "--no-"
-            p.add_argument(flag if isinstance(flag, str) else switch + name.replace("_", "-"), dest=name,
+            p.add_argument(flag if isinstance(flag, str) else switch + name.replace("_", "-"), dest=_dest(config, name),
                            action="store_true" if default is False else "store_false", default=argparse.SUPPRESS,
                            help=info.description)
             continue
         flag = flag if isinstance(flag, str) else "--" + name.replace("_", "-")
         shown = "" if default is None or "default" in info.description else f" (default: {default:g})" \
             if isinstance(default, float) else f" (default: {default})"
-        p.add_argument(flag, dest=name, metavar=flag[2:].replace("-", "_").upper(), type=_option_value(info),
+        p.add_argument(flag, dest=_dest(config, name), metavar=flag[2:].replace("-", "_").upper(), type=_option_value(info),
                        default=defaults.get(name, argparse.SUPPRESS), help=info.description + shown)
+
+
+def _dest(config: type, name: str) -> str:
+    """Where argparse keeps a config field's option: named by its config too, as two configs may share a field
+    name (GeneratorConfig.model is not --model)."""
+    return f"{config.__name__}.{name}"
 
 
 def _cli_fields(config: type) -> dict[str, Any]:
@@ -110,7 +117,8 @@ def _option_value(info: Any):  # noqa: ANN202
 
 def _config_from_options(config: type, args: argparse.Namespace, **fallbacks: Any) -> Any:
     """``config`` from the options given (see :func:`_add_config_options`); ``fallbacks`` for those not given."""
-    given = {name: getattr(args, name) for name in _cli_fields(config) if hasattr(args, name)}
+    given = {name: getattr(args, _dest(config, name)) for name in _cli_fields(config)
+             if hasattr(args, _dest(config, name))}
     return config(**{**fallbacks, **given})
 
 
@@ -209,20 +217,13 @@ def _add_generation_options(p: argparse.ArgumentParser) -> None:
 def _add_backend_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """--generator and the options of a diffusers backend (its weights, device, dtype, offload, steps)."""
     g = p.add_argument_group("video generation (the model's <video_prompt>s are rendered by a text-to-video backend)")
-    g.add_argument("--generator", default="synthetic",
-                   help="backend: synthetic (offline default), zeroscope, modelscope, animatediff, cogvideox, ltx, "
-                   "wan, text2video-zero, or none to only report the prompts")
-    g.add_argument("--generator-model", metavar="PATH_OR_ID", help="weights for a diffusers backend (hub id or dir)")
-    g.add_argument("--generator-device", default=None, help="device for a diffusers backend (default: cpu)")
-    g.add_argument("--generator-dtype", default=None, help="float32, float16 or bfloat16 for a diffusers backend")
-    g.add_argument("--cpu-offload", action="store_true", help="diffusers model CPU offload (saves GPU memory)")
-    g.add_argument("--steps", type=_positive_int, default=None, help="diffusion steps (diffusers backends)")
+    _add_config_options(g, GeneratorConfig)
     return g
 
 
 def _generation_settings(args: argparse.Namespace):  # noqa: ANN202
     """The assistant's GenerationSettings from the CLI options (None for --generator none)."""
-    if args.generator == "none":
+    if _generator_config(args) is None:
         return None
     from .pipeline import GenerationSettings
 
@@ -230,18 +231,15 @@ def _generation_settings(args: argparse.Namespace):  # noqa: ANN202
                               width=args.video_size, seed=args.video_seed, progress=not getattr(args, "json", False))
 
 
+def _generator_config(args: argparse.Namespace):  # noqa: ANN202
+    """The GeneratorConfig the --generator options describe (None for --generator none)."""
+    config = _config_from_options(GeneratorConfig, args)
+    return None if config.name == "none" else config
+
+
 def _generator(args: argparse.Namespace):  # noqa: ANN202
     """The text-to-video backend the --generator options describe (its weights load on first use)."""
-    from .generators import GeneratorConfig
-
-    config = {"name": args.generator}
-    for key, value in (("model", args.generator_model), ("device", args.generator_device),
-                       ("dtype", args.generator_dtype), ("num_inference_steps", args.steps)):
-        if value is not None:
-            config[key] = value
-    if args.cpu_offload:
-        config["cpu_offload"] = True
-    return GeneratorConfig.from_dict(config, where="--generator options").build()
+    return _generator_config(args).build()
 
 
 def _reply_json(reply, args: argparse.Namespace, assistant) -> dict:  # noqa: ANN001
@@ -714,9 +712,10 @@ def _run_serve(args: argparse.Namespace) -> int:
         except OSError as e:
             raise InputError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
     generators = {"synthetic": build_generator("synthetic")}
-    default = None if args.generator == "none" else args.generator
+    backend = _generator_config(args)
+    default = None if backend is None else backend.name
     if default not in (None, "synthetic"):
-        generators = {default: _generator(args), **generators}
+        generators = {default: backend.build(), **generators}
     safety = _safety_policy(args, args.device)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gpt4video").setLevel(logging.INFO)
@@ -816,7 +815,7 @@ def _run_generate(args: argparse.Namespace) -> int:
 
     if not args.request.strip():
         raise InputError("the request is empty")
-    if args.generator == "none":
+    if _generator_config(args) is None:
         raise InputError("generate needs a video generator (--generator synthetic or a diffusers backend)")
     generation = _generation_settings(args)
     if not args.direct:

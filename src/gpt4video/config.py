@@ -75,8 +75,9 @@ def describe_errors(error: ValidationError, cls: type | None = None) -> str:
     parts = []
     for e in error.errors(include_url=False):
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
-        if e["type"] == "value_error":  # a check of ours (``__post_init__``), in its own words
-            parts.append(f"{where}: {e['ctx']['error']}" if where else str(e["ctx"]["error"]))
+        if e["type"] == "value_error":  # a check of ours (``__post_init__``, a validator), in its own words
+            message = str(e["ctx"]["error"])
+            parts.append(f"{where}{' ' if message.startswith('must ') else ': '}{message}" if where else message)
         elif e["type"] == "unexpected_keyword_argument":
             allowed = _field_names(cls, e["loc"][:-1]) if cls is not None else []
             parts.append(f"unknown key {where!r}" + (f"; allowed: {', '.join(allowed)}" if allowed else ""))

@@ -227,3 +227,18 @@ def test_option_values_are_checked_as_their_fields(argv, needle, capsys):
         main(argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_generator_options_are_the_generator_config_fields():
+    """--generator* are GeneratorConfig's fields; its model/device/dtype do not clash with --model/--device/--dtype."""
+    from gpt4video.cli import _generator_config, build_parser
+    from gpt4video.generators import GeneratorConfig
+
+    args = build_parser().parse_args(["chat", "--model", "smol", "--dtype", "float32", "--generator", "zeroscope",
+                                      "--generator-model", "/m", "--generator-dtype", "fp16", "--steps", "3",
+                                      "--cpu-offload"])
+    assert args.model == "smol" and args.dtype == "float32"
+    assert _generator_config(args) == GeneratorConfig(name="zeroscope", model="/m", dtype="fp16",
+                                                      num_inference_steps=3, cpu_offload=True)
+    assert _generator_config(build_parser().parse_args(["chat", "--generator", "none"])) is None
+    assert _generator_config(build_parser().parse_args(["chat"])) == GeneratorConfig()

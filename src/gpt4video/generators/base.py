@@ -22,9 +22,9 @@ from typing import Annotated, Any, ClassVar
 
 import numpy as np
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
-from gpt4video.config import ConfigBase, Count, Flag, Name, config_class
+from gpt4video.config import ConfigBase, Count, Flag, Name, config_class, option
 from gpt4video.errors import ConfigError, InputError
 from gpt4video.registry import Registry
 
@@ -196,39 +196,39 @@ def build_generator(name: str, **options: Any) -> VideoGenerator:
     return cls(**options)
 
 
+def _known_dtype(dtype: str) -> str:
+    """``dtype`` as given, if :func:`normalize_dtype` knows it (GeneratorConfig's check of its field)."""
+    try:
+        normalize_dtype(dtype)
+    except ConfigError:
+        raise ValueError(f"must be one of {', '.join(DTYPES)}, got {dtype!r}") from None
+    return dtype
+
+
 @config_class
 class GeneratorConfig(ConfigBase):
-    """Which text-to-video backend to use and how.
+    """Which text-to-video backend to use and how (the commands that render videos take the ``option`` fields as
+    options). Only the values that differ from these defaults are passed to the backend, so a backend that has
+    no use for one (the synthetic renderer takes no model) rejects it with a clear error."""
 
-    name: registry name ("synthetic", "zeroscope", "modelscope", "animatediff", "cogvideox", "ltx",
-        "wan", "text2video-zero"; see :data:`GENERATORS`).
-    model: hub id or local directory of the weights (None: the backend's default checkpoint).
-    dtype: "auto" (float32 on CPU, the family's usual half precision on a GPU), "float32",
-        "float16" or "bfloat16".
-    device: "cpu", "cuda", "cuda:1", "mps", ... (None: the backend's default, "cpu").
-    cpu_offload: keep idle sub-models on the CPU and move each to ``device`` only while it runs
-        (diffusers' ``enable_model_cpu_offload``): much less GPU memory, a little slower.
-    num_inference_steps, guidance_scale: diffusion settings (None: the backend's default).
-    extra: backend-specific options, e.g. ``{motion_adapter: PATH}`` for animatediff,
-        ``{scheduler: DPMSolverMultistepScheduler}``, ``{vae_tiling: true}``,
-        ``{call_kwargs: {...}}`` passed to the pipeline call.
-
-    Only the values that differ from these defaults are passed to the backend, so a backend that
-    has no use for one (the synthetic renderer takes no model) rejects it with a clear error.
-    """
-
-    name: Name = "synthetic"
-    model: Name | None = None
-    dtype: str | None = None
-    device: Name | None = None
-    cpu_offload: Flag = False
-    num_inference_steps: Count | None = None
+    name: Name = option("synthetic", "the backend: synthetic (the offline default), zeroscope, modelscope, "
+                        "animatediff, cogvideox, ltx, wan, text2video-zero (see GENERATORS), or on the command line "
+                        "none to only report the prompts", flag="--generator")
+    model: Name | None = option(None, "a diffusers backend's weights: hub id or local directory (default: the "
+                                "backend's own checkpoint)", flag="--generator-model")
+    dtype: Annotated[str, AfterValidator(_known_dtype)] | None = option(
+        None, "auto, float32, float16 or bfloat16 (default auto: float32 on a CPU, the family's usual half precision "
+        "on a GPU)", flag="--generator-dtype")
+    device: Name | None = option(None, "cpu, cuda, cuda:1, mps, ... (default: the backend's, cpu)",
+                                 flag="--generator-device")
+    cpu_offload: Flag = option(False, "keep idle sub-models on the CPU and move each to the device only while it runs "
+                               "(diffusers' model CPU offload): much less GPU memory, a little slower")
+    num_inference_steps: Count | None = option(None, "diffusion steps (default: the backend's)", flag="--steps")
+    #: classifier-free guidance of a diffusers backend (None: the backend's default)
     guidance_scale: Annotated[float, Field(ge=0)] | None = None
+    #: backend-specific options, e.g. ``{motion_adapter: PATH}`` for animatediff, ``{scheduler:
+    #: DPMSolverMultistepScheduler}``, ``{vae_tiling: true}``, ``{call_kwargs: {...}}`` passed to the pipeline call
     extra: Annotated[dict[str, Any], BeforeValidator(lambda v: {} if v is None else v)] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.dtype is not None:
-            normalize_dtype(self.dtype, "dtype")
 
     def options(self) -> dict[str, Any]:
         """The constructor options this config sets (the fields that differ from their defaults)."""
