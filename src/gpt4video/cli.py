@@ -68,17 +68,23 @@ def _add_config_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, co
             continue
         default = defaults.get(name, info.default)
         flag = info.json_schema_extra["cli"]
-        if info.annotation is bool:
+        if info.annotation is bool:  # a switch that sets or clears the flag
             switch = "--" if default is False else "--no-"
             p.add_argument(flag if isinstance(flag, str) else switch + name.replace("_", "-"), dest=_dest(config, name),
                            action="store_true" if default is False else "store_false", default=argparse.SUPPRESS,
                            help=info.description)
             continue
         flag = flag if isinstance(flag, str) else "--" + name.replace("_", "-")
-        shown = "" if default is None or "default" in info.description else f" (default: {default:g})" \
-            if isinstance(default, float) else f" (default: {default})"
-        p.add_argument(flag, dest=_dest(config, name), metavar=flag[2:].replace("-", "_").upper(), type=_option_value(info),
-                       default=defaults.get(name, argparse.SUPPRESS), help=info.description + shown)
+        p.add_argument(flag, dest=_dest(config, name), metavar=flag[2:].replace("-", "_").upper(),
+                       type=_option_value(info), default=defaults.get(name, argparse.SUPPRESS),
+                       help=_option_help(info.description, default))
+
+
+def _option_help(help: str, default: Any) -> str:
+    """A field's help text, with its default unless the text speaks of its default itself."""
+    if default is None or "default" in help:
+        return help
+    return f"{help} (default: {default:g})" if isinstance(default, float) else f"{help} (default: {default})"
 
 
 def _dest(config: type, name: str) -> str:

@@ -281,7 +281,8 @@ class ModelConfig(ConfigBase):
 
     def __post_init__(self) -> None:
         if self.num_frames > self.abstractor.max_frames:
-            raise ConfigError(f"num_frames ({self.num_frames}) exceeds abstractor.max_frames ({self.abstractor.max_frames})")
+            raise ConfigError(f"num_frames ({self.num_frames}) exceeds abstractor.max_frames "
+                              f"({self.abstractor.max_frames})")
 
 
 @config_class
