@@ -178,12 +178,17 @@ class BatchedEngine(LLMEngine):
                 if self._closed:
                     break
                 newcomers = [self._waiting.popleft() for _ in range(min(len(self._free), len(self._waiting)))]
-            for sequence in newcomers:
-                self._admit(sequence)
-            for sequence in [s for s in self._active.values() if s.over]:
-                self._end(sequence)
-            if self._active:
-                self._step()
+            try:
+                for sequence in newcomers:
+                    self._admit(sequence)
+                for sequence in [s for s in self._active.values() if s.over]:
+                    self._end(sequence)
+                if self._active:
+                    self._step()
+            except Exception as error:  # noqa: BLE001 - the scheduler must outlive anything a batch does
+                log.exception("the batch scheduler failed; ending the requests in its slots")
+                for sequence in {*newcomers, *self._active.values()}:
+                    self._end(sequence, error)  # a reader that already got its end ignores this
         with self._wake:
             left = [*self._active.values(), *self._waiting]
             self._waiting.clear()

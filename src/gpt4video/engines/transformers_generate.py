@@ -338,9 +338,10 @@ class TransformersSlots(DecodeSlots):
         row, last = self.rows.index(slot), len(self.rows) - 1
         if row != last:  # the last row moves into the freed one, so rows 0..B-1 stay the occupied ones
             used = int(self.lengths[last])
-            for buffers in (self.keys, self.values):
-                for layer in buffers:
-                    layer[row, :, :used] = layer[last, :, :used]
+            with torch.inference_mode():  # the buffers are inference tensors
+                for buffers in (self.keys, self.values):
+                    for layer in buffers:
+                        layer[row, :, :used] = layer[last, :, :used]
             self.lengths[row] = self.lengths[last]
             self.rows[row] = self.rows[last]
         self.rows.pop()
@@ -351,6 +352,10 @@ class TransformersSlots(DecodeSlots):
         if length <= self.capacity:
             return
         capacity = max(length, 2 * self.capacity)
+        with torch.inference_mode():
+            self._grow(capacity)
+
+    def _grow(self, capacity: int) -> None:
         for buffers in (self.keys, self.values):
             for i, layer in enumerate(buffers):
                 grown = layer.new_zeros(*layer.shape[:2], capacity, layer.shape[3])
