@@ -631,8 +631,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="serve the model: a chat page at / and an OpenAI-compatible API at /v1",
         description="One process serves the chat page (Gradio) at /, the OpenAI-compatible API at /v1 (models, "
-        "chat completions with video_url parts, streaming, files) and /health. The model answers one request at "
-        "a time; up to --queue-size more wait, and beyond that requests are answered 429 at once. Uploaded and "
+        "chat completions with video_url parts, streaming, files) and /health. The model answers up to --max-batch "
+        "requests at once, decoding their replies together; up to --queue-size more wait, and beyond that requests "
+        "are answered 429 at once. Uploaded and "
         "generated files expire after --file-ttl seconds. SIGINT/SIGTERM stop it gracefully.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -653,6 +654,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     lim.add_argument("--max-video-seconds", type=_positive_float, default=600.0, help="longest video (default 600)")
     lim.add_argument("--max-videos", type=_positive_int, default=8, help="most videos in one request (default 8)")
     lim.add_argument("--queue-size", type=_positive_int, default=8, help="requests that may wait (default 8)")
+    lim.add_argument("--max-batch", type=_positive_int, default=8,
+                     help="requests answered at once, their replies decoded together (default 8)")
     lim.add_argument("--max-tokens", type=_positive_int, default=512, help="largest max_tokens allowed (default 512)")
     lim.add_argument("--max-prompt-tokens", type=_positive_int, default=None,
                      help="longest prompt accepted, in tokens (default: the model's context less max_tokens)")
@@ -706,7 +709,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         api_key=args.api_key, storage_dir=args.storage_dir, max_upload_mb=args.max_upload_mb,
         max_body_mb=args.max_body_mb,
         max_video_seconds=args.max_video_seconds, max_videos=args.max_videos, queue_size=args.queue_size,
-        max_tokens=args.max_tokens, default_max_tokens=min(128, args.max_tokens),
+        max_batch=args.max_batch, max_tokens=args.max_tokens, default_max_tokens=min(128, args.max_tokens),
         max_prompt_tokens=args.max_prompt_tokens, file_ttl_seconds=args.file_ttl,
         allow_url_fetch=args.allow_url_fetch, request_timeout=args.request_timeout, video_frames=args.video_frames,
         video_size=args.video_size, web=not args.no_web, shutdown_timeout=args.shutdown_timeout,

@@ -25,6 +25,7 @@ class ServeConfig(ConfigBase):
     max_video_seconds: the longest video accepted.
     max_videos: the most videos in one request (all its messages together).
     queue_size: requests that may wait for the model; one more is answered 429 at once.
+    max_batch: requests answered at once (their replies decoded together); more wait in the queue.
     max_tokens: the largest max_tokens a request may ask for; default_max_tokens when it asks none.
     file_ttl_seconds: uploaded and generated files are deleted this long after they were made.
     allow_url_fetch: fetch http(s) video URLs given in messages (off: no request leaves the server).
@@ -44,6 +45,7 @@ class ServeConfig(ConfigBase):
     max_video_seconds: float = 600.0
     max_videos: int = 8
     queue_size: int = 8
+    max_batch: int = 8
     max_tokens: int = 512
     default_max_tokens: int = 128
     max_prompt_tokens: int | None = None
@@ -73,7 +75,8 @@ class ServeConfig(ConfigBase):
                                                    or not isinstance(self.max_prompt_tokens, int)
                                                    or self.max_prompt_tokens < 1):
             raise ConfigError(f"max_prompt_tokens must be an integer >= 1, got {self.max_prompt_tokens!r}")
-        for name in ("max_videos", "queue_size", "max_tokens", "default_max_tokens", "video_frames", "video_size"):
+        for name in ("max_videos", "queue_size", "max_batch", "max_tokens", "default_max_tokens", "video_frames",
+                     "video_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
