@@ -11,10 +11,12 @@ generated tokens/s, and the p50/p95 of the whole request's latency and of the ti
 
 Usage::
 
-    .venv/bin/python bench/serve.py [--levels 1 4 16] [--requests 16] [--max-tokens 32] [--engine llamacpp] [--json PATH]
+    .venv/bin/python bench/serve.py [--levels 1 4 16] [--requests 16] [--max-tokens 32] [--engine llamacpp]
+        [--max-batch N] [--json PATH]
 
-The model answers one request at a time (it is not thread-safe), so throughput cannot grow with clients:
-what concurrency buys is a full queue (no idle gap between requests) at the price of waiting time.
+The server decodes up to --max-batch requests together (continuous batching), so throughput grows with
+clients until the batch is full or the work around the model (video decoding, encoding, safety checks, one
+request at a time) is what limits it.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--queue-size", type=int, default=32, help="the server's queue (default 32: nobody waits out)")
     parser.add_argument("--engine", default="transformers", help="the server's decoding engine (transformers, llamacpp)")
+    parser.add_argument("--max-batch", type=int, default=None, help="the server's --max-batch (default: its own)")
     parser.add_argument("--json", metavar="PATH", help="also write every figure here")
     args = parser.parse_args()
 
@@ -120,8 +123,9 @@ def main() -> int:
         messages = [{"role": "user", "content": [{"type": "text", "text": "Describe this video."},
                                                  {"type": "video_url", "video_url": {"url": url}}]}]
         log(f"starting gpt4video serve (smol, engine {args.engine})")
+        batch = [] if args.max_batch is None else ["--max-batch", str(args.max_batch)]
         server = start_server(folder, "--queue-size", str(args.queue_size), "--max-tokens", str(args.max_tokens),
-                              "--no-web", "--engine", args.engine)
+                              "--no-web", "--engine", args.engine, *batch)
         try:
             log("warming up")
             run_level(server.url, 1, 2, messages, args.max_tokens)
@@ -141,7 +145,8 @@ def main() -> int:
                           "latency p95 (s)", "first text p50 (s)", "first text p95 (s)"], rows))
     mean_tokens = statistics.mean(lv["mean_tokens"] for lv in levels)
     print(f"\nstreamed video questions (one synthetic clip as a data: URL), up to {args.max_tokens} tokens "
-          f"({mean_tokens:.1f} written on average); server queue {args.queue_size}; load average after: "
+          f"({mean_tokens:.1f} written on average); server queue {args.queue_size}, --max-batch "
+          f"{args.max_batch or 'default'}; load average after: "
           f"{load_average()}")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine_info(), "args": vars(args), "levels": levels},

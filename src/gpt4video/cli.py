@@ -688,8 +688,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="serve the model: a chat page at / and an OpenAI-compatible API at /v1",
         description="One process serves the chat page (Gradio) at /, the OpenAI-compatible API at /v1 (models, "
-        "chat completions with video_url parts, streaming, files) and /health. The model answers one request at "
-        "a time; up to --queue-size more wait, and beyond that requests are answered 429 at once. Uploaded and "
+        "chat completions with video_url parts, streaming, files) and /health. The model answers up to --max-batch "
+        "requests at once, decoding their replies together; up to --queue-size more wait, and beyond that requests "
+        "are answered 429 at once. Uploaded and "
         "generated files expire after --file-ttl seconds. SIGINT/SIGTERM stop it gracefully.",
     )
     _add_model_options(p)

@@ -430,11 +430,12 @@ class GPT4Video(nn.Module):
         *,
         features: torch.Tensor | None = None,
         cancel: threading.Event | None = None,
+        engine: LLMEngine | None = None,
     ) -> TextStream:
         """Stream the reply to ``turns`` about ``videos`` (frames arrays, or precomputed ``features``):
-        the prompt with each video's tokens filled in, decoded by :attr:`engine`. Setting ``cancel`` (from
-        any thread) stops the decode, its prefill included."""
-        engine = self.engine
+        the prompt with each video's tokens filled in, decoded by ``engine`` (default :attr:`engine`). Setting
+        ``cancel`` (from any thread) stops the decode, its prefill included."""
+        engine = engine or self.engine
         request = self.prompt_request(turns, videos, params or GenerationParams(), features=features,
                                       as_token_ids=not getattr(engine, "accepts_embeddings", True))
         request.cancel = cancel

@@ -59,7 +59,7 @@ import torch
 from .config import atomic_write_text
 from .errors import InputError
 from .generators import VideoGenerator
-from .engines import GenerationParams, TextStream
+from .engines import GenerationParams, LLMEngine, TextStream
 from .modeling import GPT4Video
 from .processing import Turn
 from .routing import StreamRouter, TextDelta, VideoPrompt
@@ -321,12 +321,14 @@ class Assistant:
     """Holds a conversation: its turns and the features of every video attached so far.
 
     ``safety``: a :class:`~gpt4video.safety.SafetyPolicy` to check every request and every video
-    made (see the module docstring); None checks nothing.
+    made (see the module docstring); None checks nothing. ``engine``: the engine that decodes this
+    conversation's replies (default: the model's own; the server passes its batched engine).
     """
 
     def __init__(self, model: GPT4Video, generation: GenerationSettings | None = None, *,
-                 safety: SafetyPolicy | None = None) -> None:
+                 safety: SafetyPolicy | None = None, engine: LLMEngine | None = None) -> None:
         self.model = model
+        self.engine = engine
         self.generation = generation
         self.safety = safety
         self.turns: list[Turn] = []
@@ -539,7 +541,9 @@ class Assistant:
         overridden (a :class:`SafetyDecision` is yielded) and the model answers again, kept from opening
         with :data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`; that answer is streamed instead."""
         held, holding = "", suspicion is not None and not suspicion.flagged
-        with self.model.generate_stream(turns, (), params, features=features, cancel=cancel) as first:
+        # The engine is named only when one was given, so stand-in models need not know the argument.
+        engine = {"engine": self.engine} if self.engine is not None else {}
+        with self.model.generate_stream(turns, (), params, features=features, cancel=cancel, **engine) as first:
             for piece in first:
                 if not holding:
                     yield piece
@@ -564,7 +568,7 @@ class Assistant:
         openings = tuple(ids for ids in (tuple(tokenizer.encode(form, add_special_tokens=False))
                                          for form in (SUPPRESSED_OPENING, " " + SUPPRESSED_OPENING)) if ids)
         with self.model.generate_stream(turns, (), replace(params, suppress_openings=openings),
-                                        features=features, cancel=cancel) as second:
+                                        features=features, cancel=cancel, **engine) as second:
             yield from second
         output.timings["refusal_redecode"] = time.perf_counter() - t0
         output.raw_text = second.text

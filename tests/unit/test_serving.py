@@ -286,9 +286,11 @@ def test_oversized_uploads_are_413(server, clip_bytes):
     assert code == 413 and "larger than this server accepts" in body["message"]
 
 
-def test_full_queue_answers_429_at_once_and_loses_nothing(tiny_model, clip_bytes):
-    """The worker is held on the first request: the queue (2) fills, the rest get 429; then all finish."""
-    with LiveServer(tiny_model, queue_size=2) as s:
+@pytest.mark.parametrize("max_batch", [1, 2])
+def test_full_queue_answers_429_at_once_and_loses_nothing(tiny_model, clip_bytes, max_batch):
+    """The workers are held on the first requests: max_batch run, the queue (2) fills, the rest get 429; then
+    all finish."""
+    with LiveServer(tiny_model, queue_size=2, max_batch=max_batch) as s:
         engine = s.app.state.engine
         gate = threading.Event()
         answer = engine._answer
@@ -302,18 +304,19 @@ def test_full_queue_answers_429_at_once_and_loses_nothing(tiny_model, clip_bytes
                 return e
 
         with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(one, 0)]
-            wait_for(lambda: engine.stats()["busy"], "the first request did not reach the worker")
-            futures += [pool.submit(one, i) for i in range(1, 8)]
-            wait_for(lambda: sum(f.done() for f in futures) >= 5, "no 429s while the worker was held")
-            assert engine.stats()["waiting"] == 2  # 1 running + 2 waiting; the other 5 were turned away
+            futures = [pool.submit(one, i) for i in range(max_batch)]
+            wait_for(lambda: engine.stats()["running"] == max_batch, "the first requests did not reach the workers")
+            futures += [pool.submit(one, i) for i in range(max_batch, 8)]
+            turned_away = 8 - max_batch - 2
+            wait_for(lambda: sum(f.done() for f in futures) >= turned_away, "no 429s while the workers were held")
+            assert engine.stats()["waiting"] == 2 and engine.stats()["running"] == max_batch
             rejected = [f.result() for f in futures if f.done()]
             gate.set()
             results = [f.result(timeout=300) for f in futures]
-    assert all(isinstance(r, openai.RateLimitError) for r in rejected)
+    assert len(rejected) == turned_away and all(isinstance(r, openai.RateLimitError) for r in rejected)
     assert rejected[0].response.headers["retry-after"] == "1" and rejected[0].body["code"] == "queue_full"
     answered = [r for r in results if not isinstance(r, Exception)]
-    assert len(answered) == 3 and all(r.choices[0].message.content is not None for r in answered)
+    assert len(answered) == max_batch + 2 and all(r.choices[0].message.content is not None for r in answered)
 
 
 def test_sixteen_concurrent_requests_are_each_answered_or_rejected(tiny_model, clip_bytes):

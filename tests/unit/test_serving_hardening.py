@@ -297,10 +297,10 @@ def stopped_cleanly(s: LiveServer, caplog) -> None:  # noqa: ANN001
 
 
 def test_shutdown_answers_the_queue_503_at_once(tiny_model, caplog):
-    """A request waits behind one held in the worker; on shutdown it is answered 503 while the one in
-    flight still runs, and that one then finishes normally."""
+    """A request waits behind one held in the only worker (max_batch 1); on shutdown it is answered 503 while
+    the one in flight still runs, and that one then finishes normally."""
     caplog.set_level(logging.INFO)
-    s = LiveServer(tiny_model, shutdown_timeout=60).__enter__()
+    s = LiveServer(tiny_model, shutdown_timeout=60, max_batch=1).__enter__()
     engine, gate = s.app.state.engine, threading.Event()
     answer = engine._answer
     engine._answer = lambda job: (gate.wait(60), answer(job))[1]

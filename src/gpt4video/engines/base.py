@@ -17,11 +17,15 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..config import GenerationParams
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .batching import DecodeSlots
 
 
 @dataclass
@@ -147,6 +151,10 @@ class LLMEngine(ABC):
     @abstractmethod
     def generate(self, request: EngineRequest) -> TextStream:
         """Stream the reply to ``request``."""
+
+    def decode_slots(self, size: int) -> DecodeSlots:
+        """A KV cache of ``size`` sequences decoded together (for :class:`~.batching.BatchedEngine`)."""
+        raise ConfigError(f"the {self.name or type(self).__name__} engine cannot decode requests in batches")
 
 
 def _held_back(text: str, stops: Sequence[str]) -> int:

@@ -14,8 +14,9 @@ prefix of consecutive prompts (a conversation's earlier turns are not computed a
 
 from __future__ import annotations
 
+import ctypes
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, ModelLoadError
 from .base import DecodeResult, EngineRequest, GenerationParams, LLMEngine, TextStream, stream_reply
+from .batching import Chooser, DecodeSlots
 
 INSTALL_HINT = ("the llamacpp engine needs llama-cpp-python: `make llamacpp` builds it for this CPU "
                 "(or pip install llama-cpp-python)")
@@ -140,19 +142,19 @@ class LlamaCppEngine(LLMEngine):
         """Bring the KV cache to ``prompt``, computing only what differs from the cached tokens, a batch at a
         time; False if the request was cancelled meanwhile."""
         llama = self.llama
-        cached = llama.input_ids[: llama.n_tokens].tolist()
-        common = 0
-        for a, b in zip(cached, prompt):
-            if a != b:
-                break
-            common += 1
-        common = min(common, len(prompt) - 1)  # the last prompt token is always run: its logits are needed
+        common = min(_common_prefix(llama.input_ids[: llama.n_tokens].tolist(), prompt), len(prompt) - 1)  # the last prompt token is always run: its logits are needed
         llama.n_tokens = common  # the next eval drops the cache past `common` first
         for start in range(common, len(prompt), llama.n_batch):
             if request.cancelled:
                 return False
             llama.eval(prompt[start:start + llama.n_batch])
         return True
+
+    def check_context(self, request: EngineRequest) -> None:
+        """A ConfigError if the prompt and max_new_tokens do not fit one sequence's context."""
+        if request.num_prompt_tokens + request.params.max_new_tokens > self.n_ctx:
+            raise ConfigError(f"the prompt ({request.num_prompt_tokens} tokens) and max_new_tokens "
+                              f"({request.params.max_new_tokens}) exceed the llama.cpp context of {self.n_ctx} tokens")
 
     def clear_cache(self) -> None:
         """Forget the cached prompt, so the next request is prefilled from scratch."""
@@ -167,9 +169,7 @@ class LlamaCppEngine(LLMEngine):
         """The new tokens, chosen from each step's logits; holds the context until closed or done."""
         params = request.params
         prompt = [int(t) for t in request.input_ids.tolist()]  # type: ignore[union-attr]
-        if len(prompt) + params.max_new_tokens > self.n_ctx:
-            raise ConfigError(f"the prompt ({len(prompt)} tokens) and max_new_tokens ({params.max_new_tokens}) "
-                              f"exceed the llama.cpp context of {self.n_ctx} tokens")
+        self.check_context(request)
         choose = LogitsChooser(params, banned=self.eos_token_ids if params.ignore_eos else ())
         generated: list[int] = []
         with self._lock:
@@ -180,3 +180,110 @@ class LlamaCppEngine(LLMEngine):
                 yield generated[-1]
                 if len(generated) < params.max_new_tokens:
                     self.llama.eval(generated[-1:])
+
+    def decode_slots(self, size: int) -> LlamaCppSlots:
+        return LlamaCppSlots(self, size)
+
+
+class LlamaCppSlots(DecodeSlots):
+    """``size`` sequences in one llama.cpp context of their own (sequence id = slot), each with the engine's
+    context length. A prompt is prefilled into its slot a batch at a time, after the longest prefix it shares
+    with what the slot held before (a free slot keeps its cache, and a request gets the slot that matches it
+    best); a step is one ``llama_decode`` of a batch with one token per occupied slot."""
+
+    accepts_embeddings = False
+
+    def __init__(self, engine: LlamaCppEngine, size: int) -> None:
+        llama_cpp = engine._llama_cpp
+        self._llama_cpp = llama_cpp
+        self.engine = engine
+        self.size = size
+        self.tokenizer = engine.tokenizer
+        self.eos_token_ids = frozenset(engine.eos_token_ids)
+        self.n_batch = engine.llama.n_batch
+        params = llama_cpp.llama_context_params.from_buffer_copy(engine.llama.context_params)
+        params.n_seq_max = size
+        params.n_ctx = size * engine.n_ctx
+        params.kv_unified = False  # each sequence its own n_ctx
+        self.ctx = llama_cpp.llama_init_from_model(engine.llama.model, params)
+        if self.ctx is None:
+            raise ModelLoadError(f"llama.cpp could not make a context of {size} sequences")
+        self._adapter = None
+        if engine.llama.lora_path:
+            self._adapter = llama_cpp.llama_adapter_lora_init(engine.llama.model, engine.llama.lora_path.encode())
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapter)
+            scales = (ctypes.c_float * 1)(engine.llama.lora_scale)
+            if self._adapter is None or llama_cpp.llama_set_adapters_lora(self.ctx, adapters, 1, scales):
+                raise ModelLoadError(f"llama.cpp could not apply the adapter {engine.llama.lora_path}")
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        self.batch = llama_cpp.llama_batch_init(max(self.n_batch, size), 0, 1)
+        self.cached: list[list[int]] = [[] for _ in range(size)]  # the tokens in each slot's KV cache
+
+    def __del__(self) -> None:
+        llama_cpp = getattr(self, "_llama_cpp", None)
+        if llama_cpp is not None and getattr(self, "ctx", None) is not None:
+            llama_cpp.llama_batch_free(self.batch)
+            llama_cpp.llama_free(self.ctx)
+            self.ctx = None
+
+    def check(self, request: EngineRequest) -> None:
+        if request.input_ids is None:
+            raise ConfigError("the llamacpp engine takes prompts as token ids; this model's video tokens are "
+                              "vectors, not words (abstractor.word_tokens is off): use the transformers engine")
+        self.engine.check_context(request)
+
+    def pick(self, free: Sequence[int], request: EngineRequest) -> int:
+        prompt = request.input_ids.tolist()  # type: ignore[union-attr]
+        return max(reversed(free), key=lambda slot: _common_prefix(self.cached[slot], prompt))
+
+    def chooser(self, request: EngineRequest) -> Chooser:
+        choose = LogitsChooser(request.params, banned=self.eos_token_ids if request.params.ignore_eos else ())
+        return lambda logits, generated: choose(logits, generated)
+
+    def prefill(self, slot: int, request: EngineRequest) -> np.ndarray | None:
+        prompt = [int(t) for t in request.input_ids.tolist()]  # type: ignore[union-attr]
+        common = min(_common_prefix(self.cached[slot], prompt), len(prompt) - 1)  # the last token always runs
+        self._llama_cpp.llama_memory_seq_rm(self.memory, slot, common, -1)
+        self.cached[slot] = prompt[:common]
+        for start in range(common, len(prompt), self.n_batch):
+            if request.cancelled:
+                return None
+            chunk = prompt[start:start + self.n_batch]
+            last = start + len(chunk) == len(prompt)
+            self._decode([(token, start + i, slot, last and i == len(chunk) - 1) for i, token in enumerate(chunk)])
+            self.cached[slot].extend(chunk)
+        return self._logits(len(chunk) - 1)
+
+    def step(self, tokens: Mapping[int, int]) -> dict[int, np.ndarray]:
+        slots = list(tokens)
+        self._decode([(tokens[slot], len(self.cached[slot]), slot, True) for slot in slots])
+        for slot in slots:
+            self.cached[slot].append(tokens[slot])
+        return {slot: self._logits(i) for i, slot in enumerate(slots)}
+
+    def release(self, slot: int) -> None:
+        pass  # the slot keeps its cache for a later prompt with the same start
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """One llama_decode of (token, position, sequence, wants logits) entries."""
+        batch = self.batch
+        batch.n_tokens = len(entries)
+        for i, (token, position, sequence, wants_logits) in enumerate(entries):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, position, 1
+            batch.seq_id[i][0], batch.logits[i] = sequence, wants_logits
+        status = self._llama_cpp.llama_decode(self.ctx, batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode failed (status {status}) on a batch of {len(entries)} tokens")
+
+    def _logits(self, index: int) -> np.ndarray:
+        pointer = self._llama_cpp.llama_get_logits_ith(self.ctx, index)
+        return np.ctypeslib.as_array(pointer, shape=(self.engine.n_vocab,)).copy()
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-from transformers import GenerationConfig
+from transformers import Cache, GenerationConfig
 from transformers.generation import (
     LogitsProcessor,
     LogitsProcessorList,
@@ -32,6 +32,7 @@ from transformers.generation import (
 from transformers.generation.streamers import BaseStreamer
 
 from .base import DecodeResult, EngineRequest, GenerationParams, LLMEngine, TextStream, stream_reply
+from .batching import Chooser, DecodeSlots
 
 _END = object()  # the worker's last message on the token queue
 
@@ -216,3 +217,147 @@ class TransformersEngine(LLMEngine):
         finally:
             cancel.set()
             worker.join()
+
+    def decode_slots(self, size: int) -> TransformersSlots:
+        return TransformersSlots(self, size)
+
+
+class _RowCache(Cache):
+    """The KV cache one batched step sees: it writes each row's new key and value at that row's own position
+    in the slots' buffers and hands attention every row's keys and values up to ``width``."""
+
+    def __init__(self, slots: TransformersSlots, positions: torch.Tensor, width: int) -> None:
+        super().__init__(layers=[])
+        self.slots = slots
+        self.positions = positions  # (B,)
+        self.width = width
+        self.rows = torch.arange(positions.shape[0])
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        keys, values = self.slots.keys[layer_idx], self.slots.values[layer_idx]  # (S, H, cap, d)
+        batch = self.positions.shape[0]
+        keys[self.rows, :, self.positions] = key_states[:, :, 0]  # (B, H, d)
+        values[self.rows, :, self.positions] = value_states[:, :, 0]
+        return keys[:batch, :, :self.width], values[:batch, :, :self.width]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.width - 1
+
+
+class TransformersSlots(DecodeSlots):
+    """A preallocated KV cache of ``size`` rows for the transformers engine's LLM.
+
+    Per layer, keys and values are (size, kv heads, capacity, head dim) buffers; the occupied slots are
+    always rows 0..B-1 (a released row is filled with the last one), each with its own length. A prompt is
+    prefilled alone (in chunks of :data:`PREFILL_CHUNK`) into a DynamicCache and copied into its row; a
+    step runs the LLM once over all B rows with per-row positions and an attention mask that hides each
+    row's unused tail. The capacity doubles when a row needs more.
+    """
+
+    def __init__(self, engine: TransformersEngine, size: int) -> None:
+        self.engine = engine
+        self.size = size
+        self.tokenizer = engine.tokenizer
+        self.eos_token_ids = frozenset(engine.eos_token_ids)
+        self.keys: list[torch.Tensor] = []  # per layer (size, H, capacity, d); made by the first prefill
+        self.values: list[torch.Tensor] = []
+        self.lengths = torch.zeros(size, dtype=torch.long)  # tokens cached in each row
+        self.rows: list[int] = []  # the slot of each occupied row, in row order
+
+    @property
+    def capacity(self) -> int:
+        return self.keys[0].shape[2] if self.keys else 0
+
+    def chooser(self, request: EngineRequest) -> Chooser:
+        params = request.params
+        device = next(self.engine.llm.parameters()).device
+        prompt = [] if request.input_ids is None else [int(t) for t in request.input_ids.tolist()]
+        processors = self.engine._logits_processors(params, len(prompt), device)
+        if params.ignore_eos:  # as generate's min_new_tokens = max_new_tokens
+            processors.insert(0, SuppressTokensLogitsProcessor(sorted(self.eos_token_ids), device=str(device)))
+
+        def choose(logits: torch.Tensor, generated: Sequence[int]) -> int:
+            ids = torch.tensor([prompt + list(generated)], dtype=torch.long, device=device)
+            return int(processors(ids, logits[None].float()).argmax())
+
+        return choose
+
+    def prefill(self, slot: int, request: EngineRequest) -> torch.Tensor | None:
+        from transformers import DynamicCache
+
+        if request.inputs_embeds is not None:
+            key, prompt = "inputs_embeds", request.inputs_embeds[None]  # (1, L, D)
+        else:
+            key, prompt = "input_ids", request.input_ids[None]  # type: ignore[index]  # (1, L)
+        device = next(self.engine.llm.parameters()).device
+        prompt = prompt.to(device)
+        length = prompt.shape[1]
+        cache = DynamicCache()
+        with torch.inference_mode():
+            for start in range(0, length, PREFILL_CHUNK):
+                if request.cancelled:
+                    return None
+                out = self.engine.llm(**{key: prompt[:, start:start + PREFILL_CHUNK]}, past_key_values=cache,
+                                      use_cache=True, logits_to_keep=1)
+            if not self.keys:
+                self.keys = [torch.zeros(self.size, *layer.keys.shape[1:2], 256, layer.keys.shape[3],
+                                         dtype=layer.keys.dtype, device=device) for layer in cache.layers]
+                self.values = [torch.zeros_like(k) for k in self.keys]
+            self._reserve(length + 1)
+            row = len(self.rows)
+            for i, layer in enumerate(cache.layers):
+                self.keys[i][row, :, :length] = layer.keys[0]
+                self.values[i][row, :, :length] = layer.values[0]
+        self.rows.append(slot)
+        self.lengths[row] = length
+        return out.logits[0, -1]
+
+    def step(self, tokens: Mapping[int, int]) -> dict[int, torch.Tensor]:
+        batch = len(self.rows)
+        device = self.keys[0].device
+        positions = self.lengths[:batch].clone()  # (B,) where each row's new token goes
+        width = int(positions.max()) + 1
+        self._reserve(width)
+        ids = torch.tensor([[tokens[slot]] for slot in self.rows], dtype=torch.long, device=device)  # (B, 1)
+        visible = torch.arange(width)[None, :] <= positions[:, None]  # (B, width)
+        dtype = self.keys[0].dtype
+        mask = torch.zeros(batch, 1, 1, width, dtype=dtype).masked_fill(~visible[:, None, None, :],
+                                                                         torch.finfo(dtype).min)
+        with torch.inference_mode():
+            out = self.engine.llm(input_ids=ids, position_ids=positions[:, None].to(device),
+                                  attention_mask=mask.to(device), past_key_values=_RowCache(self, positions, width),
+                                  use_cache=True)
+        self.lengths[:batch] += 1
+        logits = out.logits[:, -1]  # (B, V)
+        return {slot: logits[row] for row, slot in enumerate(self.rows)}
+
+    def release(self, slot: int) -> None:
+        if slot not in self.rows:  # its prefill did not finish
+            return
+        row, last = self.rows.index(slot), len(self.rows) - 1
+        if row != last:  # the last row moves into the freed one, so rows 0..B-1 stay the occupied ones
+            used = int(self.lengths[last])
+            with torch.inference_mode():  # the buffers are inference tensors
+                for buffers in (self.keys, self.values):
+                    for layer in buffers:
+                        layer[row, :, :used] = layer[last, :, :used]
+            self.lengths[row] = self.lengths[last]
+            self.rows[row] = self.rows[last]
+        self.rows.pop()
+        self.lengths[last] = 0
+
+    def _reserve(self, length: int) -> None:
+        """Make every row hold at least ``length`` tokens (doubling the capacity as needed)."""
+        if length <= self.capacity:
+            return
+        capacity = max(length, 2 * self.capacity)
+        with torch.inference_mode():
+            self._grow(capacity)
+
+    def _grow(self, capacity: int) -> None:
+        for buffers in (self.keys, self.values):
+            for i, layer in enumerate(buffers):
+                grown = layer.new_zeros(*layer.shape[:2], capacity, layer.shape[3])
+                grown[:, :, :layer.shape[2]] = layer
+                buffers[i] = grown

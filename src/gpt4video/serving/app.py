@@ -162,7 +162,7 @@ def create_app(config: ServeConfig, model: GPT4Video, *, generators: Mapping[str
     owned = config.storage_dir is None
     root = Path(tempfile.mkdtemp(prefix="gpt4video-serve-")) if owned else Path(config.storage_dir)
     store = FileStore(root, ttl=config.file_ttl_seconds)
-    engine = Engine(model, store, generators=generators, queue_size=config.queue_size,
+    engine = Engine(model, store, generators=generators, queue_size=config.queue_size, max_batch=config.max_batch,
                     video_frames=config.video_frames, video_size=config.video_size,
                     assistant_options=assistant_options)
     inputs = VideoInputs(store, VideoLimits(max_bytes=config.max_upload_bytes, max_seconds=config.max_video_seconds,
@@ -175,8 +175,8 @@ def create_app(config: ServeConfig, model: GPT4Video, *, generators: Mapping[str
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.start()
         sweeper = asyncio.create_task(_sweep_forever(store, min(60.0, config.file_ttl_seconds / 4)))
-        log.info("serving %s (queue %d, generators: %s)", config.model_name, config.queue_size,
-                 ", ".join(generators) or "none")
+        log.info("serving %s (batch %d, queue %d, generators: %s)", config.model_name, config.max_batch,
+                 config.queue_size, ", ".join(generators) or "none")
         try:
             yield
         finally:

@@ -28,6 +28,7 @@ class ServeConfig(ConfigBase):
     max_video_seconds: float = option(600.0, "longest video accepted", gt=0)
     max_videos: Count = option(8, "most videos in one request (all its messages together)")
     queue_size: Count = option(8, "requests that may wait for the model; one more is answered 429 at once")
+    max_batch: Count = option(8, "requests answered at once, their replies decoded together")
     max_tokens: Count = option(512, "largest max_tokens a request may ask for")
     #: max_tokens of a request that asks for none (None: 128, or max_tokens if that is smaller)
     default_max_tokens: Count | None = None

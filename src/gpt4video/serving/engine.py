@@ -1,9 +1,12 @@
-"""One model, one worker thread, a bounded queue of conversations to answer.
+"""One model, ``max_batch`` worker threads, a bounded queue of conversations to answer.
 
-The model is not thread-safe, so every model call (encoding videos, generating text, rendering the
-video prompts) happens on the engine's single worker thread, one request after another. Requests
-wait in a queue of ``queue_size``; when it is full :meth:`Engine.submit` raises :class:`Busy` at once
-(the API answers 429) instead of letting requests pile up.
+Up to ``max_batch`` requests are answered at once, each on its own worker thread, and their replies are
+decoded together by one :class:`~gpt4video.engines.batching.BatchedEngine` (continuous batching: a
+request joins and leaves the batch between decode steps). Everything else the model does (reading and
+encoding videos, the safety checks, rendering video prompts) is not thread-safe, so the workers take
+turns at it under one lock, which a worker lets go while it waits for its next token. Requests wait in a
+queue of ``queue_size``; when it is full :meth:`Engine.submit` raises :class:`Busy` at once (the API
+answers 429) instead of letting requests pile up.
 
 A request is a whole conversation (the API is stateless: clients send every turn each time). The
 worker rebuilds it in a fresh :class:`~gpt4video.pipeline.Assistant` and asks the last question, so
@@ -24,6 +27,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engines.batching import BatchedEngine
 from ..errors import InputError
 from ..generators import VideoGenerator
 from ..modeling import GenerationParams, GPT4Video
@@ -168,14 +172,14 @@ class Job:
 
 
 class Engine:
-    """Owns the model and the generators; answers jobs one at a time on its worker thread.
+    """Owns the model and the generators; answers up to ``max_batch`` jobs at once on its worker threads.
 
     ``assistant_options`` are passed to every :class:`~gpt4video.pipeline.Assistant` it makes (the
     safety policy, for one), so the server checks requests exactly as the command line does.
     """
 
     def __init__(self, model: GPT4Video, store: FileStore, *, generators: Mapping[str, VideoGenerator],
-                 queue_size: int = 8, video_frames: int = 16, video_size: int = 256,
+                 queue_size: int = 8, max_batch: int = 8, video_frames: int = 16, video_size: int = 256,
                  assistant_options: Mapping[str, Any] | None = None) -> None:
         self.model = model
         self.store = store
@@ -184,22 +188,28 @@ class Engine:
         self.video_frames = video_frames
         self.video_size = video_size
         self.queue_size = queue_size
+        self.max_batch = max_batch
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=queue_size)
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()  # a job is queued, or the queue closed, never both at once
+        self._pipeline_lock = threading.RLock()  # held by a worker for all but its waits for tokens
+        self.decoder: BatchedEngine | None = None  # made by start()
         self._accepting = False
         self._stopping = False
-        self._busy = False
-        self._running: Job | None = None
+        self._running: set[Job] = set()
         self.completed = 0
         self.failed = 0
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> Engine:
-        if self._thread is None:
+        if not self._threads:
+            self.decoder = BatchedEngine(self.model.engine.decode_slots(self.max_batch),
+                                         pipeline_lock=self._pipeline_lock)
             self._accepting = True
-            self._thread = threading.Thread(target=self._work, name="gpt4video-engine", daemon=True)
-            self._thread.start()
+            self._threads = [threading.Thread(target=self._work, name=f"gpt4video-engine-{i}", daemon=True)
+                             for i in range(self.max_batch)]
+            for thread in self._threads:
+                thread.start()
         return self
 
     def stop_accepting(self) -> None:
@@ -220,34 +230,42 @@ class Engine:
                                         code="shutting_down")))
 
     def abort_running(self) -> None:
-        """The shutdown's time is up: cancel the job being answered and answer its client 503."""
-        job = self._running
-        if job is not None:
-            job.cancel()  # the worker stops at its next text piece
+        """The shutdown's time is up: cancel the jobs being answered and answer their clients 503."""
+        for job in list(self._running):
+            job.cancel()  # its worker stops at its next text piece
             job.emit(Failed(Unavailable("the server shut down before this answer was finished",
                                         code="shutting_down")))
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking jobs; answer the waiting ones 503; give the running one ``timeout`` seconds, then
-        cancel it (503 to its client); end the worker."""
+        """Stop taking jobs; answer the waiting ones 503; give the running ones ``timeout`` seconds, then
+        cancel them (503 to their clients); end the workers and the decoder."""
         self.stop_accepting()
-        if self._thread is None:
+        if not self._threads:
             return
-        self._queue.put(None)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        for _ in self._threads:
+            self._queue.put(None)
+        if not self._join(timeout):
             self.abort_running()
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("the engine's worker did not stop within %g s; leaving it", timeout)
-        self._thread = None
+            if not self._join(timeout):
+                log.warning("the engine's workers did not stop within %g s; leaving them", timeout)
+        self._threads = []
+        if self.decoder is not None:
+            self.decoder.close()
+
+    def _join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds in all for the workers; whether they all ended."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
 
     @property
     def ready(self) -> bool:
-        return self._accepting and self._thread is not None and self._thread.is_alive()
+        return self._accepting and bool(self._threads) and all(t.is_alive() for t in self._threads)
 
     def stats(self) -> dict[str, Any]:
-        return {"waiting": self._queue.qsize(), "capacity": self.queue_size, "busy": self._busy,
+        return {"waiting": self._queue.qsize(), "capacity": self.queue_size, "busy": bool(self._running),
+                "running": len(self._running), "max_batch": self.max_batch,
                 "completed": self.completed, "failed": self.failed}
 
     # -- requests --------------------------------------------------------------------------------
@@ -278,21 +296,26 @@ class Engine:
                 return
             if job.cancelled.is_set():
                 continue
-            self._busy, self._running = True, job
+            self._running.add(job)
             try:
-                result = self._answer(job)
-            except InputError as e:  # bad input found late (a prompt the backend cannot draw, ...)
-                self.failed += 1
-                job.emit(Failed(e))
-            except Exception as e:  # noqa: BLE001 - the worker must survive anything one request does
-                self.failed += 1
-                log.exception("request %s failed", job.id)
-                job.emit(Failed(e))
-            else:
-                self.completed += 1  # counted before the client hears of it, so /health is never behind
-                job.emit(Done(result))
+                with self._pipeline_lock:  # the counters too
+                    self._answer_and_report(job)
             finally:
-                self._busy, self._running = False, None
+                self._running.discard(job)
+
+    def _answer_and_report(self, job: Job) -> None:
+        try:
+            result = self._answer(job)
+        except InputError as e:  # bad input found late (a prompt the backend cannot draw, ...)
+            self.failed += 1
+            job.emit(Failed(e))
+        except Exception as e:  # noqa: BLE001 - the worker must survive anything one request does
+            self.failed += 1
+            log.exception("request %s failed", job.id)
+            job.emit(Failed(e))
+        else:
+            self.completed += 1  # counted before the client hears of it, so /health is never behind
+            job.emit(Done(result))
 
     def _answer(self, job: Job) -> ChatResult:
         settings = None
@@ -300,7 +323,7 @@ class Engine:
             seed = job.params.seed
             settings = GenerationSettings(self.generators[job.generator], num_frames=self.video_frames, height=self.video_size,
                                           width=self.video_size, seed=seed)
-        conversation = Assistant(self.model, settings, **self.assistant_options)
+        conversation = Assistant(self.model, settings, engine=self.decoder, **self.assistant_options)
         conversation.restore([(t.role, t.text, t.clips or ()) for t in job.turns[:-1]])
         last = job.turns[-1]
         reply = conversation.ask(last.text, last.clips, job.params, cancel=job.cancelled)
