@@ -92,19 +92,30 @@ def tiny_model_config(tiny_llm_dir, tiny_clip_dir):
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_saved_model_dir(tmp_path_factory, tiny_llm_dir, tiny_clip_dir):
-    """A saved GPT4Video of tiny parts (1-layer abstractor, 4 video tokens, LoRA r=2), loadable by path."""
+def _small_model(llm_dir, clip_dir):
+    """A GPT4Video of tiny parts (1-layer abstractor, 4 video tokens, LoRA r=2), seeded."""
     from gpt4video.config import AbstractorConfig, EncoderConfig, LLMConfig, LoraConfig, ModelConfig
     from gpt4video.modeling import GPT4Video
 
     config = ModelConfig(
-        encoder=EncoderConfig(name="clip", model=str(tiny_clip_dir)),
+        encoder=EncoderConfig(name="clip", model=str(clip_dir)),
         abstractor=AbstractorConfig(encoder_dim=32, tokens_per_frame=17, max_frames=4, hidden_size=32,
                                     num_layers=1, num_heads=4, num_queries=4, output_dim=32),
-        llm=LLMConfig(model=str(tiny_llm_dir), lora=LoraConfig(r=2, alpha=4, dropout=0.0)),
+        llm=LLMConfig(model=str(llm_dir), lora=LoraConfig(r=2, alpha=4, dropout=0.0)),
         num_frames=4,
         frame_size=64,
     )
     torch.manual_seed(0)
-    return GPT4Video.from_config(config).save_pretrained(tmp_path_factory.mktemp("saved") / "model")
+    return GPT4Video.from_config(config)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_llm_dir, tiny_clip_dir):
+    """A small GPT4Video of tiny parts, one per test module."""
+    return _small_model(tiny_llm_dir, tiny_clip_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_saved_model_dir(tmp_path_factory, tiny_llm_dir, tiny_clip_dir):
+    """A saved GPT4Video of tiny parts (1-layer abstractor, 4 video tokens, LoRA r=2), loadable by path."""
+    return _small_model(tiny_llm_dir, tiny_clip_dir).save_pretrained(tmp_path_factory.mktemp("saved") / "model")

@@ -13,7 +13,6 @@ import torch
 from gpt4video.engines import GenerationParams
 from gpt4video.engines.batching import BatchedEngine, DecodeSlots
 from gpt4video.errors import ConfigError
-from gpt4video.modeling import GPT4Video
 from gpt4video.processing import Turn
 
 QUESTIONS = ["Describe this.", "What color is the square? " * 3, "Hi", "How many objects are there?",
@@ -21,18 +20,8 @@ QUESTIONS = ["Describe this.", "What color is the square? " * 3, "Hi", "How many
 
 
 @pytest.fixture(scope="module")
-def model(tiny_llm_dir, tiny_clip_dir):
-    from gpt4video.config import AbstractorConfig, EncoderConfig, LLMConfig, LoraConfig, ModelConfig
-
-    config = ModelConfig(
-        encoder=EncoderConfig(name="clip", model=str(tiny_clip_dir)),
-        abstractor=AbstractorConfig(encoder_dim=32, tokens_per_frame=17, max_frames=4, hidden_size=32,
-                                    num_layers=1, num_heads=4, num_queries=4, output_dim=32),
-        llm=LLMConfig(model=str(tiny_llm_dir), lora=LoraConfig(r=2, alpha=4, dropout=0.0)),
-        num_frames=4, frame_size=64,
-    )
-    torch.manual_seed(0)
-    return GPT4Video.from_config(config)
+def model(tiny_model):
+    return tiny_model
 
 
 class Recorded(DecodeSlots):

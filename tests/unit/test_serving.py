@@ -70,24 +70,6 @@ class LiveServer:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tiny_llm_dir, tiny_clip_dir):
-    import torch
-
-    from gpt4video.config import AbstractorConfig, EncoderConfig, LLMConfig, LoraConfig, ModelConfig
-    from gpt4video.modeling import GPT4Video
-
-    config = ModelConfig(
-        encoder=EncoderConfig(name="clip", model=str(tiny_clip_dir)),
-        abstractor=AbstractorConfig(encoder_dim=32, tokens_per_frame=17, max_frames=4, hidden_size=32,
-                                    num_layers=1, num_heads=4, num_queries=4, output_dim=32),
-        llm=LLMConfig(model=str(tiny_llm_dir), lora=LoraConfig(r=2, alpha=4, dropout=0.0)),
-        num_frames=4, frame_size=64,
-    )
-    torch.manual_seed(0)
-    return GPT4Video.from_config(config)
-
-
-@pytest.fixture(scope="module")
 def server(tiny_model):
     with LiveServer(tiny_model) as s:
         yield s

@@ -26,7 +26,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import test_serving
 from starlette.requests import Request
 from test_serving import KEY, LiveServer, ask, wait_for
 
@@ -36,7 +35,6 @@ from gpt4video.serving.errors import BadRequest, TooLarge
 from gpt4video.serving.files import FileStore, open_private
 from gpt4video.serving.inputs import VideoInputs, VideoLimits
 
-tiny_model = test_serving.tiny_model  # the fixture
 
 HEADERS = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
 
