@@ -541,9 +541,8 @@ class Assistant:
         overridden (a :class:`SafetyDecision` is yielded) and the model answers again, kept from opening
         with :data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`; that answer is streamed instead."""
         held, holding = "", suspicion is not None and not suspicion.flagged
-        # The engine is named only when one was given, so stand-in models need not know the argument.
-        engine = {"engine": self.engine} if self.engine is not None else {}
-        with self.model.generate_stream(turns, (), params, features=features, cancel=cancel, **engine) as first:
+        with self.model.generate_stream(turns, (), params, features=features, cancel=cancel,
+                                        engine=self.engine) as first:
             for piece in first:
                 if not holding:
                     yield piece
@@ -568,7 +567,7 @@ class Assistant:
         openings = tuple(ids for ids in (tuple(tokenizer.encode(form, add_special_tokens=False))
                                          for form in (SUPPRESSED_OPENING, " " + SUPPRESSED_OPENING)) if ids)
         with self.model.generate_stream(turns, (), replace(params, suppress_openings=openings),
-                                        features=features, cancel=cancel, **engine) as second:
+                                        features=features, cancel=cancel, engine=self.engine) as second:
             yield from second
         output.timings["refusal_redecode"] = time.perf_counter() - t0
         output.raw_text = second.text

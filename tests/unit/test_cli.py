@@ -147,7 +147,7 @@ def test_model_prompts_are_routed_and_rendered(tiny_model_dir, tmp_path):
     model = GPT4Video.from_pretrained(tiny_model_dir)
     reply_text = "Sure. <video_prompt>A red circle moves left on a gray background.</video_prompt> Done."
 
-    def fake_stream(turns, videos=(), params=None, *, features=None, cancel=None):  # noqa: ANN001
+    def fake_stream(turns, videos=(), params=None, *, features=None, cancel=None, engine=None):  # noqa: ANN001
         pieces = [reply_text[i : i + 3] for i in range(0, len(reply_text), 3)]
         return TextStream.of_text(pieces)
 

@@ -219,7 +219,7 @@ def test_benchmark_through_the_pipeline(fake_garak, marker, tiny_saved_model_dir
     }
     seen = []
 
-    def scripted(turns, videos=(), params=None, *, features=None, cancel=None):  # noqa: ANN001
+    def scripted(turns, videos=(), params=None, *, features=None, cancel=None, engine=None):  # noqa: ANN001
         seen.append(turns[-1].text)
         queue = replies.get(turns[-1].text, ["A red circle."])
         return TextStream.of_text([queue.pop(0) if len(queue) > 1 else queue[0]])

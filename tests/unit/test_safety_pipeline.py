@@ -86,7 +86,7 @@ class Scripted:
         self.calls = 0
         self.params = []  # the GenerationParams of each call
 
-    def __call__(self, turns, videos=(), params=None, *, features=None, cancel=None):  # noqa: ANN001
+    def __call__(self, turns, videos=(), params=None, *, features=None, cancel=None, engine=None):  # noqa: ANN001
         self.calls += 1
         self.params.append(params)
         text = self.replies.pop(0)
