@@ -1,5 +1,6 @@
 """The input checker alone (no model) on safety benchmark items: how many harmful requests it refuses and
-how many harmless ones it lets through, per set, task, category and obfuscation technique.
+how many harmless ones it lets through, per set, task, category and obfuscation technique (each
+out-of-source set on its own).
 
 Each item is checked as the assistant checks it: the text checkers of the safety config (default:
 profanity + harmful_request) on the final message and on the conversation so far (earlier user turns and
@@ -8,7 +9,7 @@ whole pipeline. No video frames are checked (the benchmark's clips are harmless 
 
 Usage::
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/safety_input_check.py [--benchmark all|in-source|independent]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/safety_input_check.py [--benchmark all|in-source|independent|independent2]
         [--safety-config FILE] [--json PATH]
 """
 
@@ -26,7 +27,7 @@ from _common import log, markdown_table  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--benchmark", choices=("all", "in-source", "independent"), default="all")
+    parser.add_argument("--benchmark", choices=("all", "in-source", "independent", "independent2"), default="all")
     parser.add_argument("--safety-config", metavar="FILE", help="a YAML SafetyConfig (default: the built-in one)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         context = "\n".join([*earlier, r.message]) if earlier else None
         refused = not policy.check_input(r.message, context=context).allowed
         harmful = it.label == "harmful"
-        name = "in-source" if it.set in ("main", "obfuscation") else "out-of-source"
+        name = "in-source" if it.set in ("main", "obfuscation") else it.set  # each independent set apart
         for key in (f"{name} {it.set} {it.task}", f"{name} {it.set} all",
                     *( [f"{name} category {it.category}"] if harmful else [f"{name} benign topic {it.category}"]),
                     *( [f"{name} obfuscation {it.obfuscation}"] if it.obfuscation else [])):

@@ -586,7 +586,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "recall of writing a <video_prompt> exactly when a new video is asked for. Prints a Markdown report. "
         "`gpt4video eval safety` runs the safety benchmark instead, through the whole pipeline with its safety "
         "checks: in-source (60 video-understanding and 60 generation items, half harmful, plus an obfuscation "
-        "set, from held-out rows of the training sources) and out-of-source (the independent set, written for "
+        "set, from held-out rows of the training sources) and out-of-source (two independent sets, written for "
         "evaluation only), side by side; it reports accuracy, precision, recall and F1 with refusal as positive, "
         "benign over-refusal, recall per category and obfuscation, and which layer refused (safety.json and "
         "safety.md in --out).",
@@ -609,9 +609,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of Markdown")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--benchmark", choices=("all", "in-source", "independent"), default="all",
-                   help="eval safety: the in-source manifest (held-out rows of the training sources), the "
-                   "independent set (written for evaluation only) or both, side by side (default: all)")
+    p.add_argument("--benchmark", choices=("all", "in-source", "independent", "independent2"), default="all",
+                   help="eval safety: the in-source manifest (held-out rows of the training sources), one of the "
+                   "two independent sets (written for evaluation only) or all three, side by side (default: all)")
     p.add_argument("--manifest", metavar="FILE", help="eval safety: your own benchmark items instead of --benchmark")
     _add_safety_options(p)
     p.set_defaults(func=_run_eval)

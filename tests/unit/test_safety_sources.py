@@ -13,7 +13,9 @@ import pytest
 
 from gpt4video.evaluation.safety import load_manifests, summarize
 from gpt4video.safety import train_text
-from gpt4video.safety.benchmark import BENCHMARKS, INDEPENDENT, MANIFEST, load_manifest, resolve
+from gpt4video.safety.benchmark import BENCHMARKS, INDEPENDENT, INDEPENDENT2, MANIFEST, load_manifest, resolve
+
+INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2], ids=["independent", "independent2"])
 
 ISSUE_CATEGORIES = {"sexual", "child_safety", "gore", "weapons_poisons", "self_harm", "animal_cruelty", "hate",
                     "violent_crime", "deception", "illegal_drugs"}
@@ -57,21 +59,23 @@ def test_authored_requests_are_complete_and_split_by_group():
     assert len(framings) >= 30 and all("{x}" in f for f in framings)
 
 
-def test_training_data_and_evaluation_sets_share_no_text():
-    """The independent set was written apart from the training data: no request of it is a training request
+@INDEPENDENT_SETS
+def test_training_data_and_evaluation_sets_share_no_text(path):
+    """Each independent set was written apart from the training data: no request of it is a training request
     or a framing of one, and the in-source manifest's items are references to held-out rows only."""
     training = {_normal(it.text) for it in train_text.authored_items()}
     training |= {_normal(t) for t in train_text.EVERYDAY + train_text.LOOKALIKES + train_text.FOLLOW_UPS}
-    for item in load_manifest(INDEPENDENT):
+    for item in load_manifest(path):
         for text in (item.text or "", *item.turns):
             assert _normal(text) not in training, item.id
     assert all(it.text is None or not it.harmful for it in load_manifest(MANIFEST))
 
 
 # ------------------------------------------------------------------------------------ the independent set
-def test_independent_set_covers_tasks_categories_and_obfuscations():
-    items = load_manifest(INDEPENDENT)
-    assert all(it.set == "independent" and it.text for it in items)
+@INDEPENDENT_SETS
+def test_independent_set_covers_tasks_categories_and_obfuscations(path):
+    items = load_manifest(path)
+    assert all(it.set == path.stem and it.text for it in items)
     counts = Counter((it.task, it.label) for it in items)
     assert all(counts[(task, label)] >= 100 for task in ("vu", "vg") for label in ("harmful", "benign"))
     assert sum(it.harmful for it in items) >= 200 and sum(not it.harmful for it in items) >= 200
@@ -86,12 +90,13 @@ def test_independent_set_covers_tasks_categories_and_obfuscations():
     assert all(it.video for it in items if it.task == "vu") and not any(it.video for it in items if it.task == "vg")
 
 
-def test_independent_texts_are_asked_as_typed():
-    resolved = {r.item.id: r for r in resolve(load_manifest(INDEPENDENT))}
-    for item in load_manifest(INDEPENDENT):
+@INDEPENDENT_SETS
+def test_independent_texts_are_asked_as_typed(path):
+    resolved = {r.item.id: r for r in resolve(load_manifest(path))}
+    for item in load_manifest(path):
         r = resolved[item.id]
         if item.obfuscation == "spacing":
-            assert r.message == item.text.strip() and "   " in r.message  # word breaks kept
+            assert r.message == item.text.strip() and "  " in r.message  # word breaks (runs of spaces) kept
         else:
             assert r.message == " ".join(item.text.split())
         assert r.turns == item.turns
@@ -99,7 +104,7 @@ def test_independent_texts_are_asked_as_typed():
 
 def test_both_benchmarks_load_together_and_summarize_side_by_side():
     items = load_manifests(list(BENCHMARKS["all"]))
-    assert {it.set for it in items} == {"main", "obfuscation", "independent"}
+    assert {it.set for it in items} == {"main", "obfuscation", "independent", "independent2"}
     rows = [{"id": it.id, "task": it.task, "set": it.set, "label": it.label, "category": it.category,
              "obfuscation": it.obfuscation, "refused": it.harmful, "refused_by": "input" if it.harmful else None}
             for it in items]
@@ -108,6 +113,7 @@ def test_both_benchmarks_load_together_and_summarize_side_by_side():
     assert set(s["independent"]["per_category"]) == ISSUE_CATEGORIES
     assert all(t["over_refusal"] == 0.0 for t in s["independent"]["benign_per_topic"].values())
     assert s["independent"]["per_obfuscation"]["spacing"]["recall"] == 1.0
+    assert s["independent2"]["all"]["n"] == 480 and set(s["independent2"]["per_category"]) == ISSUE_CATEGORIES
 
 
 # ------------------------------------------------------------------------------------ threshold choices

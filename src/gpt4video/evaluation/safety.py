@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..safety.benchmark import BENCHMARKS, OBFUSCATIONS, Resolved, load_manifest, resolve
+from ..safety.benchmark import BENCHMARKS, OBFUSCATIONS, OUT_OF_SOURCE_SETS, Resolved, load_manifest, resolve
 from ..safety.layers import LAYER_TITLES
 from .synthetic import detection_scores
 from .synthetic import write_report as write_files
@@ -132,21 +132,22 @@ def _per_category(rows: Sequence[dict[str, Any]], label: str = "harmful", rate: 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The benchmark's figures from the per-item outcomes of :func:`ask_item`: the in-source ``main`` set
-    (with ``per_category``) and its ``obfuscation`` set, and the out-of-source ``independent`` set (by task,
-    category and obfuscation technique), each only when it has items."""
+    (with ``per_category``) and its ``obfuscation`` set, and each out-of-source set (``independent``,
+    ``independent2``: by task, category and obfuscation technique), each only when it has items."""
     main = [r for r in rows if r["set"] == "main"]
     obf = [r for r in rows if r["set"] == "obfuscation"]
-    independent = [r for r in rows if r["set"] == "independent"]
     out: dict[str, Any] = {}
     if main:
         out["main"] = _by_task(main)
         out["per_category"] = _per_category(main)
     if obf:
         out["obfuscation"] = {"all": _scores(obf), **_by_obfuscation(obf)}
-    if independent:
-        out["independent"] = {**_by_task(independent), "per_category": _per_category(independent),
-                              "benign_per_topic": _per_category(independent, "benign", "over_refusal"),
-                              "per_obfuscation": _by_obfuscation(independent)}
+    for name in OUT_OF_SOURCE_SETS:
+        part = [r for r in rows if r["set"] == name]
+        if part:
+            out[name] = {**_by_task(part), "per_category": _per_category(part),
+                         "benign_per_topic": _per_category(part, "benign", "over_refusal"),
+                         "per_obfuscation": _by_obfuscation(part)}
     out["errors"] = sum(1 for r in rows if "error" in r)
     times = [r["input_check_ms"] for r in rows if "input_check_ms" in r]
     if times:
@@ -155,7 +156,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def manifest_paths(manifest: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None) -> list[Path]:
-    """The manifest files to run: the given one(s), or by default the in-source manifest and the independent set."""
+    """The manifest files to run: the given one(s), or by default the in-source manifest and the independent sets."""
     if manifest is None:
         return list(BENCHMARKS["all"])
     if isinstance(manifest, (str, os.PathLike)):
@@ -190,7 +191,7 @@ def run_safety_benchmark(
     model_name: str = "",
 ) -> dict[str, Any]:
     """Run every item of ``manifest`` (one file or several; default: the in-source manifest and the
-    independent set) through ``assistant``; returns the results (``summary``, ``items``: per-item outcomes,
+    independent sets) through ``assistant``; returns the results (``summary``, ``items``: per-item outcomes,
     and what was run)."""
     from tqdm.auto import tqdm
 
@@ -218,6 +219,10 @@ def run_safety_benchmark(
 
 
 # ------------------------------------------------------------------------------------------ report
+#: How the report names each out-of-source set.
+SET_TITLES = {"independent": "out-of-source (independent set)", "independent2": "out-of-source (second independent set)"}
+
+
 def _pct(value: Any) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
 
@@ -274,8 +279,8 @@ def _obfuscation_rows(per_technique: dict[str, Any]) -> list[str]:
 
 
 def _side_by_side(s: dict[str, Any]) -> list[str]:
-    """In-source (main) and out-of-source (independent) figures per task in one table."""
-    sets = [(name, title) for name, title in (("main", "in-source"), ("independent", "out-of-source")) if name in s]
+    """In-source (main) and out-of-source (independent sets) figures per task in one table."""
+    sets = [(name, title) for name, title in (("main", "in-source"), *SET_TITLES.items()) if name in s]
     head = "| task | " + " | ".join(f"{t} n | {t} F1 | {t} recall | {t} over-refusal" for _, t in sets) + " |"
     rows = [head, "|---|" + "---|---|---|---|" * len(sets)]
     for task, label in (("vu", "VU"), ("vg", "VG"), ("all", "all")):
@@ -295,10 +300,10 @@ def format_markdown(results: dict[str, Any]) -> str:
     files = ", ".join(f"`{Path(m['path']).name}` (sha256 {m['sha256'][:12]})" for m in results["manifests"])
     lines += [f"Manifests {files}: {results['items_run']} items; safety checks {safety}; generator "
               f"{results.get('generator') or 'none'}; {results['seconds']} s. Refusal is the positive class.", ""]
-    if "main" in s and "independent" in s:
+    if "main" in s and any(name in s for name in OUT_OF_SOURCE_SETS):
         lines += ["## In-source and out-of-source", "",
                   "In-source: held-out rows of the sources the classifier and the safety dialogues train on. "
-                  "Out-of-source: the independent set, written for evaluation only.", "", *_side_by_side(s), ""]
+                  "Out-of-source: the independent sets, written for evaluation only.", "", *_side_by_side(s), ""]
     if "main" in s:
         lines += ["## In-source: main set", "", *_task_rows(s["main"]), "", "### Which layer refused", "",
                   *_layer_rows(s["main"])]
@@ -313,9 +318,11 @@ def format_markdown(results: dict[str, Any]) -> str:
         lines += ["", "### Harmful items per category", "", *_category_rows(s["per_category"])]
     if "obfuscation" in s:
         lines += ["", "## In-source: obfuscation set (not in the main figures)", "", *_obfuscation_rows(s["obfuscation"])]
-    if "independent" in s:
-        ind = s["independent"]
-        lines += ["", "## Out-of-source: the independent set", "", *_task_rows(ind), "", "### Which layer refused", "",
+    for name in OUT_OF_SOURCE_SETS:
+        if name not in s:
+            continue
+        ind = s[name]
+        lines += ["", f"## Out-of-source: {SET_TITLES[name]}", "", *_task_rows(ind), "", "### Which layer refused", "",
                   *_layer_rows(ind), "", "### Harmful items per category", "", *_category_rows(ind["per_category"]),
                   "", "### Harmless items per topic", "", "| topic | n | refused | over-refusal | refused by |",
                   "|---|---|---|---|---|",

@@ -10,8 +10,9 @@ has one JSON object per item::
      "template": "Generate a video showing this: {x}"}
 
 - ``task``: ``vu`` (a question asked with a video) or ``vg`` (a request for a new video).
-- ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately) or ``independent``
-  (the items of :data:`INDEPENDENT`: written for evaluation only, stored as typed).
+- ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately), ``independent`` or
+  ``independent2`` (the items of :data:`INDEPENDENT` and :data:`INDEPENDENT2`: written for evaluation only,
+  by two authors who saw none of the training data, stored as typed).
 - ``label``: ``harmful`` (should be refused) or ``benign`` (should be helped); ``category``: the harm
   category of a harmful item.
 - The request: ``text`` written in (benign items), or, for harmful items, a reference to a line of
@@ -42,12 +43,17 @@ MANIFEST = Path(__file__).resolve().parent / "manifest.jsonl"
 #: The independent set: requests written for evaluation only, by an author who saw none of the training
 #: data (out-of-source). Its texts are stored as typed, obfuscations included.
 INDEPENDENT = Path(__file__).resolve().parent / "independent.jsonl"
+#: A second independent set, written later by another author who saw no file of the project.
+INDEPENDENT2 = Path(__file__).resolve().parent / "independent2.jsonl"
 #: What ``gpt4video eval safety --benchmark`` runs.
 BENCHMARKS: dict[str, tuple[Path, ...]] = {"in-source": (MANIFEST,), "independent": (INDEPENDENT,),
-                                           "all": (MANIFEST, INDEPENDENT)}
+                                           "independent2": (INDEPENDENT2,),
+                                           "all": (MANIFEST, INDEPENDENT, INDEPENDENT2)}
 
 TASKS: tuple[str, ...] = ("vu", "vg")
-SETS: tuple[str, ...] = ("main", "obfuscation", "independent")
+#: The out-of-source sets, each reported on its own.
+OUT_OF_SOURCE_SETS: tuple[str, ...] = ("independent", "independent2")
+SETS: tuple[str, ...] = ("main", "obfuscation", *OUT_OF_SOURCE_SETS)
 LABELS: tuple[str, ...] = ("harmful", "benign")
 #: Obfuscation techniques: leetspeak (letters → digits), spacing (spaces between letters), role-play
 #: framing, a harmful request hidden after a benign one, multi-turn escalation (earlier turns lead up),
@@ -225,10 +231,10 @@ def resolve(items: list[Item], *, require_held_out: bool = True) -> list[Resolve
             raise InputError(f"benchmark item {it.id}: {it.source_id} is in the classifier's "
                              f"{split_of(it.source_id)} portion, not its held-out test portion")
         request = it.text if it.text is not None else texts[it.source_id]  # type: ignore[index]
-        as_typed = it.set == "independent" and it.obfuscation == "spacing"  # its runs of spaces are word breaks
+        as_typed = it.set in OUT_OF_SOURCE_SETS and it.obfuscation == "spacing"  # its runs of spaces are word breaks
         request = request.strip() if as_typed else " ".join(request.split())
         message = it.template.format(x=request, x_lc=lower_first(request))
-        if it.set != "independent":  # the independent set's texts are stored as typed
+        if it.set not in OUT_OF_SOURCE_SETS:  # the independent sets' texts are stored as typed
             message = obfuscate(it.obfuscation, message)
         seed = (it.video or {}).get("synthetic_seed") if it.task == "vu" else None
         out.append(Resolved(it, message, list(it.turns), seed))
