@@ -751,9 +751,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .data.synthetic.captions import captions
+    from .data.synthetic.captioning import captions
     from .data.synthetic.grading import answers_match
-    from .data.synthetic.questions import questions
+    from .data.synthetic.qa import questions
     from .data.synthetic.render import write_clip
     from .data.synthetic.scenes import sample_scene, split_seeds
     from .modeling import resolve_config
