@@ -11,13 +11,14 @@ configure a real (diffusers) backend instead.
 from __future__ import annotations
 
 import secrets
-from typing import ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, ClassVar
 
 from gpt4video.errors import InputError
 
 from .base import GENERATORS, PromptNotSupported, VideoGenerator
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["UNSUPPORTED_PROMPT_HELP", "SyntheticGenerator"]
 
