@@ -677,7 +677,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     )
     _add_config_options(p, LoadConfig)
     _add_backend_options(p)
-    _add_config_options(p.add_argument_group("server"), ServeConfig)
+    server = p.add_argument_group("server")
+    _add_config_options(server, ServeConfig)
+    _add_config_options(server, VideoConfig, "frames", "size")
     _add_safety_options(p)
     p.set_defaults(func=_run_serve)
 
@@ -695,6 +697,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     load = _config_from_options(LoadConfig, args)
     resolve_config(load.model)  # check the model name before the slow load
     config = _config_from_options(ServeConfig, args, model_name=Path(load.model).name,
+                                  video=_config_from_options(VideoConfig, args),
                                   api_key=os.environ.get("GPT4VIDEO_API_KEY") or None)
     with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
         try:

@@ -185,14 +185,17 @@ def test_serve_options_are_the_serve_config_fields():
     """Each ServeConfig field declared with ``option`` is a serve option: given ones reach the config, the rest keep
     the field's default."""
     from gpt4video.cli import _config_from_options, build_parser
+    from gpt4video.config import VideoConfig
     from gpt4video.serving import ServeConfig
 
     parser = build_parser()
     args = parser.parse_args(["serve", "--max-upload-mb", "2", "--file-ttl", "60", "--no-web", "--allow-url-fetch",
-                              "--served-model-name", "m", "--queue-size", "3"])
-    config = _config_from_options(ServeConfig, args, model_name="fallback")
+                              "--served-model-name", "m", "--queue-size", "3", "--video-frames", "8"])
+    config = _config_from_options(ServeConfig, args, model_name="fallback",
+                                  video=_config_from_options(VideoConfig, args))
     assert config == ServeConfig(max_upload_mb=2.0, file_ttl_seconds=60.0, web=False, allow_url_fetch=True,
-                                 model_name="m", queue_size=3)
+                                 model_name="m", queue_size=3, video=VideoConfig(frames=8))
+    assert ServeConfig.from_dict(config.to_dict()) == config
     help_text = parser._subparsers._group_actions[0].choices["serve"].format_help()
     assert "largest video accepted" in help_text and "(default: 64)" in help_text
 
