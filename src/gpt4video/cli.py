@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import GenerationParams
+from .config import GenerationParams, LoadConfig, VideoConfig
 from .errors import InputError
 from .generators.base import GeneratorConfig
 from .serving.config import ServeConfig
@@ -75,9 +75,12 @@ def _add_config_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, co
                            help=info.description)
             continue
         flag = flag if isinstance(flag, str) else "--" + name.replace("_", "-")
-        p.add_argument(flag, dest=_dest(config, name), metavar=flag[2:].replace("-", "_").upper(),
-                       type=_option_value(info), default=defaults.get(name, argparse.SUPPRESS),
-                       help=_option_help(info.description, default))
+        if typing.get_origin(info.annotation) is typing.Literal:  # one of a few words: argparse lists them
+            kind = {"choices": typing.get_args(info.annotation)}
+        else:
+            kind = {"type": _option_value(info), "metavar": flag[2:].replace("-", "_").upper()}
+        p.add_argument(flag, dest=_dest(config, name), default=defaults.get(name, argparse.SUPPRESS),
+                       help=_option_help(info.description, default), **kind)
 
 
 def _option_help(help: str, default: Any) -> str:
@@ -128,15 +131,6 @@ def _config_from_options(config: type, args: argparse.Namespace, **fallbacks: An
     return config(**{**fallbacks, **given})
 
 
-def _dtype(name: str):  # noqa: ANN202
-    import torch
-
-    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if name not in table:
-        raise InputError(f"unknown --dtype {name!r}; choose one of {', '.join(table)}")
-    return table[name]
-
-
 def _format_timings(timings: dict[str, float]) -> str:
     parts = []
     for key in ("decode", "encode", "safety_input", "abstract", "prefill", "time_to_first_token", "generation",
@@ -182,15 +176,6 @@ def _safety_policy(args: argparse.Namespace, device: str = "cpu"):  # noqa: ANN2
         raise InputError(f"{e} (or run with --no-safety)") from None
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    """--model, --device and --dtype: the same for every command that loads a model."""
-    p.add_argument("--model", default="smol", help="a preset (smol, paper) or a saved model directory (default: smol)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
-    p.add_argument("--engine", default="transformers", choices=["transformers", "llamacpp"],
-                   help="decoding engine: transformers (default) or llamacpp (fast on a CPU; `make llamacpp` builds it)")
-
-
 # -- chat ------------------------------------------------------------------------------------------
 def _add_chat(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -202,7 +187,7 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video", action="append", default=[], metavar="PATH",
                    help="a video or image file (repeat for several)")
     p.add_argument("--prompt", help="the question; omit for an interactive session")
-    _add_model_options(p)
+    _add_config_options(p, LoadConfig)
     _add_config_options(p, GenerationParams, "max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")
     p.add_argument("--json", action="store_true", help="print one JSON object per answer instead of streaming text")
     p.add_argument("--show-timings", action="store_true", help="print timings to stderr after each answer")
@@ -214,9 +199,7 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
 def _add_generation_options(p: argparse.ArgumentParser) -> None:
     g = _add_backend_options(p)
     g.add_argument("--output-dir", default="outputs", help="where generated videos go (default: outputs)")
-    g.add_argument("--video-frames", type=_positive_int, default=16)
-    g.add_argument("--video-size", type=_positive_int, default=256, help="width and height of generated videos")
-    g.add_argument("--video-seed", type=int, default=None, help="seed of the text-to-video backend")
+    _add_config_options(g, VideoConfig)
     g.add_argument("--gif", action="store_true", help="also write a gif beside each mp4")
 
 
@@ -233,8 +216,9 @@ def _generation_settings(args: argparse.Namespace):  # noqa: ANN202
         return None
     from .pipeline import GenerationSettings
 
-    return GenerationSettings(_generator(args), num_frames=args.video_frames, height=args.video_size,
-                              width=args.video_size, seed=args.video_seed, progress=not getattr(args, "json", False))
+    video = _config_from_options(VideoConfig, args)
+    return GenerationSettings(_generator(args), num_frames=video.frames, height=video.size, width=video.size,
+                              seed=video.seed, progress=not getattr(args, "json", False))
 
 
 def _generator_config(args: argparse.Namespace):  # noqa: ANN202
@@ -248,8 +232,8 @@ def _generator(args: argparse.Namespace):  # noqa: ANN202
     return _generator_config(args).build()
 
 
-def _reply_json(reply, args: argparse.Namespace, assistant) -> dict:  # noqa: ANN001
-    return {**reply.output.to_dict(), "model": args.model, "trained": assistant.model.trained, "notes": assistant.notes}
+def _reply_json(reply, model: str, assistant) -> dict:  # noqa: ANN001
+    return {**reply.output.to_dict(), "model": model, "trained": assistant.model.trained, "notes": assistant.notes}
 
 
 def _save_generated(reply, args: argparse.Namespace) -> None:  # noqa: ANN001
@@ -274,11 +258,11 @@ def _run_chat(args: argparse.Namespace) -> int:
     from .processing import VideoSampling
 
     params = _config_from_options(GenerationParams, args)
+    load = _config_from_options(LoadConfig, args)
     if args.prompt is not None and not args.prompt.strip():
         raise InputError("--prompt is empty")
-    dtype = _dtype(args.dtype)
     # Check everything the user gave before the (slow) model load: the model name and every video.
-    config = resolve_config(args.model)
+    config = resolve_config(load.model)
     sampling = VideoSampling.from_config(config)
     clips = [sampling.load(p) for p in args.video]
     if params.seed is not None:
@@ -286,9 +270,8 @@ def _run_chat(args: argparse.Namespace) -> int:
 
         torch.manual_seed(params.seed)
     generation = _generation_settings(args)
-    safety = _safety_policy(args, args.device)
-    assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=dtype, generation=generation,
-                                          safety=safety)
+    safety = _safety_policy(args, load.device)
+    assistant = Assistant.from_pretrained(load.model, **load.load_options(), generation=generation, safety=safety)
     if not args.json:
         for note in assistant.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -297,7 +280,7 @@ def _run_chat(args: argparse.Namespace) -> int:
         reply = assistant.ask(question, videos, params)
         if args.json:
             _save_generated(reply.consume(), args)
-            print(json.dumps(_reply_json(reply, args, assistant), ensure_ascii=False), flush=True)
+            print(json.dumps(_reply_json(reply, load.model, assistant), ensure_ascii=False), flush=True)
         else:
             for piece in reply:
                 sys.stdout.write(piece)
@@ -533,7 +516,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, metavar="OUT.jsonl", help="predictions (appended; resumed)")
     p.add_argument("--video-dir", metavar="DIR",
                    help="where relative video paths start (default: the folder of the input file)")
-    _add_model_options(p)
+    _add_config_options(p, LoadConfig)
     _add_config_options(p, GenerationParams, "max_new_tokens", "temperature", "seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--generate", action="store_true",
@@ -549,25 +532,24 @@ def _run_predict(args: argparse.Namespace) -> int:
     from .pipeline import Assistant
 
     params = _config_from_options(GenerationParams, args)
-    dtype = _dtype(args.dtype)
-    resolve_config(args.model)  # check the model name before reading anything
+    load = _config_from_options(LoadConfig, args)
+    resolve_config(load.model)  # check the model name before reading anything
     if not os.path.isfile(args.input):
         raise InputError(f"{args.input}: input file not found")
-    safety = _safety_policy(args, args.device)
+    safety = _safety_policy(args, load.device)
 
-    def load():  # noqa: ANN202 - called once, and only if some row still needs an answer
+    def make_assistant():  # noqa: ANN202 - called once, and only if some row still needs an answer
         if params.seed is not None:
             import torch
 
             torch.manual_seed(params.seed)
         generation = _generation_settings(args) if args.generate else None
-        assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=dtype, generation=generation,
-                                              safety=safety)
+        assistant = Assistant.from_pretrained(load.model, **load.load_options(), generation=generation, safety=safety)
         for note in assistant.notes:
             print(f"note: {note}", file=sys.stderr)
         return assistant
 
-    summary = predict_file(load, args.input, args.output, video_dir=args.video_dir, params=params,
+    summary = predict_file(make_assistant, args.input, args.output, video_dir=args.video_dir, params=params,
                            progress=not args.no_progress, output_dir=args.output_dir if args.generate else None,
                            gif=args.gif)
     print(f"{args.output}: wrote {summary.written} rows ({summary.errors} with an error); "
@@ -593,7 +575,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("task", nargs="?", choices=("safety",), help="safety: run the safety benchmark")
     p.add_argument("--split-dir", metavar="DIR", help="a split directory, e.g. data/synth/test (not for `eval safety`)")
-    _add_model_options(p)
+    _add_config_options(p, LoadConfig)
     p.add_argument("--out", metavar="DIR", help="also write results.json and results.md into DIR")
     p.add_argument("--max-qa", type=_non_negative_int, metavar="N", help="at most N questions (0 skips QA)")
     p.add_argument("--max-captions", type=_non_negative_int, metavar="N", help="at most N clips to caption (0 skips)")
@@ -631,12 +613,12 @@ def _run_eval(args: argparse.Namespace) -> int:
                          "`eval safety`")
 
     params = _config_from_options(GenerationParams, args)
-    dtype = _dtype(args.dtype)
-    resolve_config(args.model)  # check the model name and the split before the (slow) model load
+    load = _config_from_options(LoadConfig, args)
+    resolve_config(load.model)  # check the model name and the split before the (slow) model load
     check_split(args.split_dir)
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise InputError(f"{args.out}: --out must be a directory")
-    assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=dtype)
+    assistant = Assistant.from_pretrained(load.model, **load.load_options())
     for note in assistant.notes:
         print(f"note: {note}", file=sys.stderr)
     results = evaluate_split(
@@ -662,19 +644,19 @@ def _run_eval_safety(args: argparse.Namespace) -> int:
     if args.split_dir is not None:
         raise InputError("eval safety takes no --split-dir (its items come from --benchmark or --manifest)")
     manifests = [args.manifest] if args.manifest else list(BENCHMARKS[args.benchmark])
-    resolve_config(args.model)  # check the model name, the manifests and their sources before the (slow) model load
+    load = _config_from_options(LoadConfig, args)
+    resolve_config(load.model)  # check the model name, the manifests and their sources before the (slow) model load
     resolve(load_manifests([Path(m) for m in manifests]))
     if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise InputError(f"{args.out}: --out must be a directory")
-    safety = _safety_policy(args, args.device)
+    safety = _safety_policy(args, load.device)
     generation = GenerationSettings(build_generator("synthetic"), num_frames=8, height=128, width=128, seed=0)
-    assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=_dtype(args.dtype),
-                                          generation=generation, safety=safety)
+    assistant = Assistant.from_pretrained(load.model, **load.load_options(), generation=generation, safety=safety)
     for note in assistant.notes:
         print(f"note: {note}", file=sys.stderr)
     results = run_safety_benchmark(assistant, manifest=manifests,
                                    params=_config_from_options(GenerationParams, args),
-                                   progress=not args.no_progress, model_name=args.model)
+                                   progress=not args.no_progress, model_name=load.model)
     if args.out:
         json_path, md_path = write_report(results, args.out)
         print(f"wrote {json_path} and {md_path}", file=sys.stderr)
@@ -693,9 +675,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "are answered 429 at once. Uploaded and "
         "generated files expire after --file-ttl seconds. SIGINT/SIGTERM stop it gracefully.",
     )
-    _add_model_options(p)
+    _add_config_options(p, LoadConfig)
     _add_backend_options(p)
-    _add_config_options(p.add_argument_group("server"), ServeConfig)
+    server = p.add_argument_group("server")
+    _add_config_options(server, ServeConfig)
+    _add_config_options(server, VideoConfig, "frames", "size")
     _add_safety_options(p)
     p.set_defaults(func=_run_serve)
 
@@ -710,8 +694,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     from .generators import build_generator
     from .modeling import GPT4Video, resolve_config
 
-    resolve_config(args.model)  # check the model name before the slow load
-    config = _config_from_options(ServeConfig, args, model_name=Path(args.model).name,
+    load = _config_from_options(LoadConfig, args)
+    resolve_config(load.model)  # check the model name before the slow load
+    config = _config_from_options(ServeConfig, args, model_name=Path(load.model).name,
+                                  video=_config_from_options(VideoConfig, args),
                                   api_key=os.environ.get("GPT4VIDEO_API_KEY") or None)
     with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
         try:
@@ -723,10 +709,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     default = None if backend is None else backend.name
     if default not in (None, "synthetic"):
         generators = {default: backend.build(), **generators}
-    safety = _safety_policy(args, args.device)
+    safety = _safety_policy(args, load.device)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gpt4video").setLevel(logging.INFO)
-    model = GPT4Video.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=_dtype(args.dtype))
+    model = GPT4Video.from_pretrained(load.model, **load.load_options())
     app = create_app(config, model, generators=generators, default_generator=default,
                      assistant_options={"safety": safety} if safety is not None else None)
     serve(app, config)
@@ -741,7 +727,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         description="Renders clips of the synthetic world from the held-out test seeds, asks questions whose answers "
         "are known exactly and shows the model's answer beside the truth; then describes --video if given.",
     )
-    _add_model_options(p)
+    _add_config_options(p, LoadConfig)
     p.add_argument("--clips", type=_positive_int, default=2, help="synthetic clips to ask about (default 2)")
     p.add_argument("--questions", type=_positive_int, default=4, help="questions per clip (default 4)")
     p.add_argument("--video", action="append", default=[], metavar="PATH", help="a real video to describe too")
@@ -751,20 +737,21 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .data.synthetic.captions import captions
+    from .data.synthetic.captioning import captions
     from .data.synthetic.grading import answers_match
-    from .data.synthetic.questions import questions
+    from .data.synthetic.qa import questions
     from .data.synthetic.render import write_clip
     from .data.synthetic.scenes import sample_scene, split_seeds
     from .modeling import resolve_config
     from .pipeline import Assistant
     from .processing import VideoSampling
 
-    config = resolve_config(args.model)
+    load = _config_from_options(LoadConfig, args)
+    config = resolve_config(load.model)
     sampling = VideoSampling.from_config(config)
     real = [sampling.load(p) for p in args.video]
-    safety = _safety_policy(args, args.device)
-    assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=_dtype(args.dtype), safety=safety)
+    safety = _safety_policy(args, load.device)
+    assistant = Assistant.from_pretrained(load.model, **load.load_options(), safety=safety)
     for note in assistant.notes:
         print(f"note: {note}", file=sys.stderr)
     params = GenerationParams(max_new_tokens=48)
@@ -808,7 +795,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("request", help='what to make, e.g. "Show me a purple square that grows"')
     p.add_argument("--direct", action="store_true", help="skip the model: the request is the prompt")
-    _add_model_options(p)
+    _add_config_options(p, LoadConfig)
     _add_config_options(p, GenerationParams, "max_new_tokens", "seed", defaults={"max_new_tokens": 96})
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     _add_generation_options(p)
@@ -825,18 +812,18 @@ def _run_generate(args: argparse.Namespace) -> int:
     if _generator_config(args) is None:
         raise InputError("generate needs a video generator (--generator synthetic or a diffusers backend)")
     generation = _generation_settings(args)
+    load = _config_from_options(LoadConfig, args)
     if not args.direct:
-        resolve_config(args.model)
-    safety = _safety_policy(args, args.device)
+        resolve_config(load.model)
+    safety = _safety_policy(args, load.device)
     if args.direct:
         return _generate_direct(args, generation, safety)
-    assistant = Assistant.from_pretrained(args.model, device=args.device, engine=args.engine, dtype=_dtype(args.dtype),
-                                          generation=generation, safety=safety)
+    assistant = Assistant.from_pretrained(load.model, **load.load_options(), generation=generation, safety=safety)
     params = _config_from_options(GenerationParams, args)
     reply = assistant.ask(args.request, (), params)
     if args.json:
         _save_generated(reply.consume(), args)
-        print(json.dumps(_reply_json(reply, args, assistant), ensure_ascii=False))
+        print(json.dumps(_reply_json(reply, load.model, assistant), ensure_ascii=False))
     else:
         for piece in reply:
             sys.stdout.write(piece)

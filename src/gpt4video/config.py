@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BeforeValidator, ConfigDict, Field, Strict, StrictBool, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, StrictBool, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from .errors import ConfigError
@@ -44,7 +44,7 @@ _PYDANTIC = ConfigDict(extra="forbid")
 
 # How pydantic's messages of the common kinds read in ours ("enabled must be true or false, got 'yes'").
 _MESSAGES = {"bool_type": "must be true or false", "int_type": "must be a whole number",
-             "string_pattern_mismatch": "must not be blank"}
+             "string_pattern_mismatch": "must not be blank", "string_too_short": "must not be empty"}
 
 
 def config_class(cls: type[C]) -> type[C]:
@@ -393,6 +393,48 @@ class GenerationParams(ConfigBase):
     max_prompt_tokens: Count | None = None
     #: never choose an end-of-sequence token: decode max_new_tokens tokens (for benchmarks)
     ignore_eos: Flag = False
+
+
+
+def _known_device(device: str) -> str:
+    """``device`` as given, if torch reads it and this machine has it (LoadConfig's check of its field)."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise ValueError(f"must be a torch device such as cpu, cuda or cuda:1, got {device!r}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{device!r} is not available: torch finds no CUDA device here")
+    return device
+
+
+@config_class
+class LoadConfig(ConfigBase):
+    """Which model a command loads, where it runs and how it decodes (the commands that load a model take the
+    ``option`` fields as options)."""
+
+    model: Name = option("smol", "a preset (smol, paper) or a saved model directory")
+    device: Annotated[str, AfterValidator(_known_device)] = option("cpu", "where it runs: cpu, cuda, cuda:1, ...")
+    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "float type of the model's weights")
+    engine: Literal["transformers", "llamacpp"] = option("transformers", "decoding engine: transformers, or llamacpp "
+                                                         "(fast on a CPU once `make llamacpp` has built it)")
+
+    def load_options(self) -> dict[str, Any]:
+        """device, dtype (as a torch dtype) and engine, as ``GPT4Video.from_pretrained`` takes them."""
+        import torch
+
+        return {"device": self.device, "dtype": getattr(torch, self.dtype), "engine": self.engine}
+
+
+@config_class
+class VideoConfig(ConfigBase):
+    """The length, size and seed of the videos rendered from the model's video prompts (the commands that render
+    them take the ``option`` fields as options)."""
+
+    frames: Count = option(16, "frames of each generated video", flag="--video-frames")
+    size: Count = option(256, "width and height of generated videos", flag="--video-size")
+    seed: Whole | None = option(None, "seed of the text-to-video backend", flag="--video-seed")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -185,14 +185,17 @@ def test_serve_options_are_the_serve_config_fields():
     """Each ServeConfig field declared with ``option`` is a serve option: given ones reach the config, the rest keep
     the field's default."""
     from gpt4video.cli import _config_from_options, build_parser
+    from gpt4video.config import VideoConfig
     from gpt4video.serving import ServeConfig
 
     parser = build_parser()
     args = parser.parse_args(["serve", "--max-upload-mb", "2", "--file-ttl", "60", "--no-web", "--allow-url-fetch",
-                              "--served-model-name", "m", "--queue-size", "3"])
-    config = _config_from_options(ServeConfig, args, model_name="fallback")
+                              "--served-model-name", "m", "--queue-size", "3", "--video-frames", "8"])
+    config = _config_from_options(ServeConfig, args, model_name="fallback",
+                                  video=_config_from_options(VideoConfig, args))
     assert config == ServeConfig(max_upload_mb=2.0, file_ttl_seconds=60.0, web=False, allow_url_fetch=True,
-                                 model_name="m", queue_size=3)
+                                 model_name="m", queue_size=3, video=VideoConfig(frames=8))
+    assert ServeConfig.from_dict(config.to_dict()) == config
     help_text = parser._subparsers._group_actions[0].choices["serve"].format_help()
     assert "largest video accepted" in help_text and "(default: 64)" in help_text
 
@@ -221,6 +224,12 @@ def test_a_config_field_declared_as_an_option_is_one_declaration():
     (["serve", "--max-upload-mb", "0"], "argument --max-upload-mb: must be greater than 0, got 0.0"),
     (["serve", "--queue-size", "two"], "argument --queue-size: expected a whole number, got 'two'"),
     (["chat", "--top-p", "1.5", "--prompt", "x"], "argument --top-p: must be less than or equal to 1, got 1.5"),
+    (["chat", "--dtype", "int3"], "argument --dtype: invalid choice: 'int3'"),
+    (["serve", "--engine", "vllm"], "argument --engine: invalid choice: 'vllm'"),
+    (["chat", "--device", "gpu"], "argument --device: must be a torch device such as cpu, cuda or cuda:1, got 'gpu'"),
+    (["predict", "--model", ""], "argument --model: must not be empty, got ''"),
+    (["generate", "x", "--video-frames", "0"], "argument --video-frames: must be greater than or equal to 1, got 0"),
+    (["chat", "--video-seed", "1.5"], "argument --video-seed: expected a whole number, got '1.5'"),
 ])
 def test_option_values_are_checked_as_their_fields(argv, needle, capsys):
     with pytest.raises(SystemExit) as e:
@@ -231,14 +240,35 @@ def test_option_values_are_checked_as_their_fields(argv, needle, capsys):
 
 def test_generator_options_are_the_generator_config_fields():
     """--generator* are GeneratorConfig's fields; its model/device/dtype do not clash with --model/--device/--dtype."""
-    from gpt4video.cli import _generator_config, build_parser
+    from gpt4video.cli import _config_from_options, _generator_config, build_parser
+    from gpt4video.config import LoadConfig
     from gpt4video.generators import GeneratorConfig
 
-    args = build_parser().parse_args(["chat", "--model", "smol", "--dtype", "float32", "--generator", "zeroscope",
+    args = build_parser().parse_args(["chat", "--model", "smol", "--dtype", "bfloat16", "--generator", "zeroscope",
                                       "--generator-model", "/m", "--generator-dtype", "fp16", "--steps", "3",
                                       "--cpu-offload"])
-    assert args.model == "smol" and args.dtype == "float32"
+    assert _config_from_options(LoadConfig, args) == LoadConfig(model="smol", dtype="bfloat16")
     assert _generator_config(args) == GeneratorConfig(name="zeroscope", model="/m", dtype="fp16",
                                                       num_inference_steps=3, cpu_offload=True)
     assert _generator_config(build_parser().parse_args(["chat", "--generator", "none"])) is None
     assert _generator_config(build_parser().parse_args(["chat"])) == GeneratorConfig()
+
+
+def test_model_and_video_options_are_config_fields():
+    """--model/--device/--dtype/--engine are LoadConfig's fields, --video-frames/--video-size/--video-seed
+    VideoConfig's; an option not given keeps the field's default."""
+    import torch
+
+    from gpt4video.cli import _config_from_options, _generation_settings, build_parser
+    from gpt4video.config import LoadConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["generate", "x", "--engine", "llamacpp", "--video-frames", "8", "--video-size", "64",
+                              "--video-seed", "3"])
+    assert _config_from_options(LoadConfig, args) == LoadConfig(engine="llamacpp")
+    settings = _generation_settings(args)
+    assert (settings.num_frames, settings.height, settings.width, settings.seed) == (8, 64, 64, 3)
+    settings = _generation_settings(parser.parse_args(["predict", "--input", "in.jsonl", "--output", "out.jsonl"]))
+    assert (settings.num_frames, settings.height, settings.width, settings.seed) == (16, 256, 256, None)
+    options = LoadConfig(dtype="float16").load_options()
+    assert options == {"device": "cpu", "dtype": torch.float16, "engine": "transformers"}

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpt4video.data.synthetic import COLORS, MOTIONS, SHAPES, render, sample_scene, scene_from_spec, write_clip
+from gpt4video.data.synthetic import COLORS, MOTIONS, SHAPES, render_frames, sample_scene, scene_from_spec, write_clip
 from gpt4video.errors import InputError
 from gpt4video.evaluation.pixels import DetectedObject, analyze_clip, matches, object_triples
 from gpt4video.video import load_video
 
 
 def _recovered(scene, frames=None) -> bool:
-    frames = render(scene) if frames is None else frames
+    frames = render_frames(scene) if frames is None else frames
     return object_triples(analyze_clip(frames)) == object_triples(scene)
 
 
@@ -25,7 +25,7 @@ def test_recovers_every_object_of_200_random_scenes():
     failures = []
     for seed in range(200):
         scene = sample_scene(seed, width=128, height=128, num_frames=16)
-        if object_triples(analyze_clip(render(scene))) != object_triples(scene):
+        if object_triples(analyze_clip(render_frames(scene))) != object_triples(scene):
             failures.append(seed)
     assert 1 - len(failures) / 200 >= 0.98, failures
 
@@ -38,7 +38,7 @@ def test_every_single_object_request_is_recovered():
             for motion in MOTIONS:
                 scene = scene_from_spec(shape, color, motion, seed=k)
                 k += 1
-                if not matches(analyze_clip(render(scene)), color=color, shape=shape, motion=motion):
+                if not matches(analyze_clip(render_frames(scene)), color=color, shape=shape, motion=motion):
                     failures.append((shape, color, motion, scene.background.phrase()))
     assert not failures
 
@@ -64,7 +64,7 @@ def test_other_sizes_and_lengths(width, height, num_frames):
 
 def test_equal_objects_are_told_apart():
     scene = scene_from_spec("circle", "red", "left", count=2, seed=3)
-    detected = analyze_clip(render(scene))
+    detected = analyze_clip(render_frames(scene))
     assert object_triples(detected) == [("red", "circle", "left")] * 2
     assert matches(detected, color="red", shape="circle", motion="left", count=2)
     assert not matches(detected, color="red", shape="circle", motion="left")  # count 1 by default
@@ -72,13 +72,13 @@ def test_equal_objects_are_told_apart():
 
 def test_measurements_follow_the_scene():
     scene = scene_from_spec("square", "blue", "right", seed=1)
-    (obj,) = analyze_clip(render(scene))
+    (obj,) = analyze_clip(render_frames(scene))
     truth = scene.objects[0]
     assert obj.start == pytest.approx((truth.x, truth.y), abs=0.02)
     assert obj.displacement[0] == pytest.approx(truth.speed, abs=0.02)
     assert obj.frames_seen == scene.num_frames and obj.shape_agreement == 1.0 and obj.first_shape == "square"
     grows = scene_from_spec("triangle", "yellow", "grows", seed=2)
-    (obj,) = analyze_clip(render(grows))
+    (obj,) = analyze_clip(render_frames(grows))
     assert obj.area_ratio == pytest.approx(grows.objects[0].speed ** 2, rel=0.2)
 
 
@@ -101,7 +101,7 @@ def test_backgrounds_alone_hold_no_objects():
 
 def test_one_frame_is_still():
     scene = scene_from_spec("circle", "green", "left", seed=0)
-    (obj,) = analyze_clip(render(scene)[0])
+    (obj,) = analyze_clip(render_frames(scene)[0])
     assert (obj.color, obj.shape, obj.motion) == ("green", "circle", "still")
 
 
@@ -140,7 +140,7 @@ def test_check_generation_follows_a_request_to_the_pixels():
     outside = check_generation("a dog running", want)
     assert outside["prompt_written"] and not outside["rendered"] and "PromptNotSupported" in outside["error"]
     # Frames given (e.g. decoded from the pipeline's mp4) are judged as they are: the pixels decide the content.
-    frames = render(scene_from_spec("triangle", "yellow", "up", seed=1))
+    frames = render_frames(scene_from_spec("triangle", "yellow", "up", seed=1))
     assert check_generation("A yellow triangle grows.", want, frames=frames)["content_right"]
     # What the request leaves open matches anything; one object too many does not.
     assert check_generation("a triangle", parse_prompt("a triangle"), seed=0)["content_right"]

@@ -27,7 +27,7 @@ from gpt4video.data import (
     normalize_answer,
     parse_prompt,
     questions,
-    render,
+    render_frames,
     sample_scene,
     scene_from_spec,
     split_seeds,
@@ -74,7 +74,7 @@ def test_vocabulary_is_the_spec():
 def test_sample_scene_is_determined_by_its_seed():
     a, b = sample_scene(42), sample_scene(42)
     assert a == b
-    assert np.array_equal(render(a), render(b))
+    assert np.array_equal(render_frames(a), render_frames(b))
     assert sample_scene(43) != a
     # A Generator only draws the seed: the scene is reproducible from scene.seed.
     c = sample_scene(np.random.default_rng(0))
@@ -123,7 +123,7 @@ def test_no_object_colour_on_a_background_like_it():
 @pytest.mark.parametrize("size", [(128, 128, 16), (64, 64, 8), (80, 64, 9)])
 def test_render_shape_and_dtype(size):
     width, height, frames = size
-    video = render(sample_scene(7, width=width, height=height, num_frames=frames))
+    video = render_frames(sample_scene(7, width=width, height=height, num_frames=frames))
     assert video.shape == (frames, height, width, 3)
     assert video.dtype == np.uint8
 
@@ -133,7 +133,7 @@ def test_render_shape_and_dtype(size):
 def test_motion_is_visible_in_the_pixels(motion, shape):
     scene = scene_from_spec(shape, "red", motion, seed=3, width=64, height=64, num_frames=8,
                             background=Background("plain", ("black",)))
-    video = render(scene)
+    video = render_frames(scene)
     first, last = _mask(video[0], "red"), _mask(video[-1], "red")
     assert first.sum() > 10 and last.sum() > 10
     shift = _centroid(last) - _centroid(first)  # (dx, dy) in pixels
@@ -156,7 +156,7 @@ def test_motion_is_visible_in_the_pixels(motion, shape):
 def test_objects_stand_out_in_the_pixels():
     for seed in range(20):
         scene = sample_scene(seed, width=64, height=64, num_frames=8)
-        frame = render(scene)[0].astype(np.float64)
+        frame = render_frames(scene)[0].astype(np.float64)
         covered = np.zeros(frame.shape[:2], dtype=bool)
         for o in scene.objects:
             left, top, right, bottom = o.box(0.0, 64, 64)
@@ -373,7 +373,7 @@ def test_build_split_writes_a_resumable_split(tmp_path):
         # The file decodes back to (nearly) the rendered frames.
         clip = video_api.load_video(root / row["video"], num_frames=8)
         assert clip.frames.shape == (8, 64, 64, 3)
-        assert np.abs(clip.frames.astype(np.int16) - render(scene)).mean() < 8
+        assert np.abs(clip.frames.astype(np.int16) - render_frames(scene)).mean() < 8
 
     mtimes = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
     before = {p: p.read_bytes() for p in mtimes}
@@ -405,7 +405,7 @@ def test_time_reversed_scene_renders_the_clip_backwards():
         scene = sw.sample_scene(seed, width=64, height=64, num_frames=8)
         backwards = sw.time_reversed(scene)
         assert [o.motion for o in backwards.objects] == [sw.REVERSED_MOTIONS[o.motion] for o in scene.objects]
-        np.testing.assert_array_equal(sw.render(backwards), sw.render(scene)[::-1])
+        np.testing.assert_array_equal(sw.render_frames(backwards), sw.render_frames(scene)[::-1])
     assert all(sw.REVERSED_MOTIONS[sw.REVERSED_MOTIONS[m]] == m for m in sw.MOTIONS)
 
 

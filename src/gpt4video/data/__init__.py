@@ -14,7 +14,7 @@ _HOMES = {
                   "MIN_CONTRAST", "MOTIONS", "MOTION_PHRASES", "QA", "QA_ANSWERS", "QA_TYPES", "SHAPES", "SPLITS",
                   "Background", "MotionPhrase", "ObjectSpec", "PromptSpec", "Scene", "SceneObject", "answers_match",
                   "build_split", "caption", "captions", "contrast", "count_questions", "dialogue", "normalize_answer",
-                  "parse_prompt", "questions", "render", "sample_scene", "scene_from_spec", "split_seeds",
+                  "parse_prompt", "questions", "render_frames", "sample_scene", "scene_from_spec", "split_seeds",
                   "write_clip"),
     "feature_cache": ("CacheStats", "FeatureCache", "PrecomputeResult", "encoder_identity"),
     "formats": ("CAPTION_INSTRUCTIONS", "Example", "LoadResult", "RowError", "read_jsonl", "sample_caption"),

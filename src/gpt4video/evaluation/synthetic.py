@@ -69,7 +69,7 @@ from typing import Any
 from gpt4video.config import atomic_write_text
 from gpt4video.data.synthetic.grading import answers_match, normalize_answer
 from gpt4video.data.synthetic.prompts import parse_prompt
-from gpt4video.data.synthetic.questions import QA_TYPES
+from gpt4video.data.synthetic.qa import QA_TYPES
 from gpt4video.errors import InputError
 from gpt4video.jsonl import read_jsonl
 

@@ -18,15 +18,16 @@ import abc
 import inspect
 import numbers
 from dataclasses import field
-from typing import Annotated, Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from gpt4video.config import ConfigBase, Count, Flag, Name, config_class, option
 from gpt4video.errors import ConfigError, InputError
 from gpt4video.registry import Registry
+
+if TYPE_CHECKING:  # numpy loads when a clip is first checked: building the command line needs none
+    import numpy as np
 
 __all__ = [
     "DTYPES",
@@ -105,6 +106,8 @@ class VideoGenerator(abc.ABC):
             InputError: an argument out of range; :class:`PromptNotSupported` for a prompt the
                 backend cannot draw.
         """
+        import numpy as np
+
         prompt = self._check_args(prompt, num_frames, height, width, seed, negative_prompt, progress)
         frames = self._generate(
             prompt, num_frames=int(num_frames), height=int(height), width=int(width),

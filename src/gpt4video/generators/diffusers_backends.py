@@ -54,13 +54,14 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gpt4video.errors import ConfigError, InputError, ModelLoadError
 
 from .base import GENERATORS, VideoGenerator, normalize_dtype
+
+if TYPE_CHECKING:  # numpy loads when frames are first converted, not when the backends register
+    import numpy as np
 
 __all__ = [
     "AnimateDiffGenerator",
@@ -119,6 +120,8 @@ def to_uint8_video(frames: Any) -> np.ndarray:
     ``(T, C, H, W)``; or (nested) lists of PIL images / arrays. Grey frames are repeated to RGB,
     an alpha channel is dropped.
     """
+    import numpy as np
+
     frames = _unwrap(frames)
     while isinstance(frames, (list, tuple)):  # a batch of videos, or one video as a list of frames
         if not frames:
@@ -161,6 +164,8 @@ def _ndim(item: Any) -> int:
 
 
 def _as_array(item: Any) -> np.ndarray:
+    import numpy as np
+
     if hasattr(item, "detach") and hasattr(item, "cpu"):  # a torch tensor
         item = item.detach().cpu()
         if str(item.dtype) in ("torch.bfloat16", "torch.float16"):
@@ -170,6 +175,8 @@ def _as_array(item: Any) -> np.ndarray:
 
 
 def _center_crop(video: np.ndarray, height: int, width: int) -> np.ndarray:
+    import numpy as np
+
     top = (video.shape[1] - height) // 2
     left = (video.shape[2] - width) // 2
     return np.ascontiguousarray(video[:, top : top + height, left : left + width])

@@ -11,16 +11,14 @@ configure a real (diffusers) backend instead.
 from __future__ import annotations
 
 import secrets
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
-
-from gpt4video.data.synthetic.prompts import parse_prompt
-from gpt4video.data.synthetic.render import render
-from gpt4video.data.synthetic.scenes import scene_from_spec
 from gpt4video.errors import InputError
 
 from .base import GENERATORS, PromptNotSupported, VideoGenerator
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["UNSUPPORTED_PROMPT_HELP", "SyntheticGenerator"]
 
@@ -58,6 +56,11 @@ class SyntheticGenerator(VideoGenerator):
         negative_prompt: str | None,
         progress: bool,
     ) -> np.ndarray:
+        # Imported here: registering the backend (every command line does) needs none of the synthetic world.
+        from gpt4video.data.synthetic.prompts import parse_prompt
+        from gpt4video.data.synthetic.render import render_frames
+        from gpt4video.data.synthetic.scenes import scene_from_spec
+
         spec = parse_prompt(prompt)
         if spec is None:
             raise PromptNotSupported(
@@ -69,7 +72,7 @@ class SyntheticGenerator(VideoGenerator):
             scene = scene_from_spec(spec, seed=seed, width=width, height=height, num_frames=num_frames, fps=self.fps)
         except RuntimeError as e:  # the objects do not fit in a very small frame
             raise InputError(f"video generator 'synthetic': {e}; use a larger frame (at least 64 x 64)") from None
-        return render(scene)
+        return render_frames(scene)
 
 
 def _shorten(text: str, limit: int = 80) -> str:

@@ -163,7 +163,7 @@ def create_app(config: ServeConfig, model: GPT4Video, *, generators: Mapping[str
     root = Path(tempfile.mkdtemp(prefix="gpt4video-serve-")) if owned else Path(config.storage_dir)
     store = FileStore(root, ttl=config.file_ttl_seconds)
     engine = Engine(model, store, generators=generators, queue_size=config.queue_size, max_batch=config.max_batch,
-                    video_frames=config.video_frames, video_size=config.video_size,
+                    video_frames=config.video.frames, video_size=config.video.size,
                     assistant_options=assistant_options)
     inputs = VideoInputs(store, VideoLimits(max_bytes=config.max_upload_bytes, max_seconds=config.max_video_seconds,
                                             sampling=model.processor.sampling,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..config import ConfigBase, Count, Flag, config_class, option
+from dataclasses import field
+
+from ..config import ConfigBase, Count, Flag, VideoConfig, config_class, option
 from ..errors import ConfigError
 
 MB = 1024 * 1024
@@ -42,8 +44,8 @@ class ServeConfig(ConfigBase):
                                      "(waiting ones get 503 at once)", gt=0)
     allow_url_fetch: Flag = option(False, "fetch http(s) video URLs given in messages (off: the server never "
                                    "fetches a URL)")
-    video_frames: Count = option(16, "frames of each generated video")
-    video_size: Count = option(256, "width and height of generated videos")
+    #: frames and size of generated videos (serve takes VideoConfig's --video-frames and --video-size)
+    video: VideoConfig = field(default_factory=VideoConfig)
     web: Flag = option(True, "the chat page at / (--no-web: serve only the API)")
 
     def __post_init__(self) -> None:

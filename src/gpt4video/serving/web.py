@@ -46,7 +46,7 @@ class Example:
 def make_examples(folder: str | os.PathLike[str]) -> list[Example]:
     """Two clips of the synthetic world the offline model knows (from seeds no split uses), their
     questions, a two-video question and a request for a new video."""
-    from ..data.synthetic.questions import questions
+    from ..data.synthetic.qa import questions
     from ..data.synthetic.render import write_clip
     from ..data.synthetic.scenes import sample_scene, split_seeds
 

@@ -24,8 +24,8 @@ from gpt4video.data.phrasing import (
 from gpt4video.errors import InputError
 
 from .backgrounds import _contrasting_colors, _sample_background
-from .captions import _describe, _Group, _groups, _noun_phrase, _rng_chooser, caption, captions
-from .questions import _pick, _qa_items, _refs, _wording
+from .captioning import _describe, _Group, _groups, _noun_phrase, _rng_chooser, caption, captions
+from .qa import _pick, _qa_items, _refs, _wording
 from .scenes import ObjectSpec, PromptSpec, Scene, _as_rng, _as_spec, _complete_spec
 from .vocabulary import DIRECTIONS, MOTION_PHRASES, MOTIONS, SHAPES
 

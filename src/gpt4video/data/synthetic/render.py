@@ -62,7 +62,7 @@ def _coverage(obj: SceneObject, t: float, width: int, height: int) -> tuple[np.n
     return np.asarray(patch, dtype=np.float32) / 255.0, x0, y0
 
 
-def render(scene: Scene) -> np.ndarray:
+def render_frames(scene: Scene) -> np.ndarray:
     """Draw ``scene`` as ``(num_frames, height, width, 3)`` uint8 RGB frames.
 
     Shapes are anti-aliased (drawn at :data:`SUPERSAMPLE` × resolution and box-filtered) and
@@ -90,4 +90,4 @@ def write_clip(scene: Scene, path: str | os.PathLike[str]) -> Path:
     atomically. Returns the path written."""
     from gpt4video.video.writing import write_video
 
-    return write_video(path, render(scene), fps=scene.fps)
+    return write_video(path, render_frames(scene), fps=scene.fps)

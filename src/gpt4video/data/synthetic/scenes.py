@@ -394,7 +394,7 @@ def left_to_right(scene: Scene) -> Scene:
 def time_reversed(scene: Scene) -> Scene:
     """The scene whose clip is ``scene``'s played backwards: each object starts where it ends (place and
     size), with the opposite motion at the same speed; the background does not change over time. Frame k
-    of ``render(time_reversed(scene))`` is frame ``num_frames - 1 - k`` of ``render(scene)``."""
+    of ``render_frames(time_reversed(scene))`` is frame ``num_frames - 1 - k`` of ``render_frames(scene)``."""
     def backwards(o: SceneObject) -> SceneObject:
         x, y, size = o.at(1.0)
         return replace(o, motion=REVERSED_MOTIONS[o.motion], x=x, y=y, size=size)

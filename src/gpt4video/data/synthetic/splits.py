@@ -13,9 +13,9 @@ import numpy as np
 from gpt4video.config import atomic_write_text
 from gpt4video.jsonl import jsonl_text
 
-from .captions import captions, object_orders
+from .captioning import captions, object_orders
 from .dialogues import _turn, dialogue
-from .questions import QA, count_questions, questions
+from .qa import QA, count_questions, questions
 from .render import write_clip
 from .scenes import Scene, _check_resolution, left_to_right, sample_scene, split_seeds, time_reversed
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from gpt4video.data.phrasing import PHRASINGS, Phrase, Wording, classic, color_slot, np_slot, ref_slot, shapes_slot
 
-from .captions import _article, _noun_phrase
+from .captioning import _article, _noun_phrase
 from .scenes import Scene, SceneObject, _as_rng
 from .vocabulary import _NUMBER_WORDS, COLORS, COUNTS, MOTION_PHRASES, MOTIONS, SHAPES, _check_choice
 
