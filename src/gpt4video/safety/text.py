@@ -146,6 +146,11 @@ def load_head(folder: str | Path | None = None) -> tuple[dict[str, np.ndarray], 
         raise ModelLoadError(
             f"cannot load the harmful_request head: {head} has {found} but {meta} lists "
             f"{len(info['categories'])} categories")
+    dims = [part.get("dim") for part in info.get("features") or []]
+    if dims and all(isinstance(d, int) for d in dims) and params["layers.0.weight"].shape[1] != sum(dims):
+        raise ModelLoadError(
+            f"cannot load the harmful_request head: {head} reads {params['layers.0.weight'].shape[1]} features "
+            f"but {meta} names features of {sum(dims)}")
     return params, info
 
 
