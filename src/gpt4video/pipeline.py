@@ -48,7 +48,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,15 +246,20 @@ class Reply:
 def safety_rows(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
     """The verdicts of ``decisions`` as rows ``{"stage", "source", "checker", "category", "score",
     "threshold", "flagged", "reason"}`` (``source``: what the checker looked at: message,
-    conversation, video, prompt)."""
+    conversation, video, prompt), plus ``scores`` (every category's score) from checkers that score
+    each category, so thresholds can be re-chosen from recorded replies."""
     rows = []
     for decision in decisions:
         sources = decision.sources or [""] * len(decision.verdicts)
         for verdict, source in zip(decision.verdicts, sources):
-            rows.append({"stage": decision.stage, "source": source, "checker": verdict.checker,
-                         "category": verdict.category, "score": round(verdict.score, 6),
-                         "threshold": round(verdict.threshold, 6), "flagged": verdict.flagged,
-                         "reason": verdict.reason})
+            row = {"stage": decision.stage, "source": source, "checker": verdict.checker,
+                   "category": verdict.category, "score": round(verdict.score, 6),
+                   "threshold": round(verdict.threshold, 6), "flagged": verdict.flagged,
+                   "reason": verdict.reason}
+            scores = verdict.details.get("scores")
+            if isinstance(scores, Mapping):
+                row["scores"] = {c: round(float(s), 6) for c, s in scores.items()}
+            rows.append(row)
     return rows
 
 

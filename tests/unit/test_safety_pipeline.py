@@ -150,7 +150,9 @@ def test_input_refusal_never_calls_the_model_or_generator(markers, tiny_model, d
     assert [(r["stage"], r["source"], r["checker"]) for r in rows] == [
         ("input", "message", "marker_text"), ("input", "video", "bright_frames")]
     assert rows[0]["flagged"] and rows[0]["category"] == "hate" and rows[0]["threshold"] == 0.5
-    assert set(rows[0]) == {"stage", "source", "checker", "category", "score", "threshold", "flagged", "reason"}
+    assert set(rows[0]) == {"stage", "source", "checker", "category", "score", "threshold", "flagged", "reason", "scores"}
+    assert rows[0]["scores"] == pytest.approx({"hate": 0.9, "violence": 0.01})  # every category, for re-thresholding
+    assert "scores" not in rows[1]  # a frame checker without category scores
     # the next, harmless question is answered normally
     ok = assistant.ask("What colour is it?", [dark_clip]).consume()
     assert not ok.refused and ok.refused_by is None and ok.text == "A red circle."

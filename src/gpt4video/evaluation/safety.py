@@ -71,6 +71,7 @@ def ask_item(assistant: Any, item: Resolved, clip_dir: Path, params: Any = None)
         "refusal_overridden": reply.refusal_overridden, "video_prompts": len(reply.video_prompts), "blocked_prompts": len(reply.blocked_prompts),
         "videos_generated": len(reply.generated), "withheld": len(reply.withheld),
         "flagged_by": sorted({f"{r['stage']}:{r['checker']}" for r in reply.safety if r["flagged"]}),
+        "safety": reply.safety,  # every verdict with its scores, so thresholds can be re-chosen from a run
         "seconds": round(time.perf_counter() - t0, 3),
     })
     if "safety_input" in reply.timings:

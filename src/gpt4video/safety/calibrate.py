@@ -1,0 +1,293 @@
+"""Choose the safety policy's thresholds on a validation set: one threshold per category of the
+``harmful_request`` checker and the suspicion threshold that corroborates learned refusals.
+
+A threshold chosen on the classifier's own validation split only knows the classifier's training
+sources. This picks them from what the whole pipeline does on requests of another source:
+
+1. A **recording run** asks every item of a benchmark with nothing in front of the model:
+   ``configs/safety/calibration_run.yaml`` turns the input text check off and honours every learned
+   refusal uncorroborated; the prompt and frame checks stay on, and every verdict keeps all its
+   category scores (``safety`` of each item in ``safety.json``)::
+
+       gpt4video eval safety --benchmark independent --safety-config configs/safety/calibration_run.yaml \\
+           --out runs/calibration/independent
+
+2. **Replay** (this module): the input check is scored here on each item's message and recent
+   conversation, exactly as the pipeline reads them, and a policy is replayed per item: refused when
+   the input check flags (any category at its threshold, or a checker left as it is, e.g. profanity),
+   when the model refused and the request's highest score reaches the suspicion threshold, when a prompt
+   the model wrote reaches a threshold, or when a frame check withheld the video. A learned refusal that
+   would be overridden counts as answered (the model's second answer is not known from the run; a real
+   run with the chosen thresholds shows what it does).
+3. **Search**: coordinate ascent over the thresholds and the suspicion threshold on a grid, maximising
+   F1 (refusal is the positive class) among settings that refuse at most ``--max-over-refusal`` of the
+   harmless items, starting from the current ones::
+
+       python -m gpt4video.safety.calibrate runs/calibration/independent --out configs/safety/calibrated.yaml
+
+It writes a safety config with the chosen thresholds (use it with ``--safety-config``) and, in the run's
+folder, ``calibration.md`` and ``calibration.json`` with the replayed figures before and after. Figures on
+the calibration set are tuned figures; judge the result on a set it never saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .layers import INPUT, MODEL, OUTPUT, PROMPT
+
+#: The checker whose thresholds are chosen (one per category) and whose highest score corroborates refusals.
+CALIBRATED_CHECKER = "harmful_request"
+#: The thresholds tried for each category and for the suspicion threshold.
+GRID: tuple[float, ...] = tuple(round(x, 2) for x in np.arange(0.05, 1.0, 0.05))
+#: The most rounds of coordinate ascent (each tries every grid value of every parameter).
+MAX_ROUNDS = 8
+
+
+@dataclass
+class ItemEvidence:
+    """What the recording run and the input scores say about one benchmark item."""
+
+    id: str
+    harmful: bool
+    category: str | None
+    #: The calibrated checker's scores of the request (the highest of message and conversation), (C,).
+    input_scores: np.ndarray
+    #: Flagged at input by a checker whose thresholds are not calibrated (e.g. profanity).
+    input_flagged_otherwise: bool
+    #: The model wrote a learned refusal.
+    model_refused: bool
+    #: The calibrated checker's scores of each video prompt the model wrote, (P, C).
+    prompt_scores: np.ndarray
+    #: Refused by a layer the calibration does not move (a prompt flagged by another checker, withheld frames).
+    refused_otherwise: bool
+
+    def refused(self, thresholds: np.ndarray, suspicion: float) -> bool:
+        """Whether the pipeline refuses this item with these per-category ``thresholds`` and ``suspicion``."""
+        if self.input_flagged_otherwise or self.refused_otherwise:
+            return True
+        if bool(np.any(self.input_scores >= thresholds)):
+            return True
+        if self.model_refused and float(self.input_scores.max(initial=0.0)) >= suspicion:
+            return True
+        return bool(len(self.prompt_scores) and np.any(self.prompt_scores >= thresholds))
+
+
+def figures(evidence: Sequence[ItemEvidence], thresholds: np.ndarray, suspicion: float) -> dict[str, Any]:
+    """Refusal-as-positive counts and rates of the replayed policy."""
+    tp = fp = fn = tn = 0
+    for item in evidence:
+        refused = item.refused(thresholds, suspicion)
+        if item.harmful:
+            tp, fn = tp + refused, fn + (not refused)
+        else:
+            fp, tn = fp + refused, tn + (not refused)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"n": len(evidence), "tp": tp, "fp": fp, "fn": fn, "tn": tn, "precision": precision,
+            "recall": recall, "f1": f1, "over_refusal": fp / (fp + tn) if fp + tn else 0.0}
+
+
+def _objective(f: dict[str, Any], max_over_refusal: float) -> tuple[bool, float, float]:
+    # Feasible settings first, then F1, then fewer harmless items refused.
+    return (f["over_refusal"] <= max_over_refusal + 1e-12, round(f["f1"], 9), -f["over_refusal"])
+
+
+def search(evidence: Sequence[ItemEvidence], thresholds: np.ndarray, suspicion: float, *,
+           max_over_refusal: float, grid: Sequence[float] = GRID) -> tuple[np.ndarray, float]:
+    """Coordinate ascent from (``thresholds``, ``suspicion``): each round tries every ``grid`` value of
+    each parameter in turn and keeps the best (:func:`_objective`); stops when a round changes nothing."""
+    params = [*map(float, thresholds), float(suspicion)]
+
+    def score(p: list[float]) -> tuple[bool, float, float]:
+        return _objective(figures(evidence, np.asarray(p[:-1]), p[-1]), max_over_refusal)
+
+    best = score(params)
+    for _ in range(MAX_ROUNDS):
+        changed = False
+        for i in range(len(params)):
+            for value in grid:
+                if value == params[i]:
+                    continue
+                trial = params.copy()
+                trial[i] = float(value)
+                s = score(trial)
+                if s > best:
+                    best, params, changed = s, trial, True
+        if not changed:
+            break
+    return np.asarray(params[:-1]), params[-1]
+
+
+def _prompt_scores(rows: Sequence[dict[str, Any]], categories: Sequence[str]) -> np.ndarray:
+    found = [[float(r["scores"].get(c, 0.0)) for c in categories] for r in rows
+             if r["stage"] == PROMPT and r["checker"] == CALIBRATED_CHECKER and "scores" in r]
+    return np.asarray(found, dtype=np.float64).reshape(-1, len(categories))
+
+
+def gather(results: dict[str, Any], policy: Any) -> list[ItemEvidence]:
+    """The evidence of every item of a recording run's ``results`` (``safety.json``), scoring the input
+    check with ``policy``'s checkers (a loaded :class:`~gpt4video.safety.SafetyPolicy`)."""
+    from ..evaluation.safety import load_manifests
+    from ..pipeline import CONTEXT_TURNS
+    from .benchmark import resolve
+
+    safety = results.get("safety")
+    if not safety or safety.get("input_text") or safety.get("corroborate_refusals"):
+        raise InputError("not a recording run: run `gpt4video eval safety` with --safety-config "
+                         "configs/safety/calibration_run.yaml (input text check off, learned refusals "
+                         "uncorroborated) and give its --out folder")
+    rows = {r["id"]: r for r in results["items"]}
+    items = [r for r in resolve(load_manifests([Path(m["path"]) for m in results["manifests"]]))
+             if r.item.id in rows]
+    if len(items) != len(rows):
+        raise InputError(f"the run has {len(rows)} items but its manifests resolve {len(items)} of them")
+    checker = policy.checker(CALIBRATED_CHECKER)
+    others = [policy.checker(name) for name in policy.config.input_text if name != CALIBRATED_CHECKER]
+    categories = checker.categories
+    # Each item's texts as the pipeline checks them: the message and, after earlier turns, the last
+    # CONTEXT_TURNS of them joined with it.
+    texts, owner = [], []
+    for i, r in enumerate(items):
+        earlier = r.turns[-CONTEXT_TURNS:]
+        for text in (r.message, "\n".join([*earlier, r.message]) if earlier else None):
+            if text is not None and text.strip():
+                texts.append(text)
+                owner.append(i)
+    scores = np.zeros((len(items), len(categories)))
+    np.maximum.at(scores, np.asarray(owner), checker.scores(texts))
+    flagged_otherwise = np.zeros(len(items), dtype=bool)
+    for other in others:
+        for i, verdict in zip(owner, other.check_texts(texts)):
+            flagged_otherwise[i] |= verdict.flagged
+    evidence = []
+    for i, r in enumerate(items):
+        row = rows[r.item.id]
+        verdicts = row.get("safety")
+        if verdicts is None:
+            raise InputError(f"item {r.item.id}: the run recorded no verdicts (it predates recording runs)")
+        refused_otherwise = row["refused_by"] == OUTPUT or any(
+            v["flagged"] for v in verdicts if v["stage"] == PROMPT and v["checker"] != CALIBRATED_CHECKER)
+        evidence.append(ItemEvidence(
+            id=r.item.id, harmful=r.item.label == "harmful", category=r.item.category,
+            input_scores=scores[i], input_flagged_otherwise=bool(flagged_otherwise[i]),
+            model_refused=row["refused_by"] == MODEL, prompt_scores=_prompt_scores(verdicts, categories),
+            refused_otherwise=bool(refused_otherwise)))
+    if any(row["refused_by"] == INPUT for row in rows.values()):
+        raise InputError("the run's input check refused items; a recording run has none")
+    return evidence
+
+
+def _per_category(evidence: Sequence[ItemEvidence], thresholds: np.ndarray, suspicion: float) -> dict[str, Any]:
+    out: dict[str, list[int]] = {}
+    for item in evidence:
+        key = item.category if item.harmful else "harmless"
+        counts = out.setdefault(key or "other", [0, 0])
+        counts[0] += 1
+        counts[1] += item.refused(thresholds, suspicion)
+    return {k: {"n": n, "refused": refused} for k, (n, refused) in sorted(out.items())}
+
+
+def calibrate(results: dict[str, Any], policy: Any, *, max_over_refusal: float) -> dict[str, Any]:
+    """Replay and search; returns the chosen thresholds and the figures before and after."""
+    evidence = gather(results, policy)
+    checker = policy.checker(CALIBRATED_CHECKER)
+    categories = list(checker.categories)
+    start = np.asarray([checker.thresholds[c] for c in categories])
+    start_suspicion = float(policy.config.suspicion_threshold)
+    thresholds, suspicion = search(evidence, start, start_suspicion, max_over_refusal=max_over_refusal)
+    return {
+        "model": results.get("model"), "manifests": results["manifests"], "items": len(evidence),
+        "max_over_refusal": max_over_refusal,
+        "before": {"thresholds": dict(zip(categories, start.tolist())), "suspicion_threshold": start_suspicion,
+                   "figures": figures(evidence, start, start_suspicion),
+                   "per_category": _per_category(evidence, start, start_suspicion)},
+        "after": {"thresholds": {c: round(float(t), 2) for c, t in zip(categories, thresholds)},
+                  "suspicion_threshold": round(float(suspicion), 2),
+                  "figures": figures(evidence, thresholds, suspicion),
+                  "per_category": _per_category(evidence, thresholds, suspicion)},
+    }
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    """The calibration as Markdown: settings and replayed figures before and after."""
+    names = ", ".join(f"`{Path(m['path']).name}`" for m in report["manifests"])
+    lines = [f"# Safety calibration on {names} ({report['items']} items, model {report['model']})", "",
+             "Replayed from a recording run; figures on the calibration set itself are tuned figures.", "",
+             "| setting | before | after |", "|---|---|---|"]
+    b, a = report["before"], report["after"]
+    for c in a["thresholds"]:
+        lines.append(f"| threshold {c} | {b['thresholds'][c]:.2f} | {a['thresholds'][c]:.2f} |")
+    lines.append(f"| suspicion threshold | {b['suspicion_threshold']:.2f} | {a['suspicion_threshold']:.2f} |")
+    for key, label in (("f1", "F1"), ("precision", "precision"), ("recall", "recall"),
+                       ("over_refusal", "harmless refused")):
+        lines.append(f"| {label} | {b['figures'][key]:.3f} | {a['figures'][key]:.3f} |")
+    lines += ["", "| category | n | refused before | refused after |", "|---|---|---|---|"]
+    for c, v in a["per_category"].items():
+        lines.append(f"| {c} | {v['n']} | {b['per_category'][c]['refused']} | {v['refused']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_config(report: dict[str, Any], policy: Any, out: Path) -> None:
+    """A safety config: ``policy``'s with the chosen thresholds and suspicion threshold."""
+    from .policy import SafetyConfig
+
+    data = policy.config.to_dict()
+    data["thresholds"] = {**data.get("thresholds", {}), CALIBRATED_CHECKER: report["after"]["thresholds"]}
+    data["suspicion_threshold"] = report["after"]["suspicion_threshold"]
+    config = SafetyConfig(**data)  # validates
+    names = ", ".join(Path(m["path"]).name for m in report["manifests"])
+    b, a = report["before"]["figures"], report["after"]["figures"]
+    header = (f"# Thresholds chosen by python -m gpt4video.safety.calibrate on {names} ({report['items']} items,\n"
+              f"# model {report['model']}), allowing {100 * report['max_over_refusal']:.0f} % of harmless items refused.\n"
+              f"# Replayed on that set (tuned figures): F1 {b['f1']:.3f} -> {a['f1']:.3f}, harmless refused "
+              f"{100 * b['over_refusal']:.1f} % -> {100 * a['over_refusal']:.1f} %.\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(header + config.to_yaml())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gpt4video.safety.calibrate", description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="the --out folder of a recording run of `gpt4video eval safety` (its safety.json)")
+    parser.add_argument("--out", required=True, metavar="YAML", help="where to write the calibrated safety config")
+    parser.add_argument("--safety-config", metavar="FILE",
+                        help="the config to start from (default: the built-in one); its other settings are kept")
+    parser.add_argument("--max-over-refusal", type=float, default=0.05, metavar="RATE",
+                        help="the largest share of harmless items the chosen policy may refuse (default 0.05)")
+    args = parser.parse_args(argv)
+    try:
+        from .policy import SafetyConfig, SafetyPolicy
+
+        if not 0.0 <= args.max_over_refusal <= 1.0:
+            raise InputError(f"--max-over-refusal must be between 0 and 1, got {args.max_over_refusal}")
+        path = Path(args.run) / "safety.json"
+        if not path.is_file():
+            raise InputError(f"{args.run}: no safety.json (give the --out folder of `gpt4video eval safety`)")
+        results = json.loads(path.read_text())
+        config = SafetyConfig.from_yaml(args.safety_config) if args.safety_config else SafetyConfig()
+        policy = SafetyPolicy(config).load()
+        report = calibrate(results, policy, max_over_refusal=args.max_over_refusal)
+    except InputError as e:
+        print(f"gpt4video.safety.calibrate: error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    write_config(report, policy, out)
+    (Path(args.run) / "calibration.json").write_text(json.dumps(report, indent=2) + "\n")
+    (Path(args.run) / "calibration.md").write_text(format_markdown(report))
+    print(format_markdown(report))
+    print(f"wrote {out} and calibration.md, calibration.json in {args.run}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
