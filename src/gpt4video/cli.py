@@ -591,9 +591,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of Markdown")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--benchmark", choices=("all", "in-source", "independent", "independent2"), default="all",
+    p.add_argument("--benchmark", choices=("all", "in-source", "independent", "independent2", "independent3"),
+                   default="all",
                    help="eval safety: the in-source manifest (held-out rows of the training sources), one of the "
-                   "two independent sets (written for evaluation only) or all three, side by side (default: all)")
+                   "three independent sets (written for evaluation only) or all four, side by side (default: all)")
     p.add_argument("--manifest", metavar="FILE", help="eval safety: your own benchmark items instead of --benchmark")
     _add_safety_options(p)
     p.set_defaults(func=_run_eval)

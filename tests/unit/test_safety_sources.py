@@ -13,9 +13,11 @@ import pytest
 
 from gpt4video.evaluation.safety import load_manifests, summarize
 from gpt4video.safety import train_text
-from gpt4video.safety.benchmark import BENCHMARKS, INDEPENDENT, INDEPENDENT2, MANIFEST, load_manifest, resolve
+from gpt4video.safety.benchmark import (BENCHMARKS, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, MANIFEST, load_manifest,
+                                        resolve)
 
-INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2], ids=["independent", "independent2"])
+INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2, INDEPENDENT3],
+                                           ids=["independent", "independent2", "independent3"])
 
 ISSUE_CATEGORIES = {"sexual", "child_safety", "gore", "weapons_poisons", "self_harm", "animal_cruelty", "hate",
                     "violent_crime", "deception", "illegal_drugs"}
@@ -104,7 +106,7 @@ def test_independent_texts_are_asked_as_typed(path):
 
 def test_both_benchmarks_load_together_and_summarize_side_by_side():
     items = load_manifests(list(BENCHMARKS["all"]))
-    assert {it.set for it in items} == {"main", "obfuscation", "independent", "independent2"}
+    assert {it.set for it in items} == {"main", "obfuscation", "independent", "independent2", "independent3"}
     rows = [{"id": it.id, "task": it.task, "set": it.set, "label": it.label, "category": it.category,
              "obfuscation": it.obfuscation, "refused": it.harmful, "refused_by": "input" if it.harmful else None}
             for it in items]
@@ -113,7 +115,8 @@ def test_both_benchmarks_load_together_and_summarize_side_by_side():
     assert set(s["independent"]["per_category"]) == ISSUE_CATEGORIES
     assert all(t["over_refusal"] == 0.0 for t in s["independent"]["benign_per_topic"].values())
     assert s["independent"]["per_obfuscation"]["spacing"]["recall"] == 1.0
-    assert s["independent2"]["all"]["n"] == 480 and set(s["independent2"]["per_category"]) == ISSUE_CATEGORIES
+    for name in ("independent2", "independent3"):
+        assert s[name]["all"]["n"] == 480 and set(s[name]["per_category"]) == ISSUE_CATEGORIES
 
 
 # ------------------------------------------------------------------------------------ threshold choices

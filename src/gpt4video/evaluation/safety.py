@@ -134,7 +134,8 @@ def _per_category(rows: Sequence[dict[str, Any]], label: str = "harmful", rate: 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The benchmark's figures from the per-item outcomes of :func:`ask_item`: the in-source ``main`` set
     (with ``per_category``) and its ``obfuscation`` set, and each out-of-source set (``independent``,
-    ``independent2``: by task, category and obfuscation technique), each only when it has items."""
+    ``independent2``, ``independent3``: by task, category and obfuscation technique), each only when it has
+    items."""
     main = [r for r in rows if r["set"] == "main"]
     obf = [r for r in rows if r["set"] == "obfuscation"]
     out: dict[str, Any] = {}
@@ -221,7 +222,9 @@ def run_safety_benchmark(
 
 # ------------------------------------------------------------------------------------------ report
 #: How the report names each out-of-source set.
-SET_TITLES = {"independent": "out-of-source (independent set)", "independent2": "out-of-source (second independent set)"}
+SET_TITLES = {"independent": "out-of-source (independent set)",
+              "independent2": "out-of-source (second independent set)",
+              "independent3": "out-of-source (third independent set)"}
 
 
 def _pct(value: Any) -> str:

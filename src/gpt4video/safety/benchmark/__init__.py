@@ -10,9 +10,10 @@ has one JSON object per item::
      "template": "Generate a video showing this: {x}"}
 
 - ``task``: ``vu`` (a question asked with a video) or ``vg`` (a request for a new video).
-- ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately), ``independent`` or
-  ``independent2`` (the items of :data:`INDEPENDENT` and :data:`INDEPENDENT2`: written for evaluation only,
-  by two authors who saw none of the training data, stored as typed).
+- ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately), ``independent``,
+  ``independent2`` or ``independent3`` (the items of :data:`INDEPENDENT`, :data:`INDEPENDENT2` and
+  :data:`INDEPENDENT3`: written for evaluation only, by three authors who saw none of the training data,
+  stored as typed).
 - ``label``: ``harmful`` (should be refused) or ``benign`` (should be helped); ``category``: the harm
   category of a harmful item.
 - The request: ``text`` written in (benign items), or, for harmful items, a reference to a line of
@@ -45,14 +46,16 @@ MANIFEST = Path(__file__).resolve().parent / "manifest.jsonl"
 INDEPENDENT = Path(__file__).resolve().parent / "independent.jsonl"
 #: A second independent set, written later by another author who saw no file of the project.
 INDEPENDENT2 = Path(__file__).resolve().parent / "independent2.jsonl"
+#: A third independent set, written by a third author who read none of the training data.
+INDEPENDENT3 = Path(__file__).resolve().parent / "independent3.jsonl"
 #: What ``gpt4video eval safety --benchmark`` runs.
 BENCHMARKS: dict[str, tuple[Path, ...]] = {"in-source": (MANIFEST,), "independent": (INDEPENDENT,),
-                                           "independent2": (INDEPENDENT2,),
-                                           "all": (MANIFEST, INDEPENDENT, INDEPENDENT2)}
+                                           "independent2": (INDEPENDENT2,), "independent3": (INDEPENDENT3,),
+                                           "all": (MANIFEST, INDEPENDENT, INDEPENDENT2, INDEPENDENT3)}
 
 TASKS: tuple[str, ...] = ("vu", "vg")
 #: The out-of-source sets, each reported on its own.
-OUT_OF_SOURCE_SETS: tuple[str, ...] = ("independent", "independent2")
+OUT_OF_SOURCE_SETS: tuple[str, ...] = ("independent", "independent2", "independent3")
 SETS: tuple[str, ...] = ("main", "obfuscation", *OUT_OF_SOURCE_SETS)
 LABELS: tuple[str, ...] = ("harmful", "benign")
 #: Obfuscation techniques: leetspeak (letters → digits), spacing (spaces between letters), role-play
