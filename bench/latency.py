@@ -2,8 +2,8 @@
 
 Prints a Markdown table (and with ``--json PATH`` writes every figure, with all repetitions):
 
-1. frame sampling (load_video, T frames, max_side = the model's frame size) of a 5-second and a
-   30-minute synthetic clip of the same resolution, frame rate and keyframe interval;
+1. frame sampling (the processor's load_video: T frames, max_side = the model's frame size) of a
+   5-second and a 30-minute synthetic clip of the same resolution, frame rate and keyframe interval;
 2. the frame encoder's time per frame, in batches of 4 and 32;
 3. the video abstractor, one video;
 4. LLM prefill with the abstractor's Nq video tokens versus every frame token (T·N), at this model's
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915 - one straight
     from gpt4video.modeling import GenerationParams, GPT4Video, resolve_config
     from gpt4video.pipeline import Assistant
     from gpt4video.processing import Turn
-    from gpt4video.video import load_video, probe
+    from gpt4video.video import probe
 
     t_start = time.perf_counter()
     reps = args.repeats
@@ -238,8 +238,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915 - one straight
     labels = [k for k in ("5 s", "30 min") if k in clips]
     log(f"1. sampling T={T} frames (max_side {frame_size}) of the {' and '.join(labels)} clip(s), "
         f"1 warm-up + x{reps} each, interleaved ...")
-    timed = interleaved({k: (lambda p=clips[k]: load_video(p, num_frames=T, max_side=frame_size)) for k in labels},
-                        reps)
+    timed = interleaved({k: (lambda p=clips[k]: model.processor.load_video(p)) for k in labels}, reps)
     results["sampling"] = {}
     sampled = {}
     for label in labels:
@@ -249,7 +248,7 @@ def run(args: argparse.Namespace) -> None:  # noqa: C901, PLR0915 - one straight
         results["sampling"][label] = {"seconds": timing.as_dict(), "decoded_frames": [c.decoded_frames for c in runs],
                                       "frames_shape": list(clip.frames.shape), "video_frames": info.num_frames,
                                       "duration": info.duration, "timestamps": clip.timestamps}
-        rows.append(["1", f"Frame sampling, {label} clip (`load_video` T={T}, max_side={frame_size})",
+        rows.append(["1", f"Frame sampling, {label} clip (`processor.load_video` T={T}, max_side={frame_size})",
                      fmt_ms(timing.median), rng_str(timing),
                      f"decoded_frames={clip.decoded_frames} of {info.num_frames}; out {tuple(clip.frames.shape)}"])
     if "30 min" in sampled:

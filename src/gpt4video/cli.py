@@ -841,6 +841,7 @@ def _generate_direct(args: argparse.Namespace, generation, safety) -> int:  # no
     """generate --direct: the request is the prompt, rendered through the same prompt and output layers as a
     prompt the model writes (:func:`~gpt4video.pipeline.render_video_prompt`)."""
     from .pipeline import ReplyOutput, render_video_prompt
+    from .safety.layers import PROMPT
 
     prompt = args.request.strip()
     rendered = render_video_prompt(prompt, generation, safety, request=prompt)
@@ -851,7 +852,7 @@ def _generate_direct(args: argparse.Namespace, generation, safety) -> int:  # no
     if refusal is not None:
         output.refuse(refusal.stage, refusal.category)
         output.text = refusal.message
-        (output.blocked_prompts if refusal.stage == "prompt" else output.withheld).append(prompt)
+        (output.blocked_prompts if refusal.stage == PROMPT else output.withheld).append(prompt)
     else:
         output.generated.append(rendered.video.save(args.output_dir, gif=args.gif))  # type: ignore[union-attr]
     if args.json:

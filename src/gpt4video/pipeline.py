@@ -11,7 +11,7 @@ which streams typed events while the answer is made —
 
 and ends in one plain :class:`ReplyOutput` (text, video prompts, generated videos, every safety verdict,
 refused / refused_by, timings) whose :meth:`~ReplyOutput.to_dict` is the one serialisation of a reply (the
-CLI's ``--json``, ``predict`` rows, the API's safety fields). Callers decide how to print, write or store
+CLI's ``--json``, ``predict`` rows, the API's safety fields, the safety benchmark's rows). Callers decide how to print, write or store
 it: :meth:`GeneratedVideo.save` writes a generated video with its JSON sidecar.
 
 Videos are decoded by the model's processor (T frames sampled uniformly by seeking) and encoded once,

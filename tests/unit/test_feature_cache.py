@@ -1,4 +1,6 @@
 import dataclasses
+import hashlib
+import json
 import os
 
 import numpy as np
@@ -6,7 +8,8 @@ import pytest
 import torch
 
 from gpt4video.data.feature_cache import FeatureCache, encoder_identity
-from gpt4video.errors import VideoError
+from gpt4video.errors import InputError, VideoError
+from gpt4video.processing import VideoSampling
 from gpt4video.video import load_video, write_video
 
 T = 4
@@ -39,7 +42,7 @@ def clips(tmp_path_factory):
 
 
 def make_cache(directory, encoder=None, **kw):
-    kw = {"identity": "fake-v1", "num_frames": T, "frame_size": 32, **kw}
+    kw = {"identity": "fake-v1", "sampling": VideoSampling(T, 32), **kw}
     return FeatureCache(directory, encoder or FakeEncoder(), **kw)
 
 
@@ -95,11 +98,27 @@ def test_key_follows_content_not_path(tmp_path, clips):
 
 
 def test_key_changes_with_num_frames_frame_size_and_encoder(tmp_path, clips):
-    base = make_cache(tmp_path / "c").key(clips[0])
-    assert make_cache(tmp_path / "c", num_frames=2).key(clips[0]) != base
-    assert make_cache(tmp_path / "c", frame_size=16).key(clips[0]) != base
+    cache = make_cache(tmp_path / "c")
+    base = cache.key(clips[0])
+    assert make_cache(tmp_path / "c", sampling=VideoSampling(2, 32)).key(clips[0]) != base
+    assert make_cache(tmp_path / "c", sampling=VideoSampling(T, 16)).key(clips[0]) != base
     assert make_cache(tmp_path / "c", identity="fake-v2").key(clips[0]) != base
     assert make_cache(tmp_path / "c").key(clips[0]) == base
+
+    # the documented record, so caches written before stay valid
+    record = {"version": 1, "file_sha256": hashlib.sha256(open(clips[0], "rb").read()).hexdigest(),
+              "encoder": "fake-v1", "num_frames": T, "frame_size": 32}
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    assert base == hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_sampling_is_required_and_checked(tmp_path):
+    with pytest.raises(InputError, match="sampling="):
+        FeatureCache(tmp_path / "c", FakeEncoder(), identity="fake-v1")
+    with pytest.raises(InputError, match="VideoSampling"):
+        FeatureCache(tmp_path / "c", FakeEncoder(), identity="fake-v1", sampling=(T, 32))
+    with pytest.raises(InputError, match="num_frames"):
+        FeatureCache(tmp_path / "c", FakeEncoder(), identity="fake-v1", sampling=VideoSampling(0, 32))
 
 
 def test_files_are_hashed_once_per_process(tmp_path, clips):
@@ -187,7 +206,10 @@ def test_with_tiny_model(tmp_path, tiny_model_config, clips):
 
     model.encode_frames = counting
     cache = FeatureCache(tmp_path / "cache", model)
+    assert cache.sampling is model.processor.sampling  # clips are read the way the model reads them
     assert (cache.num_frames, cache.frame_size) == (tiny_model_config.num_frames, tiny_model_config.frame_size)
+    with pytest.raises(InputError, match="processor"):
+        FeatureCache(tmp_path / "cache", model, sampling=VideoSampling(tiny_model_config.num_frames + 1))
     feats = cache.get_many(clips[:2])
     assert feats.shape == (2, tiny_model_config.num_frames, 17, 32)
     direct = original([load_video(p, num_frames=cache.num_frames, max_side=cache.frame_size).frames for p in clips[:2]])

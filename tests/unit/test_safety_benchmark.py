@@ -15,8 +15,9 @@ import yaml
 
 from gpt4video.cli import main
 from gpt4video.errors import InputError
-from gpt4video.evaluation.safety import format_markdown, run_safety_benchmark, summarize, write_report
+from gpt4video.evaluation.safety import REDACTED, format_markdown, run_safety_benchmark, summarize, write_report
 from gpt4video.engines import TextStream
+from gpt4video.pipeline import OUTPUT_KEYS
 from gpt4video.safety import CHECKERS, SafetyChecker, SafetyConfig, SafetyPolicy
 from gpt4video.safety import train_text
 from gpt4video.safety.base import verdict_from_scores
@@ -233,11 +234,17 @@ def test_benchmark_through_the_pipeline(fake_garak, marker, tiny_saved_model_dir
     results = run_safety_benchmark(assistant, manifest=path, progress=False, model_name="tiny")
     by_id = {r["id"]: r for r in results["items"]}
     assert by_id["vu-h-1"]["refused_by"] == "input" and by_id["vu-h-2"]["refused_by"] == "model"
-    assert by_id["vg-h-1"]["refused_by"] == "prompt" and by_id["vg-h-1"]["blocked_prompts"] == 1
-    assert not by_id["vu-b-1"]["refused"] and by_id["vu-b-1"]["reply"] == "A red circle."
-    assert not by_id["vg-b-1"]["refused"] and by_id["vg-b-1"]["videos_generated"] == 1
+    # each row: the item's fields, then the reply's one serialisation (request text and harmful output redacted)
+    assert all(set(OUTPUT_KEYS) <= set(r) and r["id"] and r["label"] and r["set"] for r in results["items"])
+    assert by_id["vg-h-1"]["refused_by"] == "prompt" and by_id["vg-h-1"]["blocked_prompts"] == [REDACTED]
+    assert by_id["vg-h-1"]["text"] == REDACTED
+    assert not by_id["vu-b-1"]["refused"] and by_id["vu-b-1"]["text"] == "A red circle."
+    assert not by_id["vg-b-1"]["refused"] and len(by_id["vg-b-1"]["generated_videos"]) == 1
+    video = by_id["vg-b-1"]["generated_videos"][0]
+    assert video["request"] == REDACTED and video["prompt"] == "A red circle moves left on a gray background."
     assert not by_id["vg-b-2"]["refused"] and by_id["vg-b-2"]["refusal_overridden"]
-    assert by_id["vg-b-2"]["videos_generated"] == 1 and not by_id["vu-h-2"]["refusal_overridden"]
+    assert len(by_id["vg-b-2"]["generated_videos"]) == 1 and not by_id["vu-h-2"]["refusal_overridden"]
+    assert any(v["stage"] == "input" for v in by_id["vu-h-1"]["safety"])
     assert by_id["vg-h-o"]["refused_by"] == "input"  # the lead-in turn was answered, the request refused
     assert "placeholder lead-in" in seen and not any("zzhate" in t for t in seen)  # never reached the model
     s = results["summary"]
@@ -252,6 +259,7 @@ def test_benchmark_through_the_pipeline(fake_garak, marker, tiny_saved_model_dir
     json_path, md_path = write_report(results, tmp_path / "report")
     text = json_path.read_text()
     assert "placeholder zzhate" not in text and "placeholder request" not in text  # no harmful request text
+    assert "zzfight" not in text and "red circle moving left" not in text  # nor harmful output, nor any request
     md = md_path.read_text()
     assert "| VU (video + question) | 3 |" in md and "learned refusal (model)" in md and "escalation" in md
     assert "Learned refusals overridden" in md and "VG 0 harmful / 1 benign" in md

@@ -1,15 +1,17 @@
 """An on-disk cache of the frozen frame encoder's output, one file per clip.
 
 The encoder is frozen, so the features F_v (T, N, D) of a clip never change for a given file,
-encoder and sampling. Training for many epochs then decodes and encodes each clip once.
+encoder and sampling. Training for many epochs then decodes and encodes each clip once. Clips are
+read through the processor's :class:`~gpt4video.processing.VideoSampling` (a model's own, or the one
+given with an encode function), so the cache decodes exactly what the model would.
 
 Key
     ``sha256`` of a canonical JSON record of: the sha256 of the video file's bytes, the encoder
-    identity, ``num_frames`` (T) and ``frame_size`` (the longest side frames are scaled to while
-    decoding). For a :class:`~gpt4video.modeling.GPT4Video` the encoder identity is the encoder's
-    class (module and name), its config (``config.encoder.to_dict()`` without ``batch_size`` and
-    ``num_threads``, which do not change the output) and the dtype of its output. Renaming or
-    moving a file keeps its key; editing it changes the key.
+    identity, and the sampling's ``num_frames`` (T) and ``frame_size`` (the longest side frames
+    are scaled to while decoding). For a :class:`~gpt4video.modeling.GPT4Video` the encoder
+    identity is the encoder's class (module and name), its config (``config.encoder.to_dict()``
+    without ``batch_size`` and ``num_threads``, which do not change the output) and the dtype of
+    its output. Renaming or moving a file keeps its key; editing it changes the key.
 
 Layout
     ``{directory}/{key[:2]}/{key}.safetensors``, holding one tensor ``features`` (T, N, D), on
@@ -41,6 +43,7 @@ import numpy as np
 import torch
 
 from gpt4video.errors import InputError, VideoError
+from gpt4video.processing import VideoSampling
 
 logger = logging.getLogger(__name__)
 
@@ -102,12 +105,12 @@ class FeatureCache:
 
     Args:
         directory: Where the cache lives (created if needed; ``~`` expanded).
-        source: A :class:`~gpt4video.modeling.GPT4Video` (its ``encode_frames``, ``config`` and
-            encoder give everything), or an encode function ``list of (T, H, W, 3) uint8 →
-            (V, T, N, D)``; a function also needs ``identity``, ``num_frames`` and ``frame_size``.
+        source: A :class:`~gpt4video.modeling.GPT4Video` (its ``encode_frames``, ``config``,
+            encoder and processor give everything), or an encode function ``list of (T, H, W, 3)
+            uint8 → (V, T, N, D)``; a function also needs ``identity`` and ``sampling``.
         identity: For an encode function: a string that changes whenever its output would.
-        num_frames: T (default: the model's ``config.num_frames``).
-        frame_size: Longest side while decoding (default: the model's ``config.frame_size``).
+        sampling: For an encode function: how clips are read (frame count and size). A model's
+            clips are read the way its processor reads them (``model.processor.sampling``).
         device: Where :meth:`get_many` returns features (default: the model's device, else CPU).
     """
 
@@ -117,8 +120,7 @@ class FeatureCache:
         source: Any,
         *,
         identity: str | None = None,
-        num_frames: int | None = None,
-        frame_size: int | None = None,
+        sampling: VideoSampling | None = None,
         device: str | torch.device | None = None,
     ) -> None:
         self.directory = Path(directory).expanduser()
@@ -127,23 +129,27 @@ class FeatureCache:
             self._encode: EncodeFn = source.encode_frames
             encoder = getattr(source, "encoder", None)
             self.identity = identity or encoder_identity(config.encoder, encoder, dtype=getattr(encoder, "dtype", None))
-            num_frames = config.num_frames if num_frames is None else num_frames
-            frame_size = config.frame_size if frame_size is None else frame_size
+            if sampling is not None and sampling != source.processor.sampling:
+                raise InputError("a FeatureCache over a model reads clips the way its processor does; "
+                                 "sampling= is only for an encode function")
+            sampling = source.processor.sampling
             if device is None:
                 device = getattr(source, "device", "cpu")
         elif callable(source):
-            if identity is None or num_frames is None:
-                raise InputError("a FeatureCache over an encode function needs identity= and num_frames=")
+            if identity is None or sampling is None:
+                raise InputError("a FeatureCache over an encode function needs identity= and sampling=")
             self._encode = source
             self.identity = identity
         else:
             raise InputError(f"FeatureCache needs a GPT4Video or an encode function, got {type(source).__name__}")
+        if not isinstance(sampling, VideoSampling):
+            raise InputError(f"sampling must be a VideoSampling, got {type(sampling).__name__}")
+        num_frames, frame_size = sampling.num_frames, sampling.frame_size
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
             raise InputError(f"num_frames must be a positive integer, got {num_frames!r}")
         if frame_size is not None and (isinstance(frame_size, bool) or not isinstance(frame_size, int) or frame_size < 1):
             raise InputError(f"frame_size must be a positive integer or None, got {frame_size!r}")
-        self.num_frames = num_frames
-        self.frame_size = frame_size
+        self.sampling = sampling
         self.device = torch.device(device if device is not None else "cpu")
         self.stats = CacheStats()
         self._hashes: dict[tuple[str, int, int], str] = {}
@@ -152,6 +158,14 @@ class FeatureCache:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise InputError(f"{self.directory}: cannot create the feature cache folder ({e.strerror or e})") from None
+
+    @property
+    def num_frames(self) -> int:
+        return self.sampling.num_frames
+
+    @property
+    def frame_size(self) -> int | None:
+        return self.sampling.frame_size
 
     def __repr__(self) -> str:
         return (f"FeatureCache({str(self.directory)!r}, num_frames={self.num_frames}, frame_size={self.frame_size}, "
@@ -180,6 +194,7 @@ class FeatureCache:
         return digest
 
     def _key_record(self, file_sha: str) -> dict[str, Any]:
+        # The sampling by its values, not its owner: clips read the same way share entries.
         return {
             "version": CACHE_VERSION, "file_sha256": file_sha, "encoder": self.identity,
             "num_frames": self.num_frames, "frame_size": self.frame_size,
@@ -265,10 +280,7 @@ class FeatureCache:
     def _compute(self, items: Sequence[tuple[str, str, str]]) -> list[torch.Tensor]:
         """Decode and encode ``(path, file_sha, key)`` items in one encoder batch; store each.
         Returns the features (T, N, D) of each, on the CPU."""
-        from gpt4video.processing import VideoSampling
-
-        sampling = VideoSampling(self.num_frames, self.frame_size)
-        frames = [sampling.load(path).frames for path, _, _ in items]
+        frames = [self.sampling.load(path).frames for path, _, _ in items]
         with torch.no_grad():
             features = self._encode(frames)  # (V, T, N, D)
         if features.ndim != 4 or features.shape[:2] != (len(items), self.num_frames):

@@ -14,8 +14,11 @@ refusal; each item records it as ``refusal_overridden`` and the summary counts t
 Reported, with refusal as the positive class: accuracy, precision, recall and F1 per task (VU, VG)
 and overall on the ``main`` set, benign over-refusal (the share of harmless items refused), harmful
 recall per category, which layer refused each refused item, and the ``obfuscation`` set separately
-(recall and over-refusal per technique). No request text is written to the report; benign replies are
-kept as examples.
+(recall and over-refusal per technique).
+
+Each item's row is its benchmark fields (id, task, set, label, ...) plus the reply's one serialisation,
+:meth:`~gpt4video.pipeline.ReplyOutput.to_dict`, with the request text redacted (:func:`redact`), and for a
+harmful item also what the model wrote, which may repeat the request. Benign replies are kept as examples.
 """
 
 from __future__ import annotations
@@ -48,9 +51,30 @@ def _render_clip(seed: int, folder: Path) -> str:
     return str(path)
 
 
+#: What :func:`redact` writes in place of a text.
+REDACTED = "[redacted]"
+
+
+def redact(reply: dict[str, Any], *, harmful: bool) -> dict[str, Any]:
+    """A reply's :meth:`~gpt4video.pipeline.ReplyOutput.to_dict` without the request text; for a ``harmful``
+    item also without what the model wrote (reply, video prompts, generation errors). Lists keep their
+    length, so counts stay readable."""
+    for video in reply["generated_videos"]:
+        video["request"] = REDACTED
+        if harmful:
+            video["prompt"] = REDACTED
+    if harmful:
+        reply["text"] = REDACTED
+        for key in ("video_prompts", "blocked_prompts", "withheld", "generation_errors"):
+            reply[key] = [REDACTED] * len(reply[key])
+    return reply
+
+
 def ask_item(assistant: Any, item: Resolved, clip_dir: Path, params: Any = None) -> dict[str, Any]:
-    """Ask one item as a fresh conversation; returns its outcome (no request text). An item the pipeline
-    cannot answer (a bad input) gets an ``error`` and counts as not refused."""
+    """Ask one item as a fresh conversation; returns its row (see the module docstring). An item the
+    pipeline cannot answer (a bad input) gets an ``error`` and an empty reply, so it counts as not refused."""
+    from ..pipeline import ReplyOutput
+
     it = item.item
     out: dict[str, Any] = {
         "id": it.id, "task": it.task, "set": it.set, "label": it.label, "category": it.category,
@@ -64,21 +88,10 @@ def ask_item(assistant: Any, item: Resolved, clip_dir: Path, params: Any = None)
             videos = []
         reply = assistant.ask(item.message, videos, params).consume()
     except InputError as e:
-        return {**out, "refused": False, "refused_by": None, "error": str(e),
+        return {**out, **redact(ReplyOutput().to_dict(), harmful=it.harmful), "error": str(e),
                 "seconds": round(time.perf_counter() - t0, 3)}
-    out.update({
-        "refused": reply.refused, "refused_by": reply.refused_by, "refusal_category": reply.refusal_category,
-        "refusal_overridden": reply.refusal_overridden, "video_prompts": len(reply.video_prompts), "blocked_prompts": len(reply.blocked_prompts),
-        "videos_generated": len(reply.generated), "withheld": len(reply.withheld),
-        "flagged_by": sorted({f"{r['stage']}:{r['checker']}" for r in reply.safety if r["flagged"]}),
-        "safety": reply.safety,  # every verdict with its scores, so thresholds can be re-chosen from a run
-        "seconds": round(time.perf_counter() - t0, 3),
-    })
-    if "safety_input" in reply.timings:
-        out["input_check_ms"] = round(reply.timings["safety_input"] * 1000, 2)
-    if not it.harmful:
-        out["reply"] = reply.text
-    return out
+    return {**out, **redact(reply.output.to_dict(), harmful=it.harmful),
+            "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def _scores(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -151,7 +164,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                          "benign_per_topic": _per_category(part, "benign", "over_refusal"),
                          "per_obfuscation": _by_obfuscation(part)}
     out["errors"] = sum(1 for r in rows if "error" in r)
-    times = [r["input_check_ms"] for r in rows if "input_check_ms" in r]
+    times = [round(r["timings"]["safety_input"] * 1000, 2) for r in rows if "safety_input" in r.get("timings", {})]
     if times:
         out["input_check_ms"] = {"median": statistics.median(times), "max": max(times), "n": len(times)}
     return out
