@@ -11,8 +11,9 @@ import pytest
 from gpt4video.errors import InputError
 from gpt4video.safety import CHECKERS, SafetyConfig, SafetyPolicy
 from gpt4video.safety.base import SafetyChecker, verdict_from_scores
-from gpt4video.safety.calibrate import ItemEvidence, calibrate, figures, gather, main, search
-from gpt4video.safety.layers import MODEL, PROMPT
+from gpt4video.safety.calibrate import (ItemEvidence, calibrate, figures, format_markdown, gather, main, search,
+                                        write_config)
+from gpt4video.safety.layers import MODEL, OUTPUT, PROMPT
 
 CATS = ("sexual", "violence")
 
@@ -129,6 +130,17 @@ def test_calibrate_lowers_the_suspicion_threshold_to_honour_the_escalation(recor
     assert report["after"]["figures"]["recall"] == pytest.approx(1.0)
     assert report["after"]["figures"]["over_refusal"] == 0.0  # b1's prompt (0.45) stays below its threshold
     assert report["after"]["suspicion_threshold"] <= 0.3 and report["after"]["thresholds"]["violence"] > 0.45
+    assert report["budget_met"]
+
+
+def test_an_unmet_over_refusal_budget_is_said_in_the_report_and_the_config(recorded_run, tmp_path):
+    results, policy, _ = recorded_run
+    withheld = [{**r, "refused_by": OUTPUT} if r["id"] == "b1" else r for r in results["items"]]
+    report = calibrate({**results, "items": withheld}, policy, max_over_refusal=0.0)
+    assert not report["budget_met"] and report["after"]["figures"]["over_refusal"] == 1.0
+    assert "The search found no setting refusing at most 0 %" in format_markdown(report)
+    write_config(report, policy, tmp_path / "c.yaml")
+    assert "the search found no setting refusing at most 0 %" in (tmp_path / "c.yaml").read_text()
 
 
 def test_a_run_that_is_not_a_recording_run_is_one_clear_error(recorded_run):

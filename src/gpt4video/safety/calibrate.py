@@ -209,6 +209,7 @@ def calibrate(results: dict[str, Any], policy: Any, *, max_over_refusal: float) 
     return {
         "model": results.get("model"), "manifests": results["manifests"], "items": len(evidence),
         "max_over_refusal": max_over_refusal,
+        "budget_met": figures(evidence, thresholds, suspicion)["over_refusal"] <= max_over_refusal + 1e-12,
         "before": {"thresholds": dict(zip(categories, start.tolist())), "suspicion_threshold": start_suspicion,
                    "figures": figures(evidence, start, start_suspicion),
                    "per_category": _per_category(evidence, start, start_suspicion)},
@@ -223,8 +224,11 @@ def format_markdown(report: dict[str, Any]) -> str:
     """The calibration as Markdown: settings and replayed figures before and after."""
     names = ", ".join(f"`{Path(m['path']).name}`" for m in report["manifests"])
     lines = [f"# Safety calibration on {names} ({report['items']} items, model {report['model']})", "",
-             "Replayed from a recording run; figures on the calibration set itself are tuned figures.", "",
-             "| setting | before | after |", "|---|---|---|"]
+             "Replayed from a recording run; figures on the calibration set itself are tuned figures.", ""]
+    if not report["budget_met"]:
+        lines += [f"The search found no setting refusing at most {100 * report['max_over_refusal']:.0f} % of harmless "
+                  "items; these are the thresholds of the highest F1.", ""]
+    lines += ["| setting | before | after |", "|---|---|---|"]
     b, a = report["before"], report["after"]
     for c in a["thresholds"]:
         lines.append(f"| threshold {c} | {b['thresholds'][c]:.2f} | {a['thresholds'][c]:.2f} |")
@@ -248,8 +252,11 @@ def write_config(report: dict[str, Any], policy: Any, out: Path) -> None:
     config = SafetyConfig(**data)  # validates
     names = ", ".join(Path(m["path"]).name for m in report["manifests"])
     b, a = report["before"]["figures"], report["after"]["figures"]
+    budget = f"{100 * report['max_over_refusal']:.0f} %"
+    aim = (f"the highest F1 refusing at most {budget} of harmless items" if report["budget_met"] else
+           f"the search found no setting refusing at most {budget} of harmless items, so the highest F1")
     header = (f"# Thresholds chosen by python -m gpt4video.safety.calibrate on {names} ({report['items']} items,\n"
-              f"# model {report['model']}), allowing {100 * report['max_over_refusal']:.0f} % of harmless items refused.\n"
+              f"# model {report['model']}): {aim}.\n"
               f"# Replayed on that set (tuned figures): F1 {b['f1']:.3f} -> {a['f1']:.3f}, harmless refused "
               f"{100 * b['over_refusal']:.1f} % -> {100 * a['over_refusal']:.1f} %.\n")
     out.parent.mkdir(parents=True, exist_ok=True)
