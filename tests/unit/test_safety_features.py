@@ -95,11 +95,11 @@ def test_checker_computes_the_features_its_head_names(tmp_path, tiny_llm_dir):
 def test_cached_features_compute_each_text_once(tmp_path, tiny_llm_dir, monkeypatch):
     features = TextFeatures([{"kind": "llm_mean", "model": str(tiny_llm_dir), "layer": 1,
                               "template": USER_TURN_TEMPLATE, "max_tokens": 64}])
-    first = cached_features(features, TEXTS[:2], tmp_path, log=lambda m: None)
+    first, _ = cached_features(features, TEXTS[:2], tmp_path, log=lambda m: None)
     computed = []
     real = features.part
     monkeypatch.setattr(features, "part", lambda i, texts: computed.extend(texts) or real(i, texts))
-    again = cached_features(features, TEXTS, tmp_path, log=lambda m: None)
+    again, dims = cached_features(features, TEXTS, tmp_path, log=lambda m: None)
     assert computed == [TEXTS[2]]  # only the new text
     np.testing.assert_allclose(again[:2], first, rtol=1e-6)
-    assert again.shape == (3, 32) and len(list(tmp_path.glob("llm_mean-*.npz"))) == 1
+    assert again.shape == (3, 32) and dims == [32] and len(list(tmp_path.glob("llm_mean-*.npz"))) == 1

@@ -105,10 +105,11 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def cached_features(features: TextFeatures, texts: Sequence[str], cache: Path | None, log: Any = print) -> np.ndarray:
-    """The features of ``texts`` (N, D). With ``cache`` (a folder), each feature part keeps one ``.npz``
-    file named by a hash of its spec; texts computed before are read from it, and the file is rewritten
-    with every text of this call."""
+def cached_features(features: TextFeatures, texts: Sequence[str], cache: Path | None,
+                    log: Any = print) -> tuple[np.ndarray, list[int]]:
+    """The features of ``texts`` (N, D) and the width of each feature part (they sum to D). With ``cache``
+    (a folder), each feature part keeps one ``.npz`` file named by a hash of its spec; texts computed before
+    are read from it, and the file is rewritten with every text of this call."""
     parts = []
     for i, spec in enumerate(features.parts):
         key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
@@ -129,7 +130,7 @@ def cached_features(features: TextFeatures, texts: Sequence[str], cache: Path | 
             np.savez(tmp, texts=np.array(list(texts)), x=x_part)
             os.replace(tmp, path)
         parts.append(x_part)
-    return np.hstack(parts)
+    return np.hstack(parts), [p.shape[1] for p in parts]
 
 
 def save_head(out: Path, params: dict[str, np.ndarray], info: dict[str, Any]) -> None:
@@ -209,10 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = sorted({it.text for part in (train, val_framed, test, test_wrapped, *fold_train.values(),
                                          *fold_test.values()) for it in part})
     index = {t: i for i, t in enumerate(texts)}
-    x_all = cached_features(features, texts, Path(args.feature_cache) if args.feature_cache else None, log)
+    x_all, part_dims = cached_features(features, texts, Path(args.feature_cache) if args.feature_cache else None, log)
     x = lambda part: x_all[[index[it.text] for it in part]]  # noqa: E731
     weights = lambda part: np.array([it.weight for it in part], dtype=np.float32)  # noqa: E731
-    part_dims = [features.part(i, ["a"]).shape[1] for i in range(len(feature_parts))]
     log(f"computed the features of {len(texts)} texts ({' + '.join(map(str, part_dims))} per text)")
     activation = "gelu"
 
