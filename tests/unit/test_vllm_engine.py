@@ -209,7 +209,8 @@ def test_a_gguf_llm_is_refused(model, monkeypatch):
 # -- what our code passes to vLLM (a recording stand-in; it decodes nothing) ----------------------------
 class _RecordingStandIn:
     """Stands in for the ``vllm`` package only to record what the engine passes to it. Its LLMEngine
-    refuses to run a request, so no test here can take its output for vLLM's."""
+    records ``add_request`` and then refuses the request, and has nothing to step: it produces no output, so no
+    test here can take its output for vLLM's."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict]] = []
@@ -226,10 +227,16 @@ class _RecordingStandIn:
                 record.append(("LLMEngine.from_engine_args", engine_args.kwargs))
                 return cls()
 
-            def add_request(self, *args, **kwargs):
-                raise AssertionError("the recording stand-in runs no request")
+            def add_request(self, request_id, prompt, params, **kwargs):
+                record.append(("add_request", {"request_id": request_id, "prompt": prompt, "params": params,
+                                               **kwargs}))
+                raise ValueError("the recording stand-in runs no request")
 
-            step = add_request
+            def has_unfinished_requests(self):
+                return False  # it never holds a request
+
+            def step(self):
+                raise AssertionError("the recording stand-in has nothing to step")
 
         class SamplingParams:
             def __init__(self, **kwargs):
@@ -273,7 +280,25 @@ def test_what_the_engine_passes_to_vllm(model, monkeypatch, tmp_path):
         params, eos_token_ids=model.eos_token_ids, banned_token_ids=[model.processor.video_token_id])
     lock = threading.RLock()
     assert engine.batched(8, pipeline_lock=lock) is engine and engine.pipeline_lock is lock  # vLLM batches itself
+    engine.pipeline_lock = None
+
+    # the scheduler thread hands the request to add_request; a request vLLM refuses fails alone, with its error
+    stream = engine.generate(request)
+    with pytest.raises(ValueError, match="runs no request"):
+        stream.consume()
+    added = [kwargs for name, kwargs in stand_in.calls if name == "add_request"]
+    assert len(added) == 1 and added[0]["params"] is not None and added[0]["lora_request"] is engine.lora_request
+    assert torch.equal(added[0]["prompt"]["prompt_embeds"], request.inputs_embeds)
+    # a request cancelled before the scheduler takes it never reaches vLLM
+    cancel = threading.Event()
+    cancel.set()
+    cancelled = model.prompt_request([Turn("user", "hi")], [], params)
+    cancelled.cancel = cancel
+    assert engine.generate(cancelled).consume().finish_reason == "cancelled"
+    assert len([name for name, _ in stand_in.calls if name == "add_request"]) == 1
     engine.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.generate(request).consume()
 
 
 def test_a_server_decodes_with_its_models_engine_made_batched(model, tmp_path):
