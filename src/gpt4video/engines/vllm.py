@@ -1,8 +1,8 @@
 """The GPU engine to scale out: vLLM, with the prompt as embeddings and the LoRA as a PEFT adapter.
 
 vLLM serves the LLM's base weights (the directory or hub id the model was built from) and applies the
-model's LoRA per request from a PEFT adapter folder (:func:`peft_adapter_for`, written once beside the
-other cached adapters). The prompt goes in as the very embeddings the transformers engine is fed (the
+model's LoRA per request from a PEFT adapter folder (:func:`peft_adapter_for`, written once to the
+cache). The prompt goes in as the very embeddings the transformers engine is fed (the
 chat template's token embeddings with each video's tokens in place: ``{"prompt_embeds": (L, D)}``, vLLM's
 ``enable_prompt_embeds``), so any model, also one whose video tokens are free vectors, runs here.
 
@@ -21,8 +21,8 @@ What each engine must do the same way is done by this module, not by vLLM's own 
 - **Sampling.** Temperature (0 = greedy), top-p and the seed are vLLM's own (``SamplingParams``); a seed
   reproduces a reply on vLLM, but vLLM's random draws are not the other engines' ones.
 
-Streaming and cancellation: one driver thread owns vLLM's ``LLMEngine`` (its ``add_request``, ``step`` and
-``abort_request``); requests from any number of threads are batched by vLLM, each reading its tokens from
+Streaming and cancellation: one scheduler thread (:class:`~.batching.ScheduledEngine`) owns vLLM's
+``LLMEngine`` (its ``add_request``, ``step`` and ``abort_request``); requests from any number of threads are batched by vLLM, each reading its tokens from
 its own queue. A request whose reader leaves, whose reply is complete, or whose ``cancel`` is set is
 aborted at the next step.
 
