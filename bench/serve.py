@@ -108,7 +108,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=16, help="requests per level (at least the level's clients)")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--queue-size", type=int, default=32, help="the server's queue (default 32: nobody waits out)")
-    parser.add_argument("--engine", default="transformers", help="the server's decoding engine (transformers, llamacpp)")
+    parser.add_argument("--engine", default="transformers", help="the server's decoding engine (transformers, llamacpp, vllm)")
     parser.add_argument("--max-batch", type=int, default=None, help="the server's --max-batch (default: its own)")
     parser.add_argument("--json", metavar="PATH", help="also write every figure here")
     args = parser.parse_args()

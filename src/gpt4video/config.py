@@ -417,8 +417,9 @@ class LoadConfig(ConfigBase):
     model: Name = option("smol", "a preset (smol, paper) or a saved model directory")
     device: Annotated[str, AfterValidator(_known_device)] = option("cpu", "where it runs: cpu, cuda, cuda:1, ...")
     dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "float type of the model's weights")
-    engine: Literal["transformers", "llamacpp"] = option("transformers", "decoding engine: transformers, or llamacpp "
-                                                         "(fast on a CPU once `make llamacpp` has built it)")
+    engine: Literal["transformers", "llamacpp", "vllm"] = option(
+        "transformers", "decoding engine: transformers, llamacpp (fast on a CPU once `make llamacpp` has built it), "
+        "or vllm (a CUDA GPU with vLLM installed)")
 
     def load_options(self) -> dict[str, Any]:
         """device, dtype (as a torch dtype) and engine, as ``GPT4Video.from_pretrained`` takes them."""

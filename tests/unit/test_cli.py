@@ -225,7 +225,7 @@ def test_a_config_field_declared_as_an_option_is_one_declaration():
     (["serve", "--queue-size", "two"], "argument --queue-size: expected a whole number, got 'two'"),
     (["chat", "--top-p", "1.5", "--prompt", "x"], "argument --top-p: must be less than or equal to 1, got 1.5"),
     (["chat", "--dtype", "int3"], "argument --dtype: invalid choice: 'int3'"),
-    (["serve", "--engine", "vllm"], "argument --engine: invalid choice: 'vllm'"),
+    (["serve", "--engine", "tensorrt"], "argument --engine: invalid choice: 'tensorrt'"),
     (["chat", "--device", "gpu"], "argument --device: must be a torch device such as cpu, cuda or cuda:1, got 'gpu'"),
     (["predict", "--model", ""], "argument --model: must not be empty, got ''"),
     (["generate", "x", "--video-frames", "0"], "argument --video-frames: must be greater than or equal to 1, got 0"),

@@ -7,6 +7,8 @@ its engine as an :class:`EngineRequest`; the engine decodes and streams. Engines
 - ``transformers``: transformers' ``generate`` (the reference engine, every LLM transformers loads).
 - ``llamacpp``: llama.cpp on the LLM's GGUF with the LoRA as a GGUF adapter (fast on a CPU; models whose
   video tokens are words; needs llama-cpp-python, ``make llamacpp``).
+- ``vllm``: vLLM on a CUDA GPU, the prompt as embeddings and the LoRA as a PEFT adapter (to scale out; needs
+  vLLM, ``pip install vllm``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ def _llamacpp_engine(model: Any) -> LLMEngine:
                           "has none (set llm.gguf_file, or use the transformers engine)")
     adapter = lora_adapter_for(model) if model.config.llm.lora is not None else None
     return LlamaCppEngine(gguf, model.tokenizer, eos_token_ids=model.eos_token_ids, lora_path=adapter)
+
+
+@ENGINES.register("vllm")
+def _vllm_engine(model: Any) -> LLMEngine:
+    from .vllm import VLLMEngine
+
+    return VLLMEngine.for_model(model)  # a ModelLoadError naming what is missing where vLLM cannot run
 
 
 def make_engine(name: str, model: Any) -> LLMEngine:

@@ -156,6 +156,16 @@ class LLMEngine(ABC):
         """A KV cache of ``size`` sequences decoded together (for :class:`~.batching.BatchedEngine`)."""
         raise ConfigError(f"the {self.name or type(self).__name__} engine cannot decode requests in batches")
 
+    def batched(self, size: int, pipeline_lock: threading.RLock | None = None) -> LLMEngine:
+        """The engine that decodes up to ``size`` requests together (what a server answers with): a
+        :class:`~.batching.BatchedEngine` over :meth:`decode_slots`, unless the engine batches by itself."""
+        from .batching import BatchedEngine
+
+        return BatchedEngine(self.decode_slots(size), pipeline_lock=pipeline_lock)
+
+    def close(self) -> None:
+        """Stop what the engine runs in the background (nothing, unless it has a scheduler thread)."""
+
 
 def _held_back(text: str, stops: Sequence[str]) -> int:
     """How many trailing characters of ``text`` could be the start of a stop string."""

@@ -90,36 +90,32 @@ class _Sequence:
         return self.left or self.request.cancelled
 
 
-class BatchedEngine(LLMEngine):
-    """Decodes up to ``slots.size`` requests together (continuous batching); more wait for a slot.
+class ScheduledEngine(LLMEngine):
+    """An engine whose requests share one scheduler thread (the only one that runs the model).
+
+    Each request's ``generate`` stream makes the scheduler's record of it (:meth:`_sequence`: an object with a
+    ``tokens`` queue and a ``left`` flag), puts it in the waiting line and reads its tokens back from its queue
+    until ``_END`` (an exception there is raised in the reader); :func:`~.base.stream_reply` turns them into the
+    reply exactly as for an engine that decodes alone. The subclass's :meth:`_run` is the scheduler loop.
 
     ``pipeline_lock``: a lock the callers hold while they run everything else (an ``RLock`` each request
     thread acquires before it asks); a request releases it while it waits for its next token, so the work
-    around the model stays one request at a time while the decode of all of them runs here.
+    around the model stays one request at a time while the decode of all of them runs in the scheduler.
     """
 
-    name = "batched"
+    tokenizer: Any
+    eos_token_ids: frozenset[int]
 
-    def __init__(self, slots: DecodeSlots, *, pipeline_lock: threading.RLock | None = None) -> None:
-        self.slots = slots
-        self.max_batch = slots.size
-        self.accepts_embeddings = slots.accepts_embeddings
+    def __init__(self, *, pipeline_lock: threading.RLock | None = None) -> None:
         self.pipeline_lock = pipeline_lock
         self._wake = threading.Condition()
-        self._waiting: deque[_Sequence] = deque()
-        self._active: dict[int, _Sequence] = {}  # slot -> sequence; only the scheduler thread changes it
-        self._free = list(range(slots.size))
+        self._waiting: deque[Any] = deque()
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    @property
-    def running(self) -> int:
-        """Requests holding a slot now."""
-        return len(self._active)
-
     def generate(self, request: EngineRequest) -> TextStream:
         result = DecodeResult(num_prompt_tokens=request.num_prompt_tokens, timings=dict(request.timings))
-        pieces = stream_reply(self._tokens(request), self.slots.tokenizer, request, result, self.slots.eos_token_ids)
+        pieces = stream_reply(self._tokens(request), self.tokenizer, request, result, self.eos_token_ids)
         return TextStream(pieces, result)
 
     def close(self) -> None:
@@ -131,15 +127,22 @@ class BatchedEngine(LLMEngine):
             self._thread.join()
             self._thread = None
 
+    @abstractmethod
+    def _sequence(self, request: EngineRequest) -> Any:
+        """The scheduler's record of ``request`` (raises for a request it cannot serve)."""
+
+    @abstractmethod
+    def _run(self) -> None:
+        """The scheduler loop, until ``_closed``; it ends every request it still holds with ``_END``."""
+
     # -- the requests' side ------------------------------------------------------------------------
     def _tokens(self, request: EngineRequest) -> Iterator[int]:
-        self.slots.check(request)
-        sequence = _Sequence(request, self.slots.chooser(request))
+        sequence = self._sequence(request)
         with self._wake:
             if self._closed:
-                raise RuntimeError("this batched engine is closed (the server is stopping)")
+                raise RuntimeError(f"this {self.name} engine is closed (the server is stopping)")
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="gpt4video-batch", daemon=True)
+                self._thread = threading.Thread(target=self._run, name=f"gpt4video-{self.name}", daemon=True)
                 self._thread.start()
             self._waiting.append(sequence)
             self._wake.notify()
@@ -155,7 +158,7 @@ class BatchedEngine(LLMEngine):
                     self._waiting.remove(sequence)
                 self._wake.notify()
 
-    def _next(self, sequence: _Sequence) -> Any:
+    def _next(self, sequence: Any) -> Any:
         """The sequence's next item; the pipeline lock is let go while it waits."""
         try:
             return sequence.tokens.get_nowait()
@@ -168,6 +171,32 @@ class BatchedEngine(LLMEngine):
             return sequence.tokens.get()
         finally:
             self.pipeline_lock.acquire()
+
+
+class BatchedEngine(ScheduledEngine):
+    """Decodes up to ``slots.size`` requests together (continuous batching); more wait for a slot.
+    ``pipeline_lock``: see :class:`ScheduledEngine`."""
+
+    name = "batched"
+
+    def __init__(self, slots: DecodeSlots, *, pipeline_lock: threading.RLock | None = None) -> None:
+        super().__init__(pipeline_lock=pipeline_lock)
+        self.slots = slots
+        self.tokenizer = slots.tokenizer
+        self.eos_token_ids = slots.eos_token_ids
+        self.max_batch = slots.size
+        self.accepts_embeddings = slots.accepts_embeddings
+        self._active: dict[int, _Sequence] = {}  # slot -> sequence; only the scheduler thread changes it
+        self._free = list(range(slots.size))
+
+    @property
+    def running(self) -> int:
+        """Requests holding a slot now."""
+        return len(self._active)
+
+    def _sequence(self, request: EngineRequest) -> _Sequence:
+        self.slots.check(request)
+        return _Sequence(request, self.slots.chooser(request))
 
     # -- the scheduler thread ----------------------------------------------------------------------
     def _run(self) -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,11 +95,21 @@ def _converted_packaged_dir(name: str) -> Path:
     except Exception as e:  # noqa: BLE001 - any failure here is a load failure of that file
         raise ModelLoadError(f"cannot read packaged GGUF {gguf}: {e}") from e
     _drop_quantization_marks(model)
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+
+    return write_cached_folder(target, write)
+
+
+def write_cached_folder(target: Path, write: Callable[[Path], None]) -> Path:
+    """Make the cache folder ``target`` whole or not at all: ``write`` fills a temporary folder beside it, which
+    is then renamed to ``target`` (if another process made ``target`` meanwhile, theirs is kept)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        write(tmp)
         if target.exists():  # another process won the race
             shutil.rmtree(tmp)
         else:

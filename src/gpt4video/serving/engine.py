@@ -1,7 +1,8 @@
 """One model, ``max_batch`` worker threads, a bounded queue of conversations to answer.
 
 Up to ``max_batch`` requests are answered at once, each on its own worker thread, and their replies are
-decoded together by one :class:`~gpt4video.engines.batching.BatchedEngine` (continuous batching: a
+decoded together by the model's engine made batched (``LLMEngine.batched``: a
+:class:`~gpt4video.engines.batching.BatchedEngine`, or vLLM's own batching; continuous batching: a
 request joins and leaves the batch between decode steps). Everything else the model does (reading and
 encoding videos, the safety checks, rendering video prompts) is not thread-safe, so the workers take
 turns at it under one lock, which a worker lets go while it waits for its next token. Requests wait in a
@@ -27,7 +28,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engines.batching import BatchedEngine
+from ..engines import LLMEngine
 from ..errors import InputError
 from ..generators import VideoGenerator
 from ..modeling import GenerationParams, GPT4Video
@@ -193,7 +194,7 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()  # a job is queued, or the queue closed, never both at once
         self._pipeline_lock = threading.RLock()  # held by a worker for all but its waits for tokens
-        self.decoder: BatchedEngine | None = None  # made by start()
+        self.decoder: LLMEngine | None = None  # made by start(): the model's engine, batched
         self._accepting = False
         self._stopping = False
         self._running: set[Job] = set()
@@ -203,8 +204,7 @@ class Engine:
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> Engine:
         if not self._threads:
-            self.decoder = BatchedEngine(self.model.engine.decode_slots(self.max_batch),
-                                         pipeline_lock=self._pipeline_lock)
+            self.decoder = self.model.engine.batched(self.max_batch, pipeline_lock=self._pipeline_lock)
             self._accepting = True
             self._threads = [threading.Thread(target=self._work, name=f"gpt4video-engine-{i}", daemon=True)
                              for i in range(self.max_batch)]
