@@ -568,7 +568,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "recall of writing a <video_prompt> exactly when a new video is asked for. Prints a Markdown report. "
         "`gpt4video eval safety` runs the safety benchmark instead, through the whole pipeline with its safety "
         "checks: in-source (60 video-understanding and 60 generation items, half harmful, plus an obfuscation "
-        "set, from held-out rows of the training sources) and out-of-source (two independent sets, written for "
+        "set, from held-out rows of the training sources) and out-of-source (three independent sets, written for "
         "evaluation only), side by side; it reports accuracy, precision, recall and F1 with refusal as positive, "
         "benign over-refusal, recall per category and obfuscation, and which layer refused (safety.json and "
         "safety.md in --out).",
