@@ -3,7 +3,9 @@
 Starts the server as a child process on loopback (its queue large enough that no request is turned away,
 unless ``--queue-size`` says otherwise), then for each concurrency level runs that many client threads,
 each sending streamed video questions with the official openai client, one after another. Every request
-asks about a synthetic clip sent as a data: URL and may write up to ``--max-tokens`` tokens.
+asks about a synthetic clip sent as a data: URL and may write up to ``--max-tokens`` tokens. The requests of a
+level each send a different clip (``--clips`` of them, rendered from consecutive scene seeds, used in turn), so
+nothing a server could reuse between identical videos makes it look faster than a real workload would.
 
 Prints a Markdown table per level: requests answered (and rejected with 429), throughput in requests/s and
 generated tokens/s, and the p50/p95 of the whole request's latency and of the time to the first text.
@@ -12,7 +14,7 @@ generated tokens/s, and the p50/p95 of the whole request's latency and of the ti
 Usage::
 
     .venv/bin/python bench/serve.py [--levels 1 4 16] [--requests 16] [--max-tokens 32] [--engine llamacpp]
-        [--max-batch N] [--json PATH]
+        [--max-batch N] [--clips N] [--json PATH]
 
 The server decodes up to --max-batch requests together (continuous batching), so throughput grows with
 clients until the batch is full or the work around the model (video decoding, encoding, safety checks, one
@@ -64,8 +66,9 @@ def one_request(client, messages: list, max_tokens: int) -> dict:  # noqa: ANN00
     return {"status": 200, "latency": time.perf_counter() - start, "ttft": first, "tokens": tokens}
 
 
-def run_level(url: str, clients: int, requests: int, messages: list, max_tokens: int) -> dict:
-    """``clients`` threads share ``requests`` requests, each thread sending its next one when the last ends."""
+def run_level(url: str, clients: int, requests: int, conversations: list[list], max_tokens: int) -> dict:
+    """``clients`` threads share ``requests`` requests, each thread sending its next one when the last ends;
+    request ``i`` sends ``conversations[i % len(conversations)]``."""
     import openai
 
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=600)
@@ -78,8 +81,8 @@ def run_level(url: str, clients: int, requests: int, messages: list, max_tokens:
             with lock:
                 if not todo:
                     return
-                todo.pop()
-            result = one_request(client, messages, max_tokens)
+                index = todo.pop()
+            result = one_request(client, conversations[index % len(conversations)], max_tokens)
             with lock:
                 results.append(result)
 
@@ -110,6 +113,8 @@ def main() -> int:
     parser.add_argument("--queue-size", type=int, default=32, help="the server's queue (default 32: nobody waits out)")
     parser.add_argument("--engine", default="transformers", help="the server's decoding engine (transformers, llamacpp, vllm)")
     parser.add_argument("--max-batch", type=int, default=None, help="the server's --max-batch (default: its own)")
+    parser.add_argument("--clips", type=int, default=None,
+                        help="distinct clips, sent in turn (default: one per request of the largest level)")
     parser.add_argument("--json", metavar="PATH", help="also write every figure here")
     args = parser.parse_args()
 
@@ -118,22 +123,25 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="gpt4video-bench-serve-") as tmp:
         folder = Path(tmp)
-        clip = write_clip(sample_scene(20_010_030), folder / "clip.mp4")
-        url = "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
-        messages = [{"role": "user", "content": [{"type": "text", "text": "Describe this video."},
-                                                 {"type": "video_url", "video_url": {"url": url}}]}]
+        count = args.clips or max(args.requests, *args.levels)
+        conversations = []
+        for i in range(count):
+            clip = write_clip(sample_scene(20_010_030 + i), folder / f"clip-{i}.mp4")
+            url = "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
+            conversations.append([{"role": "user", "content": [{"type": "text", "text": "Describe this video."},
+                                                               {"type": "video_url", "video_url": {"url": url}}]}])
         log(f"starting gpt4video serve (smol, engine {args.engine})")
         batch = [] if args.max_batch is None else ["--max-batch", str(args.max_batch)]
         server = start_server(folder, "--queue-size", str(args.queue_size), "--max-tokens", str(args.max_tokens),
                               "--no-web", "--engine", args.engine, *batch)
         try:
             log("warming up")
-            run_level(server.url, 1, 2, messages, args.max_tokens)
+            run_level(server.url, 1, 2, conversations, args.max_tokens)
             levels = []
             for clients in args.levels:
                 requests = max(args.requests, clients)
                 log(f"{clients} concurrent client(s), {requests} requests")
-                levels.append(run_level(server.url, clients, requests, messages, args.max_tokens))
+                levels.append(run_level(server.url, clients, requests, conversations, args.max_tokens))
         finally:
             status = server.stop()
         log(f"server stopped (status {status})")
@@ -144,7 +152,8 @@ def main() -> int:
     print(markdown_table(["clients", "answered", "429", "requests/s", "tokens/s", "latency p50 (s)",
                           "latency p95 (s)", "first text p50 (s)", "first text p95 (s)"], rows))
     mean_tokens = statistics.mean(lv["mean_tokens"] for lv in levels)
-    print(f"\nstreamed video questions (one synthetic clip as a data: URL), up to {args.max_tokens} tokens "
+    print(f"\nstreamed video questions ({len(conversations)} different synthetic clips in turn, as data: URLs), up to "
+          f"{args.max_tokens} tokens "
           f"({mean_tokens:.1f} written on average); server queue {args.queue_size}, --max-batch "
           f"{args.max_batch or 'default'}; load average after: "
           f"{load_average()}")

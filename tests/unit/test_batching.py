@@ -31,6 +31,7 @@ class Recorded(DecodeSlots):
         self.inner, self.size, self.tokenizer = inner, inner.size, inner.tokenizer
         self.eos_token_ids = inner.eos_token_ids
         self.steps: list[tuple[int, ...]] = []
+        self.prefills: list[int] = []  # how many requests each prefill_many call got
         self.gate = threading.Semaphore(0) if gated else None
 
     def allow(self, steps: int = 1) -> None:
@@ -41,6 +42,10 @@ class Recorded(DecodeSlots):
 
     def prefill(self, slot, request):
         return self.inner.prefill(slot, request)
+
+    def prefill_many(self, requests):
+        self.prefills.append(len(requests))
+        return self.inner.prefill_many(requests)
 
     def step(self, tokens):
         if self.gate is not None:
@@ -224,3 +229,106 @@ def test_an_engine_that_cannot_batch_says_so(model):
 
     with pytest.raises(ConfigError, match="plain engine cannot decode requests in batches"):
         Plain().decode_slots(2)
+
+
+# -- prefilling several prompts at once ---------------------------------------------------------------
+def greedy_tokens(slots, firsts, steps):
+    """Greedy decode of every slot in ``firsts`` (slot -> its prefill's logits) for ``steps`` more tokens."""
+    tokens = {slot: [int(logits.argmax())] for slot, logits in firsts.items()}
+    for _ in range(steps):
+        for slot, row in slots.step({slot: t[-1] for slot, t in tokens.items()}).items():
+            tokens[slot].append(int(row.argmax()))
+    return tokens
+
+
+def prefill_both_ways(model, requests):
+    """(logits and greedy tokens of prefill_many, the same of one prefill per request)."""
+    together = model.engine.decode_slots(len(requests))
+    many = dict(zip(range(len(requests)), together.prefill_many(list(enumerate(requests)))))
+    alone_slots = model.engine.decode_slots(len(requests))
+    one = {slot: alone_slots.prefill(slot, r) for slot, r in enumerate(requests)}
+    return (many, greedy_tokens(together, many, 10)), (one, greedy_tokens(alone_slots, one, 10))
+
+
+def test_prefill_together_gives_the_tokens_of_one_at_a_time(model):
+    params = GenerationParams(max_new_tokens=12, stop=(), ignore_eos=True)
+    requests = [request(model, q, params) for q in QUESTIONS]
+    from gpt4video.engines.transformers_generate import _pack
+
+    lengths = [r.num_prompt_tokens for r in requests]
+    assert any(len({lengths[i] for i in group}) > 1 for group in _pack(range(len(lengths)), lengths))  # padded rows
+    (many, many_tokens), (one, one_tokens) = prefill_both_ways(model, requests)
+    assert many_tokens == one_tokens
+    for slot in one:
+        torch.testing.assert_close(many[slot], one[slot], rtol=1e-4, atol=1e-4)
+
+
+def test_prefill_together_runs_one_forward_for_similar_prompts(model):
+    from gpt4video.engines.transformers_generate import _pack
+
+    params = GenerationParams(max_new_tokens=4, stop=())
+    questions = ["Describe this.", "Describe the video.", "What moves here?", "Which color is it?"]
+    requests = [request(model, q, params) for q in questions]
+    assert len(_pack(range(4), [r.num_prompt_tokens for r in requests])) == 1
+    calls = []
+    hook = model.engine.llm.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        slots = model.engine.decode_slots(4)
+        slots.prefill_many(list(enumerate(requests)))
+    finally:
+        hook.remove()
+    assert len(calls) == 1 and len(slots.rows) == 4
+
+
+def test_pack_bounds_padding_and_size(monkeypatch):
+    from gpt4video.engines import transformers_generate
+    from gpt4video.engines.transformers_generate import _pack
+
+    monkeypatch.setattr(transformers_generate, "PREFILL_BATCH_TOKENS", 1000)
+    assert _pack([0, 1, 2], [10, 10, 10]) == [[0, 1, 2]]
+    assert _pack([0, 1, 2], [10, 50, 12]) == [[0, 2], [1]]  # padding all to 50 would be more than the real tokens
+    assert _pack([0, 1, 2], [10, 15, 12]) == [[0, 2, 1]]  # shortest first
+    monkeypatch.setattr(transformers_generate, "PREFILL_BATCH_TOKENS", 100)
+    assert _pack(list(range(12)), [10] * 12) == [list(range(10)), [10, 11]]  # 10 rows of 10 fill the budget
+
+
+def test_prefill_together_with_long_token_id_and_cancelled_prompts(model, monkeypatch):
+    from gpt4video.engines import EngineRequest, transformers_generate
+
+    monkeypatch.setattr(transformers_generate, "PREFILL_CHUNK", 8)  # the long question is prefilled alone, in chunks
+    params = GenerationParams(max_new_tokens=12, stop=(), ignore_eos=True)
+    ids = EngineRequest(params, input_ids=torch.tensor(model.tokenizer.encode(QUESTIONS[3], add_special_tokens=False)))
+    requests = [request(model, q, params) for q in QUESTIONS[:3]] + [ids]
+    assert requests[1].num_prompt_tokens > 8 >= requests[3].num_prompt_tokens
+    (many, many_tokens), (one, one_tokens) = prefill_both_ways(model, requests)
+    assert many_tokens == one_tokens
+    cancelled = request(model, QUESTIONS[4], params)
+    cancelled.cancel = threading.Event()
+    cancelled.cancel.set()
+    slots = model.engine.decode_slots(3)
+    results = slots.prefill_many([(0, requests[0]), (1, cancelled), (2, requests[2])])
+    assert results[1] is None and sorted(slots.rows) == [0, 2]
+
+
+def test_requests_waiting_together_are_prefilled_together(model):
+    slots = Recorded(model.engine.decode_slots(4), gated=True)
+    engine = BatchedEngine(slots)
+    params = GenerationParams(max_new_tokens=5, stop=(), ignore_eos=True)
+    try:
+        first = engine.generate(request(model, QUESTIONS[0], params))
+        reader = threading.Thread(target=first.consume)
+        reader.start()
+        wait_for(lambda: engine.running == 1, "the first request was not admitted")
+        # the scheduler waits at the gate of the first request's first step: the others queue meanwhile
+        others = [engine.generate(request(model, q, params)) for q in QUESTIONS[1:4]]
+        threads = [threading.Thread(target=s.consume) for s in others]
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(engine._waiting) == 3, "the others are not waiting")
+        slots.allow(100)
+        for t in [reader, *threads]:
+            t.join(60)
+    finally:
+        engine.close()
+    assert slots.prefills == [1, 3]
+    assert [s.text for s in [first, *others]] == [alone(model, q, params).text for q in QUESTIONS[:4]]

@@ -5,8 +5,8 @@ request's ``generate`` stream hands its :class:`~.base.EngineRequest` to the sch
 tokens back from its own queue; :func:`~.base.stream_reply` turns them into the reply exactly as for an
 engine that decodes alone (end token, stop strings, max tokens, cancel, timings).
 
-The scheduler loops: it gives waiting requests the free slots (prefilling each alone, in chunks, checking
-its cancel event between chunks), drops the requests that ended (finished, cancelled, or whose reader
+The scheduler loops: it gives waiting requests the free slots (prefilling all of them at once,
+:meth:`DecodeSlots.prefill_many`: engines that can run their short prompts through one forward), drops the requests that ended (finished, cancelled, or whose reader
 left), then runs one decode step over every occupied slot and hands each row's token to its owner. So
 requests join and leave between steps, and a slot is free again at the next step boundary.
 
@@ -64,6 +64,18 @@ class DecodeSlots(ABC):
     def prefill(self, slot: int, request: EngineRequest) -> Any | None:
         """Compute ``request``'s prompt into ``slot``; the logits of its last position, or None if the request
         was cancelled between chunks (the slot is then released by the caller)."""
+
+    def prefill_many(self, requests: Sequence[tuple[int, EngineRequest]]) -> list[Any]:
+        """Prefill several (slot, request) pairs; per pair, what :meth:`prefill` returns or the exception its
+        prefill raised (which ends that request alone). Here one after another; engines that can batch
+        prompts override it."""
+        results: list[Any] = []
+        for slot, request in requests:
+            try:
+                results.append(self.prefill(slot, request))
+            except Exception as error:  # noqa: BLE001 - handed to this request's reader
+                results.append(error)
+        return results
 
     @abstractmethod
     def step(self, tokens: Mapping[int, int]) -> Mapping[int, Any]:
@@ -208,8 +220,7 @@ class BatchedEngine(ScheduledEngine):
                     break
                 newcomers = [self._waiting.popleft() for _ in range(min(len(self._free), len(self._waiting)))]
             try:
-                for sequence in newcomers:
-                    self._admit(sequence)
+                self._admit(newcomers)
                 for sequence in [s for s in self._active.values() if s.over]:
                     self._end(sequence)
                 if self._active:
@@ -224,24 +235,27 @@ class BatchedEngine(ScheduledEngine):
         for sequence in left:
             self._end(sequence)
 
-    def _admit(self, sequence: _Sequence) -> None:
-        """Prefill a newcomer into a free slot and hand over its first token."""
-        if sequence.over:
-            sequence.tokens.put(_END)
+    def _admit(self, newcomers: list[_Sequence]) -> None:
+        """Prefill the newcomers into free slots (together, as the slots can) and hand over their first tokens."""
+        admitted = []
+        for sequence in newcomers:
+            if sequence.over:
+                sequence.tokens.put(_END)
+                continue
+            sequence.slot = self.slots.pick(self._free, sequence.request)
+            self._free.remove(sequence.slot)
+            admitted.append(sequence)
+        if not admitted:
             return
-        slot = self.slots.pick(self._free, sequence.request)
-        self._free.remove(slot)
-        sequence.slot = slot
-        try:
-            logits = self.slots.prefill(slot, sequence.request)
-        except Exception as error:  # noqa: BLE001 - handed to the request's reader, which raises it
-            self._end(sequence, error)
-            return
-        if logits is None:
-            self._end(sequence)
-            return
-        self._active[slot] = sequence
-        self._deliver(sequence, logits)
+        results = self.slots.prefill_many([(s.slot, s.request) for s in admitted])
+        for sequence, logits in zip(admitted, results):
+            if isinstance(logits, BaseException):  # handed to the request's reader, which raises it
+                self._end(sequence, logits)
+            elif logits is None:  # cancelled during its prefill
+                self._end(sequence)
+            else:
+                self._active[sequence.slot] = sequence  # type: ignore[index]
+                self._deliver(sequence, logits)
 
     def _step(self) -> None:
         try:

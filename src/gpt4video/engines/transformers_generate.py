@@ -69,6 +69,9 @@ class SampleWith(LogitsProcessor):
 #: Prompts longer than this are prefilled in chunks of it, so a cancel can stop a long prefill between chunks.
 PREFILL_CHUNK = 512
 
+#: The most tokens (padding included) one batched prefill of several short prompts runs at once.
+PREFILL_BATCH_TOKENS = 1024
+
 
 class _Cancelled(StoppingCriteria):
     def __init__(self, *flags: threading.Event | None) -> None:
@@ -249,9 +252,9 @@ class TransformersSlots(DecodeSlots):
     """A preallocated KV cache of ``size`` rows for the transformers engine's LLM.
 
     Per layer, keys and values are (size, kv heads, capacity, head dim) buffers; the occupied slots are
-    always rows 0..B-1 (a released row is filled with the last one), each with its own length. A prompt is
-    prefilled alone (in chunks of :data:`PREFILL_CHUNK`) into a DynamicCache and copied into its row; a
-    step runs the LLM once over all B rows with per-row positions and an attention mask that hides each
+    always rows 0..B-1 (a released row is filled with the last one), each with its own length. Prompts that
+    arrive together are prefilled together (:meth:`prefill_many`; a long one alone, in chunks of
+    :data:`PREFILL_CHUNK`) into a DynamicCache and copied into their rows; a step runs the LLM once over all B rows with per-row positions and an attention mask that hides each
     row's unused tail. The capacity doubles when a row needs more.
     """
 
@@ -286,12 +289,7 @@ class TransformersSlots(DecodeSlots):
     def prefill(self, slot: int, request: EngineRequest) -> torch.Tensor | None:
         from transformers import DynamicCache
 
-        if request.inputs_embeds is not None:
-            key, prompt = "inputs_embeds", request.inputs_embeds[None]  # (1, L, D)
-        else:
-            key, prompt = "input_ids", request.input_ids[None]  # type: ignore[index]  # (1, L)
-        device = next(self.engine.llm.parameters()).device
-        prompt = prompt.to(device)
+        key, prompt = self._prompt(request)  # (1, L, D) or (1, L)
         length = prompt.shape[1]
         cache = DynamicCache()
         with torch.inference_mode():
@@ -300,18 +298,84 @@ class TransformersSlots(DecodeSlots):
                     return None
                 out = self.engine.llm(**{key: prompt[:, start:start + PREFILL_CHUNK]}, past_key_values=cache,
                                       use_cache=True, logits_to_keep=1)
-            if not self.keys:
-                self.keys = [torch.zeros(self.size, *layer.keys.shape[1:2], 256, layer.keys.shape[3],
-                                         dtype=layer.keys.dtype, device=device) for layer in cache.layers]
-                self.values = [torch.zeros_like(k) for k in self.keys]
-            self._reserve(length + 1)
-            row = len(self.rows)
-            for i, layer in enumerate(cache.layers):
-                self.keys[i][row, :, :length] = layer.keys[0]
-                self.values[i][row, :, :length] = layer.values[0]
+            self._store(slot, cache, 0, length)
+        return out.logits[0, -1]
+
+    def prefill_many(self, requests: Sequence[tuple[int, EngineRequest]]) -> list[torch.Tensor | BaseException | None]:
+        """Prompts of up to :data:`PREFILL_CHUNK` tokens of the same kind (embeddings or ids) are prefilled
+        together: right-padded into one forward of at most :data:`PREFILL_BATCH_TOKENS` padded tokens, whose
+        causal attention keeps every row's real tokens from seeing the padding after them, so each row's cache
+        and last logits are those of its prompt alone. Longer prompts are prefilled alone, in chunks."""
+        results: list[torch.Tensor | BaseException | None] = [None] * len(requests)
+        short: dict[str, list[int]] = {}  # kind -> indices into requests
+        for i, (slot, request) in enumerate(requests):
+            if request.cancelled:
+                continue
+            if request.num_prompt_tokens > PREFILL_CHUNK:
+                results[i] = self._prefill_one(slot, request)
+            else:
+                short.setdefault("inputs_embeds" if request.inputs_embeds is not None else "input_ids", []).append(i)
+        for indices in short.values():
+            for group in _pack(indices, [requests[i][1].num_prompt_tokens for i in indices]):
+                try:
+                    logits = self._prefill_together([requests[i] for i in group])
+                except Exception as error:  # noqa: BLE001 - every request of the group hears of it
+                    logits = [error] * len(group)
+                for i, row in zip(group, logits):
+                    results[i] = row
+        return results
+
+    def _prefill_one(self, slot: int, request: EngineRequest) -> torch.Tensor | BaseException | None:
+        try:
+            return self.prefill(slot, request)
+        except Exception as error:  # noqa: BLE001 - handed to this request alone
+            return error
+
+    def _prefill_together(self, requests: Sequence[tuple[int, EngineRequest]]) -> list[torch.Tensor]:
+        """One forward over the right-padded prompts of ``requests`` (all of one kind); each one's last logits."""
+        from transformers import DynamicCache
+
+        if len(requests) == 1:
+            return [self.prefill(*requests[0])]
+        prompts = [self._prompt(request) for _, request in requests]
+        key = prompts[0][0]
+        lengths = [prompt.shape[1] for _, prompt in prompts]
+        width = max(lengths)
+        first = prompts[0][1]
+        padded = first.new_zeros(len(prompts), width, *first.shape[2:])  # (B, W, D) or (B, W): zeros after each prompt
+        for row, (_, prompt) in enumerate(prompts):
+            padded[row, :prompt.shape[1]] = prompt[0]
+        last = torch.tensor(lengths, device=padded.device)[:, None] - 1  # (B, 1) each row's last real position
+        cache = DynamicCache()
+        with torch.inference_mode():
+            out = self.engine.llm(**{key: padded}, past_key_values=cache, use_cache=True, logits_to_keep=last)
+            for row, ((slot, _), length) in enumerate(zip(requests, lengths)):
+                self._store(slot, cache, row, length)
+        return list(out.logits[:, -1])  # B rows of (V,)
+
+    def _prompt(self, request: EngineRequest) -> tuple[str, torch.Tensor]:
+        """The model's keyword for the prompt and the prompt as a batch of one: (1, L, D) or (1, L)."""
+        if request.inputs_embeds is not None:
+            key, prompt = "inputs_embeds", request.inputs_embeds[None]  # (1, L, D)
+        else:
+            key, prompt = "input_ids", request.input_ids[None]  # type: ignore[index]  # (1, L)
+        return key, prompt.to(next(self.engine.llm.parameters()).device)
+
+    def _store(self, slot: int, cache: Any, index: int, length: int) -> None:
+        """Copy the first ``length`` positions of batch row ``index`` of a prefill's ``cache`` into the next row
+        of the buffers, which ``slot`` now holds (inside inference mode)."""
+        if not self.keys:
+            device = cache.layers[0].keys.device
+            self.keys = [torch.zeros(self.size, *layer.keys.shape[1:2], 256, layer.keys.shape[3],
+                                     dtype=layer.keys.dtype, device=device) for layer in cache.layers]
+            self.values = [torch.zeros_like(k) for k in self.keys]
+        self._reserve(length + 1)
+        row = len(self.rows)
+        for i, layer in enumerate(cache.layers):
+            self.keys[i][row, :, :length] = layer.keys[index, :, :length]
+            self.values[i][row, :, :length] = layer.values[index, :, :length]
         self.rows.append(slot)
         self.lengths[row] = length
-        return out.logits[0, -1]
 
     def step(self, tokens: Mapping[int, int]) -> dict[int, torch.Tensor]:
         batch = len(self.rows)
@@ -361,3 +425,21 @@ class TransformersSlots(DecodeSlots):
                 grown = layer.new_zeros(*layer.shape[:2], capacity, layer.shape[3])
                 grown[:, :, :layer.shape[2]] = layer
                 buffers[i] = grown
+
+
+def _pack(indices: Sequence[int], lengths: Sequence[int]) -> list[list[int]]:
+    """``indices`` in groups prefilled together: shortest first, a group growing while its padded size stays
+    within :data:`PREFILL_BATCH_TOKENS` and its padding no more than its real tokens."""
+    groups: list[list[int]] = []
+    group: list[int] = []
+    total = 0
+    for length, index in sorted(zip(lengths, indices)):
+        size = (len(group) + 1) * length  # sorted: the newcomer is the longest
+        if group and (size > PREFILL_BATCH_TOKENS or size > 2 * (total + length)):
+            groups.append(group)
+            group, total = [], 0
+        group.append(index)
+        total += length
+    if group:
+        groups.append(group)
+    return groups
