@@ -125,7 +125,7 @@ def test_gather_scores_the_message_and_the_conversation(recorded_run):
 
 def test_calibrate_lowers_the_suspicion_threshold_to_honour_the_escalation(recorded_run):
     results, policy, _ = recorded_run
-    report = calibrate(results, policy, max_over_refusal=0.0)
+    report = calibrate([results], policy, max_over_refusal=0.0)
     assert report["before"]["figures"]["recall"] == pytest.approx(0.5)  # h2's refusal is overridden at 0.5
     assert report["after"]["figures"]["recall"] == pytest.approx(1.0)
     assert report["after"]["figures"]["over_refusal"] == 0.0  # b1's prompt (0.45) stays below its threshold
@@ -136,7 +136,7 @@ def test_calibrate_lowers_the_suspicion_threshold_to_honour_the_escalation(recor
 def test_an_unmet_over_refusal_budget_is_said_in_the_report_and_the_config(recorded_run, tmp_path):
     results, policy, _ = recorded_run
     withheld = [{**r, "refused_by": OUTPUT} if r["id"] == "b1" else r for r in results["items"]]
-    report = calibrate({**results, "items": withheld}, policy, max_over_refusal=0.0)
+    report = calibrate([{**results, "items": withheld}], policy, max_over_refusal=0.0)
     assert not report["budget_met"] and report["after"]["figures"]["over_refusal"] == 1.0
     assert "The search found no setting refusing at most 0 %" in format_markdown(report)
     write_config(report, policy, tmp_path / "c.yaml")
@@ -161,3 +161,13 @@ def test_main_writes_a_config_that_loads(recorded_run, capsys):
     assert (tmp / "run" / "calibration.md").is_file() and "| suspicion threshold |" in capsys.readouterr().out
     assert main([str(tmp / "missing"), "--out", str(out)]) == 2
     assert "no safety.json" in capsys.readouterr().err
+
+
+def test_several_runs_are_calibrated_on_together(recorded_run):
+    results, policy, _ = recorded_run
+    one = calibrate([results], policy, max_over_refusal=0.0)
+    two = calibrate([results, results], policy, max_over_refusal=0.0)
+    assert two["items"] == 2 * one["items"] and len(two["manifests"]) == 2
+    assert two["after"]["figures"]["recall"] == pytest.approx(one["after"]["figures"]["recall"])
+    with pytest.raises(InputError, match="at least one"):
+        calibrate([], policy, max_over_refusal=0.0)

@@ -25,6 +25,8 @@ sources. This picks them from what the whole pipeline does on requests of anothe
 
        python -m gpt4video.safety.calibrate runs/calibration/independent --out configs/safety/calibrated.yaml
 
+   Several recording runs (of different sets) are calibrated on together when given one after another.
+
 It writes a safety config with the chosen thresholds (use it with ``--safety-config``) and, in the run's
 folder, ``calibration.md`` and ``calibration.json`` with the replayed figures before and after. Figures on
 the calibration set are tuned figures; judge the result on a set it never saw.
@@ -198,16 +200,20 @@ def _per_category(evidence: Sequence[ItemEvidence], thresholds: np.ndarray, susp
     return {k: {"n": n, "refused": refused} for k, (n, refused) in sorted(out.items())}
 
 
-def calibrate(results: dict[str, Any], policy: Any, *, max_over_refusal: float) -> dict[str, Any]:
-    """Replay and search; returns the chosen thresholds and the figures before and after."""
-    evidence = gather(results, policy)
+def calibrate(runs: Sequence[dict[str, Any]], policy: Any, *, max_over_refusal: float) -> dict[str, Any]:
+    """Replay and search over the items of every recording run in ``runs`` (their ``safety.json``);
+    returns the chosen thresholds and the figures before and after."""
+    if not runs:
+        raise InputError("give at least one recording run")
+    evidence = [e for results in runs for e in gather(results, policy)]
     checker = policy.checker(CALIBRATED_CHECKER)
     categories = list(checker.categories)
     start = np.asarray([checker.thresholds[c] for c in categories])
     start_suspicion = float(policy.config.suspicion_threshold)
     thresholds, suspicion = search(evidence, start, start_suspicion, max_over_refusal=max_over_refusal)
     return {
-        "model": results.get("model"), "manifests": results["manifests"], "items": len(evidence),
+        "model": runs[0].get("model"), "manifests": [m for r in runs for m in r["manifests"]],
+        "items": len(evidence),
         "max_over_refusal": max_over_refusal,
         "budget_met": figures(evidence, thresholds, suspicion)["over_refusal"] <= max_over_refusal + 1e-12,
         "before": {"thresholds": dict(zip(categories, start.tolist())), "suspicion_threshold": start_suspicion,
@@ -265,7 +271,9 @@ def write_config(report: dict[str, Any], policy: Any, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gpt4video.safety.calibrate", description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="the --out folder of a recording run of `gpt4video eval safety` (its safety.json)")
+    parser.add_argument("runs", nargs="+", metavar="RUN",
+                        help="the --out folder of a recording run of `gpt4video eval safety` (its safety.json); "
+                             "several runs are calibrated on together")
     parser.add_argument("--out", required=True, metavar="YAML", help="where to write the calibrated safety config")
     parser.add_argument("--safety-config", metavar="FILE",
                         help="the config to start from (default: the built-in one); its other settings are kept")
@@ -277,22 +285,25 @@ def main(argv: list[str] | None = None) -> int:
 
         if not 0.0 <= args.max_over_refusal <= 1.0:
             raise InputError(f"--max-over-refusal must be between 0 and 1, got {args.max_over_refusal}")
-        path = Path(args.run) / "safety.json"
-        if not path.is_file():
-            raise InputError(f"{args.run}: no safety.json (give the --out folder of `gpt4video eval safety`)")
-        results = json.loads(path.read_text())
+        runs = []
+        for run in args.runs:
+            path = Path(run) / "safety.json"
+            if not path.is_file():
+                raise InputError(f"{run}: no safety.json (give the --out folder of `gpt4video eval safety`)")
+            runs.append(json.loads(path.read_text()))
         config = SafetyConfig.from_yaml(args.safety_config) if args.safety_config else SafetyConfig()
         policy = SafetyPolicy(config).load()
-        report = calibrate(results, policy, max_over_refusal=args.max_over_refusal)
+        report = calibrate(runs, policy, max_over_refusal=args.max_over_refusal)
     except InputError as e:
         print(f"gpt4video.safety.calibrate: error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
     write_config(report, policy, out)
-    (Path(args.run) / "calibration.json").write_text(json.dumps(report, indent=2) + "\n")
-    (Path(args.run) / "calibration.md").write_text(format_markdown(report))
+    report_dir = Path(args.runs[0])  # the report goes beside the first run
+    (report_dir / "calibration.json").write_text(json.dumps(report, indent=2) + "\n")
+    (report_dir / "calibration.md").write_text(format_markdown(report))
     print(format_markdown(report))
-    print(f"wrote {out} and calibration.md, calibration.json in {args.run}", file=sys.stderr)
+    print(f"wrote {out} and calibration.md, calibration.json in {report_dir}", file=sys.stderr)
     return 0
 
 
