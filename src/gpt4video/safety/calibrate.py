@@ -263,8 +263,8 @@ def write_config(report: dict[str, Any], policy: Any, out: Path) -> None:
            f"the search found no setting refusing at most {budget} of harmless items, so the highest F1")
     header = (f"# Thresholds chosen by python -m gpt4video.safety.calibrate on {names} ({report['items']} items,\n"
               f"# model {report['model']}): {aim}.\n"
-              f"# Replayed on that set (tuned figures): F1 {b['f1']:.3f} -> {a['f1']:.3f}, harmless refused "
-              f"{100 * b['over_refusal']:.1f} % -> {100 * a['over_refusal']:.1f} %.\n")
+              f"# Replayed on the calibration items (tuned figures): F1 {b['f1']:.3f} -> {a['f1']:.3f}, "
+              f"harmless refused {100 * b['over_refusal']:.1f} % -> {100 * a['over_refusal']:.1f} %.\n")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(header + config.to_yaml())
 
