@@ -6,9 +6,10 @@ tokens back from its own queue; :func:`~.base.stream_reply` turns them into the 
 engine that decodes alone (end token, stop strings, max tokens, cancel, timings).
 
 The scheduler loops: it gives waiting requests the free slots (prefilling all of them at once,
-:meth:`DecodeSlots.prefill_many`: engines that can run their short prompts through one forward), drops the requests that ended (finished, cancelled, or whose reader
-left), then runs one decode step over every occupied slot and hands each row's token to its owner. So
-requests join and leave between steps, and a slot is free again at the next step boundary.
+:meth:`DecodeSlots.prefill_many`: engines that can run their short prompts through one forward), drops
+the requests that ended (finished, cancelled, or whose reader left), then runs one decode step over every
+occupied slot and hands each row's token to its owner. So requests join and leave between steps, and a
+slot is free again at the next step boundary.
 
 The KV cache of ``size`` sequences is a :class:`DecodeSlots`, one per engine kind
 (``LLMEngine.decode_slots``): the transformers engine keeps a preallocated per-slot cache, the llama.cpp

@@ -254,8 +254,8 @@ class TransformersSlots(DecodeSlots):
     Per layer, keys and values are (size, kv heads, capacity, head dim) buffers; the occupied slots are
     always rows 0..B-1 (a released row is filled with the last one), each with its own length. Prompts that
     arrive together are prefilled together (:meth:`prefill_many`; a long one alone, in chunks of
-    :data:`PREFILL_CHUNK`) into a DynamicCache and copied into their rows; a step runs the LLM once over all B rows with per-row positions and an attention mask that hides each
-    row's unused tail. The capacity doubles when a row needs more.
+    :data:`PREFILL_CHUNK`) into a DynamicCache and copied into their rows; a step runs the LLM once over
+    all B rows with per-row positions and an attention mask that hides each row's unused tail. The capacity doubles when a row needs more.
     """
 
     def __init__(self, engine: TransformersEngine, size: int) -> None:

@@ -22,8 +22,8 @@ What each engine must do the same way is done by this module, not by vLLM's own 
   reproduces a reply on vLLM, but vLLM's random draws are not the other engines' ones.
 
 Streaming and cancellation: one scheduler thread (:class:`~.batching.ScheduledEngine`) owns vLLM's
-``LLMEngine`` (its ``add_request``, ``step`` and ``abort_request``); requests from any number of threads are batched by vLLM, each reading its tokens from
-its own queue. A request whose reader leaves, whose reply is complete, or whose ``cancel`` is set is
+``LLMEngine`` (its ``add_request``, ``step`` and ``abort_request``); requests from any number of threads
+are batched by vLLM, each reading its tokens from its own queue. A request whose reader leaves, whose reply is complete, or whose ``cancel`` is set is
 aborted at the next step.
 
 vLLM needs a CUDA GPU and its own install (``pip install vllm``, which pins its own torch): the factory
