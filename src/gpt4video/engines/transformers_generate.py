@@ -312,7 +312,7 @@ class TransformersSlots(DecodeSlots):
             if request.cancelled:
                 continue
             if request.num_prompt_tokens > PREFILL_CHUNK:
-                results[i] = self._prefill_one(slot, request)
+                results[i] = super().prefill_many([(slot, request)])[0]  # alone, in chunks
             else:
                 short.setdefault("inputs_embeds" if request.inputs_embeds is not None else "input_ids", []).append(i)
         for indices in short.values():
@@ -324,12 +324,6 @@ class TransformersSlots(DecodeSlots):
                 for i, row in zip(group, logits):
                     results[i] = row
         return results
-
-    def _prefill_one(self, slot: int, request: EngineRequest) -> torch.Tensor | BaseException | None:
-        try:
-            return self.prefill(slot, request)
-        except Exception as error:  # noqa: BLE001 - handed to this request alone
-            return error
 
     def _prefill_together(self, requests: Sequence[tuple[int, EngineRequest]]) -> list[torch.Tensor]:
         """One forward over the right-padded prompts of ``requests`` (all of one kind); each one's last logits."""
