@@ -420,12 +420,21 @@ class LoadConfig(ConfigBase):
     engine: Literal["transformers", "llamacpp", "vllm"] = option(
         "transformers", "decoding engine: transformers, llamacpp (fast on a CPU once `make llamacpp` has built it), "
         "or vllm (a CUDA GPU with vLLM installed)")
+    gguf: Literal["adapter", "q4_1", "q8_0", "f16"] = option(
+        "adapter", "llamacpp engine's weights: adapter (the LLM's own GGUF, LoRA applied by llama.cpp) or q4_1, "
+        "q8_0, f16 (the LoRA merged into a GGUF of that type, written once into the cache)")
+
+    def __post_init__(self) -> None:
+        if self.gguf != "adapter" and self.engine != "llamacpp":
+            raise ConfigError(f"gguf {self.gguf!r} chooses the llamacpp engine's weights; the engine is {self.engine}")
 
     def load_options(self) -> dict[str, Any]:
-        """device, dtype (as a torch dtype) and engine, as ``GPT4Video.from_pretrained`` takes them."""
+        """device, dtype (as a torch dtype), engine and its options, as ``GPT4Video.from_pretrained`` takes them."""
         import torch
 
-        return {"device": self.device, "dtype": getattr(torch, self.dtype), "engine": self.engine}
+        engine_options = {"gguf": self.gguf} if self.engine == "llamacpp" else {}
+        return {"device": self.device, "dtype": getattr(torch, self.dtype), "engine": self.engine,
+                "engine_options": engine_options}
 
 
 @config_class

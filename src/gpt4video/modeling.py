@@ -14,8 +14,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -145,10 +146,11 @@ class GPT4Video(nn.Module):
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | os.PathLike[str], *, device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32, engine: str = "transformers", **frozen_parts,  # noqa: ANN003
+        dtype: torch.dtype = torch.float32, engine: str = "transformers",
+        engine_options: Mapping[str, Any] | None = None, **frozen_parts,  # noqa: ANN003
     ) -> GPT4Video:
         """From a directory written by :meth:`save_pretrained`, or a preset name (with its shipped weights if any).
-        ``engine`` names the decoding engine (:mod:`gpt4video.engines`)."""
+        ``engine`` names the decoding engine (:mod:`gpt4video.engines`), ``engine_options`` its options."""
         name = str(name_or_path)
         config = resolve_config(name)  # checks the name
         path = Path(name).expanduser()
@@ -159,8 +161,8 @@ class GPT4Video(nn.Module):
         else:
             model.load_trained_weights(directory)
             model.source = str(directory)
-        if engine != "transformers":
-            model.engine = make_engine(engine, model)
+        if engine != "transformers" or engine_options:
+            model.engine = make_engine(engine, model, **(engine_options or {}))
         return model
 
     def load_trained_weights(self, directory: str | os.PathLike[str]) -> None:

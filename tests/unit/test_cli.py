@@ -271,4 +271,4 @@ def test_model_and_video_options_are_config_fields():
     settings = _generation_settings(parser.parse_args(["predict", "--input", "in.jsonl", "--output", "out.jsonl"]))
     assert (settings.num_frames, settings.height, settings.width, settings.seed) == (16, 256, 256, None)
     options = LoadConfig(dtype="float16").load_options()
-    assert options == {"device": "cpu", "dtype": torch.float16, "engine": "transformers"}
+    assert options == {"device": "cpu", "dtype": torch.float16, "engine": "transformers", "engine_options": {}}

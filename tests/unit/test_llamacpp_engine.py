@@ -177,3 +177,47 @@ def test_merged_gguf_holds_the_peft_merged_weights_in_llama_cpp_layout(model, tm
     assert np.array_equal(merged["output_norm.weight"], np.ones(config.hidden_size, dtype=np.float32))
     with pytest.raises(ConfigError, match="quantisation"):
         write_merged_gguf(model.llm, source, tmp_path / "x.gguf", "q3")
+
+
+class _RecordingEngine:
+    """Stands in for LlamaCppEngine: records which GGUF and adapter it was given."""
+
+    def __init__(self, model_path, tokenizer, *, eos_token_ids, lora_path=None):
+        self.model_path, self.lora_path = model_path, lora_path
+
+
+def test_the_gguf_option_chooses_adapter_or_a_cached_merged_file(model, tmp_path, monkeypatch):
+    from gpt4video.engines import make_engine
+
+    source = _tiny_source_gguf(model.llm, tmp_path / "base.gguf")
+    monkeypatch.setenv("GPT4VIDEO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(llamacpp, "is_available", lambda: True)
+    monkeypatch.setattr(llamacpp, "LlamaCppEngine", _RecordingEngine)
+    monkeypatch.setattr("gpt4video.llm.loading.source_gguf", lambda config: source)
+
+    adapter = make_engine("llamacpp", model)
+    assert adapter.model_path == source and adapter.lora_path.name.startswith("lora-")
+    merged = make_engine("llamacpp", model, gguf="q8_0")
+    assert merged.lora_path is None and merged.model_path.parent == tmp_path / "cache" / "gguf"
+    assert merged.model_path.name.startswith("merged-base-") and merged.model_path.name.endswith("-q8_0.gguf")
+    written = merged.model_path.stat().st_mtime_ns
+    assert make_engine("llamacpp", model, gguf="q8_0").model_path == merged.model_path  # reused, not rewritten
+    assert merged.model_path.stat().st_mtime_ns == written
+    with torch.no_grad():  # other LoRA weights get another file
+        next(p for n, p in model.llm.named_parameters() if "lora_B" in n).add_(1.0)
+    assert make_engine("llamacpp", model, gguf="q8_0").model_path != merged.model_path
+
+
+def test_engine_options_are_checked_by_name_and_value(model, monkeypatch):
+    from gpt4video.config import LoadConfig
+    from gpt4video.engines import make_engine
+
+    monkeypatch.setattr(llamacpp, "is_available", lambda: True)
+    with pytest.raises(ConfigError, match="adapter, q4_1, q8_0, f16, got 'q3'"):
+        make_engine("llamacpp", model, gguf="q3")
+    with pytest.raises(ConfigError, match="transformers engine has no option 'gguf'"):
+        make_engine("transformers", model, gguf="q4_1")
+    with pytest.raises(ConfigError, match="llamacpp engine"):
+        LoadConfig(engine="transformers", gguf="q4_1")
+    assert LoadConfig(engine="llamacpp", gguf="f16").load_options()["engine_options"] == {"gguf": "f16"}
+    assert LoadConfig().load_options()["engine_options"] == {}

@@ -1,7 +1,9 @@
 """The fast CPU engine: llama.cpp through llama-cpp-python.
 
 The LLM runs from its GGUF (the packaged SmolLM2 Q4_1 file as shipped) with the model's LoRA applied by
-llama.cpp from a GGUF adapter (:mod:`.gguf_export`, written once and cached). The prompt goes in as token
+llama.cpp from a GGUF adapter, or from one GGUF with the LoRA merged into its weights (``gguf="q4_1"``,
+``"q8_0"``, ``"f16"``: no adapter arithmetic per token, but requantised weights); both files are written
+by :mod:`.gguf_export` once and cached. The prompt goes in as token
 ids, so this engine serves models whose video tokens are words (``abstractor.word_tokens``, the offline
 default); a model whose video tokens are free vectors needs the ``transformers`` engine.
 
@@ -37,20 +39,37 @@ def is_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-def lora_adapter_for(model: Any) -> Path:
-    """The model's LoRA as a GGUF adapter in the cache (written on first use, named by a hash of the
-    weights, so retrained weights get a new file)."""
+def _weights_digest(model: Any) -> str:
+    """A short hash of the model's LoRA weights, naming the GGUF files written from them (retrained weights
+    get new files)."""
     import hashlib
 
-    from ..llm.loading import cache_root
-    from .gguf_export import lora_tensors, write_lora_adapter
+    from .gguf_export import lora_tensors
 
     digest = hashlib.sha256()
     for name, data in sorted(lora_tensors(model.llm).items()):
         digest.update(name.encode())
         digest.update(data.tobytes())
-    path = cache_root() / "gguf" / f"lora-{digest.hexdigest()[:16]}.gguf"
+    return digest.hexdigest()[:16]
+
+
+def lora_adapter_for(model: Any) -> Path:
+    """The model's LoRA as a GGUF adapter in the cache (written on first use)."""
+    from ..llm.loading import cache_root
+    from .gguf_export import write_lora_adapter
+
+    path = cache_root() / "gguf" / f"lora-{_weights_digest(model)}.gguf"
     return path if path.is_file() else write_lora_adapter(model.llm, path)
+
+
+def merged_gguf_for(model: Any, source: str | Path, quant: str) -> Path:
+    """The model's LLM with its LoRA merged, as one GGUF of type ``quant`` in the cache (written on first
+    use from ``source``, the LLM's own GGUF)."""
+    from ..llm.loading import cache_root
+    from .gguf_export import write_merged_gguf
+
+    path = cache_root() / "gguf" / f"merged-{Path(source).stem}-{_weights_digest(model)}-{quant}.gguf"
+    return path if path.is_file() else write_merged_gguf(model.llm, source, path, quant)
 
 
 class LogitsChooser:
