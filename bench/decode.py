@@ -1,6 +1,7 @@
 """Decode speed of each engine on a video question, against llama.cpp's own plain text decode.
 
-For every engine available here (``transformers``; ``llamacpp`` once ``make llamacpp`` built it) the
+For every engine available here (``transformers``; ``llamacpp`` once ``make llamacpp`` built it, with each
+``--gguf`` choice: the LoRA as an adapter, or merged into a GGUF of that type) the
 packaged ``smol`` model answers a 4-frame video question (the Big Buck Bunny sample) with up to
 ``--max-new-tokens`` new tokens (the end-of-sequence token ignored), greedy, no stop string; every run
 starts from an empty KV cache; the figures are medians over ``--runs`` runs
@@ -11,6 +12,7 @@ same token budget.
 
     python bench/decode.py                 # every available engine, 3 runs each
     python bench/decode.py --runs 5 --max-new-tokens 128 --json runs/bench/decode.json
+    python bench/decode.py --gguf adapter,q4_1      # the llamacpp variants to measure
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ def _sample_clip() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "datasets/data/bigbuckbunny.mp4"
 
 
-def engine_figures(engine: str, runs: int, max_new_tokens: int) -> dict:
+def engine_figures(engine: str, runs: int, max_new_tokens: int, **engine_options: str) -> dict:
     from gpt4video.engines import GenerationParams
     from gpt4video.modeling import GPT4Video
     from gpt4video.processing import Turn
 
-    model = GPT4Video.from_pretrained("smol", engine=engine)
+    model = GPT4Video.from_pretrained("smol", engine=engine, engine_options=engine_options)
     clip = model.processor.load_video(_sample_clip())
     features = model.encode_frames([clip.frames])
     turns = [Turn("user", QUESTION, videos=[0])]
@@ -100,16 +102,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--gguf", default="adapter,q4_1,q8_0",
+                        help="the llamacpp engine's weights to measure, comma-separated (default adapter,q4_1,q8_0)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
     from gpt4video.engines.llamacpp import is_available
 
     results: dict = {"question": QUESTION, "max_new_tokens": args.max_new_tokens}
-    engines = ["transformers"] + (["llamacpp"] if is_available() else [])
-    for engine in engines:
-        print(f"engine {engine} ...", file=sys.stderr, flush=True)
-        results[engine] = engine_figures(engine, args.runs, args.max_new_tokens)
+    variants = {"transformers": ("transformers", {})}
+    if is_available():
+        for gguf in args.gguf.split(","):
+            variants["llamacpp" if gguf == "adapter" else f"llamacpp --gguf {gguf}"] = ("llamacpp", {"gguf": gguf})
+    engines = list(variants)
+    for name, (engine, options) in variants.items():
+        print(f"engine {name} ...", file=sys.stderr, flush=True)
+        results[name] = engine_figures(engine, args.runs, args.max_new_tokens, **options)
     if is_available():
         print("reference: llama-cpp-python alone ...", file=sys.stderr, flush=True)
         results["llama.cpp reference"] = reference_figures(args.runs, args.max_new_tokens,
@@ -117,14 +125,14 @@ def main() -> int:
     else:
         print("llama-cpp-python is not installed (make llamacpp): no llamacpp engine, no reference", file=sys.stderr)
 
-    print(f"{'engine':<22} {'TTFT (s)':>9} {'tokens/s':>9} {'tokens':>14}  vs reference")
+    print(f"{'engine':<24} {'TTFT (s)':>9} {'tokens/s':>9} {'tokens':>14}  vs reference")
     reference = results.get("llama.cpp reference", {}).get("tokens_per_second")
     for name in [*engines, "llama.cpp reference"]:
         if name not in results:
             continue
         r = results[name]
         ratio = f"{r['tokens_per_second'] / reference:.2f}x" if reference else "n/a"
-        print(f"{name:<22} {r['ttft_s']:>9.3f} {r['tokens_per_second']:>9.1f} {str(r['tokens']):>14}  {ratio}")
+        print(f"{name:<24} {r['ttft_s']:>9.3f} {r['tokens_per_second']:>9.1f} {str(r['tokens']):>14}  {ratio}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -28,7 +28,8 @@ def _dump(args: argparse.Namespace) -> None:
     if args.engine:
         from gpt4video.engines import make_engine
 
-        assistant.model.engine = make_engine(args.engine, assistant.model)
+        options = {"gguf": args.gguf} if args.gguf else {}
+        assistant.model.engine = make_engine(args.engine, assistant.model, **options)
     answer = assistant_answer_fn(assistant, None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +77,7 @@ def main() -> int:
     parser.add_argument("--split-dir", default="data/synth/test")
     parser.add_argument("--model", default="smol")
     parser.add_argument("--engine", default=None, help="decoding engine by name (default: the model's own)")
+    parser.add_argument("--gguf", default=None, help="with --engine llamacpp: adapter, q4_1, q8_0 or f16")
     parser.add_argument("--max-qa", type=int, default=700)
     parser.add_argument("--max-captions", type=int, default=100)
     parser.add_argument("--max-generation", type=int, default=150)

@@ -10,11 +10,14 @@ nothing a server could reuse between identical videos makes it look faster than 
 Prints a Markdown table per level: requests answered (and rejected with 429), throughput in requests/s and
 generated tokens/s, and the p50/p95 of the whole request's latency and of the time to the first text.
 ``--json PATH`` also writes every request's figures. Progress goes to stderr. Not part of ``make test``.
+``--text-bytes N`` sends text-only prompts of about N bytes instead (a long pasted text, different for every
+request, then a question about it): the time to first text of a long prompt.
 
 Usage::
 
     .venv/bin/python bench/serve.py [--levels 1 4 16] [--requests 16] [--max-tokens 32] [--engine llamacpp]
-        [--max-batch N] [--clips N] [--json PATH]
+        [--max-batch N] [--clips N] [--text-bytes N] [--json PATH]
+    .venv/bin/python bench/serve.py --levels 1 --requests 5 --text-bytes 6000 --max-tokens 4
 
 The server decodes up to --max-batch requests together (continuous batching), so throughput grows with
 clients until the batch is full or the work around the model (video decoding, encoding, safety checks, one
@@ -66,6 +69,20 @@ def one_request(client, messages: list, max_tokens: int) -> dict:  # noqa: ANN00
     return {"status": 200, "latency": time.perf_counter() - start, "ttft": first, "tokens": tokens}
 
 
+def long_text(seed: int, size: int) -> str:
+    """About ``size`` bytes of plain sentences (scene descriptions of the synthetic world), different per seed."""
+    from gpt4video.data.synthetic import sample_scene
+
+    sentences = []
+    i = 0
+    while sum(len(x) + 1 for x in sentences) < size:
+        scene = sample_scene(30_000_000 + 1000 * seed + i)
+        sentences.append(f"In clip {i + 1}, " + "; ".join(
+            f"a {o.color} {o.shape} {o.motion.replace('_', ' ')}" for o in scene.objects) + ".")
+        i += 1
+    return " ".join(sentences)[:size]
+
+
 def run_level(url: str, clients: int, requests: int, conversations: list[list], max_tokens: int) -> dict:
     """``clients`` threads share ``requests`` requests, each thread sending its next one when the last ends;
     request ``i`` sends ``conversations[i % len(conversations)]``."""
@@ -115,6 +132,8 @@ def main() -> int:
     parser.add_argument("--max-batch", type=int, default=None, help="the server's --max-batch (default: its own)")
     parser.add_argument("--clips", type=int, default=None,
                         help="distinct clips, sent in turn (default: one per request of the largest level)")
+    parser.add_argument("--text-bytes", type=int, default=None,
+                        help="send text-only prompts of about this many bytes instead of video questions")
     parser.add_argument("--json", metavar="PATH", help="also write every figure here")
     args = parser.parse_args()
 
@@ -125,7 +144,10 @@ def main() -> int:
         folder = Path(tmp)
         count = args.clips or max(args.requests, *args.levels)
         conversations = []
-        for i in range(count):
+        for i in range(count if args.text_bytes else 0):
+            text = long_text(i, args.text_bytes) + "\n\nWhich clip above has the most objects?"
+            conversations.append([{"role": "user", "content": text}])
+        for i in range(0 if args.text_bytes else count):
             clip = write_clip(sample_scene(20_010_030 + i), folder / f"clip-{i}.mp4")
             url = "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
             conversations.append([{"role": "user", "content": [{"type": "text", "text": "Describe this video."},
@@ -152,7 +174,9 @@ def main() -> int:
     print(markdown_table(["clients", "answered", "429", "requests/s", "tokens/s", "latency p50 (s)",
                           "latency p95 (s)", "first text p50 (s)", "first text p95 (s)"], rows))
     mean_tokens = statistics.mean(lv["mean_tokens"] for lv in levels)
-    print(f"\nstreamed video questions ({len(conversations)} different synthetic clips in turn, as data: URLs), up to "
+    asked = (f"text prompts of {args.text_bytes} bytes ({len(conversations)} different ones in turn)" if args.text_bytes
+             else f"video questions ({len(conversations)} different synthetic clips in turn, as data: URLs)")
+    print(f"\nstreamed {asked}, up to "
           f"{args.max_tokens} tokens "
           f"({mean_tokens:.1f} written on average); server queue {args.queue_size}, --max-batch "
           f"{args.max_batch or 'default'}; load average after: "
