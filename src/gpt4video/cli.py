@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import GenerationParams, LoadConfig, VideoConfig
+from .config import BenchmarkData, GenerationParams, JudgeConfig, LoadConfig, VideoConfig
 from .errors import InputError
 from .generators.base import GeneratorConfig
 from .serving.config import ServeConfig
@@ -571,9 +571,15 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "set, from held-out rows of the training sources) and out-of-source (three independent sets, written for "
         "evaluation only), side by side; it reports accuracy, precision, recall and F1 with refusal as positive, "
         "benign over-refusal, recall per category and obfuscation, and which layer refused (safety.json and "
-        "safety.md in --out).",
+        "safety.md in --out). `gpt4video eval video-qa --benchmark msvd-qa|msrvtt-qa|activitynet-qa --data DIR --out "
+        "DIR` answers a public video QA benchmark as downloaded (resumable) and scores it with a GPT judge through any "
+        "OpenAI-compatible endpoint (the Video-ChatGPT protocol: accuracy and mean score), or by exact and "
+        "contains-match without one; `gpt4video eval captions --benchmark msr-vtt --data DIR --out DIR` captions "
+        "MSR-VTT clips and scores BLEU-1..4, METEOR, ROUGE-L and CIDEr. See docs/benchmarks.md.",
     )
-    p.add_argument("task", nargs="?", choices=("safety",), help="safety: run the safety benchmark")
+    p.add_argument("task", nargs="?", choices=("safety", "video-qa", "captions"),
+                   help="safety: run the safety benchmark; video-qa: MSVD-QA, MSRVTT-QA or ActivityNet-QA from "
+                   "--data, judged by --judge-model; captions: MSR-VTT captioning from --data")
     p.add_argument("--split-dir", metavar="DIR", help="a split directory, e.g. data/synth/test (not for `eval safety`)")
     _add_config_options(p, LoadConfig)
     p.add_argument("--out", metavar="DIR", help="also write results.json and results.md into DIR")
@@ -591,13 +597,26 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of Markdown")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--benchmark", choices=("all", "in-source", "independent", "independent2", "independent3"),
-                   default="all",
+    p.add_argument("--benchmark", choices=(*_SAFETY_BENCHMARKS, *_QA_BENCHMARKS, "msr-vtt"),
                    help="eval safety: the in-source manifest (held-out rows of the training sources), one of the "
-                   "three independent sets (written for evaluation only) or all four, side by side (default: all)")
+                   "three independent sets (written for evaluation only) or all four, side by side (default: all); "
+                   "eval video-qa: msvd-qa, msrvtt-qa or activitynet-qa; eval captions: msr-vtt")
     p.add_argument("--manifest", metavar="FILE", help="eval safety: your own benchmark items instead of --benchmark")
     _add_safety_options(p)
+    g = p.add_argument_group("public benchmarks (eval video-qa, eval captions): predictions go to --out and resume")
+    _add_config_options(g, BenchmarkData)
+    _add_config_options(g, JudgeConfig)
     p.set_defaults(func=_run_eval)
+
+
+_SAFETY_BENCHMARKS = ("all", "in-source", "independent", "independent2", "independent3")
+_QA_BENCHMARKS = ("msvd-qa", "msrvtt-qa", "activitynet-qa")
+
+
+def _benchmark_options_given(args: argparse.Namespace) -> list[str]:
+    """The --data / --judge-* options given (those of eval video-qa and eval captions)."""
+    return [info.json_schema_extra["cli"] for config in (BenchmarkData, JudgeConfig)
+            for name, info in _cli_fields(config).items() if hasattr(args, _dest(config, name))]
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -605,11 +624,15 @@ def _run_eval(args: argparse.Namespace) -> int:
     from .modeling import resolve_config
     from .pipeline import Assistant
 
+    if args.task in ("video-qa", "captions"):
+        return _run_eval_benchmark(args)
+    if _benchmark_options_given(args):
+        raise InputError(f"{_benchmark_options_given(args)[0]} is an option of `eval video-qa` and `eval captions`")
     if args.task == "safety":
         return _run_eval_safety(args)
     if args.split_dir is None:
-        raise InputError("eval needs --split-dir (or the task `safety`: gpt4video eval safety)")
-    if args.manifest or args.benchmark != "all" or args.no_safety or args.safety_config or args.audit_log:
+        raise InputError("eval needs --split-dir (or a task: gpt4video eval safety|video-qa|captions)")
+    if args.manifest or args.benchmark is not None or args.no_safety or args.safety_config or args.audit_log:
         raise InputError("--benchmark, --manifest, --no-safety, --safety-config and --audit-log are options of "
                          "`eval safety`")
 
@@ -644,7 +667,9 @@ def _run_eval_safety(args: argparse.Namespace) -> int:
 
     if args.split_dir is not None:
         raise InputError("eval safety takes no --split-dir (its items come from --benchmark or --manifest)")
-    manifests = [args.manifest] if args.manifest else list(BENCHMARKS[args.benchmark])
+    if args.benchmark not in (None, *_SAFETY_BENCHMARKS):
+        raise InputError(f"--benchmark {args.benchmark} is not a safety benchmark; choose {', '.join(_SAFETY_BENCHMARKS)}")
+    manifests = [args.manifest] if args.manifest else list(BENCHMARKS[args.benchmark or "all"])
     load = _config_from_options(LoadConfig, args)
     resolve_config(load.model)  # check the model name, the manifests and their sources before the (slow) model load
     resolve(load_manifests([Path(m) for m in manifests]))
@@ -662,6 +687,71 @@ def _run_eval_safety(args: argparse.Namespace) -> int:
         json_path, md_path = write_report(results, args.out)
         print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     print(json.dumps(results, indent=2) if args.json else format_markdown(results))
+    return 0
+
+
+def _run_eval_benchmark(args: argparse.Namespace) -> int:
+    """eval video-qa / eval captions: a public benchmark read from --data, answered into --out (resumable)."""
+    from .evaluation.benchmarks import (evaluate_captions, evaluate_video_qa, format_captions_markdown,
+                                        format_video_qa_markdown, read_msrvtt_captions, read_video_qa)
+    from .evaluation.judge import check_reachable
+    from .evaluation.synthetic import write_report
+    from .modeling import resolve_config
+    from .pipeline import Assistant
+
+    task = args.task
+    wanted = _QA_BENCHMARKS if task == "video-qa" else ("msr-vtt",)
+    if args.benchmark not in wanted:
+        raise InputError(f"eval {task} needs --benchmark {'|'.join(wanted)}")
+    if args.split_dir is not None or args.manifest or args.no_safety or args.safety_config or args.audit_log:
+        raise InputError(f"--split-dir, --manifest and the safety options are not options of `eval {task}`")
+    where = _config_from_options(BenchmarkData, args)
+    judge = _config_from_options(JudgeConfig, args)
+    if where.data is None:
+        raise InputError(f"eval {task} needs --data (the benchmark's folder)")
+    if args.out is None:
+        raise InputError(f"eval {task} needs --out (a folder for the predictions, the judgments and the results)")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError(f"{args.out}: --out must be a directory")
+    if task == "captions" and judge.base_url is not None:
+        raise InputError("eval captions takes no judge (its metrics are BLEU, METEOR, ROUGE-L and CIDEr)")
+    if task == "video-qa" and where.split != "test":
+        raise InputError("--caption-split is an option of `eval captions`")
+    params = _config_from_options(GenerationParams, args)
+    load = _config_from_options(LoadConfig, args)
+    resolve_config(load.model)  # check the model name, the data and the judge before any answer
+    if judge.base_url is not None:
+        check_reachable(judge)
+    if task == "video-qa":
+        bench = read_video_qa(args.benchmark, where.data, where.video_dir)
+    else:
+        bench = read_msrvtt_captions(where.data, where.video_dir, split=where.split)
+    if not bench.items:
+        raise InputError(f"{where.data}: none of the {len(bench.missing)} videos was found "
+                         f"(searched {', '.join(bench.video_dirs)}; see --video-dir)")
+    if bench.missing:
+        print(f"note: {len(bench.missing)} of {len(bench.items) + len(bench.missing)} have no video and are left out",
+              file=sys.stderr)
+
+    def make_assistant():  # noqa: ANN202 - called only if some question still needs an answer
+        assistant = Assistant.from_pretrained(load.model, **load.load_options())
+        for note in assistant.notes:
+            print(f"note: {note}", file=sys.stderr)
+        return assistant
+
+    progress = not args.no_progress
+    if task == "video-qa":
+        results = evaluate_video_qa(make_assistant, bench, args.out, judge=judge, params=params,
+                                    max_questions=args.max_qa, progress=progress, model_name=load.model)
+        markdown = format_video_qa_markdown
+    else:
+        results = evaluate_captions(make_assistant, bench, args.out, params=params, max_clips=args.max_captions,
+                                    tokenizer=args.tokenizer, meteor=not args.no_meteor, progress=progress,
+                                    model_name=load.model)
+        markdown = format_captions_markdown
+    json_path, md_path = write_report(results, args.out, markdown=markdown)
+    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    print(json.dumps(results, indent=2) if args.json else markdown(results))
     return 0
 
 

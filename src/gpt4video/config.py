@@ -447,6 +447,39 @@ class VideoConfig(ConfigBase):
     seed: Whole | None = option(None, "seed of the text-to-video backend", flag="--video-seed")
 
 
+@config_class
+class BenchmarkData(ConfigBase):
+    """Where a public benchmark is (``gpt4video eval video-qa`` and ``eval captions`` take these fields as options)."""
+
+    data: str | None = option(None, "eval video-qa / captions: the benchmark's folder, as downloaded", flag="--data")
+    video_dir: str | None = option(None, "eval video-qa / captions: the folder of its videos (default: the usual "
+                                   "folders under --data, and --data itself)", flag="--video-dir")
+    split: Literal["test", "1k-a", "validate"] = option(
+        "test", "eval captions: the MSR-VTT split (test: the official 2,990 clips; 1k-a: the 1,000 of "
+        "MSRVTT_JSFUSION_test.csv; validate)", flag="--caption-split")
+
+
+@config_class
+class JudgeConfig(ConfigBase):
+    """The judge of ``gpt4video eval video-qa`` (the command takes these fields as options)."""
+
+    base_url: str | None = option(None, "an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+                                  "(without it: exact and contains-match figures, labelled \"no judge\")",
+                                  flag="--judge-base-url")
+    model: str | None = option(None, "the judge's model name, as the endpoint knows it", flag="--judge-model")
+    api_key: str | None = option(None, "the endpoint's API key (default: none)", flag="--judge-api-key")
+    concurrency: Count = option(4, "judgments asked for at once", flag="--judge-concurrency")
+    retries: Annotated[int, Field(ge=0, strict=True)] = option(
+        2, "how many times a failed or unreadable judgment is asked again", flag="--judge-retries")
+    timeout: Positive = option(60.0, "seconds to wait for one judgment", flag="--judge-timeout")
+
+    def __post_init__(self) -> None:
+        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"--judge-base-url must start with http:// or https://, got {self.base_url!r}")
+        if (self.base_url is None) != (self.model is None):
+            raise ConfigError("--judge-base-url and --judge-model go together: give both, or neither for no judge")
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a nested dict; returns a new dict."""
     import copy

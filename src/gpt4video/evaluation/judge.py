@@ -1,0 +1,242 @@
+"""The GPT judge of zero-shot video QA (the Video-ChatGPT protocol), over any OpenAI-compatible endpoint.
+
+Each (question, correct answer, predicted answer) goes to ``POST {base_url}/chat/completions`` with the
+protocol's system and user prompts (:data:`SYSTEM_PROMPT`, :func:`user_prompt`; these texts are the
+evaluation standard, kept as published so figures compare) at temperature 0. The reply must be a Python
+dict string such as ``{'pred': 'yes', 'score': 4}``, read with ``ast.literal_eval`` as the published
+scripts read it; ``pred`` counts as yes if it contains "yes", else as no if it contains "no", and
+``score`` is ``int(score)``. Accuracy is yes / (yes + no), the score is the mean over the judged questions.
+
+A reply that cannot be read, an HTTP error or a timeout is retried (``retries`` times, with a short
+back-off); a judgment still failing then counts as no with score 0, and is reported. A judge that cannot
+be reached at all (connection refused, unknown host, HTTP 401/403/404) stops the run with one
+:class:`~gpt4video.errors.InputError`. Judgments are cached in a JSONL file, keyed by a hash of the
+model and the prompts, so a rerun asks only for what is not there yet (failed judgments are not cached).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gpt4video.config import JudgeConfig
+from gpt4video.errors import InputError
+from gpt4video.jsonl import append_jsonl, parsed_lines
+
+__all__ = ["SYSTEM_PROMPT", "Judge", "JudgeConfig", "Judgment", "check_reachable", "parse_judgment", "summarize",
+           "user_prompt"]
+
+#: The protocol's system prompt (Video-ChatGPT's zero-shot QA evaluation).
+SYSTEM_PROMPT = (
+    "You are an intelligent chatbot designed for evaluating the correctness of generative outputs for "
+    "question-answer pairs. Your task is to compare the predicted answer with the correct answer and determine "
+    "if they match meaningfully. Here's how you can accomplish the task:------##INSTRUCTIONS: - Focus on the "
+    "meaningful match between the predicted answer and the correct answer.\n- Consider synonyms or paraphrases "
+    "as valid matches.\n- Evaluate the correctness of the prediction compared to the answer."
+)
+
+
+def user_prompt(question: str, answer: str, prediction: str) -> str:
+    """The protocol's user prompt for one question."""
+    return (
+        "Please evaluate the following video-based question-answer pair:\n\n"
+        f"Question: {question}\nCorrect Answer: {answer}\nPredicted Answer: {prediction}\n\n"
+        "Provide your evaluation only as a yes/no and score where the score is an integer value between 0 and 5, "
+        "with 5 indicating the highest meaningful match. Please generate the response in the form of a Python "
+        "dictionary string with keys 'pred' and 'score', where value of 'pred' is  a string of 'yes' or 'no' and "
+        "value of 'score' is in INTEGER, not STRING.DO NOT PROVIDE ANY OTHER OUTPUT TEXT OR EXPLANATION. Only "
+        "provide the Python dictionary string. For example, your response should look like this: "
+        "{'pred': 'yes', 'score': 4.8}."
+    )
+
+
+@dataclass
+class Judgment:
+    """One judged question: ``yes`` and ``score`` as counted; ``error`` says why a failed one counts as no / 0."""
+
+    yes: bool
+    score: int
+    reply: str | None = None
+    error: str | None = None
+    cached: bool = False
+
+
+class _Unreachable(Exception):
+    """The endpoint cannot be used at all (stops the run)."""
+
+
+class _Failed(Exception):
+    """One attempt failed (retried)."""
+
+
+def parse_judgment(text: str) -> tuple[bool, int]:
+    """(yes, score) from a judge's reply, read as the published scripts read it; ValueError if it cannot be."""
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+        raise ValueError(f"not a Python dict string ({type(e).__name__})") from None
+    if not isinstance(value, dict) or "pred" not in value or "score" not in value:
+        raise ValueError("not a dict with 'pred' and 'score'")
+    pred, score = value["pred"], value["score"]
+    if not isinstance(pred, str):
+        raise ValueError(f"'pred' is not a string ({pred!r})")
+    lowered = pred.lower()
+    if "yes" in lowered:
+        yes = True
+    elif "no" in lowered:
+        yes = False
+    else:
+        raise ValueError(f"'pred' is neither yes nor no ({pred!r})")
+    try:
+        return yes, int(score)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"'score' is not a number ({score!r})") from None
+
+
+class Judge:
+    """Judges answers through ``config``'s endpoint, caching each judgment in ``cache`` (a JSONL file)."""
+
+    def __init__(self, config: JudgeConfig, cache: str | Path | None = None, *, backoff: float = 1.0) -> None:
+        if config.base_url is None or config.model is None:
+            raise InputError("the judge needs --judge-base-url and --judge-model")
+        self.config = config
+        self.url = config.base_url.rstrip("/") + "/chat/completions"
+        self.cache_path = Path(cache) if cache is not None else None
+        self.backoff = backoff
+        self._lock = threading.Lock()
+        self._cache: dict[str, dict[str, Any]] = {}
+        if self.cache_path is not None and self.cache_path.is_file():
+            for number, row in parsed_lines(self.cache_path):
+                if isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get("reply"), str):
+                    self._cache[row["key"]] = row  # a torn last line (a crash) is left out and asked again
+
+    def _key(self, system: str, user: str) -> str:
+        return hashlib.sha256(json.dumps([self.config.model, system, user]).encode("utf-8")).hexdigest()
+
+    def _request(self, messages: list[dict[str, str]]) -> str:
+        """The content of the endpoint's reply to ``messages``; _Failed or _Unreachable if there is none."""
+        body = json.dumps({"model": self.config.model, "messages": messages, "temperature": 0}).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as e:
+            detail = e.read()[:200].decode("utf-8", "replace").strip()
+            if e.code in (401, 403, 404):
+                raise _Unreachable(f"HTTP {e.code} from {self.url}" + (f": {detail}" if detail else "")) from None
+            raise _Failed(f"HTTP {e.code}" + (f": {detail}" if detail else "")) from None
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, TimeoutError):
+                raise _Failed(f"no reply within {self.config.timeout:g} s") from None
+            raise _Unreachable(f"cannot reach {self.url}: {e.reason}") from None
+        except TimeoutError:
+            raise _Failed(f"no reply within {self.config.timeout:g} s") from None
+        except OSError as e:  # a connection reset mid-reply
+            raise _Failed(f"{type(e).__name__}: {e}") from None
+        try:
+            return json.loads(raw)["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise _Failed("the endpoint's reply is not a chat completion") from None
+
+    def judge(self, question: str, answer: str, prediction: str) -> Judgment:
+        """The judgment of one answer (from the cache if it is there). Raises InputError if the judge is unreachable."""
+        system, user = SYSTEM_PROMPT, user_prompt(question, answer, prediction)
+        key = self._key(system, user)
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            yes, score = parse_judgment(hit["reply"])
+            return Judgment(yes, score, hit["reply"], cached=True)
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        error = ""
+        reply = None
+        for attempt in range(self.config.retries + 1):
+            if attempt and self.backoff:
+                time.sleep(self.backoff * attempt)
+            try:
+                reply = self._request(messages)
+                yes, score = parse_judgment(reply)
+            except _Unreachable as e:
+                raise InputError(f"the judge is unreachable: {e}") from None
+            except _Failed as e:
+                error = str(e)
+                continue
+            except ValueError as e:
+                error = f"unreadable judgment {reply[:80]!r}: {e}"
+                continue
+            row = {"key": key, "model": self.config.model, "question": question, "answer": answer,
+                   "prediction": prediction, "reply": reply}
+            with self._lock:
+                self._cache[key] = row
+                if self.cache_path is not None:
+                    append_jsonl(self.cache_path, [row])
+            return Judgment(yes, score, reply)
+        return Judgment(False, 0, reply, error=f"after {self.config.retries + 1} attempts: {error}")
+
+    def judge_all(self, items: Sequence[tuple[str, str, str]], *, progress: bool = True,
+                  on_done: Callable[[int, Judgment], None] | None = None) -> list[Judgment]:
+        """Judge every (question, answer, prediction), ``concurrency`` at a time, in order."""
+        from tqdm.auto import tqdm
+
+        results: list[Judgment | None] = [None] * len(items)
+        with tqdm(total=len(items), desc="judge", unit="answer", disable=not progress) as bar, \
+                ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
+            futures = {pool.submit(self.judge, *item): i for i, item in enumerate(items)}
+            try:
+                for future in as_completed(futures):
+                    i = futures[future]
+                    results[i] = future.result()
+                    if on_done is not None:
+                        on_done(i, results[i])
+                    bar.update(1)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return [r for r in results if r is not None]
+
+
+def check_reachable(config: JudgeConfig) -> None:
+    """InputError unless something accepts connections at the judge's host and port (checked before the
+    predictions, so a typo in the URL does not wait for them)."""
+    import socket
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(config.base_url or "")
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        raise InputError(f"--judge-base-url {config.base_url!r} has a bad port") from None
+    if not url.hostname:
+        raise InputError(f"--judge-base-url {config.base_url!r} names no host")
+    try:
+        socket.create_connection((url.hostname, port), timeout=min(config.timeout, 10.0)).close()
+    except OSError as e:
+        raise InputError(f"the judge is unreachable: cannot connect to {url.hostname}:{port} "
+                         f"({e.strerror or e})") from None
+
+
+def summarize(judgments: Sequence[Judgment]) -> dict[str, Any]:
+    """accuracy = yes / (yes + no), score = mean score, and the counts (failed judgments count as no / 0)."""
+    yes = sum(j.yes for j in judgments)
+    no = len(judgments) - yes
+    return {
+        "accuracy": yes / (yes + no) if judgments else None,
+        "score": sum(j.score for j in judgments) / len(judgments) if judgments else None,
+        "judged": len(judgments), "yes": yes, "no": no,
+        "failed_judgments": sum(j.error is not None for j in judgments),
+        "cached_judgments": sum(j.cached for j in judgments),
+    }
