@@ -310,3 +310,66 @@ def test_one_truth_two_readers(tmp_path, fake_assistant):
     assert r["no_judge"]["accuracy_contains"] == overall["accuracy_contains_gold"]
     assert {t: c["accuracy_exact"] for t, c in r["by_type"].items()} == \
         {t: c["accuracy_exact"] for t, c in synthetic["qa"]["by_type"].items()}
+
+
+needs_coco = pytest.mark.skipif(__import__("importlib").util.find_spec("pycocoevalcap") is None,
+                                reason="pycocoevalcap is not installed (the [eval] extra)")
+
+
+@needs_coco
+def test_captions_scored_against_every_reference(tmp_path, fake_assistant):
+    from gpt4video.evaluation.benchmarks import evaluate_captions, format_captions_markdown
+    from gpt4video.evaluation.synthetic import CAPTION_PROMPT
+
+    root = msrvtt_folder(tmp_path / "msrvtt")
+    touch(root / "TestVideo" / "video7012.mp4")
+    videos = {n: str(root / "TestVideo" / f"video{n}.mp4") for n in (7010, 7011, 7012)}
+    # a reference itself for one clip, a sentence sharing nothing for another
+    fake_assistant({(CAPTION_PROMPT, videos[7010]): "caption 1 of 7010", (CAPTION_PROMPT, videos[7011]): "zzz qqq"})
+    captions = read_msrvtt_captions(root, report=None)
+    r = evaluate_captions("unused", captions, tmp_path / "out", tokenizer="simple", meteor=False, progress=False,
+                          model_name="m")
+    assert r["counts"] == {"clips": 3, "missing_videos": 0, "asked": 3, "prediction_errors": 0, "captioned": 3,
+                           "references": 9}
+    assert r["benchmark"] == "msr-vtt" and r["split"] == "test" and r["tokenizer"] == "simple"
+    assert r["metrics"]["METEOR"] == "unavailable" and 0 < r["metrics"]["BLEU-1"] < 1
+    # the same figures as caption_scores on the same pairs: one place for the metrics
+    from gpt4video.evaluation.synthetic import caption_scores
+
+    same = caption_scores([i.references for i in captions.items], ["caption 1 of 7010", "zzz qqq", "no idea"],
+                          tokenizer="simple", meteor=False)
+    assert r["metrics"] == same["metrics"]
+    scored = [json.loads(x) for x in (tmp_path / "out" / "scored.jsonl").read_text().splitlines()]
+    assert [s["prediction"] for s in scored] == ["caption 1 of 7010", "zzz qqq", "no idea"]
+    assert "| BLEU-1 |" in format_captions_markdown(r)
+
+    one = evaluate_captions("unused", captions, tmp_path / "one", max_clips=1, tokenizer="simple", meteor=False,
+                            progress=False)
+    assert one["counts"]["asked"] == 1 and one["metrics"]["BLEU-4"] == pytest.approx(1.0)
+
+
+@needs_coco
+def test_eval_captions_command(tiny_saved_model_dir, tmp_path, capsys):
+    import numpy as np
+
+    from gpt4video.cli import main
+    from gpt4video.video import write_video
+
+    root = msrvtt_folder(tmp_path / "msrvtt")
+    rng = np.random.default_rng(0)
+    for n in (7010, 7011):
+        write_video(root / "TestVideo" / f"video{n}.mp4", rng.integers(0, 255, (8, 48, 64, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    argv = ["eval", "captions", "--benchmark", "msr-vtt", "--data", str(root), "--out", str(out), "--model",
+            str(tiny_saved_model_dir), "--max-new-tokens", "3", "--no-progress", "--tokenizer", "simple",
+            "--no-meteor"]
+    assert main(argv) == 0
+    stdout, err = capsys.readouterr()
+    assert "clip video7012: video not found" in err and stdout.startswith("# MSR-VTT captioning (test split)")
+    results = json.loads((out / "results.json").read_text())
+    assert results["counts"]["captioned"] == 2 and set(results["metrics"]) >= {"BLEU-4", "CIDEr", "ROUGE-L"}
+    for bad, needle in ((["--judge-base-url", "http://127.0.0.1:9/v1", "--judge-model", "j"], "takes no judge"),
+                        (["--caption-split", "1k-a"], "MSRVTT_JSFUSION_test.csv")):
+        assert main(argv + bad) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1
