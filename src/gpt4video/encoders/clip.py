@@ -86,6 +86,23 @@ def _check_mean_std(mean: Sequence[float], std: Sequence[float], where: str) -> 
     return mean_t, std_t
 
 
+def clip_pixels(frames: torch.Tensor, size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """CLIP's preprocessing in torch: (B, H, W, 3) uint8 RGB → (B, 3, size, size) float32, the shorter side
+    resized to ``size`` (bicubic, antialiased), the center square cropped, normalized by ``mean`` / ``std``
+    ((1, 3, 1, 1) each, on the frames' device)."""
+    x = frames.permute(0, 3, 1, 2).float()  # (B, 3, H, W)
+    h, w = x.shape[-2:]
+    short, long = min(h, w), max(h, w)
+    new_long = max(size, int(size * long / short))
+    new_h, new_w = (size, new_long) if h <= w else (new_long, size)
+    if (new_h, new_w) != (h, w):
+        x = F.interpolate(x, size=(new_h, new_w), mode="bicubic", antialias=True,
+                          align_corners=False).clamp_(0.0, 255.0)  # (B, 3, new_h, new_w)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    x = x[:, :, top:top + size, left:left + size]  # (B, 3, S, S)
+    return (x / 255.0 - mean) / std
+
+
 @ENCODERS.register("clip")
 class CLIPFrameEncoder(FrameEncoder):
     """Frozen ``CLIPVisionModel``: frames → hidden_states[config.select_layer], all tokens (CLS + patches).
@@ -157,19 +174,7 @@ class CLIPFrameEncoder(FrameEncoder):
 
     def _preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         # frames: (B, H, W, 3) uint8 RGB → pixel_values (B, 3, S, S) normalized, S = image_size
-        s = self.image_size
-        x = frames.to(self.device).permute(0, 3, 1, 2).float()  # (B, 3, H, W)
-        h, w = x.shape[-2:]
-        short, long = min(h, w), max(h, w)
-        new_long = max(s, int(s * long / short))
-        new_h, new_w = (s, new_long) if h <= w else (new_long, s)
-        if (new_h, new_w) != (h, w):
-            x = F.interpolate(x, size=(new_h, new_w), mode="bicubic", antialias=True,
-                              align_corners=False).clamp_(0.0, 255.0)  # (B, 3, new_h, new_w)
-        top, left = (new_h - s) // 2, (new_w - s) // 2
-        x = x[:, :, top:top + s, left:left + s]  # (B, 3, S, S)
-        x = (x / 255.0 - self.pixel_mean) / self.pixel_std
-        return x.to(self.dtype)
+        return clip_pixels(frames.to(self.device), self.image_size, self.pixel_mean, self.pixel_std).to(self.dtype)
 
     def _encode(self, batch: torch.Tensor) -> torch.Tensor:
         # batch: (B, 3, S, S) → (B, N, D), N = (S // patch)^2 + 1 (CLS first)

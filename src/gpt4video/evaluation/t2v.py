@@ -1,0 +1,209 @@
+"""Text-to-video metrics: FID over frames, CLIPSIM and FVD, each from weights the user gives.
+
+No Inception, CLIP or I3D weights exist on the machines this project is built on, and a score from random
+weights means nothing, so each metric runs only with the weights it names, and is ``"unavailable"`` (with
+the reason) otherwise:
+
+- **FID** over frames: every frame of the generated and of the reference videos through a TorchScript
+  Inception-v3 given by path: the ``inception-2015-12-05.pt`` of StyleGAN2-ADA / StyleGAN3, called as
+  ``model(images, return_features=True)`` with images (N, 3, H, W) in 0-255 (it resizes them itself) and
+  giving the 2048-d pool features. The Fréchet distance of the two feature sets' Gaussians.
+- **FVD**: every video through a TorchScript I3D given by path: the ``i3d_torchscript.pt`` of StyleGAN-V,
+  the Kinetics-400 I3D of the original FVD, called as ``model(videos, rescale=True, resize=True,
+  return_features=True)`` with videos (N, 3, T, H, W) in 0-255, giving the 400-d logits. The Fréchet
+  distance of the generated and reference sets.
+- **CLIPSIM**: for each prompt and the video made from it, the cosine similarity of CLIP's text embedding
+  and each frame's image embedding, averaged over the frames, then over the videos (transformers
+  ``CLIPModel`` and its tokenizer from a local folder or a hub id; frames preprocessed as the ``clip``
+  encoder preprocesses them, with the checkpoint's mean and std). Reported as a cosine (0-1 scale), as
+  NExT-GPT and GPT4Video report it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpt4video.errors import InputError
+
+__all__ = ["UNAVAILABLE", "ClipScorer", "TorchScriptFeatures", "clipsim", "fid", "frechet_distance", "fvd"]
+
+UNAVAILABLE = "unavailable"
+#: How the published FID and FVD code calls its TorchScript networks.
+FID_CALL = {"return_features": True}
+FVD_CALL = {"rescale": True, "resize": True, "return_features": True}
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The Fréchet distance between Gaussians fitted to feature sets ``a`` (N, D) and ``b`` (M, D):
+    ``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))``; each set needs at least two rows.
+
+    The trace of the matrix square root is computed from the eigenvalues of the symmetric
+    ``S_a^(1/2) S_b S_a^(1/2)``, which has the same ones as ``S_a S_b`` (no complex parts to drop)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"expected two (N, D) feature sets of one width, got {a.shape} and {b.shape}")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"each feature set needs at least 2 rows for a covariance, got {len(a)} and {len(b)}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)  # (D, D) each
+    w, v = np.linalg.eigh(cov_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # S_a^(1/2)
+    middle = root_a @ cov_b @ root_a
+    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    diff = mu_a - mu_b
+    value = float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
+    return max(value, 0.0)  # rounding can leave -1e-12 where the distance is 0
+
+
+class TorchScriptFeatures:
+    """A TorchScript feature network loaded from ``path`` (``what`` names it in errors), called with ``call``."""
+
+    def __init__(self, path: str | os.PathLike[str], what: str, call: dict[str, Any], *, device: str = "cpu") -> None:
+        import torch
+
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise InputError(f"{path}: {what} weights not found")
+        try:
+            self.model = torch.jit.load(str(path), map_location=device).eval()
+        except Exception as e:  # noqa: BLE001 - any file torch cannot read as TorchScript: one clear error
+            raise InputError(f"{path}: not a TorchScript {what} ({type(e).__name__}: "
+                             f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+        self.path, self.what, self.call, self.device = path, what, call, device
+
+    def __call__(self, batch: Any) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            out = self.model(batch.to(self.device), **self.call)
+        return out.detach().float().cpu().numpy().reshape(len(batch), -1)  # (N, D)
+
+
+def _frames(video: Any) -> np.ndarray:
+    """A video as a (T, H, W, 3) uint8 array; ValueError otherwise."""
+    frames = np.asarray(video)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"expected (T, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
+    return frames
+
+
+def _frame_features(network: TorchScriptFeatures, videos: Sequence[Any], batch_size: int) -> np.ndarray:
+    import torch
+
+    frames = np.concatenate([_frames(v) for v in videos])  # (sum T, H, W, 3)
+    out = [network(torch.from_numpy(frames[i:i + batch_size]).permute(0, 3, 1, 2).float())  # (B, 3, H, W)
+           for i in range(0, len(frames), batch_size)]
+    return np.concatenate(out)
+
+
+def _video_features(network: TorchScriptFeatures, videos: Sequence[Any]) -> np.ndarray:
+    import torch
+
+    # one video a call: (1, 3, T, H, W), so clips of different lengths and sizes need no padding
+    return np.concatenate([network(torch.from_numpy(_frames(v)).permute(3, 0, 1, 2)[None].float()) for v in videos])
+
+
+def _unavailable(reason: str) -> dict[str, Any]:
+    return {"value": UNAVAILABLE, "reason": reason}
+
+
+def fid(generated: Sequence[Any], reference: Sequence[Any], weights: str | os.PathLike[str] | None, *,
+        device: str = "cpu", batch_size: int = 32) -> dict[str, Any]:
+    """FID over the frames of ``generated`` and ``reference`` videos ((T, H, W, 3) uint8 each), with the
+    TorchScript Inception at ``weights``; ``{"value", "frames": [generated, reference]}``, or ``"unavailable"``
+    with the reason when there are no weights or no reference videos."""
+    if weights is None:
+        return _unavailable("no Inception weights given (a TorchScript inception-2015-12-05.pt, by path)")
+    if not reference:
+        return _unavailable("no reference videos given")
+    network = TorchScriptFeatures(weights, "Inception", FID_CALL, device=device)
+    a, b = _frame_features(network, generated, batch_size), _frame_features(network, reference, batch_size)
+    return {"value": frechet_distance(a, b), "frames": [len(a), len(b)], "weights": str(network.path)}
+
+
+def fvd(generated: Sequence[Any], reference: Sequence[Any], weights: str | os.PathLike[str] | None, *,
+        device: str = "cpu") -> dict[str, Any]:
+    """FVD of ``generated`` against ``reference`` videos with the TorchScript I3D at ``weights`` (see the module
+    docstring); ``"unavailable"`` with the reason when there are no weights or no reference videos."""
+    if weights is None:
+        return _unavailable("no I3D weights given (a TorchScript i3d_torchscript.pt, by path)")
+    if not reference:
+        return _unavailable("no reference videos given")
+    network = TorchScriptFeatures(weights, "I3D", FVD_CALL, device=device)
+    return {"value": frechet_distance(_video_features(network, generated), _video_features(network, reference)),
+            "videos": [len(generated), len(reference)], "weights": str(network.path)}
+
+
+class ClipScorer:
+    """CLIP text and image embeddings from a transformers ``CLIPModel`` (a local folder or a hub id)."""
+
+    def __init__(self, name: str, *, device: str = "cpu", model: Any = None, tokenizer: Any = None) -> None:
+        import torch
+
+        from gpt4video.encoders.clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, _looks_local, _read_mean_std
+
+        if model is None:
+            from transformers import AutoTokenizer, CLIPModel
+
+            if _looks_local(name) and not Path(name).expanduser().is_dir():
+                raise InputError(f"{name}: CLIP model folder not found")
+            path = str(Path(name).expanduser()) if _looks_local(name) else name
+            try:
+                model = CLIPModel.from_pretrained(path)
+                tokenizer = AutoTokenizer.from_pretrained(path)
+            except Exception as e:  # noqa: BLE001 - OSError, ValueError, hub errors: one clear message
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise InputError(f"cannot load CLIP model {name!r}: {first}") from None
+        mean, std = _read_mean_std(name) or (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
+        self.model, self.tokenizer, self.device = model.to(device).eval(), tokenizer, device
+        self.size = int(model.config.vision_config.image_size)
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+
+    @staticmethod
+    def _embedding(out: Any) -> Any:
+        # get_*_features returns the projected embedding (a tensor, or an output whose pooler_output it is)
+        return out if hasattr(out, "norm") else out.pooler_output
+
+    def text(self, prompts: Sequence[str]) -> Any:
+        """(N, D) unit text embeddings."""
+        import torch
+
+        tokens = self.tokenizer(list(prompts), padding=True, truncation=True,
+                                max_length=self.model.config.text_config.max_position_embeddings, return_tensors="pt")
+        with torch.no_grad():
+            e = self._embedding(self.model.get_text_features(input_ids=tokens["input_ids"].to(self.device),
+                                                             attention_mask=tokens["attention_mask"].to(self.device)))
+        return e / e.norm(dim=-1, keepdim=True)
+
+    def images(self, frames: np.ndarray) -> Any:
+        """(T, D) unit image embeddings of (T, H, W, 3) uint8 frames."""
+        import torch
+
+        from gpt4video.encoders.clip import clip_pixels
+
+        pixels = clip_pixels(torch.from_numpy(_frames(frames)).to(self.device), self.size, self.mean, self.std)
+        with torch.no_grad():
+            e = self._embedding(self.model.get_image_features(pixel_values=pixels))
+        return e / e.norm(dim=-1, keepdim=True)
+
+
+def clipsim(prompts: Sequence[str], videos: Sequence[Any], model: str | ClipScorer | None, *,
+            device: str = "cpu") -> dict[str, Any]:
+    """Mean over videos of the mean over frames of cos(CLIP text of ``prompts[i]``, CLIP image of each frame of
+    ``videos[i]``); ``"unavailable"`` with the reason when no CLIP model is given."""
+    if model is None:
+        return _unavailable("no CLIP model given (a transformers CLIPModel folder or hub id)")
+    if len(prompts) != len(videos):
+        raise ValueError(f"{len(prompts)} prompts but {len(videos)} videos")
+    if not videos:
+        return _unavailable("no videos")
+    scorer = model if isinstance(model, ClipScorer) else ClipScorer(model, device=device)
+    text = scorer.text(prompts)  # (N, D)
+    per_video = [float((scorer.images(v) @ text[i]).mean()) for i, v in enumerate(videos)]
+    return {"value": float(np.mean(per_video)), "videos": len(videos), "per_video": per_video}

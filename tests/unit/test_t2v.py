@@ -1,0 +1,137 @@
+"""Text-to-video metrics on known inputs: the Fréchet distance by hand, FID and FVD through tiny TorchScript
+networks written here (identical sets give 0, a known shift gives its square), CLIPSIM with a tiny random CLIP
+built from a config against the cosine computed by hand, and "unavailable" without weights."""
+
+import numpy as np
+import pytest
+import torch
+
+from gpt4video.errors import InputError
+from gpt4video.evaluation.t2v import ClipScorer, clipsim, fid, frechet_distance, fvd
+
+
+def test_frechet_distance_by_hand():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 5))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(a, a + 2.0) == pytest.approx(5 * 4.0)  # same covariance, means 2 apart in 5 dims
+    # independent dimensions: the distance of 1-d Gaussians summed, (mu1-mu2)^2 + (s1-s2)^2 each
+    x, y = rng.normal(size=(4000, 3)) * [1.0, 2.0, 3.0], rng.normal(size=(4000, 3)) * [3.0, 2.0, 1.0] + 1.0
+    sx, sy = x.std(0, ddof=1), y.std(0, ddof=1)
+    cross = np.corrcoef(np.hstack([x, y]).T)
+    assert np.abs(cross - np.eye(6)).max() < 0.1  # nearly independent, so the sum is nearly exact
+    by_hand = float(((x.mean(0) - y.mean(0)) ** 2).sum() + ((sx - sy) ** 2).sum())
+    assert frechet_distance(x, y) == pytest.approx(by_hand, rel=0.02)
+    scipy = pytest.importorskip("scipy.linalg")
+    cx, cy = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    reference = ((x.mean(0) - y.mean(0)) ** 2).sum() + np.trace(cx + cy - 2 * np.real(scipy.sqrtm(cx @ cy)))
+    assert frechet_distance(x, y) == pytest.approx(reference, rel=1e-6)
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        frechet_distance(a[:1], a)
+
+
+class MeanColour(torch.nn.Module):
+    """A stand-in Inception: the mean colour of each image, only when asked for features."""
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        if not return_features:
+            raise RuntimeError("called without return_features")
+        return x.mean(dim=(2, 3))
+
+
+class MeanColourVideo(torch.nn.Module):
+    """A stand-in I3D: the mean colour of each video, only when called as the published FVD code calls it."""
+
+    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False,
+                return_features: bool = False) -> torch.Tensor:
+        if not (rescale and resize and return_features):
+            raise RuntimeError("not called with rescale, resize and return_features")
+        return x.mean(dim=(2, 3, 4))
+
+
+@pytest.fixture(scope="module")
+def networks(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("torchscript")
+    torch.jit.script(MeanColour()).save(str(folder / "inception.pt"))
+    torch.jit.script(MeanColourVideo()).save(str(folder / "i3d.pt"))
+    (folder / "junk.pt").write_bytes(b"not a model")
+    return folder
+
+
+def videos(seed, n, frames=4, shift=0):
+    rng = np.random.default_rng(seed)
+    return [(rng.integers(20, 200, (frames, 24, 32, 3)) + shift).astype(np.uint8) for _ in range(n)]
+
+
+def test_fid_and_fvd_on_known_inputs(networks):
+    real = videos(0, 3)
+    assert fid(real, real, networks / "inception.pt")["value"] == pytest.approx(0.0, abs=1e-6)
+    shifted = [v + 10 for v in real]  # every pixel 10 brighter: each frame's mean colour moves 10 in 3 dims
+    result = fid(shifted, real, networks / "inception.pt", batch_size=5)
+    assert result["value"] == pytest.approx(3 * 10.0 ** 2) and result["frames"] == [12, 12]
+    assert fvd(real, real, networks / "i3d.pt")["value"] == pytest.approx(0.0, abs=1e-6)
+    result = fvd(shifted, real, networks / "i3d.pt")
+    assert result["value"] == pytest.approx(300.0) and result["videos"] == [3, 3]
+
+
+def test_unavailable_without_weights_and_clear_errors(networks):
+    real = videos(0, 2)
+    for result in (fid(real, real, None), fvd(real, real, None), clipsim(["a"], real[:1], None),
+                   fid(real, [], networks / "inception.pt")):
+        assert result["value"] == "unavailable" and result["reason"]
+    with pytest.raises(InputError, match="Inception weights not found"):
+        fid(real, real, networks / "missing.pt")
+    with pytest.raises(InputError, match="not a TorchScript I3D"):
+        fvd(real, real, networks / "junk.pt")
+    with pytest.raises(InputError, match="CLIP model folder not found"):
+        clipsim(["a"], real[:1], str(networks / "no-clip"))
+
+
+@pytest.fixture(scope="module")
+def tiny_clip_model_dir(tiny_tokenizer_dir, tmp_path_factory):
+    """A random CLIPModel (32 px images) with the tiny tokenizer, saved as a folder."""
+    from transformers import AutoTokenizer, CLIPConfig, CLIPModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "max_position_embeddings": 32, "eos_token_id": tokenizer.eos_token_id,
+                     "pad_token_id": tokenizer.pad_token_id},
+        vision_config={"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 64,
+                       "num_hidden_layers": 2, "num_attention_heads": 4},
+        projection_dim=16,
+    )
+    path = tmp_path_factory.mktemp("tiny_clip_model")
+    CLIPModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_clipsim_is_the_cosine_computed_by_hand(tiny_clip_model_dir):
+    from transformers import AutoTokenizer, CLIPModel
+
+    from gpt4video.encoders.clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+    rng = np.random.default_rng(1)
+    clips = [rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8) for _ in range(2)]  # already 32 px: no resize
+    prompts = ["a red circle", "a blue square moves left"]
+    result = clipsim(prompts, clips, str(tiny_clip_model_dir))
+
+    model, tok = CLIPModel.from_pretrained(tiny_clip_model_dir).eval(), AutoTokenizer.from_pretrained(tiny_clip_model_dir)
+    mean, std = torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1)
+    by_hand = []
+    with torch.no_grad():
+        for prompt, frames in zip(prompts, clips):
+            ids = tok([prompt], return_tensors="pt")
+            t = model.get_text_features(input_ids=ids["input_ids"], attention_mask=ids["attention_mask"])
+            t = t if isinstance(t, torch.Tensor) else t.pooler_output
+            pixels = (torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255 - mean) / std
+            v = model.get_image_features(pixel_values=pixels)
+            v = v if isinstance(v, torch.Tensor) else v.pooler_output
+            by_hand.append(torch.nn.functional.cosine_similarity(v, t, dim=-1).mean().item())
+    assert result["per_video"] == pytest.approx(by_hand, abs=1e-5)
+    assert result["value"] == pytest.approx(np.mean(by_hand), abs=1e-5) and result["videos"] == 2
+    # the scorer can be reused
+    assert clipsim(prompts[:1], clips[:1], ClipScorer(str(tiny_clip_model_dir)))["value"] == pytest.approx(by_hand[0],
+                                                                                                           abs=1e-5)
