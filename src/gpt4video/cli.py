@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import BenchmarkData, GenerationParams, JudgeConfig, LoadConfig, VideoConfig
+from .config import BenchmarkData, GenerationParams, JudgeConfig, LoadConfig, T2VConfig, VideoConfig
 from .errors import InputError
 from .generators.base import GeneratorConfig
 from .serving.config import ServeConfig
@@ -577,9 +577,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "contains-match without one; `gpt4video eval captions --benchmark msr-vtt --data DIR --out DIR` captions "
         "MSR-VTT clips and scores BLEU-1..4, METEOR, ROUGE-L and CIDEr. See docs/benchmarks.md.",
     )
-    p.add_argument("task", nargs="?", choices=("safety", "video-qa", "captions"),
+    p.add_argument("task", nargs="?", choices=("safety", "video-qa", "captions", "t2v"),
                    help="safety: run the safety benchmark; video-qa: MSVD-QA, MSRVTT-QA or ActivityNet-QA from "
-                   "--data, judged by --judge-model; captions: MSR-VTT captioning from --data")
+                   "--data, judged by --judge-model; captions: MSR-VTT captioning from --data; t2v: FID, FVD and "
+                   "CLIPSIM of a text-to-video backend (--generator) on a prompt set")
     p.add_argument("--split-dir", metavar="DIR", help="a split directory, e.g. data/synth/test (not for `eval safety`)")
     _add_config_options(p, LoadConfig)
     p.add_argument("--out", metavar="DIR", help="also write results.json and results.md into DIR")
@@ -606,6 +607,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("public benchmarks (eval video-qa, eval captions): predictions go to --out and resume")
     _add_config_options(g, BenchmarkData)
     _add_config_options(g, JudgeConfig)
+    t = p.add_argument_group("text-to-video metrics (eval t2v): videos go to --out/videos and resume")
+    _add_config_options(t, T2VConfig)
+    _add_config_options(t, GeneratorConfig)
+    _add_config_options(t, VideoConfig)
     p.set_defaults(func=_run_eval)
 
 
@@ -613,10 +618,15 @@ _SAFETY_BENCHMARKS = ("all", "in-source", "independent", "independent2", "indepe
 _QA_BENCHMARKS = ("msvd-qa", "msrvtt-qa", "activitynet-qa")
 
 
+def _options_given(args: argparse.Namespace, *configs: type) -> list[str]:
+    """The options of ``configs``' fields that were given."""
+    return [(lambda f: f if isinstance(f, str) else "--" + name.replace("_", "-"))(info.json_schema_extra["cli"])
+            for config in configs for name, info in _cli_fields(config).items() if hasattr(args, _dest(config, name))]
+
+
 def _benchmark_options_given(args: argparse.Namespace) -> list[str]:
-    """The --data / --judge-* options given (those of eval video-qa and eval captions)."""
-    return [info.json_schema_extra["cli"] for config in (BenchmarkData, JudgeConfig)
-            for name, info in _cli_fields(config).items() if hasattr(args, _dest(config, name))]
+    """The options of eval video-qa, eval captions and eval t2v that were given."""
+    return _options_given(args, BenchmarkData, JudgeConfig, T2VConfig, GeneratorConfig, VideoConfig)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -624,10 +634,16 @@ def _run_eval(args: argparse.Namespace) -> int:
     from .modeling import resolve_config
     from .pipeline import Assistant
 
+    if args.task == "t2v":
+        return _run_eval_t2v(args)
     if args.task in ("video-qa", "captions"):
+        if _options_given(args, T2VConfig, GeneratorConfig, VideoConfig):
+            raise InputError(f"{_options_given(args, T2VConfig, GeneratorConfig, VideoConfig)[0]} is an option of "
+                             "`eval t2v`")
         return _run_eval_benchmark(args)
     if _benchmark_options_given(args):
-        raise InputError(f"{_benchmark_options_given(args)[0]} is an option of `eval video-qa` and `eval captions`")
+        raise InputError(f"{_benchmark_options_given(args)[0]} is an option of `eval video-qa`, `eval captions` or "
+                         "`eval t2v`")
     if args.task == "safety":
         return _run_eval_safety(args)
     if args.split_dir is None:
@@ -752,6 +768,62 @@ def _run_eval_benchmark(args: argparse.Namespace) -> int:
     json_path, md_path = write_report(results, args.out, markdown=markdown)
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     print(json.dumps(results, indent=2) if args.json else markdown(results))
+    return 0
+
+
+def _run_eval_t2v(args: argparse.Namespace) -> int:
+    """eval t2v: a text-to-video backend on a prompt set; FID, FVD and CLIPSIM from the weights given."""
+    from .evaluation.benchmarks import read_msrvtt_captions
+    from .evaluation.synthetic import _spread, write_report
+    from .evaluation.t2v import evaluate_t2v, format_t2v_markdown, read_prompts
+
+    if args.split_dir is not None or args.manifest or args.no_safety or args.safety_config or args.audit_log:
+        raise InputError("--split-dir, --manifest and the safety options are not options of `eval t2v`")
+    if _options_given(args, JudgeConfig):
+        raise InputError(f"{_options_given(args, JudgeConfig)[0]} is an option of `eval video-qa`")
+    config = _config_from_options(T2VConfig, args)
+    where = _config_from_options(BenchmarkData, args)
+    generator_config = _generator_config(args)
+    if generator_config is None:
+        raise InputError("eval t2v needs a video generator (--generator synthetic or a diffusers backend)")
+    if args.out is None:
+        raise InputError("eval t2v needs --out (a folder for the videos and the results)")
+    if (config.prompts is None) == (where.data is None):
+        raise InputError("eval t2v needs --prompts FILE or --benchmark msr-vtt --data DIR (one of them)")
+    references: list[str] = []
+    if where.data is not None:
+        if args.benchmark != "msr-vtt":
+            raise InputError("eval t2v reads --data as MSR-VTT: give --benchmark msr-vtt")
+        clips = _spread(read_msrvtt_captions(where.data, where.video_dir, split=where.split).items, config.max_prompts)
+        prompts, references = [c.references[0] for c in clips], [c.video for c in clips]
+    else:
+        if args.benchmark is not None:
+            raise InputError("--benchmark goes with --data, not with --prompts")
+        prompts = _spread(read_prompts(config.prompts), config.max_prompts)
+    if config.reference_dir is not None:
+        from .data.loaders import VIDEO_EXTENSIONS
+
+        folder = Path(config.reference_dir).expanduser()
+        if not folder.is_dir():
+            raise InputError(f"{folder}: reference video folder not found")
+        references = sorted(str(f) for f in folder.iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS)
+        if not references:
+            raise InputError(f"{folder}: no videos in the reference folder")
+    if not prompts:
+        raise InputError("no prompts to render")
+    for name, path in (("--fid-weights", config.fid_weights), ("--fvd-weights", config.fvd_weights)):
+        if path is not None and not os.path.isfile(os.path.expanduser(path)):
+            raise InputError(f"{path}: {name} file not found")
+    video = _config_from_options(VideoConfig, args, seed=0)
+    load = _config_from_options(LoadConfig, args)
+    results = evaluate_t2v(generator_config.build(), prompts, args.out, references=references,
+                           num_frames=video.frames, size=video.size, seed=video.seed or 0,
+                           fid_weights=config.fid_weights, fvd_weights=config.fvd_weights,
+                           clip_model=config.clip_model, device=load.device, progress=not args.no_progress,
+                           generator_name=generator_config.name)
+    json_path, md_path = write_report(results, args.out, markdown=format_t2v_markdown)
+    print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    print(json.dumps(results, indent=2) if args.json else format_t2v_markdown(results))
     return 0
 
 

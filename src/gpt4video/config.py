@@ -480,6 +480,25 @@ class JudgeConfig(ConfigBase):
             raise ConfigError("--judge-base-url and --judge-model go together: give both, or neither for no judge")
 
 
+@config_class
+class T2VConfig(ConfigBase):
+    """The prompts, references and metric weights of ``gpt4video eval t2v`` (the command takes these fields as
+    options). Each metric runs only with the weights it names, and is "unavailable" otherwise."""
+
+    prompts: str | None = option(None, "eval t2v: a prompt file (text lines, VBench_full_info.json, or JSON/JSONL "
+                                 "with 'prompt' or 'caption'); or give --benchmark msr-vtt --data DIR for the first "
+                                 "caption of each clip, with the clips as references", flag="--prompts")
+    reference_dir: str | None = option(None, "eval t2v: a folder of real videos for FID and FVD",
+                                       flag="--reference-dir")
+    fid_weights: str | None = option(None, "eval t2v: a TorchScript Inception (StyleGAN's "
+                                     "inception-2015-12-05.pt) for FID over frames", flag="--fid-weights")
+    fvd_weights: str | None = option(None, "eval t2v: a TorchScript I3D (StyleGAN-V's i3d_torchscript.pt) for FVD",
+                                     flag="--fvd-weights")
+    clip_model: str | None = option(None, "eval t2v: a transformers CLIPModel folder or hub id for CLIPSIM",
+                                    flag="--clip-model")
+    max_prompts: Count | None = option(None, "eval t2v: at most N prompts, evenly spread", flag="--max-prompts")
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a nested dict; returns a new dict."""
     import copy

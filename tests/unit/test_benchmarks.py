@@ -237,7 +237,7 @@ def test_predictions_resume_and_refuse_other_questions(tmp_path, fake_assistant)
     assert len(fake.asked) == 2
     again = predict_rows("unused", rows, tmp_path / "out", progress=False)
     assert again == out and len(fake.asked) == 2  # nothing asked twice
-    with pytest.raises(InputError, match="holds predictions for other questions"):
+    with pytest.raises(InputError, match="holds predictions for other inputs"):
         predict_rows("unused", rows[:1], tmp_path / "out", progress=False)
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="must be a directory"):

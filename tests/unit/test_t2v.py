@@ -135,3 +135,69 @@ def test_clipsim_is_the_cosine_computed_by_hand(tiny_clip_model_dir):
     # the scorer can be reused
     assert clipsim(prompts[:1], clips[:1], ClipScorer(str(tiny_clip_model_dir)))["value"] == pytest.approx(by_hand[0],
                                                                                                            abs=1e-5)
+
+
+def test_read_prompts(tmp_path):
+    import json
+
+    from gpt4video.evaluation.t2v import read_prompts
+
+    (tmp_path / "p.txt").write_text("a red circle\n\n  a blue square \n")
+    (tmp_path / "vbench.json").write_text(json.dumps([{"prompt_en": "a dog", "dimension": ["x"]}, "a cat"]))
+    (tmp_path / "p.jsonl").write_text('{"caption": "a car"}\n{"prompt": "a bus"}\n')
+    (tmp_path / "bad.json").write_text(json.dumps([{"text": "a dog"}]))
+    assert read_prompts(tmp_path / "p.txt") == ["a red circle", "a blue square"]
+    assert read_prompts(tmp_path / "vbench.json") == ["a dog", "a cat"]
+    assert read_prompts(tmp_path / "p.jsonl") == ["a car", "a bus"]
+    with pytest.raises(InputError, match="item 0 is neither a prompt"):
+        read_prompts(tmp_path / "bad.json")
+    with pytest.raises(InputError, match="prompt file not found"):
+        read_prompts(tmp_path / "none.txt")
+
+
+def test_eval_t2v_command(networks, tiny_clip_model_dir, tmp_path, capsys):
+    import json
+
+    from gpt4video.cli import main
+    from gpt4video.generators import build_generator
+    from gpt4video.video import write_video
+
+    prompts = ["A red circle moves to the right on a gray background.", "a cat playing piano",
+               "A blue square grows on a black background."]
+    (tmp_path / "prompts.txt").write_text("\n".join(prompts) + "\n")
+    refs = tmp_path / "refs"
+    synthetic = build_generator("synthetic")
+    for i, p in enumerate((prompts[0], prompts[2])):  # the same videos as the generator makes: FID and FVD 0
+        write_video(refs / f"{i}.mp4", synthetic(p, num_frames=4, height=32, width=32, seed=2 * i))
+    out = tmp_path / "out"
+    argv = ["eval", "t2v", "--prompts", str(tmp_path / "prompts.txt"), "--reference-dir", str(refs), "--out", str(out),
+            "--fid-weights", str(networks / "inception.pt"), "--fvd-weights", str(networks / "i3d.pt"),
+            "--clip-model", str(tiny_clip_model_dir), "--video-frames", "4", "--video-size", "32", "--no-progress"]
+    assert main(argv) == 0
+    stdout, err = capsys.readouterr()
+    results = json.loads((out / "results.json").read_text())
+    assert (results["prompts"], results["generated"], results["references"]) == (3, 2, 2)
+    assert "cannot render 'a cat playing piano'" in results["generation_errors"][0]["error"]
+    m = results["metrics"]
+    # identical sets; the covariances are near-singular (few distinct colours), so rounding leaves ~1e-6
+    assert m["FID"]["value"] == pytest.approx(0.0, abs=1e-4) and m["FVD"]["value"] == pytest.approx(0.0, abs=1e-4)
+    assert -1 <= m["CLIPSIM"]["value"] <= 1 and m["CLIPSIM"]["videos"] == 2
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["00000.mp4", "00002.mp4"]
+    assert stdout.startswith("# Text-to-video metrics (synthetic)")
+
+    # no weights: every metric "unavailable", the videos reused
+    before = (out / "videos" / "00000.mp4").stat().st_mtime_ns
+    assert main(argv[:8] + ["--video-frames", "4", "--video-size", "32", "--no-progress"]) == 0
+    stdout = capsys.readouterr().out
+    assert "| unavailable | unavailable | unavailable |" in stdout
+    assert (out / "videos" / "00000.mp4").stat().st_mtime_ns == before
+
+    for bad, needle in ((["eval", "t2v", "--out", str(out)], "--prompts FILE or --benchmark msr-vtt"),
+                        (["eval", "t2v", "--prompts", str(tmp_path / "prompts.txt")], "needs --out"),
+                        (argv[:8] + ["--fid-weights", str(tmp_path / "nope.pt")], "--fid-weights file not found"),
+                        (["eval", "t2v", "--prompts", str(tmp_path / "prompts.txt"), "--out", str(out),
+                          "--max-prompts", "1"], "holds videos for other inputs"),
+                        (["eval", "--split-dir", str(tmp_path), "--fid-weights", "x"], "--fid-weights is an option")):
+        assert main(bad) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, (bad, err)

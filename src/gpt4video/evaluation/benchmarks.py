@@ -374,6 +374,27 @@ SCORED_FILE = "scored.jsonl"
 _LISTED = 10  # failures and missing videos listed by name in results.json
 
 
+def claim_folder(out_dir: str | os.PathLike[str], name: str, text: str, work: str, what: str) -> Path:
+    """The folder ``out_dir`` (made if needed) for a resumable run over the inputs ``text``, kept in its file
+    ``name``: a folder holding another run's inputs, or its outputs (``work``) without them, is refused."""
+    from gpt4video.config import atomic_write_text
+
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out must be a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = out / name
+    if inputs.is_file():
+        if inputs.read_text(encoding="utf-8") != text:
+            raise InputError(f"{out}: holds {what} for other inputs ({name} differs: another benchmark, data "
+                             "folder or limit); choose another --out, or delete it to start over")
+    elif (out / work).exists():
+        raise InputError(f"{out / work}: {what} without their {name}; choose another --out")
+    else:
+        atomic_write_text(inputs, text)
+    return out
+
+
 def predict_rows(model: Any, rows: list[dict[str, Any]], out_dir: str | os.PathLike[str], *, params: Any = None,
                  progress: bool = True) -> list[dict[str, Any]]:
     """Answer ``rows`` (``{"question", "video", ...}``) with the batch machinery: ``OUT/questions.jsonl`` is
@@ -382,23 +403,10 @@ def predict_rows(model: Any, rows: list[dict[str, Any]], out_dir: str | os.PathL
     ``predict_file`` takes (an Assistant, a GPT4Video, or a function returning one). Returns one output row
     per input row, in order (``text``, or ``error``)."""
     from gpt4video.batch import predict_file
-    from gpt4video.config import atomic_write_text
     from gpt4video.jsonl import jsonl_text, read_jsonl
 
-    out = Path(out_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: --out must be a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_folder(out_dir, QUESTIONS_FILE, jsonl_text(rows), PREDICTIONS_FILE, "predictions")
     questions, predictions = out / QUESTIONS_FILE, out / PREDICTIONS_FILE
-    text = jsonl_text(rows)
-    if questions.is_file():
-        if questions.read_text(encoding="utf-8") != text:
-            raise InputError(f"{out}: holds predictions for other questions ({QUESTIONS_FILE} differs: another "
-                             "benchmark, data folder or limit); choose another --out, or delete it to start over")
-    else:
-        if predictions.exists():
-            raise InputError(f"{predictions}: predictions without their {QUESTIONS_FILE}; choose another --out")
-        atomic_write_text(questions, text)
     predict_file(model, questions, predictions, params=params, progress=progress)
     by_line = {row["_line"]: row for row in read_jsonl(predictions, what="prediction row")}
     missing = [n for n in range(1, len(rows) + 1) if n not in by_line]

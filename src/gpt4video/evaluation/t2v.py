@@ -30,7 +30,8 @@ import numpy as np
 
 from gpt4video.errors import InputError
 
-__all__ = ["UNAVAILABLE", "ClipScorer", "TorchScriptFeatures", "clipsim", "fid", "frechet_distance", "fvd"]
+__all__ = ["UNAVAILABLE", "ClipScorer", "TorchScriptFeatures", "clipsim", "evaluate_t2v", "fid", "format_t2v_markdown",
+           "frechet_distance", "fvd", "read_prompts"]
 
 UNAVAILABLE = "unavailable"
 #: How the published FID and FVD code calls its TorchScript networks.
@@ -207,3 +208,99 @@ def clipsim(prompts: Sequence[str], videos: Sequence[Any], model: str | ClipScor
     text = scorer.text(prompts)  # (N, D)
     per_video = [float((scorer.images(v) @ text[i]).mean()) for i, v in enumerate(videos)]
     return {"value": float(np.mean(per_video)), "videos": len(videos), "per_video": per_video}
+
+
+# ============================================================================================
+# A generator on a prompt set
+
+
+PROMPTS_FILE = "prompts.jsonl"
+VIDEOS_FOLDER = "videos"
+
+
+def read_prompts(path: str | os.PathLike[str]) -> list[str]:
+    """Prompts from a text file (one a line), a JSON list (of strings, or of objects with ``prompt_en`` as in
+    VBench's ``VBench_full_info.json``, ``prompt`` or ``caption``) or a JSONL file of such objects."""
+    import json
+
+    from gpt4video.jsonl import read_jsonl
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"{path}: prompt file not found")
+    if path.suffix == ".jsonl":
+        rows: list[Any] = list(read_jsonl(path, what="prompt row"))
+    elif path.suffix == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(f"{path}: not a readable JSON file ({e})") from None
+        if not isinstance(rows, list):
+            raise InputError(f"{path}: expected a JSON list of prompts, got {type(rows).__name__}")
+    else:
+        try:
+            return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"{path}: not a readable text file ({e})") from None
+    prompts = []
+    for i, row in enumerate(rows):
+        value = row if isinstance(row, str) else next(
+            (row[k] for k in ("prompt_en", "prompt", "caption") if isinstance(row, dict) and k in row), None)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"{path}: item {i} is neither a prompt nor an object with 'prompt_en', 'prompt' or "
+                             "'caption'")
+        prompts.append(value.strip())
+    return prompts
+
+
+def evaluate_t2v(generator: Any, prompts: Sequence[str], out_dir: str | os.PathLike[str], *,
+                 references: Sequence[str] = (), num_frames: int = 16, size: int = 256, seed: int = 0,
+                 fid_weights: str | None = None, fvd_weights: str | None = None, clip_model: str | None = None,
+                 device: str = "cpu", progress: bool = True, generator_name: str | None = None) -> dict[str, Any]:
+    """Render every prompt with ``generator`` into ``OUT/videos/NNNNN.mp4`` (a rerun keeps the videos already
+    there), then FID and FVD against the ``references`` (video paths) and CLIPSIM of the prompts, each with the
+    weights given or ``"unavailable"``. Prompt ``i`` is rendered with seed ``seed + i``."""
+    from tqdm.auto import tqdm
+
+    from gpt4video.evaluation.benchmarks import claim_folder
+    from gpt4video.jsonl import jsonl_text
+    from gpt4video.video import load_video, write_video
+
+    out = claim_folder(out_dir, PROMPTS_FILE, jsonl_text({"prompt": p} for p in prompts), VIDEOS_FOLDER, "videos")
+    folder = out / VIDEOS_FOLDER
+    folder.mkdir(exist_ok=True)
+    paths, errors = [], []
+    for i, prompt in enumerate(tqdm(prompts, desc="generate", unit="video", disable=not progress)):
+        path = folder / f"{i:05d}.mp4"
+        if not path.is_file():
+            try:
+                write_video(path, generator(prompt, num_frames=num_frames, height=size, width=size, seed=seed + i))
+            except InputError as e:  # a prompt the backend cannot draw: reported, left out
+                errors.append({"index": i, "prompt": prompt, "error": str(e)})
+                continue
+        paths.append((i, str(path)))
+    generated = [load_video(p, num_frames).frames for _, p in paths]
+    reference = [load_video(p, num_frames, max_side=512).frames
+                 for p in tqdm(references, desc="references", unit="video", disable=not progress)]
+    done = [prompts[i] for i, _ in paths]
+    return {
+        "generator": generator_name, "prompts": len(prompts), "generated": len(paths), "references": len(reference),
+        "settings": {"num_frames": num_frames, "size": size, "seed": seed},
+        "metrics": {"FID": fid(generated, reference, fid_weights, device=device),
+                    "FVD": fvd(generated, reference, fvd_weights, device=device),
+                    "CLIPSIM": clipsim(done, generated, clip_model, device=device)},
+        "generation_errors": errors[:10], "videos": str(folder),
+    }
+
+
+def format_t2v_markdown(results: dict[str, Any]) -> str:
+    """The results of :func:`evaluate_t2v` as a short Markdown report."""
+    m = results["metrics"]
+    cell = (lambda r: r["value"] if isinstance(r["value"], str) else f"{r['value']:.4f}")
+    lines = [f"# Text-to-video metrics ({results['generator']})", "",
+             f"- prompts: {results['prompts']}, videos made: {results['generated']}, reference videos: "
+             f"{results['references']}; videos in `{results['videos']}`", "",
+             "| FID (frames) | FVD | CLIPSIM |", "| ---: | ---: | ---: |",
+             f"| {cell(m['FID'])} | {cell(m['FVD'])} | {cell(m['CLIPSIM'])} |", ""]
+    lines += [f"- {name} unavailable: {r['reason']}" for name, r in m.items() if r["value"] == UNAVAILABLE]
+    return "\n".join(lines) + "\n"
