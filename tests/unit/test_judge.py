@@ -245,3 +245,37 @@ def test_eval_video_qa_bad_input_exits_2_before_any_answer(tiny_saved_model_dir,
         err = capsys.readouterr().err
         assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (argv, err)
     assert not (tmp_path / "o").exists()  # nothing answered
+
+
+def test_gpt4video_serve_as_the_judge(tiny_model, tmp_path):
+    """`gpt4video serve` (uvicorn on loopback, the tiny model) is an OpenAI-compatible endpoint the judge can use:
+    the tiny model's replies are no Python dict, so every judgment fails after its retries and counts as no / 0,
+    and none is cached. A wrong key is an unreachable judge."""
+    pytest.importorskip("uvicorn")
+    import time
+
+    from gpt4video.serving import ServeConfig
+    from gpt4video.serving.app import create_app, make_server
+    from gpt4video.serving.process import free_port
+
+    config = ServeConfig(port=free_port(), model_name="tiny", api_key="k", default_max_tokens=6, queue_size=4)
+    server = make_server(create_app(config, tiny_model, generators={}, web=False), config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{config.port}/v1"
+        judge = Judge(JudgeConfig(base_url=url, model="tiny", api_key="k", retries=1, concurrency=2),
+                      tmp_path / "judgments.jsonl", backoff=0)
+        judgments = judge.judge_all(ITEMS[:2], progress=False)
+        assert [(j.yes, j.score) for j in judgments] == [(False, 0), (False, 0)]
+        assert all("after 2 attempts" in j.error for j in judgments)
+        assert summarize(judgments)["failed_judgments"] == 2 and not (tmp_path / "judgments.jsonl").exists()
+        with pytest.raises(InputError, match="HTTP 401"):
+            Judge(JudgeConfig(base_url=url, model="tiny", api_key="wrong"), backoff=0).judge("q", "a", "p")
+    finally:
+        server.should_exit = True
+        thread.join(30)
