@@ -743,7 +743,8 @@ def _run_eval_benchmark(args: argparse.Namespace) -> int:
     else:
         bench = read_msrvtt_captions(where.data, where.video_dir, split=where.split)
     if not bench.items:
-        raise InputError(f"{where.data}: none of the {len(bench.missing)} videos was found "
+        raise InputError(f"{where.data}: no questions or clips" if not bench.missing else
+                         f"{where.data}: none of the {len(bench.missing)} videos was found "
                          f"(searched {', '.join(bench.video_dirs)}; see --video-dir)")
     if bench.missing:
         print(f"note: {len(bench.missing)} of {len(bench.items) + len(bench.missing)} have no video and are left out",

@@ -131,6 +131,9 @@ def test_a_torn_cache_line_is_asked_again(fake_judge, tmp_path):
     cache.write_text(cache.read_text() + '{"key": "abc", "rep')  # a crash mid-write
     judge = Judge(config, cache, backoff=0)
     assert judge.judge("q", "red", "r").cached and fake_judge.seen["red"] == 1
+    # a reply edited into something unreadable is asked again, not trusted
+    cache.write_text(cache.read_text().replace("{'pred': 'yes', 'score': 5}", "yes!"))
+    assert not Judge(config, cache, backoff=0).judge("q", "red", "r").cached and fake_judge.seen["red"] == 2
 
 
 def test_an_unreachable_judge_is_one_clear_error(tmp_path):

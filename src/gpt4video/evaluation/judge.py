@@ -103,6 +103,14 @@ def parse_judgment(text: str) -> tuple[bool, int]:
         raise ValueError(f"'score' is not a number ({score!r})") from None
 
 
+def _readable(reply: str) -> bool:
+    try:
+        parse_judgment(reply)
+    except ValueError:
+        return False
+    return True
+
+
 class Judge:
     """Judges answers through ``config``'s endpoint, caching each judgment in ``cache`` (a JSONL file)."""
 
@@ -116,9 +124,11 @@ class Judge:
         self._lock = threading.Lock()
         self._cache: dict[str, dict[str, Any]] = {}
         if self.cache_path is not None and self.cache_path.is_file():
-            for number, row in parsed_lines(self.cache_path):
-                if isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get("reply"), str):
-                    self._cache[row["key"]] = row  # a torn last line (a crash) is left out and asked again
+            for _, row in parsed_lines(self.cache_path):
+                # a torn last line (a crash) or an edited reply that no longer reads is left out and asked again
+                if isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get("reply"), str) \
+                        and _readable(row["reply"]):
+                    self._cache[row["key"]] = row
 
     def _key(self, system: str, user: str) -> str:
         return hashlib.sha256(json.dumps([self.config.model, system, user]).encode("utf-8")).hexdigest()
