@@ -21,15 +21,15 @@ import hashlib
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gpt4video import endpoint
 from gpt4video.config import JudgeConfig
+from gpt4video.endpoint import AttemptFailed, ChatEndpoint
 from gpt4video.errors import InputError
 from gpt4video.jsonl import append_jsonl, parsed_lines
 
@@ -71,14 +71,6 @@ class Judgment:
     cached: bool = False
 
 
-class _Unreachable(Exception):
-    """The endpoint cannot be used at all (stops the run)."""
-
-
-class _Failed(Exception):
-    """One attempt failed (retried)."""
-
-
 def parse_judgment(text: str) -> tuple[bool, int]:
     """(yes, score) from a judge's reply, read as the published scripts read it; ValueError if it cannot be."""
     try:
@@ -118,7 +110,8 @@ class Judge:
         if config.base_url is None or config.model is None:
             raise InputError("the judge needs --judge-base-url and --judge-model")
         self.config = config
-        self.url = config.base_url.rstrip("/") + "/chat/completions"
+        self.endpoint = ChatEndpoint(config.base_url, config.model, api_key=config.api_key, timeout=config.timeout,
+                                     what="the judge")
         self.cache_path = Path(cache) if cache is not None else None
         self.backoff = backoff
         self._lock = threading.Lock()
@@ -132,34 +125,6 @@ class Judge:
 
     def _key(self, system: str, user: str) -> str:
         return hashlib.sha256(json.dumps([self.config.model, system, user]).encode("utf-8")).hexdigest()
-
-    def _request(self, messages: list[dict[str, str]]) -> str:
-        """The content of the endpoint's reply to ``messages``; _Failed or _Unreachable if there is none."""
-        body = json.dumps({"model": self.config.model, "messages": messages, "temperature": 0}).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
-        if self.config.api_key:
-            headers["Authorization"] = f"Bearer {self.config.api_key}"
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as e:
-            detail = e.read()[:200].decode("utf-8", "replace").strip()
-            if e.code in (401, 403, 404):
-                raise _Unreachable(f"HTTP {e.code} from {self.url}" + (f": {detail}" if detail else "")) from None
-            raise _Failed(f"HTTP {e.code}" + (f": {detail}" if detail else "")) from None
-        except urllib.error.URLError as e:
-            if isinstance(e.reason, TimeoutError):
-                raise _Failed(f"no reply within {self.config.timeout:g} s") from None
-            raise _Unreachable(f"cannot reach {self.url}: {e.reason}") from None
-        except TimeoutError:
-            raise _Failed(f"no reply within {self.config.timeout:g} s") from None
-        except OSError as e:  # a connection reset mid-reply
-            raise _Failed(f"{type(e).__name__}: {e}") from None
-        try:
-            return json.loads(raw)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise _Failed("the endpoint's reply is not a chat completion") from None
 
     def judge(self, question: str, answer: str, prediction: str) -> Judgment:
         """The judgment of one answer (from the cache if it is there). Raises InputError if the judge is unreachable."""
@@ -177,13 +142,12 @@ class Judge:
             if attempt and self.backoff:
                 time.sleep(self.backoff * attempt)
             try:
-                reply = self._request(messages)
-                yes, score = parse_judgment(reply)
-            except _Unreachable as e:
-                raise InputError(f"the judge is unreachable: {e}") from None
-            except _Failed as e:
+                reply = self.endpoint.complete(messages, temperature=0)  # Unreachable stops the run
+            except AttemptFailed as e:
                 error = str(e)
                 continue
+            try:
+                yes, score = parse_judgment(reply)
             except ValueError as e:
                 error = f"unreadable judgment {reply[:80]!r}: {e}"
                 continue
@@ -220,23 +184,8 @@ class Judge:
 
 
 def check_reachable(config: JudgeConfig) -> None:
-    """InputError unless something accepts connections at the judge's host and port (checked before the
-    predictions, so a typo in the URL does not wait for them)."""
-    import socket
-    import urllib.parse
-
-    url = urllib.parse.urlsplit(config.base_url or "")
-    try:
-        port = url.port or (443 if url.scheme == "https" else 80)
-    except ValueError:
-        raise InputError(f"--judge-base-url {config.base_url!r} has a bad port") from None
-    if not url.hostname:
-        raise InputError(f"--judge-base-url {config.base_url!r} names no host")
-    try:
-        socket.create_connection((url.hostname, port), timeout=min(config.timeout, 10.0)).close()
-    except OSError as e:
-        raise InputError(f"the judge is unreachable: cannot connect to {url.hostname}:{port} "
-                         f"({e.strerror or e})") from None
+    """InputError unless something listens at the judge's host and port (checked before the predictions)."""
+    endpoint.check_reachable(config.base_url or "", config.timeout, "the judge", "--judge-base-url")
 
 
 def summarize(judgments: Sequence[Judgment]) -> dict[str, Any]:
