@@ -119,3 +119,85 @@ def tiny_model(tiny_llm_dir, tiny_clip_dir):
 def tiny_saved_model_dir(tmp_path_factory, tiny_llm_dir, tiny_clip_dir):
     """A saved GPT4Video of tiny parts (1-layer abstractor, 4 video tokens, LoRA r=2), loadable by path."""
     return _small_model(tiny_llm_dir, tiny_clip_dir).save_pretrained(tmp_path_factory.mktemp("saved") / "model")
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny_model):
+    """`gpt4video serve` of the tiny model (uvicorn on a thread, 127.0.0.1, API key "k", 6-token replies): an
+    OpenAI-compatible endpoint whose replies are arbitrary text. Yields its /v1 URL."""
+    pytest.importorskip("uvicorn")
+    import threading
+    import time
+
+    from gpt4video.serving import ServeConfig
+    from gpt4video.serving.app import create_app, make_server
+    from gpt4video.serving.process import free_port
+
+    config = ServeConfig(port=free_port(), model_name="tiny", api_key="k", default_max_tokens=6, queue_size=4)
+    server = make_server(create_app(config, tiny_model, generators={}, web=False), config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{config.port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+class ChatStub:
+    """An OpenAI-compatible ``/v1/chat/completions`` on 127.0.0.1 (a thread). ``reply(body)`` gives ``(status,
+    content)``: with 200 the content is sent as a chat completion's message, with another status as the raw
+    body; bytes are sent as they are. Every request is recorded (``requests``: the body, plus ``path`` and
+    ``auth``)."""
+
+    def __init__(self, reply):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
+                status, content = reply(body)
+                if isinstance(content, str) and status == 200:
+                    content = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
+                data = content if isinstance(content, bytes) else content.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def chat_stub():
+    """``start(reply)`` starts a :class:`ChatStub`; all are stopped after the test."""
+    made = []
+
+    def start(reply):
+        made.append(ChatStub(reply))
+        made[-1].seen = getattr(reply, "seen", None)  # what the reply function counts, if it does
+        return made[-1]
+
+    yield start
+    for stub in made:
+        stub.close()

@@ -4,8 +4,6 @@ the request it sends, how replies are read, retries, counting, the cache, and an
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -37,56 +35,31 @@ def test_unreadable_replies(reply, needle):
         parse_judgment(reply)
 
 
-class FakeJudge:
-    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1 whose reply depends on the correct answer in the
-    prompt: 'red' -> yes 5, 'blue' -> no 1, 'garbled' -> prose (always), 'flaky' -> HTTP 500 once, then yes 3,
-    'notjson' -> a body that is not a chat completion (always). Records every request."""
+def judge_reply(status=200):
+    """A fake judge's reply, by the correct answer in the prompt: 'red' -> yes 5, 'blue' -> no 1, 'garbled' ->
+    prose (always), 'flaky' -> HTTP 500 once, then yes 3, 'notjson' -> a body that is not a chat completion
+    (always); ``status`` other than 200: that status for every request. ``reply.seen`` counts the answers asked."""
+    seen = {}
 
-    def __init__(self, status=200):
-        self.requests, self.seen, self.status = [], {}, status
-        judge = self
+    def reply(body):
+        if status != 200:
+            return status, b'{"error": "nope"}'
+        answer = re.search(r"Correct Answer: (.*)\n", body["messages"][1]["content"]).group(1)
+        seen[answer] = seen.get(answer, 0) + 1
+        if answer == "flaky" and seen[answer] == 1:
+            return 500, b"overloaded"
+        if answer == "notjson":
+            return 200, b"<html>hello</html>"
+        return 200, {"red": "{'pred': 'yes', 'score': 5}", "blue": "{'pred': 'no', 'score': 1}",
+                     "flaky": "{'pred': 'yes', 'score': 3}"}.get(answer, "Looks right to me!")
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                judge.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
-                if judge.status != 200:
-                    return self.send(judge.status, b'{"error": "nope"}')
-                answer = re.search(r"Correct Answer: (.*)\n", body["messages"][1]["content"]).group(1)
-                judge.seen[answer] = judge.seen.get(answer, 0) + 1
-                if answer == "flaky" and judge.seen[answer] == 1:
-                    return self.send(500, b"overloaded")
-                if answer == "notjson":
-                    return self.send(200, b"<html>hello</html>")
-                content = {"red": "{'pred': 'yes', 'score': 5}", "blue": "{'pred': 'no', 'score': 1}",
-                           "flaky": "{'pred': 'yes', 'score': 3}"}.get(answer, "Looks right to me!")
-                self.send(200, json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
-                          .encode())
-
-            def send(self, code, data):
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    reply.seen = seen
+    return reply
 
 
 @pytest.fixture
-def fake_judge():
-    judge = FakeJudge()
-    yield judge
-    judge.close()
+def fake_judge(chat_stub):
+    return chat_stub(judge_reply())
 
 
 ITEMS = [("what color?", "red", "Red."), ("what color?", "blue", "Green."), ("what?", "garbled", "x"),
@@ -136,8 +109,8 @@ def test_a_torn_cache_line_is_asked_again(fake_judge, tmp_path):
     assert not Judge(config, cache, backoff=0).judge("q", "red", "r").cached and fake_judge.seen["red"] == 2
 
 
-def test_an_unreachable_judge_is_one_clear_error(tmp_path):
-    closed = FakeJudge()
+def test_an_unreachable_judge_is_one_clear_error(chat_stub):
+    closed = chat_stub(judge_reply())
     url = closed.url
     closed.close()
     config = JudgeConfig(base_url=url, model="j", timeout=5)
@@ -146,13 +119,10 @@ def test_an_unreachable_judge_is_one_clear_error(tmp_path):
     with pytest.raises(InputError, match="the judge is unreachable"):
         Judge(config, backoff=0).judge_all(ITEMS[:2], progress=False)
     for status in (401, 404):
-        wrong = FakeJudge(status=status)
-        try:
-            with pytest.raises(InputError, match=f"HTTP {status} from {re.escape(wrong.url)}/chat/completions"):
-                Judge(JudgeConfig(base_url=wrong.url, model="j"), backoff=0).judge("q", "a", "p")
-            assert len(wrong.requests) == 1  # not retried
-        finally:
-            wrong.close()
+        wrong = chat_stub(judge_reply(status))
+        with pytest.raises(InputError, match=f"HTTP {status} from {re.escape(wrong.url)}/chat/completions"):
+            Judge(JudgeConfig(base_url=wrong.url, model="j"), backoff=0).judge("q", "a", "p")
+        assert len(wrong.requests) == 1  # not retried
 
 
 @pytest.mark.parametrize("kwargs, needle", [
@@ -221,10 +191,11 @@ def test_eval_video_qa_command_with_the_judge(tiny_saved_model_dir, msvd_folder,
     assert "| no judge | 2 |" in stdout and json.loads((tmp_path / "plain" / "results.json").read_text())["judge"] is None
 
 
-def test_eval_video_qa_bad_input_exits_2_before_any_answer(tiny_saved_model_dir, msvd_folder, tmp_path, capsys):
+def test_eval_video_qa_bad_input_exits_2_before_any_answer(tiny_saved_model_dir, msvd_folder, tmp_path, capsys,
+                                                          chat_stub):
     from gpt4video.cli import main
 
-    closed = FakeJudge()
+    closed = chat_stub(judge_reply())
     closed.close()
     (tmp_path / "file").write_text("x")
     base = ["eval", "video-qa", "--model", str(tiny_saved_model_dir), "--no-progress"]
@@ -250,35 +221,15 @@ def test_eval_video_qa_bad_input_exits_2_before_any_answer(tiny_saved_model_dir,
     assert not (tmp_path / "o").exists()  # nothing answered
 
 
-def test_gpt4video_serve_as_the_judge(tiny_model, tmp_path):
+def test_gpt4video_serve_as_the_judge(tiny_server, tmp_path):
     """`gpt4video serve` (uvicorn on loopback, the tiny model) is an OpenAI-compatible endpoint the judge can use:
     the tiny model's replies are no Python dict, so every judgment fails after its retries and counts as no / 0,
     and none is cached. A wrong key is an unreachable judge."""
-    pytest.importorskip("uvicorn")
-    import time
-
-    from gpt4video.serving import ServeConfig
-    from gpt4video.serving.app import create_app, make_server
-    from gpt4video.serving.process import free_port
-
-    config = ServeConfig(port=free_port(), model_name="tiny", api_key="k", default_max_tokens=6, queue_size=4)
-    server = make_server(create_app(config, tiny_model, generators={}, web=False), config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 120
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-            time.sleep(0.02)
-        url = f"http://127.0.0.1:{config.port}/v1"
-        judge = Judge(JudgeConfig(base_url=url, model="tiny", api_key="k", retries=1, concurrency=2),
-                      tmp_path / "judgments.jsonl", backoff=0)
-        judgments = judge.judge_all(ITEMS[:2], progress=False)
-        assert [(j.yes, j.score) for j in judgments] == [(False, 0), (False, 0)]
-        assert all("after 2 attempts" in j.error for j in judgments)
-        assert summarize(judgments)["failed_judgments"] == 2 and not (tmp_path / "judgments.jsonl").exists()
-        with pytest.raises(InputError, match="HTTP 401"):
-            Judge(JudgeConfig(base_url=url, model="tiny", api_key="wrong"), backoff=0).judge("q", "a", "p")
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    judge = Judge(JudgeConfig(base_url=tiny_server, model="tiny", api_key="k", retries=1, concurrency=2),
+                  tmp_path / "judgments.jsonl", backoff=0)
+    judgments = judge.judge_all(ITEMS[:2], progress=False)
+    assert [(j.yes, j.score) for j in judgments] == [(False, 0), (False, 0)]
+    assert all("after 2 attempts" in j.error for j in judgments)
+    assert summarize(judgments)["failed_judgments"] == 2 and not (tmp_path / "judgments.jsonl").exists()
+    with pytest.raises(InputError, match="HTTP 401"):
+        Judge(JudgeConfig(base_url=tiny_server, model="tiny", api_key="wrong"), backoff=0).judge("q", "a", "p")
