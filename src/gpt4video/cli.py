@@ -7,6 +7,7 @@ error (set GPT4VIDEO_DEBUG=1 to see its traceback), 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import BenchmarkData, GenerationParams, JudgeConfig, LoadConfig, T2VConfig, VideoConfig
+from .config import (BenchmarkData, DialogueRecipeConfig, GenerationParams, JudgeConfig, LoadConfig, T2VConfig,
+                     VideoConfig, WriterConfig)
 from .errors import InputError
 from .generators.base import GeneratorConfig
 from .serving.config import ServeConfig
@@ -471,6 +473,18 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
                    help="how many dialogues (default: DEFAULT_ROWS of gpt4video.safety.dialogues, 1800)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_run_data_safety)
+    w = dsub.add_parser("dialogues", help="write video dialogues with generation requests through a writer LLM "
+                        "(the GPT4Video-50k recipe)",
+                        description="For each clip of --captions, a writer LLM (any OpenAI-compatible endpoint) "
+                        "composes a multi-turn dialogue about it, shown its caption and the captions of related clips "
+                        "(nearest by the packaged MiniLM embeddings), with requests for new videos answered with "
+                        "<video_prompt>...</video_prompt>. Dialogues are validated (JSON, speaker order, non-empty "
+                        "prompts), deduplicated and appended to --out; a rerun resumes. Safety dialogues: "
+                        "gpt4video data safety.")
+    _add_config_options(w, DialogueRecipeConfig)
+    _add_config_options(w, WriterConfig)
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.set_defaults(func=_run_data_dialogues)
 
 
 def _run_data_synthetic(args: argparse.Namespace) -> int:
@@ -488,6 +502,26 @@ def _run_data_safety(args: argparse.Namespace) -> int:
     rows = DEFAULT_ROWS if args.rows is None else args.rows
     summary = write_dialogues(args.out, args.split_dir, rows=rows, seed=args.seed)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _run_data_dialogues(args: argparse.Namespace) -> int:
+    from .data.dialogues import write_dialogues
+    from .endpoint import check_reachable
+
+    recipe = _config_from_options(DialogueRecipeConfig, args)
+    writer = _config_from_options(WriterConfig, args)
+    for value, flag in ((recipe.captions, "--captions"), (recipe.out, "--out"), (writer.base_url, "--writer-base-url"),
+                        (writer.model, "--writer-model")):
+        if value is None:
+            raise InputError(f"data dialogues needs {flag}")
+    if not os.path.isfile(os.path.expanduser(recipe.captions)):
+        raise InputError(f"{recipe.captions}: captions file not found")
+    if os.path.isdir(os.path.expanduser(recipe.out)):
+        raise InputError(f"{recipe.out}: --out must be a file, not a directory")
+    check_reachable(writer.base_url, writer.timeout, "the writer", "--writer-base-url")
+    summary = write_dialogues(recipe, writer, progress=not args.no_progress)
+    print(json.dumps(dataclasses.asdict(summary), indent=2))
     return 0
 
 

@@ -499,6 +499,39 @@ class T2VConfig(ConfigBase):
     max_prompts: Count | None = option(None, "eval t2v: at most N prompts, evenly spread", flag="--max-prompts")
 
 
+@config_class
+class WriterConfig(ConfigBase):
+    """The writer LLM of ``gpt4video data dialogues`` (the command takes these fields as options)."""
+
+    base_url: Name | None = option(None, "the writer's OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+                                   "(required)", flag="--writer-base-url")
+    model: Name | None = option(None, "the writer's model name, as the endpoint knows it (required)",
+                                flag="--writer-model")
+    api_key: str | None = option(None, "the endpoint's API key (default: none)", flag="--writer-api-key")
+    concurrency: Count = option(4, "dialogues asked for at once", flag="--writer-concurrency")
+    retries: Annotated[int, Field(ge=0, strict=True)] = option(
+        2, "how many times a failed or invalid dialogue is asked again", flag="--writer-retries")
+    timeout: Positive = option(120.0, "seconds to wait for one dialogue", flag="--writer-timeout")
+    temperature: float = option(0.7, "the writer's sampling temperature", ge=0, le=2, flag="--writer-temperature")
+
+    def __post_init__(self) -> None:
+        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"--writer-base-url must start with http:// or https://, got {self.base_url!r}")
+
+
+@config_class
+class DialogueRecipeConfig(ConfigBase):
+    """What ``gpt4video data dialogues`` reads and writes (the command takes these fields as options)."""
+
+    captions: Name | None = option(None, "video-caption pairs: JSONL rows with 'video' and 'caption' (or "
+                                   "'captions'), or a WebVid CSV (required)", flag="--captions")
+    out: Name | None = option(None, "the JSONL file of dialogues (appended; a rerun resumes; required)", flag="--out")
+    related: Annotated[int, Field(ge=0, strict=True)] = option(
+        3, "related captions shown to the writer with each clip's own (nearest by MiniLM embedding)")
+    exchanges: Count = option(3, "user/assistant exchanges per dialogue")
+    max_clips: Count | None = option(None, "at most N clips, evenly spread over the file")
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a nested dict; returns a new dict."""
     import copy
