@@ -37,18 +37,19 @@ def manifest() -> Any:
 class GPT4VideoLMM(lmms):
     """lmms-eval's ``lmms`` over a GPT4Video :class:`~gpt4video.pipeline.Assistant`.
 
-    ``model``, ``device``, ``dtype``, ``engine``: as ``gpt4video chat`` takes them (LoadConfig);
+    ``model``, ``device``, ``dtype``, ``engine``, ``gguf``: as ``gpt4video chat`` takes them (LoadConfig);
     ``max_new_tokens``: when a task gives none.
     """
 
     def __init__(self, model: str = "smol", device: str = "cpu", dtype: str = "float32", engine: str = "transformers",
-                 max_new_tokens: int | str = 128, batch_size: int | str = 1, **kwargs: Any) -> None:
+                 gguf: str = "adapter", max_new_tokens: int | str = 128, batch_size: int | str = 1,
+                 **kwargs: Any) -> None:
         super().__init__()
         from gpt4video.pipeline import Assistant
 
         if int(batch_size) != 1:
             raise ValueError("the gpt4video adapter answers one request at a time (batch_size=1)")
-        load = LoadConfig(model=model, device=device, dtype=dtype, engine=engine)
+        load = LoadConfig(model=model, device=device, dtype=dtype, engine=engine, gguf=gguf)
         self.assistant = Assistant.from_pretrained(load.model, **load.load_options())
         self.max_new_tokens = int(max_new_tokens)
         self._images = tempfile.TemporaryDirectory(prefix="gpt4video-lmms-")
