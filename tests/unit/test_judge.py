@@ -141,9 +141,8 @@ def test_judge_config_checks(kwargs, needle):
 
 @pytest.fixture(scope="module")
 def msvd_folder(tmp_path_factory):
-    """Three MSVD-QA questions in the Video-ChatGPT layout; two clips written, one missing."""
-    import numpy as np
-
+    """Three MSVD-QA questions in the Video-ChatGPT layout about synthetic clips; two clips written, one missing."""
+    from gpt4video.generators import build_generator
     from gpt4video.video import write_video
 
     root = tmp_path_factory.mktemp("msvd")
@@ -154,9 +153,10 @@ def msvd_folder(tmp_path_factory):
     (root / "test_a.json").write_text(json.dumps([{"answer": "red", "question_id": 0},
                                                   {"answer": "blue", "question_id": 1},
                                                   {"answer": "red", "question_id": 2}]))
-    rng = np.random.default_rng(0)
-    for name in ("clip_a", "clip_b"):
-        write_video(root / "videos" / f"{name}.mp4", rng.integers(0, 255, (8, 48, 64, 3), dtype=np.uint8))
+    render = build_generator("synthetic")
+    for name, prompt in (("clip_a", "A red square moves to the right on a gray background."),
+                         ("clip_b", "A blue circle grows on a black background.")):
+        write_video(root / "videos" / f"{name}.mp4", render(prompt, num_frames=8, height=48, width=48, seed=0))
     return root
 
 
@@ -233,3 +233,24 @@ def test_gpt4video_serve_as_the_judge(tiny_server, tmp_path):
     assert summarize(judgments)["failed_judgments"] == 2 and not (tmp_path / "judgments.jsonl").exists()
     with pytest.raises(InputError, match="HTTP 401"):
         Judge(JudgeConfig(base_url=tiny_server, model="tiny", api_key="wrong"), backoff=0).judge("q", "a", "p")
+
+
+def test_eval_video_qa_with_gpt4video_serve_as_the_judge(tiny_saved_model_dir, msvd_folder, tiny_server, tmp_path,
+                                                         capsys):
+    """The whole command with `gpt4video serve` (the tiny model) as the judge: the protocol's prompt is longer than
+    the tiny model's 512-token context, so the server answers HTTP 400 and both answered questions count as no / 0
+    after their retries, each with its reason in results.json."""
+    from gpt4video.cli import main
+
+    out = tmp_path / "out"
+    assert main(["eval", "video-qa", "--benchmark", "msvd-qa", "--data", str(msvd_folder), "--out", str(out),
+                 "--model", str(tiny_saved_model_dir), "--max-new-tokens", "3", "--no-progress", "--json",
+                 "--judge-base-url", tiny_server, "--judge-model", "tiny", "--judge-api-key", "k",
+                 "--judge-retries", "1"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    results = json.loads((out / "results.json").read_text())
+    assert printed == results and results["judge"] == "tiny" and (results["accuracy"], results["score"]) == (0.0, 0.0)
+    assert results["counts"]["failed_judgments"] == 2 and len(results["failed_judgments"]) == 2
+    assert "after 2 attempts: HTTP 400" in results["failed_judgments"][0]["error"]
+    assert "more than the 506 allowed" in results["failed_judgments"][0]["error"]
+    assert not (out / "judgments.jsonl").exists()
