@@ -79,6 +79,10 @@ def test_unavailable_without_weights_and_clear_errors(networks):
     for result in (fid(real, real, None), fvd(real, real, None), clipsim(["a"], real[:1], None),
                    fid(real, [], networks / "inception.pt")):
         assert result["value"] == "unavailable" and result["reason"]
+    # one video a side is no distribution; videos may come from any iterable (read one at a time)
+    one = fvd(iter(real[:1]), iter(real), networks / "i3d.pt")
+    assert one["value"] == "unavailable" and "got 1 and 2" in one["reason"]
+    assert fid(iter(real), (v for v in real), networks / "inception.pt")["frames"] == [8, 8]
     with pytest.raises(InputError, match="Inception weights not found"):
         fid(real, real, networks / "missing.pt")
     with pytest.raises(InputError, match="not a TorchScript I3D"):

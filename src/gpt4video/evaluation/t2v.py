@@ -22,7 +22,7 @@ the reason) otherwise:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,51 +93,64 @@ def _frames(video: Any) -> np.ndarray:
     return frames
 
 
-def _frame_features(network: TorchScriptFeatures, videos: Sequence[Any], batch_size: int) -> np.ndarray:
+def _frame_features(network: TorchScriptFeatures, videos: Iterable[Any], batch_size: int) -> np.ndarray:
     import torch
 
-    frames = np.concatenate([_frames(v) for v in videos])  # (sum T, H, W, 3)
-    out = [network(torch.from_numpy(frames[i:i + batch_size]).permute(0, 3, 1, 2).float())  # (B, 3, H, W)
-           for i in range(0, len(frames), batch_size)]
-    return np.concatenate(out)
+    out = []
+    for video in videos:  # one video at a time: a long list of videos is never in memory at once
+        frames = _frames(video)
+        out += [network(torch.from_numpy(frames[i:i + batch_size]).permute(0, 3, 1, 2).float())  # (B, 3, H, W)
+                for i in range(0, len(frames), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 0))
 
 
-def _video_features(network: TorchScriptFeatures, videos: Sequence[Any]) -> np.ndarray:
+def _video_features(network: TorchScriptFeatures, videos: Iterable[Any]) -> np.ndarray:
     import torch
 
     # one video a call: (1, 3, T, H, W), so clips of different lengths and sizes need no padding
-    return np.concatenate([network(torch.from_numpy(_frames(v)).permute(3, 0, 1, 2)[None].float()) for v in videos])
+    out = [network(torch.from_numpy(_frames(v)).permute(3, 0, 1, 2)[None].float()) for v in videos]
+    return np.concatenate(out) if out else np.zeros((0, 0))
 
 
 def _unavailable(reason: str) -> dict[str, Any]:
     return {"value": UNAVAILABLE, "reason": reason}
 
 
-def fid(generated: Sequence[Any], reference: Sequence[Any], weights: str | os.PathLike[str] | None, *,
-        device: str = "cpu", batch_size: int = 32) -> dict[str, Any]:
-    """FID over the frames of ``generated`` and ``reference`` videos ((T, H, W, 3) uint8 each), with the
-    TorchScript Inception at ``weights``; ``{"value", "frames": [generated, reference]}``, or ``"unavailable"``
-    with the reason when there are no weights or no reference videos."""
+def _network(weights: str | os.PathLike[str] | TorchScriptFeatures, what: str, call: dict[str, Any],
+             device: str) -> TorchScriptFeatures:
+    return weights if isinstance(weights, TorchScriptFeatures) else TorchScriptFeatures(weights, what, call,
+                                                                                         device=device)
+
+
+def fid(generated: Iterable[Any], reference: Iterable[Any], weights: str | os.PathLike[str] | TorchScriptFeatures | None,
+        *, device: str = "cpu", batch_size: int = 32) -> dict[str, Any]:
+    """FID over the frames of ``generated`` and ``reference`` videos ((T, H, W, 3) uint8 each, any iterable: they
+    are read one at a time), with the TorchScript Inception at ``weights``; ``{"value", "frames": [generated,
+    reference]}``, or ``"unavailable"`` with the reason when there are no weights or no reference videos."""
     if weights is None:
         return _unavailable("no Inception weights given (a TorchScript inception-2015-12-05.pt, by path)")
-    if not reference:
+    if isinstance(reference, Sequence) and not reference:
         return _unavailable("no reference videos given")
-    network = TorchScriptFeatures(weights, "Inception", FID_CALL, device=device)
+    network = _network(weights, "Inception", FID_CALL, device)
     a, b = _frame_features(network, generated, batch_size), _frame_features(network, reference, batch_size)
+    if min(len(a), len(b)) < 2:
+        return _unavailable(f"a Fréchet distance needs 2 frames a side at least, got {len(a)} and {len(b)}")
     return {"value": frechet_distance(a, b), "frames": [len(a), len(b)], "weights": str(network.path)}
 
 
-def fvd(generated: Sequence[Any], reference: Sequence[Any], weights: str | os.PathLike[str] | None, *,
-        device: str = "cpu") -> dict[str, Any]:
-    """FVD of ``generated`` against ``reference`` videos with the TorchScript I3D at ``weights`` (see the module
-    docstring); ``"unavailable"`` with the reason when there are no weights or no reference videos."""
+def fvd(generated: Iterable[Any], reference: Iterable[Any], weights: str | os.PathLike[str] | TorchScriptFeatures | None,
+        *, device: str = "cpu") -> dict[str, Any]:
+    """FVD of ``generated`` against ``reference`` videos (any iterables) with the TorchScript I3D at ``weights``
+    (see the module docstring); ``"unavailable"`` with the reason when there are no weights or no reference videos."""
     if weights is None:
         return _unavailable("no I3D weights given (a TorchScript i3d_torchscript.pt, by path)")
-    if not reference:
+    if isinstance(reference, Sequence) and not reference:
         return _unavailable("no reference videos given")
-    network = TorchScriptFeatures(weights, "I3D", FVD_CALL, device=device)
-    return {"value": frechet_distance(_video_features(network, generated), _video_features(network, reference)),
-            "videos": [len(generated), len(reference)], "weights": str(network.path)}
+    network = _network(weights, "I3D", FVD_CALL, device)
+    a, b = _video_features(network, generated), _video_features(network, reference)
+    if min(len(a), len(b)) < 2:
+        return _unavailable(f"a Fréchet distance needs 2 videos a side at least, got {len(a)} and {len(b)}")
+    return {"value": frechet_distance(a, b), "videos": [len(a), len(b)], "weights": str(network.path)}
 
 
 class ClipScorer:
@@ -194,20 +207,25 @@ class ClipScorer:
         return e / e.norm(dim=-1, keepdim=True)
 
 
-def clipsim(prompts: Sequence[str], videos: Sequence[Any], model: str | ClipScorer | None, *,
+def clipsim(prompts: Sequence[str], videos: Iterable[Any], model: str | ClipScorer | None, *,
             device: str = "cpu") -> dict[str, Any]:
     """Mean over videos of the mean over frames of cos(CLIP text of ``prompts[i]``, CLIP image of each frame of
-    ``videos[i]``); ``"unavailable"`` with the reason when no CLIP model is given."""
+    ``videos[i]``) (videos: any iterable, read one at a time); ``"unavailable"`` with the reason when no CLIP model
+    is given."""
     if model is None:
         return _unavailable("no CLIP model given (a transformers CLIPModel folder or hub id)")
-    if len(prompts) != len(videos):
-        raise ValueError(f"{len(prompts)} prompts but {len(videos)} videos")
-    if not videos:
+    if not prompts:
         return _unavailable("no videos")
     scorer = model if isinstance(model, ClipScorer) else ClipScorer(model, device=device)
     text = scorer.text(prompts)  # (N, D)
-    per_video = [float((scorer.images(v) @ text[i]).mean()) for i, v in enumerate(videos)]
-    return {"value": float(np.mean(per_video)), "videos": len(videos), "per_video": per_video}
+    per_video = []
+    for i, video in enumerate(videos):
+        if i >= len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but more videos")
+        per_video.append(float((scorer.images(video) @ text[i]).mean()))
+    if len(per_video) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(per_video)} videos")
+    return {"value": float(np.mean(per_video)), "videos": len(per_video), "per_video": per_video}
 
 
 # ============================================================================================
@@ -279,16 +297,22 @@ def evaluate_t2v(generator: Any, prompts: Sequence[str], out_dir: str | os.PathL
                 errors.append({"index": i, "prompt": prompt, "error": str(e)})
                 continue
         paths.append((i, str(path)))
-    generated = [load_video(p, num_frames).frames for _, p in paths]
-    reference = [load_video(p, num_frames, max_side=512).frames
-                 for p in tqdm(references, desc="references", unit="video", disable=not progress)]
+    # Videos are decoded as each metric reads them, one at a time, so thousands of clips fit in memory.
+    def generated() -> Iterable[np.ndarray]:
+        return (load_video(p, num_frames).frames for _, p in paths)
+
+    def reference() -> Iterable[np.ndarray]:
+        return (load_video(p, num_frames, max_side=512).frames
+                for p in tqdm(references, desc="references", unit="video", disable=not progress))
+
     done = [prompts[i] for i, _ in paths]
+    real: Any = reference if references else list  # no references: an empty list, which FID/FVD report as such
     return {
-        "generator": generator_name, "prompts": len(prompts), "generated": len(paths), "references": len(reference),
+        "generator": generator_name, "prompts": len(prompts), "generated": len(paths), "references": len(references),
         "settings": {"num_frames": num_frames, "size": size, "seed": seed},
-        "metrics": {"FID": fid(generated, reference, fid_weights, device=device),
-                    "FVD": fvd(generated, reference, fvd_weights, device=device),
-                    "CLIPSIM": clipsim(done, generated, clip_model, device=device)},
+        "metrics": {"FID": fid(generated(), real(), fid_weights, device=device),
+                    "FVD": fvd(generated(), real(), fvd_weights, device=device),
+                    "CLIPSIM": clipsim(done, generated(), clip_model, device=device)},
         "generation_errors": errors[:10], "videos": str(folder),
     }
 
