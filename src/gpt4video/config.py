@@ -171,10 +171,13 @@ class ConfigBase:
 class EncoderConfig(ConfigBase):
     """The frozen frame encoder.
 
-    name: registry name (``open_nsfw``: the packaged ResNet trunk; ``clip``: a Hugging Face CLIP vision tower).
-    model: hub id or local directory (clip); path to an ONNX file (open_nsfw; None = the packaged file).
-    select_layer: clip: which hidden state to take (-1 the last, -2 the penultimate as in LLaVA);
-        open_nsfw: which feature map (-1 res5, 7x7x1024; -2 res4, 14x14x512).
+    name: registry name (``open_nsfw``: the packaged ResNet trunk; Hugging Face vision towers: ``clip``,
+        ``siglip`` (SigLIP, and SigLIP 2 at a fixed resolution), ``siglip2`` (SigLIP 2 NaFlex), ``dinov2``).
+    model: hub id or local directory (Hugging Face towers); path to an ONNX file (open_nsfw; None = the
+        packaged file).
+    select_layer: Hugging Face towers: which hidden state to take (-1 the last, after the final norm where
+        the model has one; -2 the penultimate as in LLaVA); open_nsfw: which feature map (-1 res5,
+        7x7x1024; -2 res4, 14x14x512).
     batch_size: frames per forward pass.
     num_threads: CPU threads for ONNX Runtime (None = its default).
     """
