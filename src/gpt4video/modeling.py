@@ -98,7 +98,7 @@ class GPT4Video(nn.Module):
         self.llm = llm
         self.tokenizer = tokenizer
         self.processor = GPT4VideoProcessor(tokenizer, config.abstractor.num_queries,
-                                            VideoSampling.from_config(config))
+                                            VideoSampling.from_config(config), config.llm.chat_template)
         self.trained = False  # True once trained weights were loaded
         self.source: str = ""
         self._engine: LLMEngine | None = None  # built on first use, see `engine`
