@@ -119,3 +119,26 @@ def tiny_model(tiny_llm_dir, tiny_clip_dir):
 def tiny_saved_model_dir(tmp_path_factory, tiny_llm_dir, tiny_clip_dir):
     """A saved GPT4Video of tiny parts (1-layer abstractor, 4 video tokens, LoRA r=2), loadable by path."""
     return _small_model(tiny_llm_dir, tiny_clip_dir).save_pretrained(tmp_path_factory.mktemp("saved") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """A synthetic training split of 6 clips (64 px, 8 frames): captions, QA and generation dialogues."""
+    from gpt4video.data.synthetic import build_split
+
+    root = tmp_path_factory.mktemp("tiny_world")
+    build_split(root, "train", 6, width=64, height=64, num_frames=8, progress=False)
+    return root
+
+
+@pytest.fixture
+def cli(capsys):
+    """Runs ``gpt4video ARGS`` in this process: ``cli([...])`` → (exit status, stdout, stderr)."""
+    from gpt4video.cli import main
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        code = main(argv)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -11,7 +11,6 @@ import pytest
 import torch
 import yaml
 
-from gpt4video.cli import main
 from gpt4video.modeling import GPT4Video
 from gpt4video.processing import IGNORE_INDEX, Turn
 from gpt4video.video import write_video
@@ -42,40 +41,27 @@ def parts(tmp_path_factory, tiny_tokenizer_dir):
     return root
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from gpt4video.data.synthetic import build_split
-
-    root = tmp_path_factory.mktemp("world")
-    build_split(root, "train", 4, width=64, height=64, num_frames=8, progress=False)
-    return root
 
 
-def run(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def train(tmp_path, capsys, name: str, **fields) -> None:
+def train(cli, tmp_path, name: str, **fields) -> None:
     config = {"max_steps": 2, "batch_size": 2, "learning_rate": 1e-2, "log_every": 1, "save_every": 2, "seed": 0,
               "output_dir": str(tmp_path / name), **fields}
     (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(config))
-    code, _, err = run(["train", "--no-progress", "--config", str(tmp_path / f"{name}.yaml")], capsys)
+    code, _, err = cli(["train", "--no-progress", "--config", str(tmp_path / f"{name}.yaml")])
     assert code == 0, err
 
 
-def test_siglip_and_qwen2_with_its_chat_template_train_save_load_chat(parts, world, tmp_path, capsys):
+def test_siglip_and_qwen2_with_its_chat_template_train_save_load_chat(parts, tiny_world, tmp_path, cli):
     overrides = {
         "encoder": {"name": "siglip", "model": str(parts / "siglip")},
         "abstractor": {"encoder_dim": 32, "tokens_per_frame": 16, "hidden_size": 32, "num_layers": 1, "num_heads": 4,
                        "num_queries": 4, "output_dim": 32},
         "llm": {"model": str(parts / "qwen2"), "chat_template": "native"},
     }
-    train(tmp_path, capsys, "stage1", model="paper", model_overrides=overrides, stage=1,
-          data=[{"path": str(world / "train/captions.jsonl")}])
-    train(tmp_path, capsys, "stage2", model=str(tmp_path / "stage1/final"), stage=2,
-          data=[{"path": str(world / "train/dialogues.jsonl")}])
+    train(cli, tmp_path, "stage1", model="paper", model_overrides=overrides, stage=1,
+          data=[{"path": str(tiny_world / "train/captions.jsonl")}])
+    train(cli, tmp_path, "stage2", model=str(tmp_path / "stage1/final"), stage=2,
+          data=[{"path": str(tiny_world / "train/dialogues.jsonl")}])
 
     model = GPT4Video.from_pretrained(tmp_path / "stage2/final")
     assert type(model.encoder).__name__ == "SigLIPFrameEncoder" and model.encoder.tokens_per_frame == 16
@@ -92,8 +78,8 @@ def test_siglip_and_qwen2_with_its_chat_template_train_save_load_chat(parts, wor
     clip = write_video(tmp_path / "clip.mp4", np.random.default_rng(0).integers(0, 255, (8, 48, 64, 3), np.uint8))
     replies = []
     for _ in range(2):
-        code, out, err = run(["chat", "--model", str(tmp_path / "stage2/final"), "--video", str(clip), "--prompt",
-                              "Describe this video.", "--max-new-tokens", "6", "--json"], capsys)
+        code, out, err = cli(["chat", "--model", str(tmp_path / "stage2/final"), "--video", str(clip), "--prompt",
+                              "Describe this video.", "--max-new-tokens", "6", "--json"])
         assert code == 0, err
         replies.append(json.loads(out))
     assert replies[0]["trained"] is True and isinstance(replies[0]["text"], str)

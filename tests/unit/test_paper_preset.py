@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
 
-from gpt4video.cli import main
 from gpt4video.modeling import GPT4Video, preset_config
 from gpt4video.processing import Turn
 from gpt4video.video import write_video
@@ -22,19 +20,6 @@ TINY_ABSTRACTOR = {"encoder_dim": 32, "tokens_per_frame": 17, "hidden_size": 32,
                    "num_queries": 4, "output_dim": 32}
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from gpt4video.data.synthetic import build_split
-
-    root = tmp_path_factory.mktemp("world")
-    build_split(root, "train", 6, width=64, height=64, num_frames=8, progress=False)
-    return root
-
-
-def run(argv, capsys):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def train_config(path, **fields) -> str:
@@ -43,19 +28,19 @@ def train_config(path, **fields) -> str:
     return str(path)
 
 
-def test_paper_preset_trains_both_stages_saves_loads_and_chats(world, tiny_clip_dir, tiny_llm_dir, tmp_path, capsys):
+def test_paper_preset_trains_both_stages_saves_loads_and_chats(tiny_world, tiny_clip_dir, tiny_llm_dir, tmp_path, cli):
     preset = preset_config("paper")
     overrides = {"encoder": {"model": str(tiny_clip_dir)}, "llm": {"model": str(tiny_llm_dir)},
                  "abstractor": TINY_ABSTRACTOR}
     stage1 = tmp_path / "stage1"
-    code, _, err = run(["train", "--no-progress", "--config", train_config(
+    code, _, err = cli(["train", "--no-progress", "--config", train_config(
         tmp_path / "s1.yaml", model="paper", model_overrides=overrides, stage=1, output_dir=str(stage1),
-        data=[{"path": str(world / "train/captions.jsonl")}])], capsys)
+        data=[{"path": str(tiny_world / "train/captions.jsonl")}])])
     assert code == 0, err
     stage2 = tmp_path / "stage2"
-    code, _, err = run(["train", "--no-progress", "--config", train_config(
+    code, _, err = cli(["train", "--no-progress", "--config", train_config(
         tmp_path / "s2.yaml", model=str(stage1 / "final"), stage=2, output_dir=str(stage2),
-        data=[{"path": str(world / "train/qa.jsonl")}, {"path": str(world / "train/dialogues.jsonl")}])], capsys)
+        data=[{"path": str(tiny_world / "train/qa.jsonl")}, {"path": str(tiny_world / "train/dialogues.jsonl")}])])
     assert code == 0, err
 
     # stage 1 trained the abstractor only (LoRA's B matrices start at zero and stay there), stage 2 the LoRA too
@@ -83,8 +68,8 @@ def test_paper_preset_trains_both_stages_saves_loads_and_chats(world, tiny_clip_
     clip = write_video(tmp_path / "clip.mp4", np.random.default_rng(0).integers(0, 255, (8, 48, 64, 3), np.uint8))
     replies = []
     for _ in range(2):  # each run loads the saved model afresh; greedy decoding gives the same reply
-        code, out, err = run(["chat", "--model", str(stage2 / "final"), "--video", str(clip), "--prompt",
-                              "Describe this video.", "--max-new-tokens", "6", "--json"], capsys)
+        code, out, err = cli(["chat", "--model", str(stage2 / "final"), "--video", str(clip), "--prompt",
+                              "Describe this video.", "--max-new-tokens", "6", "--json"])
         assert code == 0, err
         replies.append(json.loads(out))
     assert replies[0]["trained"] is True and replies[0]["input_videos"] == [str(clip)]
