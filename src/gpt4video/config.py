@@ -422,7 +422,8 @@ class LoadConfig(ConfigBase):
     """Which model a command loads, where it runs and how it decodes (the commands that load a model take the
     ``option`` fields as options)."""
 
-    model: Name = option("smol", "a preset (smol, paper) or a saved model directory")
+    model: Name = option("smol", "a preset (smol, paper, or a family preset of configs/model/) or a saved model "
+                                 "directory")
     device: Annotated[str, AfterValidator(_known_device)] = option("cpu", "where it runs: cpu, cuda, cuda:1, ...")
     dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "float type of the model's weights")
     engine: Literal["transformers", "llamacpp", "vllm"] = option(
