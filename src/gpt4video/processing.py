@@ -139,6 +139,7 @@ class GPT4VideoProcessor:
         self.video_token_id = ensure_video_token(tokenizer)
         self._token_ids: dict[str, tuple[int, ...]] = {}
         self._layouts: dict[tuple[tuple[str, ...], bool], list[str | int]] = {}
+        self._special_ids: frozenset[int] | None = None  # the tokenizer's special tokens, read on first use
         if chat_template == "native":
             if not getattr(tokenizer, "chat_template", None):
                 raise ConfigError("llm.chat_template is 'native' but the LLM's tokenizer has no chat template; "
@@ -243,9 +244,11 @@ class GPT4VideoProcessor:
 
     def _end_of_turn(self, ids: Sequence[int]) -> int | None:
         """Where in ``ids`` (the template's text after an assistant message) the first special token is."""
-        special = set(self.tokenizer.all_special_ids) | {
-            i for i, tok in getattr(self.tokenizer, "added_tokens_decoder", {}).items() if tok.special}
-        return next((k for k, t in enumerate(ids) if t in special and t != self.video_token_id), None)
+        if self._special_ids is None:
+            self._special_ids = frozenset(self.tokenizer.all_special_ids) | {
+                i for i, tok in getattr(self.tokenizer, "added_tokens_decoder", {}).items() if tok.special}
+            self._special_ids -= {self.video_token_id}
+        return next((k for k, t in enumerate(ids) if t in self._special_ids), None)
 
     def _native_end_of_turn(self) -> int:
         """The token the native template ends an assistant turn with."""
