@@ -339,6 +339,9 @@ class TrainConfig(ConfigBase):
     offline default uses word_tokens_end: with the filler its motion words came out worse).
     group_by_length (stages 1 and 2): batch examples of similar length together (transformers' Trainer
     option of the same name; ``training.data.grouped_epoch_order``), so less of each batch is padding.
+    gradient_checkpointing (stages 1 and 2): recompute the LLM's layer activations in the backward pass instead
+    of keeping them (``GPT4Video.enable_gradient_checkpointing``): less memory for about one more forward pass
+    of compute; the same gradients.
     """
 
     model: Name = "smol"
@@ -371,6 +374,7 @@ class TrainConfig(ConfigBase):
     loss_reduction: Literal["token", "sample", "square"] = "token"
     time_reversal: Flag = False
     group_by_length: Flag = False
+    gradient_checkpointing: Flag = False
     grounding_filler: Name | None = None
 
     def __post_init__(self) -> None:
@@ -380,6 +384,8 @@ class TrainConfig(ConfigBase):
             raise ConfigError("time_reversal is a stage-0 (grounding) option")
         if self.grounding_filler is not None and self.stage != 0:
             raise ConfigError("grounding_filler is a stage-0 (grounding) option")
+        if self.gradient_checkpointing and self.stage == 0:
+            raise ConfigError("gradient_checkpointing is a stage 1 and 2 option (stage 0 does not run the LLM)")
         if self.stage != 2 and not self.train_abstractor:
             raise ConfigError("stage 1 trains the abstractor: train_abstractor must be true")
 

@@ -225,6 +225,19 @@ class GPT4Video(nn.Module):
     def num_video_tokens(self) -> int:
         return self.config.abstractor.num_queries
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the LLM's layer activations during the backward pass instead of keeping them: less memory
+        for about one more forward pass of compute (non-reentrant checkpointing, so it works whether the
+        trainable parts are the abstractor below the LLM, the LoRA inside it, or both)."""
+        causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        if not getattr(causal, "supports_gradient_checkpointing", False):
+            raise ConfigError(f"gradient_checkpointing: the LLM ({type(causal).__name__}) does not support it")
+        enable = getattr(causal, "activation_checkpointing_enable", None)  # its name from transformers 5.x on
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            causal.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         params = {f"abstractor.{n}": p for n, p in self.abstractor.named_parameters()}
         params.update({f"llm.{n}": p for n, p in self.llm.named_parameters() if is_lora_parameter(n)})

@@ -229,6 +229,8 @@ class Trainer:
         self._seed(cfg.seed)
         model = build_model(cfg, device=acc.device)
         trainable = set_trainable(model, cfg)
+        if cfg.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
         model.train()
         model.encoder.eval()
 
