@@ -399,7 +399,9 @@ class GenerationParams(ConfigBase):
     top_p: float = option(1.0, "nucleus sampling: sample from the smallest set of tokens this likely", gt=0, le=1)
     repetition_penalty: Positive = option(1.0, "divides the scores of tokens already in the reply (1 = none)")
     seed: Whole | None = option(None, "sampling seed")
-    stop: tuple[str, ...] = ("###",)
+    #: strings that end the reply; None: the prompt template's own (``###`` for the paper template, none for a
+    #: native chat template, whose replies end at its end-of-turn token)
+    stop: tuple[str, ...] | None = None
     #: token sequences the reply may not begin with (once the reply is a sequence's tokens but its last, that
     #: last token's logit is -inf; ``bad_words_ids`` in transformers' ``generate``, for the opening only)
     suppress_openings: tuple[Annotated[tuple[Whole, ...], Field(min_length=1)], ...] = ()

@@ -467,6 +467,8 @@ class GPT4Video(nn.Module):
             raise ConfigError("a prompt of token ids needs video tokens that are words (abstractor.word_tokens); "
                               "this model's are vectors: use an engine that takes embeddings (transformers)")
         timings: dict[str, float] = {}
+        if params.stop is None:
+            params = params.replace(stop=self.processor.stop_strings)
         num_videos = len(videos) if features is None else features.shape[0]
         input_ids = self.check_prompt_length(turns, num_videos, params).to(self.device)  # (L,)
         with torch.inference_mode():

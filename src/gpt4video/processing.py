@@ -140,6 +140,8 @@ class GPT4VideoProcessor:
         self._token_ids: dict[str, tuple[int, ...]] = {}
         self._layouts: dict[tuple[tuple[str, ...], bool], list[str | int]] = {}
         self._special_ids: frozenset[int] | None = None  # the tokenizer's special tokens, read on first use
+        #: strings that end a reply in this template (GenerationParams.stop's default)
+        self.stop_strings: tuple[str, ...] = ("###",) if chat_template == "paper" else ()
         if chat_template == "native":
             if not getattr(tokenizer, "chat_template", None):
                 raise ConfigError("llm.chat_template is 'native' but the LLM's tokenizer has no chat template; "

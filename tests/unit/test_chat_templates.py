@@ -139,6 +139,13 @@ def test_a_native_model_learns_and_answers_in_its_template(tiny_llm_dir, tiny_cl
     assert out.num_tokens == len(learned) and torch.isfinite(out.loss)
     reply = model.generate(CONVERSATION[:1], [video])
     assert isinstance(reply.text, str)
+    # "###" ends a reply of the paper template only: a native reply may write a Markdown heading
+    from gpt4video.config import GenerationParams
+
+    assert model.prompt_request(CONVERSATION[:1], [video], GenerationParams()).params.stop == ()
+    assert model.prompt_request(CONVERSATION[:1], [video], GenerationParams(stop=("END",))).params.stop == ("END",)
+    paper = GPT4VideoProcessor(tokenizer_with(tiny_llm_dir, LLAMA3), 3)
+    assert paper.stop_strings == ("###",) and model.processor.stop_strings == ()
     saved = model.save_pretrained(tmp_path / "saved")
     again = GPT4Video.from_pretrained(saved)
     assert again.config.llm.chat_template == "native"
