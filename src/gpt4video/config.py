@@ -265,12 +265,19 @@ class LLMConfig(ConfigBase):
     ``smol`` presets, and every model saved before this option). ``native``: the tokenizer's own chat template
     (Llama 3.x, Qwen2.5/3, Gemma, SmolLM2, ...), with the videos spliced into the user's messages; a model
     trained with one must be used with the same one.
+    chat_template_options: variables for the native chat template (``apply_chat_template``'s extra keyword
+    arguments), e.g. ``{enable_thinking: false}`` for Qwen3.
     """
 
     model: Name = "packaged:smollm2-135m"
     gguf_file: str | None = None
     lora: LoraConfig | None = field(default_factory=LoraConfig)
     chat_template: Literal["paper", "native"] = "paper"
+    chat_template_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.chat_template_options and self.chat_template != "native":
+            raise ConfigError("chat_template_options are for chat_template: native")
 
 
 @config_class

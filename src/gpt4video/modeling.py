@@ -98,7 +98,8 @@ class GPT4Video(nn.Module):
         self.llm = llm
         self.tokenizer = tokenizer
         self.processor = GPT4VideoProcessor(tokenizer, config.abstractor.num_queries,
-                                            VideoSampling.from_config(config), config.llm.chat_template)
+                                            VideoSampling.from_config(config), config.llm.chat_template,
+                                            config.llm.chat_template_options)
         self.trained = False  # True once trained weights were loaded
         self.source: str = ""
         self._engine: LLMEngine | None = None  # built on first use, see `engine`

@@ -127,7 +127,7 @@ class GPT4VideoProcessor:
     """
 
     def __init__(self, tokenizer, num_video_tokens: int, sampling: VideoSampling | None = None,  # noqa: ANN001
-                 chat_template: str = "paper") -> None:
+                 chat_template: str = "paper", template_options: dict | None = None) -> None:
         if num_video_tokens < 1:
             raise InputError("num_video_tokens must be >= 1")
         if chat_template not in CHAT_TEMPLATES:
@@ -136,6 +136,7 @@ class GPT4VideoProcessor:
         self.num_video_tokens = num_video_tokens
         self.sampling = sampling or VideoSampling(num_frames=4)
         self.chat_template = chat_template
+        self.template_options = dict(template_options or {})  # the native template's variables
         self.video_token_id = ensure_video_token(tokenizer)
         self._token_ids: dict[str, tuple[int, ...]] = {}
         self._layouts: dict[tuple[tuple[str, ...], bool], list[str | int]] = {}
@@ -229,7 +230,8 @@ class GPT4VideoProcessor:
         messages = [{"role": role, "content": SLOT.format(i)} for i, role in enumerate(roles)]
         try:
             text = self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                      add_generation_prompt=add_generation_prompt)
+                                                      add_generation_prompt=add_generation_prompt,
+                                                      **self.template_options)
         except Exception as e:  # noqa: BLE001 - a template's raise_exception, or any Jinja error
             reason = " ".join(str(e).split()) or type(e).__name__
             raise InputError(f"the LLM's chat template refuses a conversation of turns {list(roles)}: {reason}") from None

@@ -209,3 +209,21 @@ def test_the_packaged_smollm2_template_natively(packaged_tokenizer):
     text = packaged_tokenizer.decode(proc.encode(MULTI[:1]).input_ids.tolist())
     assert text.startswith("<|im_start|>system\n") and text.endswith(
         "<|im_start|>user\n<video>" + VIDEO_TOKEN * 3 + "</video>\nDescribe the first.<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_template_options_reach_the_template(tiny_tokenizer_dir):
+    """Qwen3's template writes an empty thinking block when told ``enable_thinking=False``; a variable of ours
+    reaches the template the same way."""
+    from gpt4video.config import LLMConfig
+
+    thinking = CHATML.replace("{{ '<|im_start|>assistant\n' }}",
+                              "{{ '<|im_start|>assistant\n' }}{% if enable_thinking is defined and not enable_thinking %}"
+                              "{{ '<think>\n\n</think>\n\n' }}{% endif %}")
+    tok = tokenizer_with(tiny_tokenizer_dir, thinking)
+    plain = GPT4VideoProcessor(tok, 3, chat_template="native")
+    quiet = GPT4VideoProcessor(tok, 3, chat_template="native", template_options={"enable_thinking": False})
+    assert not tok.decode(plain.encode(CONVERSATION[:1]).input_ids.tolist()).endswith("</think>\n\n")
+    assert tok.decode(quiet.encode(CONVERSATION[:1]).input_ids.tolist()).endswith(
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    with pytest.raises(ConfigError, match="chat_template_options are for chat_template: native"):
+        LLMConfig(chat_template_options={"enable_thinking": False})
