@@ -127,6 +127,17 @@ def test_siglip_matches_transformers_image_processor(tmp_path, siglip_dir):
     assert (ours - ref).abs().mean() < 0.02  # PIL's and torch's bicubic differ slightly, nothing more
 
 
+def test_siglip_at_another_resolution_interpolates_its_positions(tmp_path, siglip_dir):
+    import shutil
+
+    local = tmp_path / "siglip-48"
+    shutil.copytree(siglip_dir, local)
+    (local / "preprocessor_config.json").write_text(json.dumps({"size": {"height": 48, "width": 48}}))
+    enc = build_encoder(EncoderConfig(name="siglip", model=str(local)))
+    assert enc.tokens_per_frame == 36 and enc._model_inputs(torch.zeros(1, 3, 48, 48))["interpolate_pos_encoding"]
+    assert enc(frames(2, 40, 60)).shape == (2, 36, 32)  # 6 x 6 patches from a model built for 4 x 4
+
+
 def test_siglip_full_checkpoint_loads_its_vision_tower(tmp_path):
     torch.manual_seed(1)
     text = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
