@@ -201,3 +201,26 @@ def chat_stub():
     yield start
     for stub in made:
         stub.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """A synthetic training split of 6 clips (64 px, 8 frames): captions, QA and generation dialogues."""
+    from gpt4video.data.synthetic import build_split
+
+    root = tmp_path_factory.mktemp("tiny_world")
+    build_split(root, "train", 6, width=64, height=64, num_frames=8, progress=False)
+    return root
+
+
+@pytest.fixture
+def cli(capsys):
+    """Runs ``gpt4video ARGS`` in this process: ``cli([...])`` → (exit status, stdout, stderr)."""
+    from gpt4video.cli import main
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        code = main(argv)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

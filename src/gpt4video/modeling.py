@@ -99,7 +99,8 @@ class GPT4Video(nn.Module):
         self.llm = llm
         self.tokenizer = tokenizer
         self.processor = GPT4VideoProcessor(tokenizer, config.abstractor.num_queries,
-                                            VideoSampling.from_config(config))
+                                            VideoSampling.from_config(config), config.llm.chat_template,
+                                            config.llm.chat_template_options)
         self.trained = False  # True once trained weights were loaded
         self.source: str = ""
         self._engine: LLMEngine | None = None  # built on first use, see `engine`
@@ -226,6 +227,19 @@ class GPT4Video(nn.Module):
     @property
     def num_video_tokens(self) -> int:
         return self.config.abstractor.num_queries
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the LLM's layer activations during the backward pass instead of keeping them: less memory
+        for about one more forward pass of compute (non-reentrant checkpointing, so it works whether the
+        trainable parts are the abstractor below the LLM, the LoRA inside it, or both)."""
+        causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        if not getattr(causal, "supports_gradient_checkpointing", False):
+            raise ConfigError(f"gradient_checkpointing: the LLM ({type(causal).__name__}) does not support it")
+        enable = getattr(causal, "activation_checkpointing_enable", None)  # its name from transformers 5.x on
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            causal.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         params = {f"abstractor.{n}": p for n, p in self.abstractor.named_parameters()}
@@ -456,6 +470,8 @@ class GPT4Video(nn.Module):
             raise ConfigError("a prompt of token ids needs video tokens that are words (abstractor.word_tokens); "
                               "this model's are vectors: use an engine that takes embeddings (transformers)")
         timings: dict[str, float] = {}
+        if params.stop is None:
+            params = params.replace(stop=self.processor.stop_strings)
         num_videos = len(videos) if features is None else features.shape[0]
         input_ids = self.check_prompt_length(turns, num_videos, params).to(self.device)  # (L,)
         with torch.inference_mode():

@@ -124,14 +124,14 @@ def test_clip_frames_of_different_sizes(clip_enc):
 
 
 def test_clip_mean_std_from_preprocessor_config(tmp_path, clip_dir, clip_enc):
-    assert torch.allclose(clip_enc.pixel_mean.flatten(), torch.tensor([0.48145466, 0.4578275, 0.40821073]))
+    assert clip_enc.preprocessing.mean == (0.48145466, 0.4578275, 0.40821073)
     import shutil
 
     local = tmp_path / "with-preproc"
     shutil.copytree(clip_dir, local)
     (local / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.5] * 3, "image_std": [0.5] * 3}))
     enc = build_encoder(EncoderConfig(name="clip", model=str(local)))
-    assert enc.pixel_mean.flatten().tolist() == [0.5] * 3 and enc.pixel_std.flatten().tolist() == [0.5] * 3
+    assert enc.preprocessing.mean == (0.5,) * 3 and enc.preprocessing.std == (0.5,) * 3
     assert not torch.allclose(enc(frames(1, 32, 32)), clip_enc(frames(1, 32, 32)))
 
 

@@ -223,3 +223,10 @@ def test_with_tiny_model(tmp_path, tiny_model_config, clips):
     assert encoder_identity(dataclasses.replace(cfg, select_layer=-2), model.encoder, dtype=torch.float32) != same
     assert encoder_identity(cfg, model.encoder, dtype=torch.float16) != same
     assert encoder_identity(cfg, object(), dtype=torch.float32) != same  # another encoder class
+    # so is the image preprocessing a checkpoint's preprocessor_config.json sets
+    pre = model.encoder.preprocessing
+    model.encoder.preprocessing = dataclasses.replace(pre, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    try:
+        assert encoder_identity(cfg, model.encoder, dtype=torch.float32) != same
+    finally:
+        model.encoder.preprocessing = pre

@@ -574,3 +574,22 @@ def test_word_tokens_end_makes_every_token_after_the_first_end_word_read_as_it(s
                                                  word_tokens_end="red circle square", vocabulary=ids))
     with pytest.raises(ConfigError, match="one token"):
         long.video_embeddings(torch.zeros(1, 4, 17, 32))
+
+
+@pytest.mark.parametrize("name, switch", [("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED")])
+def test_sharding_asked_for_where_accelerate_cannot_run_it_is_one_clear_error(name, switch, monkeypatch, tmp_path):
+    """accelerate runs FSDP and DeepSpeed on GPUs only; without one it would quietly train unsharded copies."""
+    from accelerate.state import AcceleratorState
+
+    from gpt4video.errors import InputError
+    from gpt4video.training.trainer import Trainer
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: accelerate can run the sharded strategy")
+    monkeypatch.setenv(switch, "true")
+    try:
+        with pytest.raises(InputError, match=f"the launcher asked for {name}, but accelerate runs it on CUDA GPUs "
+                                             "only and torch finds none here; .*configs/accelerate/cpu_ddp_2proc.yaml"):
+            Trainer(TrainConfig(data=[{"path": str(tmp_path / "x.jsonl")}], output_dir=str(tmp_path / "run")))
+    finally:
+        AcceleratorState._reset_state(True)

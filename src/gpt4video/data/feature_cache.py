@@ -10,8 +10,9 @@ Key
     identity, and the sampling's ``num_frames`` (T) and ``frame_size`` (the longest side frames
     are scaled to while decoding). For a :class:`~gpt4video.modeling.GPT4Video` the encoder
     identity is the encoder's class (module and name), its config (``config.encoder.to_dict()``
-    without ``batch_size`` and ``num_threads``, which do not change the output) and the dtype of
-    its output. Renaming or moving a file keeps its key; editing it changes the key.
+    without ``batch_size`` and ``num_threads``, which do not change the output), the dtype of its
+    output and, for a Hugging Face vision tower, its image preprocessing (which the checkpoint's
+    ``preprocessor_config.json`` sets). Renaming or moving a file keeps its key; editing it changes the key.
 
 Layout
     ``{directory}/{key[:2]}/{key}.safetensors``, holding one tensor ``features`` (T, N, D), on
@@ -88,7 +89,8 @@ class PrecomputeResult:
 
 
 def encoder_identity(encoder_config: Any, encoder: Any = None, *, dtype: torch.dtype | None = None) -> str:
-    """The encoder part of a cache key: class, config (without runtime-only fields) and output dtype."""
+    """The encoder part of a cache key: class, config (without runtime-only fields), output dtype and, for an
+    encoder that has one (the Hugging Face towers), its image preprocessing."""
     config = encoder_config.to_dict() if hasattr(encoder_config, "to_dict") else dict(encoder_config)
     for name in _RUNTIME_FIELDS:
         config.pop(name, None)
@@ -97,6 +99,9 @@ def encoder_identity(encoder_config: Any, encoder: Any = None, *, dtype: torch.d
         "config": config,
         "dtype": str(dtype) if dtype is not None else None,
     }
+    preprocessing = getattr(encoder, "preprocessing", None)
+    if preprocessing is not None:  # only where there is one, so the other encoders' keys stay as they were
+        record["preprocessing"] = preprocessing.describe()
     return json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
 
 

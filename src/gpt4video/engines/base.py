@@ -229,7 +229,7 @@ def stream_reply(tokens: Iterator[int], tokenizer: Any, request: EngineRequest, 
     decoding as soon as the reply is complete or its reader leaves; ``result`` gets the text, the token
     count and the timings (``prefill`` runs from the first request for a token to the first token).
     """
-    reply = ReplyText(tokenizer, request.params.stop)
+    reply = ReplyText(tokenizer, request.params.stop or ())
     result.finish_reason = "length"
     started = time.perf_counter()
     first_token_at = None

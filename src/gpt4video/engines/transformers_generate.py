@@ -148,7 +148,7 @@ class TransformersEngine(LLMEngine):
             top_k=None, repetition_penalty=1.0, eos_token_id=self.eos_token_ids or None,
             min_new_tokens=params.max_new_tokens if params.ignore_eos else None,
             pad_token_id=self.eos_token_ids[0] if self.eos_token_ids else None,
-            stop_strings=list(params.stop) or None, use_cache=True)
+            stop_strings=list(params.stop or ()) or None, use_cache=True)
 
     def _logits_processors(self, params: GenerationParams, prompt_length: int,
                            device: torch.device) -> LogitsProcessorList:

@@ -157,27 +157,28 @@ class ClipScorer:
     """CLIP text and image embeddings from a transformers ``CLIPModel`` (a local folder or a hub id)."""
 
     def __init__(self, name: str, *, device: str = "cpu", model: Any = None, tokenizer: Any = None) -> None:
-        import torch
-
-        from gpt4video.encoders.clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, _looks_local, _read_mean_std
+        from gpt4video.encoders.clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+        from gpt4video.encoders.hf_vision import (ImagePreprocessing, looks_local, preprocessing_from_config,
+                                                  read_checkpoint_json)
 
         if model is None:
             from transformers import AutoTokenizer, CLIPModel
 
-            if _looks_local(name) and not Path(name).expanduser().is_dir():
+            if looks_local(name) and not Path(name).expanduser().is_dir():
                 raise InputError(f"{name}: CLIP model folder not found")
-            path = str(Path(name).expanduser()) if _looks_local(name) else name
+            path = str(Path(name).expanduser()) if looks_local(name) else name
             try:
                 model = CLIPModel.from_pretrained(path)
                 tokenizer = AutoTokenizer.from_pretrained(path)
             except Exception as e:  # noqa: BLE001 - OSError, ValueError, hub errors: one clear message
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise InputError(f"cannot load CLIP model {name!r}: {first}") from None
-        mean, std = _read_mean_std(name) or (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
         self.model, self.tokenizer, self.device = model.to(device).eval(), tokenizer, device
-        self.size = int(model.config.vision_config.image_size)
-        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+        size = int(model.config.vision_config.image_size)
+        clip = ImagePreprocessing(resize=("shortest_edge", size), crop=(size, size), mean=OPENAI_CLIP_MEAN,
+                                  std=OPENAI_CLIP_STD, resample="bicubic")  # CLIPImageProcessor's defaults
+        data = read_checkpoint_json(name, "preprocessor_config.json") if name else None
+        self.preprocessing = preprocessing_from_config(data, clip, name) if data else clip
 
     @staticmethod
     def _embedding(out: Any) -> Any:
@@ -199,9 +200,7 @@ class ClipScorer:
         """(T, D) unit image embeddings of (T, H, W, 3) uint8 frames."""
         import torch
 
-        from gpt4video.encoders.clip import clip_pixels
-
-        pixels = clip_pixels(torch.from_numpy(_frames(frames)).to(self.device), self.size, self.mean, self.std)
+        pixels = self.preprocessing.apply(torch.from_numpy(_frames(frames)).to(self.device))
         with torch.no_grad():
             e = self._embedding(self.model.get_image_features(pixel_values=pixels))
         return e / e.norm(dim=-1, keepdim=True)

@@ -106,7 +106,8 @@ class Api:
             raise BadRequest("stop must be up to 4 non-empty strings", param="stop")
         return GenerationParams(max_new_tokens=max_tokens, max_prompt_tokens=self.config.max_prompt_tokens,
                                 temperature=body.temperature or 0.0,
-                                top_p=body.top_p or 1.0, seed=body.seed, stop=("###", *stops))
+                                top_p=body.top_p or 1.0, seed=body.seed,
+                                stop=(*self.engine.model.processor.stop_strings, *stops))
 
     def generator(self, name: str | None) -> str | None:
         name = self.default_generator if name is None else name

@@ -74,6 +74,20 @@ def _deep_merge(base: dict, changes: dict) -> dict:
     return out
 
 
+#: The launcher's environment switch for each sharded strategy (set by ``accelerate launch`` from its config).
+_SHARDING_SWITCHES = {"FSDP": "ACCELERATE_USE_FSDP", "DeepSpeed": "ACCELERATE_USE_DEEPSPEED"}
+
+
+def _check_sharding_runs() -> None:
+    """Stop when the launcher asked for FSDP or DeepSpeed on a machine without a CUDA GPU: accelerate runs both on
+    GPUs only, and without one it would quietly train unsharded copies (FSDP) or fail in its own words."""
+    for name, switch in _SHARDING_SWITCHES.items():
+        if os.environ.get(switch, "false").lower() == "true" and not torch.cuda.is_available():
+            raise InputError(f"the launcher asked for {name}, but accelerate runs it on CUDA GPUs only and torch "
+                             "finds none here; on a machine without GPUs launch with "
+                             "configs/accelerate/cpu_ddp_2proc.yaml (DDP over gloo)")
+
+
 def _keep_trainable_weights(models: list[torch.nn.Module], weights: list[dict], output_dir: str) -> None:
     """save_state hook: a checkpoint keeps only the weights being trained (the frozen parts are the start model's)."""
     for model, state in zip(models, weights):
@@ -145,6 +159,7 @@ class Trainer:
 
         self.config = config
         self.progress = progress
+        _check_sharding_runs()
         # With no GPU, processes started by a launcher (accelerate launch --multi_gpu, torchrun) form a
         # CPU process group over gloo; accelerate only does that when told it runs on the CPU.
         self.accelerator = Accelerator(
@@ -229,6 +244,8 @@ class Trainer:
         self._seed(cfg.seed)
         model = build_model(cfg, device=acc.device)
         trainable = set_trainable(model, cfg)
+        if cfg.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
         model.train()
         model.encoder.eval()
 
