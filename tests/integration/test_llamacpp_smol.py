@@ -55,6 +55,25 @@ def test_both_engines_give_the_same_greedy_answers(models, features):
     assert same >= len(QUESTIONS) - 1
 
 
+@pytest.mark.parametrize("gguf", ["q8_0"])  # q4_1 requantises coarsely: its answers are measured by the QA bench
+def test_a_merged_gguf_answers_like_the_reference(models, features, gguf):
+    from gpt4video.engines import GenerationParams, make_engine
+    from gpt4video.processing import Turn
+
+    reference, _ = models
+    merged = make_engine("llamacpp", reference, gguf=gguf)  # the LoRA merged, requantised: no adapter
+    assert merged.llama.lora_path is None and f"-{gguf}.gguf" in merged.llama.model_path
+    params = GenerationParams(max_new_tokens=24)
+    same = 0
+    for question in QUESTIONS:
+        turns = [Turn("user", question, videos=[0])]
+        a = reference.generate(turns, (), params, features=features).text
+        b = reference.generate(turns, (), params, features=features, engine=merged).text
+        assert b.strip(), f"empty answer to {question!r} from the merged {gguf} GGUF"
+        same += a == b
+    assert same >= len(QUESTIONS) - 1
+
+
 def test_llamacpp_streams_stops_and_cancels(models, features):
     from gpt4video.engines import GenerationParams
     from gpt4video.processing import Turn
