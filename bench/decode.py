@@ -12,7 +12,7 @@ same token budget.
 
     python bench/decode.py                 # every available engine, 3 runs each
     python bench/decode.py --runs 5 --max-new-tokens 128 --json runs/bench/decode.json
-    python bench/decode.py --gguf adapter,q4_1      # the llamacpp variants to measure
+    python bench/decode.py --gguf adapter,q8_0      # the llamacpp variants to measure
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--gguf", default="adapter,q4_1,q8_0",
-                        help="the llamacpp engine's weights to measure, comma-separated (default adapter,q4_1,q8_0)")
+    parser.add_argument("--gguf", default="adapter,q8_0",
+                        help="the llamacpp engine's weights to measure, comma-separated (default adapter,q8_0)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 

@@ -77,7 +77,7 @@ def main() -> int:
     parser.add_argument("--split-dir", default="data/synth/test")
     parser.add_argument("--model", default="smol")
     parser.add_argument("--engine", default=None, help="decoding engine by name (default: the model's own)")
-    parser.add_argument("--gguf", default=None, help="with --engine llamacpp: adapter, q4_1, q8_0 or f16")
+    parser.add_argument("--gguf", default=None, help="with --engine llamacpp: adapter, q8_0 or f16")
     parser.add_argument("--max-qa", type=int, default=700)
     parser.add_argument("--max-captions", type=int, default=100)
     parser.add_argument("--max-generation", type=int, default=150)

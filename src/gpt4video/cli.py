@@ -403,7 +403,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                         "as one GGUF file OUT for llama.cpp; gguf-lora: the LoRA alone as a llama.cpp adapter file OUT")
     p.add_argument("--quant", choices=("q4_1", "q8_0", "f16", "f32"), default="q8_0",
                    help="with --format gguf: the type of the merged projections (default q8_0; q4_1 is the "
-                        "packaged file's own type: smaller and faster, further from float32)")
+                        "packaged file's own type, but its 4-bit steps round a LoRA's small delta mostly away)")
     p.set_defaults(func=_run_export)
 
 

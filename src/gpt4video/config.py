@@ -444,9 +444,9 @@ class LoadConfig(ConfigBase):
     engine: Literal["transformers", "llamacpp", "vllm"] = option(
         "transformers", "decoding engine: transformers, llamacpp (fast on a CPU once `make llamacpp` has built it), "
         "or vllm (a CUDA GPU with vLLM installed)")
-    gguf: Literal["adapter", "q4_1", "q8_0", "f16"] = option(
-        "adapter", "llamacpp engine's weights: adapter (the LLM's own GGUF, LoRA applied by llama.cpp) or q4_1, "
-        "q8_0, f16 (the LoRA merged into a GGUF of that type, written once into the cache)")
+    gguf: Literal["adapter", "q8_0", "f16"] = option(
+        "adapter", "llamacpp engine's weights: adapter (the LLM's own GGUF, LoRA applied by llama.cpp) or q8_0, "
+        "f16 (the LoRA merged into a GGUF of that type, written once into the cache)")
 
     def __post_init__(self) -> None:
         if self.gguf != "adapter" and self.engine != "llamacpp":

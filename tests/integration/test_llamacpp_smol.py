@@ -55,7 +55,7 @@ def test_both_engines_give_the_same_greedy_answers(models, features):
     assert same >= len(QUESTIONS) - 1
 
 
-@pytest.mark.parametrize("gguf", ["q8_0"])  # q4_1 requantises coarsely: its answers are measured by the QA bench
+@pytest.mark.parametrize("gguf", ["q8_0", "f16"])
 def test_a_merged_gguf_answers_like_the_reference(models, features, gguf):
     from gpt4video.engines import GenerationParams, make_engine
     from gpt4video.processing import Turn

@@ -213,11 +213,12 @@ def test_engine_options_are_checked_by_name_and_value(model, monkeypatch):
     from gpt4video.engines import make_engine
 
     monkeypatch.setattr(llamacpp, "is_available", lambda: True)
-    with pytest.raises(ConfigError, match="adapter, q4_1, q8_0, f16, got 'q3'"):
-        make_engine("llamacpp", model, gguf="q3")
+    for wrong in ("q3", "q4_1"):  # q4_1 would round the LoRA away
+        with pytest.raises(ConfigError, match=f"adapter, q8_0, f16, got '{wrong}'"):
+            make_engine("llamacpp", model, gguf=wrong)
     with pytest.raises(ConfigError, match="transformers engine has no option 'gguf'"):
-        make_engine("transformers", model, gguf="q4_1")
+        make_engine("transformers", model, gguf="q8_0")
     with pytest.raises(ConfigError, match="llamacpp engine"):
-        LoadConfig(engine="transformers", gguf="q4_1")
+        LoadConfig(engine="transformers", gguf="q8_0")
     assert LoadConfig(engine="llamacpp", gguf="f16").load_options()["engine_options"] == {"gguf": "f16"}
     assert LoadConfig().load_options()["engine_options"] == {}

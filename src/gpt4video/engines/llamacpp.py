@@ -1,8 +1,8 @@
 """The fast CPU engine: llama.cpp through llama-cpp-python.
 
 The LLM runs from its GGUF (the packaged SmolLM2 Q4_1 file as shipped) with the model's LoRA applied by
-llama.cpp from a GGUF adapter, or from one GGUF with the LoRA merged into its weights (``gguf="q4_1"``,
-``"q8_0"``, ``"f16"``: no adapter arithmetic per token, but requantised weights); both files are written
+llama.cpp from a GGUF adapter, or from one GGUF with the LoRA merged into its weights (``gguf="q8_0"``
+or ``"f16"``: no adapter arithmetic per token, but requantised weights); both files are written
 by :mod:`.gguf_export` once and cached. The prompt goes in as token
 ids, so this engine serves models whose video tokens are words (``abstractor.word_tokens``, the offline
 default); a model whose video tokens are free vectors needs the ``transformers`` engine.
