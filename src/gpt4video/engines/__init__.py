@@ -28,7 +28,7 @@ ENGINES: Registry[Callable[..., LLMEngine]] = Registry("engine")
 
 #: The llamacpp engine's ``gguf`` choices: the LLM's own GGUF with the LoRA as an adapter, or the LoRA merged
 #: into a GGUF of that type. Not q4_1: a LoRA's delta is far smaller than a 4-bit block's step, so requantising
-#: the merged weights to 4 bits rounds most of it away (measured: 5.4 % QA on the test split against 84 %).
+#: the merged weights to 4 bits rounds most of it away (docs/serving.md has the measurement).
 LLAMACPP_GGUF = ("adapter", "q8_0", "f16")
 
 
