@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -413,7 +414,8 @@ def test_bad_training_config_exits_2(tmp_path):
     assert result.returncode == 2 and "not found" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["cpu_ddp_2proc", "ddp_8gpu", "deepspeed_zero2", "deepspeed_zero3", "fsdp"])
+@pytest.mark.parametrize("name", ["cpu_ddp_2proc", "ddp_8gpu", "deepspeed_zero2", "deepspeed_zero3", "fsdp",
+                                  "fsdp_cpu_2proc"])
 def test_shipped_accelerate_configs_load(name):
     from accelerate.commands.config.config_args import load_config_from_file
 
@@ -421,10 +423,12 @@ def test_shipped_accelerate_configs_load(name):
 
     config = load_config_from_file(str(package_resource("configs", "accelerate", f"{name}.yaml")))
     expected = {"cpu_ddp_2proc": "MULTI_GPU", "ddp_8gpu": "MULTI_GPU", "deepspeed_zero2": "DEEPSPEED",
-                "deepspeed_zero3": "DEEPSPEED", "fsdp": "FSDP"}[name]
+                "deepspeed_zero3": "DEEPSPEED", "fsdp": "FSDP", "fsdp_cpu_2proc": "FSDP"}[name]
     assert str(config.distributed_type).endswith(expected)
     if name.startswith("deepspeed"):
         assert config.deepspeed_config["zero_stage"] == int(name[-1])
+    if name.startswith("fsdp"):
+        assert str(config.fsdp_config["fsdp_version"]) == "2"  # the trainer runs FSDP2 only
 
 
 # -- word tokens: the video read as the caption words its tokens are closest to ----------------------------------
@@ -638,25 +642,35 @@ def launch_fsdp(config_path: Path, *args: str, state_dict_type: str = "SHARDED_S
                     "--config", str(config_path), "--no-progress", *args])
 
 
+def fsdp_config(world, start_model, out: Path) -> dict:
+    return make_config(world, start_model, out, stage=2, train_abstractor=True, max_steps=4, batch_size=2,
+                       save_every=2, gradient_accumulation_steps=2)
+
+
+@pytest.fixture(scope="module")
+def fsdp_unbroken(world, start_model, tmp_path_factory) -> Path:
+    """The final weights of a 2-process FSDP run that was never interrupted."""
+    out = tmp_path_factory.mktemp("fsdp") / "unbroken"
+    path = out.with_suffix(".yaml")
+    path.write_text(yaml.safe_dump(fsdp_config(world, start_model, out)))
+    result = launch_fsdp(path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 process(es)" in result.stderr
+    return out / "final"
+
+
 @pytest.mark.parametrize("state_dict_type", ["SHARDED_STATE_DICT", "FULL_STATE_DICT"])
 def test_two_process_fsdp_on_cpu_killed_and_resumed_ends_with_the_same_weights(world, start_model, tmp_path,
-                                                                                state_dict_type):
+                                                                                fsdp_unbroken, state_dict_type):
     """FSDP2 over gloo: a run killed with SIGKILL after step 3 (last checkpoint: step 2) and resumed ends with the
-    weights of an unbroken FSDP run; its checkpoints hold each process's shards (or the gathered state)."""
+    weights of an unbroken FSDP run; its checkpoints hold each process's shards (or the gathered state). How the
+    checkpoints are written does not change the arithmetic, so one unbroken run serves both."""
     from gpt4video.training.fsdp import FULL_FILE, SHARDED_DIR
 
-    base = make_config(world, start_model, tmp_path / "unbroken", stage=2, train_abstractor=True, max_steps=4,
-                       batch_size=2, save_every=2, gradient_accumulation_steps=2)
-    path = tmp_path / "unbroken.yaml"
-    path.write_text(yaml.safe_dump(base))
-    unbroken = launch_fsdp(path, state_dict_type=state_dict_type)
-    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
-    assert "2 process(es)" in unbroken.stderr
-
     path = tmp_path / "broken.yaml"
-    path.write_text(yaml.safe_dump({**base, "output_dir": str(tmp_path / "broken"), "debug_kill_at_step": 3}))
+    path.write_text(yaml.safe_dump({**fsdp_config(world, start_model, tmp_path / "broken"), "debug_kill_at_step": 3}))
     first = launch_fsdp(path, state_dict_type=state_dict_type)
-    assert first.returncode != 0
+    assert first.returncode != 0 and re.search(r"exitcode\s*:\s*-9", first.stderr), first.stderr[-3000:]  # SIGKILL
     assert not (tmp_path / "broken/final").exists()
     step = tmp_path / "broken/checkpoints/step-0000002"
     state = json.loads((step / "state.json").read_text())
@@ -671,7 +685,7 @@ def test_two_process_fsdp_on_cpu_killed_and_resumed_ends_with_the_same_weights(w
 
     second = launch_fsdp(path, "debug_kill_at_step=null", state_dict_type=state_dict_type)
     assert second.returncode == 0, second.stderr[-3000:]
-    a, b = weights(tmp_path / "unbroken/final"), weights(tmp_path / "broken/final")
+    a, b = weights(fsdp_unbroken), weights(tmp_path / "broken/final")
     start = weights(start_model)
     assert a.keys() == b.keys() == start.keys()
     assert any(not torch.equal(a[k], start[k]) for k in a if k.startswith("lora."))  # trained, whole
@@ -679,7 +693,6 @@ def test_two_process_fsdp_on_cpu_killed_and_resumed_ends_with_the_same_weights(w
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert [row["step"] for row in log_rows(tmp_path / "broken")] == [1, 2, 3, 4]
-
 
 
 def test_a_checkpoint_resumes_only_with_its_process_count_and_strategy(tmp_path, monkeypatch):
