@@ -721,3 +721,27 @@ def test_a_checkpoint_resumes_only_with_its_process_count_and_strategy(tmp_path,
         trainer.check_resumable(step)
     finally:
         AcceleratorState._reset_state(True)
+
+
+@pytest.mark.parametrize("sharded", [True, False])
+def test_fsdp_checkpoint_weight_names_are_read_from_either_layout(tmp_path, sharded):
+    """What the resume check compares with this run's trained weights: the names in the DCP metadata or the file."""
+    import torch.distributed.checkpoint as dcp
+
+    from gpt4video.errors import InputError
+    from gpt4video.training.fsdp import FULL_FILE, SHARDED_DIR, FSDPOptions, saved_weight_names
+    from gpt4video.training.trainer import _check_names
+
+    state = {"model": {"abstractor.w": torch.ones(2, 2), "llm.x.lora_A.default.weight": torch.zeros(3)},
+             "optimizer": {"state": {"abstractor.w": {"exp_avg": torch.ones(2, 2)}}}}
+    options = FSDPOptions("SHARDED_STATE_DICT" if sharded else "FULL_STATE_DICT")
+    if sharded:
+        dcp.save(state, checkpoint_id=str(tmp_path / SHARDED_DIR), no_dist=True)
+    else:
+        torch.save(state, tmp_path / FULL_FILE)
+    names = saved_weight_names(tmp_path, options)
+    assert names == {"abstractor.w", "llm.x.lora_A.default.weight"}
+    _check_names(tmp_path, names, set(names))
+    with pytest.raises(InputError, match="the checkpoint's trained weights are not this run's .'abstractor.w' is in "
+                                         "only one of them.; was the config changed"):
+        _check_names(tmp_path, names, {"llm.x.lora_A.default.weight"})
