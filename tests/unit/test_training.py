@@ -745,3 +745,17 @@ def test_fsdp_checkpoint_weight_names_are_read_from_either_layout(tmp_path, shar
     with pytest.raises(InputError, match="the checkpoint's trained weights are not this run's .'abstractor.w' is in "
                                          "only one of them.; was the config changed"):
         _check_names(tmp_path, names, {"llm.x.lora_A.default.weight"})
+
+
+def test_two_process_fsdp_on_cpu_trains_in_bf16(world, start_model, tmp_path):
+    """mixed_precision: bf16 gathers and computes the sharded weights in bfloat16 (reducing gradients in
+    float32); the stored weights stay float32 and train."""
+    cfg = {**fsdp_config(world, start_model, tmp_path / "bf16"), "max_steps": 2, "mixed_precision": "bf16"}
+    path = tmp_path / "bf16.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = launch_fsdp(path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after, start = weights(tmp_path / "bf16/final"), weights(start_model)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in after.values())
+    assert any(not torch.equal(after[k], start[k]) for k in after if k.startswith("lora."))
+    assert all(math.isfinite(row["loss"]) for row in log_rows(tmp_path / "bf16") if "loss" in row)

@@ -74,24 +74,27 @@ def _shard_units(model: nn.Module) -> list[nn.Module]:
     return [*layers, model.abstractor]
 
 
-def shard_model(model: nn.Module, options: FSDPOptions, device: torch.device) -> nn.Module:
+def shard_model(model: nn.Module, options: FSDPOptions, device: torch.device, *, bf16: bool = False) -> nn.Module:
     """Shard ``model`` in place over the default process group; every process then holds 1/world of each
     weight. The weights are first broadcast from process 0 (as DDP does), so a randomly initialised start
-    is the same model on every process. The frozen frame encoder stays whole on every process: it runs
+    is the same model on every process. With ``bf16`` the weights are gathered and computed in bfloat16 and
+    the gradients reduced in float32 (the stored shards and AdamW stay float32). The frozen frame encoder stays whole on every process: it runs
     outside the model's forward (features for the batch or the cache) and trains nothing."""
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
     with torch.no_grad():
         for tensor in model.state_dict().values():
             dist.broadcast(tensor, src=0)
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
-    offload = CPUOffloadPolicy() if options.offload_params else OffloadPolicy()
+    common = {"mesh": mesh, "reshard_after_forward": options.reshard_after_forward,
+              "offload_policy": CPUOffloadPolicy() if options.offload_params else OffloadPolicy()}
+    if bf16:
+        common["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     for unit in _shard_units(model):
-        fully_shard(unit, mesh=mesh, reshard_after_forward=options.reshard_after_forward, offload_policy=offload)
-    fully_shard(model, mesh=mesh, reshard_after_forward=options.reshard_after_forward, offload_policy=offload,
-                ignored_params=set(model.encoder.parameters()))
+        fully_shard(unit, **common)
+    fully_shard(model, ignored_params=set(model.encoder.parameters()), **common)
     return model
 
 

@@ -328,7 +328,7 @@ class Trainer:
         total_steps = cfg.max_steps or steps_per_epoch * cfg.num_epochs
 
         if self.fsdp is not None:
-            fsdp.shard_model(model, self.fsdp, acc.device)  # before the optimizer: it takes the sharded weights
+            fsdp.shard_model(model, self.fsdp, acc.device, bf16=acc.mixed_precision == "bf16")  # before the optimizer: it takes the sharded weights
         params = [p for p in model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
