@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -413,7 +414,8 @@ def test_bad_training_config_exits_2(tmp_path):
     assert result.returncode == 2 and "not found" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["cpu_ddp_2proc", "ddp_8gpu", "deepspeed_zero2", "deepspeed_zero3", "fsdp"])
+@pytest.mark.parametrize("name", ["cpu_ddp_2proc", "ddp_8gpu", "deepspeed_zero2", "deepspeed_zero3", "fsdp",
+                                  "fsdp_cpu_2proc"])
 def test_shipped_accelerate_configs_load(name):
     from accelerate.commands.config.config_args import load_config_from_file
 
@@ -421,10 +423,12 @@ def test_shipped_accelerate_configs_load(name):
 
     config = load_config_from_file(str(package_resource("configs", "accelerate", f"{name}.yaml")))
     expected = {"cpu_ddp_2proc": "MULTI_GPU", "ddp_8gpu": "MULTI_GPU", "deepspeed_zero2": "DEEPSPEED",
-                "deepspeed_zero3": "DEEPSPEED", "fsdp": "FSDP"}[name]
+                "deepspeed_zero3": "DEEPSPEED", "fsdp": "FSDP", "fsdp_cpu_2proc": "FSDP"}[name]
     assert str(config.distributed_type).endswith(expected)
     if name.startswith("deepspeed"):
         assert config.deepspeed_config["zero_stage"] == int(name[-1])
+    if name.startswith("fsdp"):
+        assert str(config.fsdp_config["fsdp_version"]) == "2"  # the trainer runs FSDP2 only
 
 
 # -- word tokens: the video read as the caption words its tokens are closest to ----------------------------------
@@ -576,20 +580,182 @@ def test_word_tokens_end_makes_every_token_after_the_first_end_word_read_as_it(s
         long.video_embeddings(torch.zeros(1, 4, 17, 32))
 
 
-@pytest.mark.parametrize("name, switch", [("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED")])
-def test_sharding_asked_for_where_accelerate_cannot_run_it_is_one_clear_error(name, switch, monkeypatch, tmp_path):
-    """accelerate runs FSDP and DeepSpeed on GPUs only; without one it would quietly train unsharded copies."""
+def test_deepspeed_asked_for_where_accelerate_cannot_run_it_is_one_clear_error(monkeypatch, tmp_path):
+    """accelerate runs DeepSpeed on GPUs only (FSDP runs here: the trainer shards the model itself)."""
     from accelerate.state import AcceleratorState
 
     from gpt4video.errors import InputError
     from gpt4video.training.trainer import Trainer
 
     if torch.cuda.is_available():
-        pytest.skip("a GPU is here: accelerate can run the sharded strategy")
-    monkeypatch.setenv(switch, "true")
+        pytest.skip("a GPU is here: accelerate can run DeepSpeed")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     try:
-        with pytest.raises(InputError, match=f"the launcher asked for {name}, but accelerate runs it on CUDA GPUs "
-                                             "only and torch finds none here; .*configs/accelerate/cpu_ddp_2proc.yaml"):
+        with pytest.raises(InputError, match="the launcher asked for DeepSpeed, but accelerate runs it on CUDA GPUs "
+                                             "only and torch finds none here; .*configs/accelerate/fsdp_cpu_2proc.yaml"):
             Trainer(TrainConfig(data=[{"path": str(tmp_path / "x.jsonl")}], output_dir=str(tmp_path / "run")))
     finally:
         AcceleratorState._reset_state(True)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"FSDP_VERSION": "1"}, "FSDP version 1 was asked for; the trainer runs FSDP2 only"),
+    ({"FSDP_VERSION": "2", "FSDP_STATE_DICT_TYPE": "LOCAL_STATE_DICT"}, "fsdp_state_dict_type 'LOCAL_STATE_DICT' is not"),
+])
+def test_fsdp_options_the_trainer_cannot_honour_are_one_clear_error(env, message, monkeypatch):
+    from gpt4video.errors import InputError
+    from gpt4video.training.fsdp import take_fsdp_request
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(InputError, match=message):
+        take_fsdp_request()
+
+
+def test_fsdp_request_is_read_and_hidden_from_accelerate(monkeypatch):
+    from gpt4video.training.fsdp import take_fsdp_request
+
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    assert take_fsdp_request() is None
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    monkeypatch.setenv("FSDP_STATE_DICT_TYPE", "FULL_STATE_DICT")
+    monkeypatch.setenv("FSDP_RESHARD_AFTER_FORWARD", "false")
+    options = take_fsdp_request()
+    assert (options.state_dict_type, options.sharded, options.reshard_after_forward) == ("FULL_STATE_DICT", False, False)
+    assert os.environ["ACCELERATE_USE_FSDP"] == "false"  # accelerate sets up a plain process group
+
+
+def launch_fsdp(config_path: Path, *args: str, state_dict_type: str = "SHARDED_STATE_DICT",
+                num_processes: int = 2) -> subprocess.CompletedProcess:
+    """``accelerate launch`` with the shipped 2-process CPU FSDP config (state-dict type and count overridden)."""
+    from gpt4video.modeling import package_resource
+
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    config = yaml.safe_load(package_resource("configs", "accelerate", "fsdp_cpu_2proc.yaml").read_text())
+    config["fsdp_config"]["fsdp_state_dict_type"] = state_dict_type
+    config["num_processes"] = num_processes
+    acc_path = config_path.with_name(f"accelerate_{state_dict_type}_{num_processes}.yaml")
+    acc_path.write_text(yaml.safe_dump(config))
+    return run_cli([accelerate, "launch", "--config_file", str(acc_path), "-m", "gpt4video.cli", "train",
+                    "--config", str(config_path), "--no-progress", *args])
+
+
+def fsdp_config(world, start_model, out: Path) -> dict:
+    return make_config(world, start_model, out, stage=2, train_abstractor=True, max_steps=4, batch_size=2,
+                       save_every=2, gradient_accumulation_steps=2)
+
+
+@pytest.fixture(scope="module")
+def fsdp_unbroken(world, start_model, tmp_path_factory) -> Path:
+    """The final weights of a 2-process FSDP run that was never interrupted."""
+    out = tmp_path_factory.mktemp("fsdp") / "unbroken"
+    path = out.with_suffix(".yaml")
+    path.write_text(yaml.safe_dump(fsdp_config(world, start_model, out)))
+    result = launch_fsdp(path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 process(es)" in result.stderr
+    return out / "final"
+
+
+@pytest.mark.parametrize("state_dict_type", ["SHARDED_STATE_DICT", "FULL_STATE_DICT"])
+def test_two_process_fsdp_on_cpu_killed_and_resumed_ends_with_the_same_weights(world, start_model, tmp_path,
+                                                                                fsdp_unbroken, state_dict_type):
+    """FSDP2 over gloo: a run killed with SIGKILL after step 3 (last checkpoint: step 2) and resumed ends with the
+    weights of an unbroken FSDP run; its checkpoints hold each process's shards (or the gathered state). How the
+    checkpoints are written does not change the arithmetic, so one unbroken run serves both."""
+    from gpt4video.training.fsdp import FULL_FILE, SHARDED_DIR
+
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump({**fsdp_config(world, start_model, tmp_path / "broken"), "debug_kill_at_step": 3}))
+    first = launch_fsdp(path, state_dict_type=state_dict_type)
+    assert first.returncode != 0 and re.search(r"exitcode\s*:\s*-9", first.stderr), first.stderr[-3000:]  # SIGKILL
+    assert not (tmp_path / "broken/final").exists()
+    step = tmp_path / "broken/checkpoints/step-0000002"
+    state = json.loads((step / "state.json").read_text())
+    assert state == {"step": 2, "world_size": 2, "strategy": "fsdp-sharded" if state_dict_type == "SHARDED_STATE_DICT"
+                     else "fsdp-full"}
+    if state_dict_type == "SHARDED_STATE_DICT":
+        assert sorted(p.name for p in (step / SHARDED_DIR).glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
+    else:
+        saved = torch.load(step / FULL_FILE, weights_only=True)
+        assert saved["model"] and all("lora_" in k or k.startswith("abstractor.") for k in saved["model"])
+    assert not (step / "model.safetensors").exists()  # no unsharded copy of process 0's shards
+
+    second = launch_fsdp(path, "debug_kill_at_step=null", state_dict_type=state_dict_type)
+    assert second.returncode == 0, second.stderr[-3000:]
+    a, b = weights(fsdp_unbroken), weights(tmp_path / "broken/final")
+    start = weights(start_model)
+    assert a.keys() == b.keys() == start.keys()
+    assert any(not torch.equal(a[k], start[k]) for k in a if k.startswith("lora."))  # trained, whole
+    assert all(a[k].shape == start[k].shape for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [row["step"] for row in log_rows(tmp_path / "broken")] == [1, 2, 3, 4]
+
+
+def test_a_checkpoint_resumes_only_with_its_process_count_and_strategy(tmp_path, monkeypatch):
+    """The data each process reads depends on the process count, so another count cannot continue a run exactly;
+    nor can DDP continue an FSDP run (or the reverse). Both stop before a model is built, naming the checkpoint."""
+    from accelerate.state import AcceleratorState
+
+    from gpt4video.errors import InputError
+    from gpt4video.training.trainer import Trainer
+
+    step = tmp_path / "run/checkpoints/step-0000002"
+    step.mkdir(parents=True)
+    try:
+        trainer = Trainer(TrainConfig(data=[{"path": str(tmp_path / "x.jsonl")}], output_dir=str(tmp_path / "run")))
+        assert trainer.latest_checkpoint() is None  # no state.json yet: incomplete
+        (step / "state.json").write_text(json.dumps({"step": 2, "world_size": 2, "strategy": "fsdp-sharded"}))
+        assert trainer.latest_checkpoint() == step
+        with pytest.raises(InputError, match="step-0000002 was written by 2 processes; resume it with the same "
+                                             r"number \(now 1\)"):
+            trainer.check_resumable(step)
+        (step / "state.json").write_text(json.dumps({"step": 2, "world_size": 1, "strategy": "fsdp-sharded"}))
+        with pytest.raises(InputError, match="step-0000002 was written with fsdp-sharded weights, but this launch "
+                                             "uses ddp; resume it with the accelerate config that wrote it"):
+            trainer.check_resumable(step)
+        (step / "state.json").write_text(json.dumps({"step": 2, "world_size": 1}))  # before FSDP: DDP
+        trainer.check_resumable(step)
+    finally:
+        AcceleratorState._reset_state(True)
+
+
+@pytest.mark.parametrize("sharded", [True, False])
+def test_fsdp_checkpoint_weight_names_are_read_from_either_layout(tmp_path, sharded):
+    """What the resume check compares with this run's trained weights: the names in the DCP metadata or the file."""
+    import torch.distributed.checkpoint as dcp
+
+    from gpt4video.errors import InputError
+    from gpt4video.training.fsdp import FULL_FILE, SHARDED_DIR, FSDPOptions, saved_weight_names
+    from gpt4video.training.trainer import _check_names
+
+    state = {"model": {"abstractor.w": torch.ones(2, 2), "llm.x.lora_A.default.weight": torch.zeros(3)},
+             "optimizer": {"state": {"abstractor.w": {"exp_avg": torch.ones(2, 2)}}}}
+    options = FSDPOptions("SHARDED_STATE_DICT" if sharded else "FULL_STATE_DICT")
+    if sharded:
+        dcp.save(state, checkpoint_id=str(tmp_path / SHARDED_DIR), no_dist=True)
+    else:
+        torch.save(state, tmp_path / FULL_FILE)
+    names = saved_weight_names(tmp_path, options)
+    assert names == {"abstractor.w", "llm.x.lora_A.default.weight"}
+    _check_names(tmp_path, names, set(names))
+    with pytest.raises(InputError, match="the checkpoint's trained weights are not this run's .'abstractor.w' is in "
+                                         "only one of them.; was the config changed"):
+        _check_names(tmp_path, names, {"llm.x.lora_A.default.weight"})
+
+
+def test_two_process_fsdp_on_cpu_trains_in_bf16(world, start_model, tmp_path):
+    """mixed_precision: bf16 gathers and computes the sharded weights in bfloat16 (reducing gradients in
+    float32); the stored weights stay float32 and train."""
+    cfg = {**fsdp_config(world, start_model, tmp_path / "bf16"), "max_steps": 2, "mixed_precision": "bf16"}
+    path = tmp_path / "bf16.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = launch_fsdp(path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after, start = weights(tmp_path / "bf16/final"), weights(start_model)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in after.values())
+    assert any(not torch.equal(after[k], start[k]) for k in after if k.startswith("lora."))
+    assert all(math.isfinite(row["loss"]) for row in log_rows(tmp_path / "bf16") if "loss" in row)

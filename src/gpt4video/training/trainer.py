@@ -1,6 +1,6 @@
 """The trainer (paper §3.3), launched with Hugging Face accelerate.
 
-One process on a CPU, DDP on several GPUs or CPU processes (gloo), DeepSpeed or FSDP: the same code,
+One process on a CPU, DDP or FSDP2 (fsdp.py) on several GPUs or CPU processes (gloo), DeepSpeed: the same code,
 started with ``gpt4video train --config FILE`` or ``accelerate launch -m gpt4video.cli train --config FILE``.
 
 Stage 0 (grounding, optional) trains the abstractor alone to put each clip's caption into its video
@@ -34,6 +34,7 @@ from ..config import ModelConfig, TrainConfig
 from ..errors import InputError
 from ..jsonl import append_jsonl, read_jsonl, write_jsonl
 from ..modeling import GPT4Video, preset_config, preset_names
+from . import fsdp
 from .data import ConversationDataset, GroundingDataset, clip_features, load_examples, micro_batch_indices
 
 logger = logging.getLogger(__name__)
@@ -74,18 +75,13 @@ def _deep_merge(base: dict, changes: dict) -> dict:
     return out
 
 
-#: The launcher's environment switch for each sharded strategy (set by ``accelerate launch`` from its config).
-_SHARDING_SWITCHES = {"FSDP": "ACCELERATE_USE_FSDP", "DeepSpeed": "ACCELERATE_USE_DEEPSPEED"}
-
-
-def _check_sharding_runs() -> None:
-    """Stop when the launcher asked for FSDP or DeepSpeed on a machine without a CUDA GPU: accelerate runs both on
-    GPUs only, and without one it would quietly train unsharded copies (FSDP) or fail in its own words."""
-    for name, switch in _SHARDING_SWITCHES.items():
-        if os.environ.get(switch, "false").lower() == "true" and not torch.cuda.is_available():
-            raise InputError(f"the launcher asked for {name}, but accelerate runs it on CUDA GPUs only and torch "
-                             "finds none here; on a machine without GPUs launch with "
-                             "configs/accelerate/cpu_ddp_2proc.yaml (DDP over gloo)")
+def _check_deepspeed_runs() -> None:
+    """Stop when the launcher asked for DeepSpeed on a machine without a CUDA GPU: accelerate runs it on GPUs
+    only, and would fail in its own words. (FSDP runs everywhere: the trainer shards the model itself.)"""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and not torch.cuda.is_available():
+        raise InputError("the launcher asked for DeepSpeed, but accelerate runs it on CUDA GPUs only and torch "
+                         "finds none here; on a machine without GPUs launch with configs/accelerate/fsdp_cpu_2proc.yaml "
+                         "(FSDP over gloo) or configs/accelerate/cpu_ddp_2proc.yaml (DDP over gloo)")
 
 
 def _keep_trainable_weights(models: list[torch.nn.Module], weights: list[dict], output_dir: str) -> None:
@@ -105,11 +101,14 @@ def _check_checkpoint_weights(models: list[torch.nn.Module], input_dir: str) -> 
         path = Path(input_dir) / (f"model_{i}.safetensors" if i else "model.safetensors")
         with safe_open(str(path), framework="pt") as f:
             saved = set(f.keys())
-        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-        if saved != trainable:
-            odd = sorted(saved - trainable) or sorted(trainable - saved)
-            raise InputError(f"{input_dir}: the checkpoint's trained weights are not this run's "
-                             f"({odd[0]!r} is in only one of them); was the config changed?")
+        _check_names(input_dir, saved, {name for name, p in model.named_parameters() if p.requires_grad})
+
+
+def _check_names(where: str | Path, saved: set[str], trainable: set[str]) -> None:
+    if saved != trainable:
+        odd = sorted(saved - trainable) or sorted(trainable - saved)
+        raise InputError(f"{where}: the checkpoint's trained weights are not this run's "
+                         f"({odd[0]!r} is in only one of them); was the config changed?")
 
 
 def set_trainable(model: GPT4Video, config: TrainConfig) -> list[str]:
@@ -159,14 +158,22 @@ class Trainer:
 
         self.config = config
         self.progress = progress
-        _check_sharding_runs()
+        _check_deepspeed_runs()
+        # FSDP is ours to apply (fsdp.py): accelerate sees a plain process group and never wraps the model.
+        self.fsdp = fsdp.take_fsdp_request()
+        handlers: list = [DistributedDataParallelKwargs(find_unused_parameters=False)]
+        if self.fsdp is not None and torch.cuda.is_available():
+            from accelerate.utils import InitProcessGroupKwargs
+
+            # Gathered states travel through the CPU: give the group a gloo side besides NCCL.
+            handlers.append(InitProcessGroupKwargs(backend="cuda:nccl,cpu:gloo"))
         # With no GPU, processes started by a launcher (accelerate launch --multi_gpu, torchrun) form a
         # CPU process group over gloo; accelerate only does that when told it runs on the CPU.
         self.accelerator = Accelerator(
             cpu=not torch.cuda.is_available(),
             mixed_precision=config.mixed_precision,
             step_scheduler_with_optimizer=False,  # one scheduler step per optimizer step, whatever the world size
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
+            kwargs_handlers=handlers,
         )
         self.accelerator.register_save_state_pre_hook(_keep_trainable_weights)
         self.accelerator.register_load_state_pre_hook(_check_checkpoint_weights)
@@ -188,8 +195,16 @@ class Trainer:
                 if (m := CHECKPOINT_RE.match(p.name)) and (p / STATE_NAME).is_file()]
         return max(done)[1] if done else None
 
-    def save_checkpoint(self, step: int) -> None:
-        """accelerate's state of the prepared model, optimizer and scheduler, written whole or not at all."""
+    @property
+    def strategy(self) -> str:
+        """How the weights are held, as state.json records it: ``ddp`` (whole on every process) or FSDP's."""
+        if self.fsdp is None:
+            return "ddp"
+        return "fsdp-sharded" if self.fsdp.sharded else "fsdp-full"
+
+    def save_checkpoint(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """accelerate's state of what it prepared (with FSDP: the scheduler and the RNG states) plus, with FSDP,
+        the trained weights and optimizer state, sharded or gathered; written whole or not at all."""
         acc = self.accelerator
         final = self.checkpoint_dir / f"step-{step:07d}"
         tmp = self.checkpoint_dir / f".step-{step:07d}.tmp"
@@ -198,9 +213,12 @@ class Trainer:
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
+        if self.fsdp is not None:
+            fsdp.save_state(model, optimizer, tmp, self.fsdp, is_main=acc.is_main_process)
         acc.wait_for_everyone()
         if acc.is_main_process:
-            (tmp / STATE_NAME).write_text(json.dumps({"step": step, "world_size": acc.num_processes}))
+            (tmp / STATE_NAME).write_text(json.dumps({"step": step, "world_size": acc.num_processes,
+                                                      "strategy": self.strategy}))
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)  # the checkpoint appears whole or not at all
             kept = sorted((int(m.group(1)), p) for p in self.checkpoint_dir.iterdir()
@@ -209,15 +227,30 @@ class Trainer:
                 shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
 
-    def load_checkpoint(self, path: Path) -> int:
-        """Restore the prepared model, optimizer and scheduler and this process's RNG state; returns the step."""
+    def check_resumable(self, path: Path) -> None:
+        """Stop, before any model is built, when this launch cannot continue the checkpoint's run exactly."""
         state = json.loads((path / STATE_NAME).read_text())
+        # Each process's share of the data is a function of the world size, so another count cannot
+        # continue the same run exactly.
         if state["world_size"] != self.accelerator.num_processes:
             raise InputError(
                 f"{path} was written by {state['world_size']} processes; resume it with the same number "
                 f"(now {self.accelerator.num_processes})"
             )
+        saved = state.get("strategy", "ddp")
+        if saved != self.strategy:
+            raise InputError(f"{path} was written with {saved} weights, but this launch uses {self.strategy}; "
+                             "resume it with the accelerate config that wrote it")
+
+    def load_checkpoint(self, path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+        """Restore the model, optimizer and scheduler and this process's RNG state; returns the step."""
+        self.check_resumable(path)
+        state = json.loads((path / STATE_NAME).read_text())
         self.accelerator.load_state(str(path), strict=False)  # a checkpoint holds only the trainable weights
+        if self.fsdp is not None:
+            _check_names(path, fsdp.saved_weight_names(path, self.fsdp),
+                         {n for n, p in model.named_parameters() if p.requires_grad})
+            fsdp.load_state(model, optimizer, path, self.fsdp)
         return int(state["step"])
 
     # -- logging ----------------------------------------------------------------------------------
@@ -239,6 +272,12 @@ class Trainer:
         cfg = self.config
         acc = self.accelerator
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        resume = self.latest_checkpoint()
+        if resume is not None:
+            self.check_resumable(resume)
+        if self.fsdp is not None and acc.num_processes < 2:
+            raise InputError("FSDP shards the model across processes, but this launch started one; launch two "
+                             "or more (num_processes), or train without FSDP")
         if acc.is_main_process:
             cfg.to_yaml(self.output_dir / "train_config.yaml")
         self._seed(cfg.seed)
@@ -288,6 +327,8 @@ class Trainer:
         steps_per_epoch = max(1, micro_per_epoch // cfg.gradient_accumulation_steps)
         total_steps = cfg.max_steps or steps_per_epoch * cfg.num_epochs
 
+        if self.fsdp is not None:
+            fsdp.shard_model(model, self.fsdp, acc.device, bf16=acc.mixed_precision == "bf16")  # before the optimizer: it takes the sharded weights
         params = [p for p in model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
@@ -297,12 +338,15 @@ class Trainer:
         )
         scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
                                   num_training_steps=total_steps)
-        # DDP / FSDP / DeepSpeed wrapping, as the launcher configured; the data sharding stays ours.
-        ddp_model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
+        # DDP / DeepSpeed wrapping, as the launcher configured; the data sharding stays ours. With FSDP the
+        # model is already sharded and accelerate keeps only the scheduler (and the RNG states).
+        if self.fsdp is None:
+            ddp_model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
+        else:
+            ddp_model, scheduler = model, acc.prepare(scheduler)
         start_step = 0
-        resume = self.latest_checkpoint()
         if resume is not None:
-            start_step = self.load_checkpoint(resume)
+            start_step = self.load_checkpoint(resume, model, optimizer)
             self._truncate_log(start_step)
             logger.info("resumed from %s (step %d)", resume, start_step)
         elif acc.is_main_process:
@@ -332,7 +376,11 @@ class Trainer:
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
                 feats = clip_features(batch, videos, features)
                 sync = micro == cfg.gradient_accumulation_steps - 1
-                ctx = acc.no_sync(ddp_model) if not sync and world > 1 else contextlib.nullcontext()
+                if self.fsdp is not None:
+                    ddp_model.set_requires_gradient_sync(sync)  # FSDP2: reduce-scatter on the last micro-batch
+                    ctx = contextlib.nullcontext()
+                else:
+                    ctx = acc.no_sync(ddp_model) if not sync and world > 1 else contextlib.nullcontext()
                 if cfg.stage != 0:
                     batch["loss_reduction"] = cfg.loss_reduction
                 with ctx, acc.autocast():
@@ -343,7 +391,8 @@ class Trainer:
                 window_n += 1
                 window_samples += len(idx) * world
                 samples_done += len(idx) * world
-            grad_norm = acc.clip_grad_norm_(params, cfg.max_grad_norm)
+            grad_norm = (fsdp.clip_grad_norm(params, cfg.max_grad_norm) if self.fsdp is not None
+                         else acc.clip_grad_norm_(params, cfg.max_grad_norm))
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -366,7 +415,7 @@ class Trainer:
                 model.train()
                 model.encoder.eval()
             if done % cfg.save_every == 0 and done < total_steps:
-                self.save_checkpoint(done)
+                self.save_checkpoint(done, model, optimizer)
                 if acc.is_main_process:
                     from .plotting import plot_loss_curve
 
@@ -378,6 +427,8 @@ class Trainer:
         seconds = time.perf_counter() - t_start
         acc.wait_for_everyone()
         final_dir = self.output_dir / "final"
+        if self.fsdp is not None:
+            model = self._gathered(model)
         if acc.is_main_process:
             from .plotting import plot_loss_curve
 
@@ -390,6 +441,15 @@ class Trainer:
         acc.wait_for_everyone()
         return TrainResult(self.output_dir, final_dir, total_steps, seconds,
                            samples_done / seconds if seconds > 0 else 0.0, last_loss)
+
+    def _gathered(self, model: GPT4Video) -> GPT4Video:
+        """The sharded model whole, on the main process's CPU (to save); the sharded model elsewhere."""
+        weights = fsdp.gather_weights(model)  # every process takes part
+        if not self.accelerator.is_main_process:
+            return model
+        whole = GPT4Video.from_config(model.config, device=torch.device("cpu"))
+        whole.load_state_dict(weights, strict=True)
+        return whole
 
     @torch.no_grad()
     def evaluate(self, model: GPT4Video, dataset: ConversationDataset | GroundingDataset,
