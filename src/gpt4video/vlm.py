@@ -327,9 +327,17 @@ def load_processor(source: str) -> Any:
     template = Path(source) / "chat_template.jinja"
     if template.is_file():
         options["chat_template"] = template.read_text(encoding="utf-8")
-    return getattr(transformers, names[model_type])(
-        image_processor=AutoImageProcessor.from_pretrained(source), tokenizer=AutoTokenizer.from_pretrained(source),
-        video_processor=None, **options)
+    images_only = type(f"{names[model_type]}ImagesOnly", (getattr(transformers, names[model_type]),),
+                       {"check_argument_for_proper_class": _allow_no_video_processor})
+    return images_only(image_processor=AutoImageProcessor.from_pretrained(source),
+                       tokenizer=AutoTokenizer.from_pretrained(source), video_processor=None, **options)
+
+
+def _allow_no_video_processor(self: Any, name: str, argument: Any) -> Any:
+    """The processor's argument check, letting ``video_processor`` be None (frames go in as images)."""
+    if name == "video_processor" and argument is None:
+        return None
+    return type(self).__mro__[1].check_argument_for_proper_class(self, name, argument)
 
 
 def apply_language_lora(model: nn.Module, config: LoraConfig) -> nn.Module:
