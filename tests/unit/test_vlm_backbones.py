@@ -25,6 +25,7 @@ from gpt4video.safety import CHECKERS, SafetyChecker, SafetyConfig, SafetyPolicy
 from gpt4video.safety.base import verdict_from_scores
 from gpt4video.video import write_video
 from gpt4video.vlm import FAMILIES, VideoLLM
+from test_serving import LiveServer, ask, data_url
 
 CORPUS = ["a red ball moves left", "what happens in the video", "make a video of a blue cat",
           "<video_prompt>A blue circle moves left.</video_prompt>", "describe this clip please"]
@@ -282,3 +283,23 @@ def test_bad_inputs_give_one_clear_error(checkpoint, tmp_path):
         GPT4Video.from_pretrained(checkpoint, engine="llamacpp")
     with pytest.raises(ModelLoadError, match="not found in the language model"):
         VideoLLM.from_config(config_for(checkpoint, target_modules=["no_such_proj"]))
+
+
+def test_the_server_and_batch_predict_answer_with_it(checkpoint, clip, tmp_path, cli):
+    """The OpenAI-compatible server streams what it answers plainly; ``predict`` answers a JSONL file."""
+    model = GPT4Video.from_pretrained(checkpoint)
+    messages = ask("What happens in the video?", data_url(clip.read_bytes()))
+    with LiveServer(model, model_name="vlm", max_upload_mb=4.0) as server:
+        client = server.client()
+        plain = client.chat.completions.create(model="vlm", messages=messages, max_tokens=6)
+        chunks = list(client.chat.completions.create(model="vlm", messages=messages, max_tokens=6, stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert plain.usage.completion_tokens > 0 and streamed == plain.choices[0].message.content
+
+    rows = [{"question": "What happens in the video?", "video": str(clip), "id": 1}, {"question": ""}]
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    code, _, err = cli(["predict", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl"),
+                        "--model", str(checkpoint), "--max-new-tokens", "6", "--no-progress", "--no-safety"])
+    assert code == 0, err
+    first, second = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert first["id"] == 1 and first["text"] == plain.choices[0].message.content and "error" in second
