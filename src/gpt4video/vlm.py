@@ -5,8 +5,8 @@ router, gallery, safety hooks, streaming, batch predict, evaluation and the serv
 :class:`VideoLLM` gives the pipeline what a :class:`~gpt4video.modeling.GPT4Video` gives it (``processor.load_video``,
 ``encode_frames``, ``generate_stream``, ``check_prompt_length``, ``encoder.recording_frame_scores``, ``tokenizer``,
 ``engine``, ``trained``, ``source``, ``save_pretrained``). Each video's sampled frames go to the model as
-images, one image per frame, through its image processor: the Qwen2-VL and LLaVA-OneVision *video* processors
-need torchvision, which does not import with the CPU torch these machines have, so no family's video
+images, one image per frame, through its image processor: the Qwen2-VL, LLaVA-OneVision and SmolVLM2 *video*
+processors need torchvision, which does not import with the CPU torch these machines have, so no family's video
 processor is used. The prompt is the processor's own chat template with each user turn's frames first.
 """
 
@@ -128,8 +128,10 @@ class VLMPrompts:
 
     def _render(self, turns: Sequence[Turn], num_frames: int, add_generation_prompt: bool) -> str:
         try:
-            return self.hf.apply_chat_template(self.messages(turns, num_frames), tokenize=False,
-                                               add_generation_prompt=add_generation_prompt)
+            # the tokenizer renders the processor's template: SmolVLM's own renderer reads its video processor
+            return self.tokenizer.apply_chat_template(self.messages(turns, num_frames), tokenize=False,
+                                                      chat_template=self.hf.chat_template,
+                                                      add_generation_prompt=add_generation_prompt)
         except Exception as e:  # jinja errors from the checkpoint's own template
             raise InputError(f"the model's chat template refuses this conversation: {e}") from None
 
@@ -301,7 +303,7 @@ class VideoLLM(nn.Module):
 
 def load_processor(source: str) -> Any:
     """The checkpoint's processor. Where ``AutoProcessor`` fails because the family's video processor needs
-    torchvision (Qwen2-VL, LLaVA-OneVision here), the processor is built from its image processor (which
+    torchvision (Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision and SmolVLM2 here; Idefics3 has none), the processor is built from its image processor (which
     falls back to its PIL version) and tokenizer alone: frames go in as images, never as a video."""
     from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
 
@@ -315,7 +317,7 @@ def load_processor(source: str) -> Any:
 
     model_type = vlm_model_type(source) if Path(source).is_dir() else None
     names = {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor",
-             "llava_onevision": "LlavaOnevisionProcessor"}
+             "llava_onevision": "LlavaOnevisionProcessor", "smolvlm": "SmolVLMProcessor"}
     if model_type not in names:
         raise ModelLoadError(f"vlm.model {source!r}: its processor needs torchvision, which does not import here")
     options = {}
@@ -329,8 +331,12 @@ def load_processor(source: str) -> Any:
         options["chat_template"] = template.read_text(encoding="utf-8")
     images_only = type(f"{names[model_type]}ImagesOnly", (getattr(transformers, names[model_type]),),
                        {"check_argument_for_proper_class": _allow_no_video_processor})
-    return images_only(image_processor=AutoImageProcessor.from_pretrained(source),
-                       tokenizer=AutoTokenizer.from_pretrained(source), video_processor=None, **options)
+    try:
+        return images_only(image_processor=AutoImageProcessor.from_pretrained(source),
+                           tokenizer=AutoTokenizer.from_pretrained(source), video_processor=None, **options)
+    except ImportError as e:  # SmolVLM's processor needs num2words
+        raise ModelLoadError(f"vlm.model {source!r}: its processor needs a package that is not installed: "
+                             f"{str(e).strip()}") from None
 
 
 def _allow_no_video_processor(self: Any, name: str, argument: Any) -> Any:

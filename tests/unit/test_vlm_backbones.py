@@ -50,21 +50,25 @@ def tiny_tokenizer(specials: list[str], eos: str) -> transformers.PreTrainedToke
     return fast
 
 
-def build_idefics3(path) -> None:  # noqa: ANN001
+def build_idefics3(path, smolvlm: bool = False) -> None:  # noqa: ANN001
+    """Idefics3 (SmolVLM), or with ``smolvlm`` SmolVLM2's own classes (model_type smolvlm)."""
     tok = tiny_tokenizer(["<image>", "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"],
                          "<end_of_utterance>")
-    image_processor = transformers.Idefics3ImageProcessorPil(
+    image_processor = (transformers.SmolVLMImageProcessorPil if smolvlm else transformers.Idefics3ImageProcessorPil)(
         do_image_splitting=False, size={"longest_edge": 32}, max_image_size={"longest_edge": 32})
-    processor = transformers.Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=4,
-                                               chat_template=IDEFICS3_TEMPLATE)
     torch.manual_seed(0)
-    config = transformers.Idefics3Config(
+    config = (transformers.SmolVLMConfig if smolvlm else transformers.Idefics3Config)(
         vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                            image_size=32, patch_size=8),
         text_config=dict(TEXT, vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id),
         image_token_id=tok.convert_tokens_to_ids("<image>"), scale_factor=2)
+    if smolvlm:  # its processor needs a video processor, which needs torchvision: saved in parts
+        save_parts(path, transformers.SmolVLMForConditionalGeneration(config), tok, image_processor,
+                   IDEFICS3_TEMPLATE, processor_class="SmolVLMProcessor", image_seq_len=4)
+        return
     transformers.Idefics3ForConditionalGeneration(config).save_pretrained(path)
-    processor.save_pretrained(path)
+    transformers.Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=4,
+                                   chat_template=IDEFICS3_TEMPLATE).save_pretrained(path)
 
 
 #: ChatML with Qwen2-VL's image markers
@@ -125,15 +129,31 @@ def build_llava_onevision(path) -> None:  # noqa: ANN001
                vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_1")
 
 
-BUILDERS = {"idefics3": build_idefics3, "qwen2_vl": build_qwen2_vl,
+BUILDERS = {"idefics3": build_idefics3, "smolvlm": lambda path: build_idefics3(path, smolvlm=True),
+            "qwen2_vl": build_qwen2_vl,
             "qwen2_5_vl": lambda path: build_qwen2_vl(path, "2.5"), "llava_onevision": build_llava_onevision}
+
+
+#: family → the package its processor needs beyond the project's dependencies
+NEEDS = {"smolvlm": "num2words"}
 
 
 @pytest.fixture(scope="module", params=sorted(BUILDERS))
 def checkpoint(request, tmp_path_factory):
+    if request.param in NEEDS and importlib.util.find_spec(NEEDS[request.param]) is None:
+        pytest.skip(f"{request.param}: its processor (SmolVLMProcessor) needs {NEEDS[request.param]}, not installed "
+                    f"here (pip install {NEEDS[request.param]})")
     path = tmp_path_factory.mktemp(request.param)
     BUILDERS[request.param](path)
     return path
+
+
+@pytest.mark.skipif(importlib.util.find_spec("num2words") is not None, reason="num2words is installed")
+def test_smolvlm2_without_num2words_is_one_clear_error(tmp_path):
+    BUILDERS["smolvlm"](tmp_path)
+    assert resolve_config(tmp_path).vlm is not None  # recognised from its config
+    with pytest.raises(ModelLoadError, match="not installed: .*num2words"):
+        GPT4Video.from_pretrained(tmp_path)
 
 
 @pytest.fixture(autouse=True)
