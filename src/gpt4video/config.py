@@ -312,7 +312,7 @@ class ModelConfig(ConfigBase):
     vlm: VLMConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.num_frames > self.abstractor.max_frames:
+        if self.vlm is None and self.num_frames > self.abstractor.max_frames:
             raise ConfigError(f"num_frames ({self.num_frames}) exceeds abstractor.max_frames "
                               f"({self.abstractor.max_frames})")
 

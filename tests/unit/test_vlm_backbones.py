@@ -323,3 +323,27 @@ def test_the_server_and_batch_predict_answer_with_it(checkpoint, clip, tmp_path,
     assert code == 0, err
     first, second = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert first["id"] == 1 and first["text"] == plain.choices[0].message.content and "error" in second
+
+
+VLM_PRESETS = {"smolvlm2": "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "qwen2_vl": "Qwen/Qwen2-VL-2B-Instruct",
+               "qwen2_5_vl": "Qwen/Qwen2.5-VL-7B-Instruct", "llava_onevision": "llava-hf/llava-onevision-qwen2-7b-ov-hf"}
+
+
+def test_the_family_presets_name_their_checkpoints_and_fail_clearly_offline():
+    from gpt4video.modeling import preset_config
+
+    for name, hub_id in VLM_PRESETS.items():
+        config = preset_config(name)
+        assert config.vlm is not None and config.vlm.model == hub_id and config.vlm.lora is not None
+    with pytest.raises(ModelLoadError, match="Qwen/Qwen2.5-VL-7B-Instruct"):
+        GPT4Video.from_pretrained("qwen2_5_vl")  # no hub here: one error naming the checkpoint
+
+
+def test_train_refuses_a_video_llm_with_one_clear_error(checkpoint, tiny_world, tmp_path, cli):
+    import yaml
+
+    config = {"model": str(checkpoint), "stage": 2, "max_steps": 2, "output_dir": str(tmp_path / "out"),
+              "data": [{"path": str(tiny_world / "train/dialogues.jsonl")}]}
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
+    code, _, err = cli(["train", "--no-progress", "--config", str(tmp_path / "train.yaml")])
+    assert code == 2 and "does not train one yet" in err and "Traceback" not in err
