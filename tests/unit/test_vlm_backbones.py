@@ -347,3 +347,15 @@ def test_train_refuses_a_video_llm_with_one_clear_error(checkpoint, tiny_world, 
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
     code, _, err = cli(["train", "--no-progress", "--config", str(tmp_path / "train.yaml")])
     assert code == 2 and "does not train one yet" in err and "Traceback" not in err
+
+
+def test_a_second_video_in_a_later_turn_joins_the_conversation(checkpoint, clip):
+    model = VideoLLM.from_config(config_for(checkpoint))
+    assistant = Assistant(model)
+    params = GenerationParams(max_new_tokens=3)
+    first = assistant.ask("What happens in the video?", [clip], params=params).consume()
+    second = assistant.ask("And in this one?", [clip], params=params).consume()
+    assert [t.videos for t in assistant.turns if t.role == "user"] == [[0], [1]]
+    one = model.check_prompt_length([Turn("user", "x", videos=[0])], 1, params)
+    per_video = int((one == model.processor.video_token_id).sum())  # image tokens of one video's frames
+    assert per_video > 0 and second.output.num_prompt_tokens >= first.output.num_prompt_tokens + per_video
