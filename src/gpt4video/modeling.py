@@ -521,6 +521,13 @@ class GPT4Video(nn.Module):
         self._engine = engine
 
 
+def is_model(obj: Any) -> bool:
+    """Whether ``obj`` is a loaded model of either backbone: a GPT4Video or a pretrained video LLM."""
+    from .vlm import VideoLLM
+
+    return isinstance(obj, (GPT4Video, VideoLLM))
+
+
 def check_length(input_ids: torch.Tensor, context_length: int | None, params: GenerationParams) -> torch.Tensor:
     """``input_ids`` (L,), or an InputError if L exceeds ``params.max_prompt_tokens`` (by default the context
     less ``max_new_tokens``)."""

@@ -359,3 +359,16 @@ def test_a_second_video_in_a_later_turn_joins_the_conversation(checkpoint, clip)
     one = model.check_prompt_length([Turn("user", "x", videos=[0])], 1, params)
     per_video = int((one == model.processor.video_token_id).sum())  # image tokens of one video's frames
     assert per_video > 0 and second.output.num_prompt_tokens >= first.output.num_prompt_tokens + per_video
+
+
+def test_the_evaluation_runs_on_it(checkpoint, tmp_path):
+    pytest.importorskip("pycocoevalcap", reason="captioning metrics need pycocoevalcap (the [eval] extra)")
+    from gpt4video.data.synthetic import build_split
+    from gpt4video.evaluation import evaluate_split
+
+    split = build_split(tmp_path, "test", 2, width=64, height=64, num_frames=8, progress=False)
+    model = VideoLLM.from_config(config_for(checkpoint))
+    r = evaluate_split(model, split, max_qa=2, max_captions=1, max_generation=2,
+                       params=GenerationParams(max_new_tokens=3), tokenizer="simple", meteor=False, progress=False)
+    assert r["counts"]["answers"] == 9 and r["counts"]["errors"] == 0
+    assert all(isinstance(e["prediction"], str) for e in r["qa"]["examples"])
