@@ -267,9 +267,9 @@ def test_a_reply_routes_its_video_prompt_to_the_offline_generator(checkpoint, cl
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
     turns = [Turn("user", "make a video of a blue circle"),
              Turn("assistant", "<video_prompt>A blue circle moves left.</video_prompt>")]
-    optimizer = torch.optim.AdamW(list(model.trainable_parameters().values()), lr=1e-2)
+    optimizer = torch.optim.AdamW(list(model.trainable_parameters().values()), lr=2e-2)
     model.llm.train()
-    for _ in range(30):
+    for _ in range(15):
         loss = model.loss(turns)
         loss.backward()
         optimizer.step()
