@@ -196,12 +196,12 @@ def _output_row(line: int, row: dict[str, Any] | None, *, reply: Any = None, err
 
 
 def _as_assistant(model: Any) -> Any:
-    from .modeling import GPT4Video
+    from .modeling import is_model
     from .pipeline import Assistant
 
     if isinstance(model, Assistant):
         return model
-    if isinstance(model, GPT4Video):
+    if is_model(model):
         return Assistant(model)
     if callable(model):  # a loader: called once, the first time a row needs the model
         return _as_assistant(model())

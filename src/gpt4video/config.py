@@ -281,6 +281,21 @@ class LLMConfig(ConfigBase):
 
 
 @config_class
+class VLMConfig(ConfigBase):
+    """A pretrained video LLM as the whole backbone (``AutoModelForImageTextToText`` + ``AutoProcessor``):
+    Idefics3/SmolVLM, Qwen2-VL/Qwen2.5-VL or LLaVA-OneVision. It replaces the encoder, the abstractor and the LLM.
+
+    model: a hub id or local directory. lora: LoRA on its language model only (never the vision tower).
+    image_size: each sampled frame is resized to this square before the model's image processor sees it,
+    so every video's frames stack into one tensor.
+    """
+
+    model: Name
+    lora: LoraConfig | None = field(default_factory=LoraConfig)
+    image_size: Annotated[int, Strict(), Field(ge=8)] = 384
+
+
+@config_class
 class ModelConfig(ConfigBase):
     """A whole GPT4Video model: frozen encoder → abstractor → LLM (+ LoRA).
 
@@ -293,9 +308,11 @@ class ModelConfig(ConfigBase):
     llm: LLMConfig = field(default_factory=LLMConfig)
     num_frames: Count = 4
     frame_size: Annotated[int, Strict(), Field(ge=32)] = 448
+    #: a pretrained video LLM in place of encoder → abstractor → LLM (then those three sections are unused)
+    vlm: VLMConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.num_frames > self.abstractor.max_frames:
+        if self.vlm is None and self.num_frames > self.abstractor.max_frames:
             raise ConfigError(f"num_frames ({self.num_frames}) exceeds abstractor.max_frames "
                               f"({self.abstractor.max_frames})")
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -27,7 +25,7 @@ from .abstractor import VideoAbstractor
 from .config import ConfigError, ModelConfig
 from .encoders import FrameEncoder, build_encoder
 from .errors import InputError, ModelLoadError
-from .llm.loading import load_llm
+from .llm.loading import load_llm, write_cached_folder
 from .llm.lora import apply_lora, is_lora_parameter, load_lora_weights, save_lora
 from .engines import EngineRequest, GenerationParams, LLMEngine, TextStream, make_engine
 from .processing import IGNORE_INDEX, GPT4VideoProcessor, Turn, VideoSampling, ensure_video_token
@@ -66,7 +64,12 @@ def resolve_config(name_or_path: str | os.PathLike[str]) -> ModelConfig:
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / CONFIG_NAME).is_file():
-            raise ModelLoadError(f"{path}: not a gpt4video model directory (no {CONFIG_NAME})")
+            from .vlm import vlm_model_type
+
+            if vlm_model_type(path):  # a pretrained video LLM's own checkpoint
+                return ModelConfig.from_dict({"vlm": {"model": str(path.resolve())}})
+            raise ModelLoadError(f"{path}: not a gpt4video model directory (no {CONFIG_NAME}) nor a video LLM "
+                                 f"checkpoint (Idefics3/SmolVLM, Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision)")
         return ModelConfig.from_yaml(path / CONFIG_NAME)
     if name in preset_names():
         directory = packaged_weights_dir(name)
@@ -156,6 +159,11 @@ class GPT4Video(nn.Module):
         config = resolve_config(name)  # checks the name
         path = Path(name).expanduser()
         directory = path if path.is_dir() else packaged_weights_dir(name)
+        if config.vlm is not None:  # a pretrained video LLM does the understanding (see gpt4video.vlm)
+            from .vlm import VideoLLM
+
+            return VideoLLM.from_pretrained(config, directory, device=device, dtype=dtype, engine=engine,
+                                            engine_options=engine_options)
         model = cls.from_config(config, device=device, dtype=dtype, **frozen_parts)
         if directory is None:  # a preset with no shipped weights: untrained abstractor and LoRA
             model.source = f"preset:{name}"
@@ -193,10 +201,7 @@ class GPT4Video(nn.Module):
         if dtype is not None and not dtype.is_floating_point:
             raise InputError(f"weights can only be stored in a floating dtype, not {dtype}")
 
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-        try:
+        def write(tmp: Path) -> None:
             self.config.to_yaml(tmp / CONFIG_NAME)
             state = {k: v.detach().cpu() for k, v in self.abstractor.state_dict().items()}
             if dtype is not None:
@@ -206,18 +211,8 @@ class GPT4Video(nn.Module):
                 save_lora(self.llm, tmp / LORA_DIR, dtype=dtype)
             if info:
                 (tmp / META_NAME).write_text(json.dumps(info, indent=2), encoding="utf-8")
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(directory, old)
-                os.replace(tmp, directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return directory
+
+        return write_cached_folder(Path(directory), write, replace=True)
 
     # -- pieces ----------------------------------------------------------------------------------
     @property
@@ -504,15 +499,7 @@ class GPT4Video(nn.Module):
     def check_prompt_length(self, turns: list[Turn], num_videos: int, params: GenerationParams) -> torch.Tensor:
         """The prompt's token ids (L,), or an InputError if it is longer than ``params.max_prompt_tokens`` (by
         default the model's context less ``max_new_tokens``): a long prompt is refused before any work."""
-        input_ids = self.processor.encode(turns, num_videos).input_ids
-        limit, why = params.max_prompt_tokens, "max_prompt_tokens"
-        if limit is None and self.context_length is not None:
-            limit = self.context_length - params.max_new_tokens
-            why = f"the model's context of {self.context_length} tokens less max_new_tokens ({params.max_new_tokens})"
-        if limit is not None and input_ids.shape[0] > limit:
-            raise InputError(f"the prompt is {input_ids.shape[0]} tokens, more than the {max(limit, 0)} allowed "
-                             f"({why}); shorten the conversation or ask for fewer new tokens")
-        return input_ids
+        return check_length(self.processor.encode(turns, num_videos).input_ids, self.context_length, params)
 
     @property
     def eos_token_ids(self) -> list[int]:
@@ -532,6 +519,26 @@ class GPT4Video(nn.Module):
     @engine.setter
     def engine(self, engine: LLMEngine) -> None:
         self._engine = engine
+
+
+def is_model(obj: Any) -> bool:
+    """Whether ``obj`` is a loaded model of either backbone: a GPT4Video or a pretrained video LLM."""
+    from .vlm import VideoLLM
+
+    return isinstance(obj, (GPT4Video, VideoLLM))
+
+
+def check_length(input_ids: torch.Tensor, context_length: int | None, params: GenerationParams) -> torch.Tensor:
+    """``input_ids`` (L,), or an InputError if L exceeds ``params.max_prompt_tokens`` (by default the context
+    less ``max_new_tokens``)."""
+    limit, why = params.max_prompt_tokens, "max_prompt_tokens"
+    if limit is None and context_length is not None:
+        limit = context_length - params.max_new_tokens
+        why = f"the model's context of {context_length} tokens less max_new_tokens ({params.max_new_tokens})"
+    if limit is not None and input_ids.shape[0] > limit:
+        raise InputError(f"the prompt is {input_ids.shape[0]} tokens, more than the {max(limit, 0)} allowed "
+                         f"({why}); shorten the conversation or ask for fewer new tokens")
+    return input_ids
 
 
 def _fit_embeddings(llm: nn.Module, vocab_size: int) -> None:

@@ -351,7 +351,7 @@ class Assistant:
     @property
     def notes(self) -> list[str]:
         """Things the user must know about the answers (an untrained model, for instance)."""
-        return [] if self.model.trained else [UNTRAINED_NOTE]
+        return [] if self.model.trained else [getattr(self.model, "untrained_note", UNTRAINED_NOTE)]
 
     @property
     def checking(self) -> bool:

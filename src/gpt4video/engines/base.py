@@ -39,6 +39,8 @@ class EngineRequest:
     timings: dict[str, float] = field(default_factory=dict)
     #: set by the caller (from any thread) to stop the request, its prefill included
     cancel: threading.Event | None = None
+    #: further inputs of a model that reads images itself (a video LLM's pixel values), keyed as its forward names them
+    model_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def cancelled(self) -> bool:

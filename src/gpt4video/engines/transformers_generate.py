@@ -132,6 +132,7 @@ class TransformersEngine(LLMEngine):
             prompt = {"input_ids": request.input_ids[None].to(device)}  # type: ignore[index]
             prompt_length = request.num_prompt_tokens
         prompt["attention_mask"] = torch.ones((1, request.num_prompt_tokens), dtype=torch.long, device=device)
+        prompt.update({k: v.to(device) for k, v in request.model_inputs.items()})
         return {
             **prompt,
             "generation_config": self._generation_config(params),
@@ -179,7 +180,7 @@ class TransformersEngine(LLMEngine):
 
         prompt = kwargs.get("inputs_embeds", kwargs.get("input_ids"))
         length = prompt.shape[1]
-        if length <= PREFILL_CHUNK:
+        if length <= PREFILL_CHUNK or "pixel_values" in kwargs:  # a video LLM's images go in one prefill
             return not cancelled()
         key = "inputs_embeds" if "inputs_embeds" in kwargs else "input_ids"
         cache = DynamicCache()

@@ -114,10 +114,10 @@ def assistant_answer_fn(model_or_assistant: Any, params: Any = None, *, cache_si
     Each call is a fresh one-turn conversation (the Assistant is reset). The last ``cache_size``
     decoded clips are kept, since consecutive questions are usually about the same clip.
     """
-    from gpt4video.modeling import GPT4Video
+    from gpt4video.modeling import is_model
     from gpt4video.pipeline import Assistant
 
-    if isinstance(model_or_assistant, GPT4Video):
+    if is_model(model_or_assistant):
         assistant = Assistant(model_or_assistant)
     elif isinstance(model_or_assistant, Assistant):
         assistant = model_or_assistant

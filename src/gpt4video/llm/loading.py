@@ -103,15 +103,22 @@ def _converted_packaged_dir(name: str) -> Path:
     return write_cached_folder(target, write)
 
 
-def write_cached_folder(target: Path, write: Callable[[Path], None]) -> Path:
-    """Make the cache folder ``target`` whole or not at all: ``write`` fills a temporary folder beside it, which
-    is then renamed to ``target`` (if another process made ``target`` meanwhile, theirs is kept)."""
+def write_cached_folder(target: Path, write: Callable[[Path], None], *, replace: bool = False) -> Path:
+    """Make the folder ``target`` whole or not at all: ``write`` fills a temporary folder beside it, which is
+    then renamed to ``target``. If ``target`` exists meanwhile (another process made the same cache), theirs
+    is kept, or with ``replace`` (a model saved again) it is swapped out and removed."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         write(tmp)
-        if target.exists():  # another process won the race
+        if target.exists() and not replace:  # another process won the race
             shutil.rmtree(tmp)
+        elif target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
     except BaseException:

@@ -33,7 +33,7 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..errors import InputError
 from ..jsonl import append_jsonl, read_jsonl, write_jsonl
-from ..modeling import GPT4Video, preset_config, preset_names
+from ..modeling import GPT4Video, preset_config, preset_names, resolve_config
 from . import fsdp
 from .data import ConversationDataset, GroundingDataset, clip_features, load_examples, micro_batch_indices
 
@@ -60,12 +60,20 @@ def build_model(config: TrainConfig, *, device: torch.device) -> GPT4Video:
     if path.is_dir():
         if config.model_overrides:
             raise InputError("model_overrides apply to presets only; a saved model keeps its own config")
+        _refuse_video_llm(resolve_config(path), config.model)
         return GPT4Video.from_pretrained(path, device=device)
     if config.model not in preset_names():
         raise InputError(f"model {config.model!r} is neither a preset ({', '.join(preset_names())}) nor a directory")
     base = preset_config(config.model).to_dict()
-    merged = _deep_merge(base, config.model_overrides)
-    return GPT4Video.from_config(ModelConfig.from_dict(merged, where="model_overrides"), device=device)
+    merged = ModelConfig.from_dict(_deep_merge(base, config.model_overrides), where="model_overrides")
+    _refuse_video_llm(merged, config.model)
+    return GPT4Video.from_config(merged, device=device)
+
+
+def _refuse_video_llm(model: ModelConfig, name: str) -> None:
+    if model.vlm is not None:
+        raise InputError(f"model {name!r} is a pretrained video LLM ({model.vlm.model}); gpt4video train does not "
+                         "train one yet (its stage-2 loss is gpt4video.vlm.VideoLLM.loss)")
 
 
 def _deep_merge(base: dict, changes: dict) -> dict:
