@@ -7,8 +7,9 @@ packaged ``smol`` model answers a 4-frame video question (the Big Buck Bunny sam
 starts from an empty KV cache; the figures are medians over ``--runs`` runs
 after one warm-up: time to first token (prefill of the prompt with its video tokens, video already
 encoded) and tokens per second after the first token. The reference is llama-cpp-python's high-level
-API on the same GGUF (none of this project's code): a plain text prompt of similar length, streamed,
-same token budget.
+API on the same GGUF file each llamacpp variant runs (none of this project's code; the packaged Q4_1 file for
+the adapter variant and for transformers, the merged file for a merged variant): a plain text prompt of
+similar length, streamed, same token budget.
 
     python bench/decode.py                 # every available engine, 3 runs each
     python bench/decode.py --runs 5 --max-new-tokens 128 --json runs/bench/decode.json
@@ -53,19 +54,17 @@ def engine_figures(engine: str, runs: int, max_new_tokens: int, **engine_options
             rows.append({"ttft_s": stream.timings["time_to_first_token"],
                          "tokens_per_second": stream.timings["tokens_per_second"],
                          "tokens": stream.num_generated_tokens, "prompt_tokens": stream.num_prompt_tokens})
-    return _summary(rows) | {"text": stream.text[:200]}
+    gguf = getattr(getattr(model.engine, "llama", None), "model_path", None)
+    return _summary(rows) | {"text": stream.text[:200], "gguf": gguf}
 
 
-def reference_figures(runs: int, max_new_tokens: int, prompt_tokens: int) -> dict:
-    """llama-cpp-python alone: the packaged GGUF, a text prompt of about ``prompt_tokens`` tokens."""
+def reference_figures(gguf: str, runs: int, max_new_tokens: int, prompt_tokens: int) -> dict:
+    """llama-cpp-python alone on the GGUF file ``gguf``, a text prompt of about ``prompt_tokens`` tokens."""
     import llama_cpp
     import torch
 
-    from gpt4video.llm.loading import packaged_gguf
-
     threads = torch.get_num_threads()
-    llm = llama_cpp.Llama(model_path=str(packaged_gguf("smollm2-135m")), n_ctx=2048, n_threads=threads,
-                          n_threads_batch=threads, verbose=False)
+    llm = llama_cpp.Llama(model_path=gguf, n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
     words = ("a red circle moves left while a blue square grows on a gray background " * 40).split()
     prompt = ""
     while len(llm.tokenize(prompt.encode(), add_bos=False)) < prompt_tokens - 8:
@@ -98,6 +97,12 @@ def _summary(rows: list[dict]) -> dict:
             "tokens": [r["tokens"] for r in rows], "prompt_tokens": rows[-1]["prompt_tokens"], "runs": rows}
 
 
+def _file_label(gguf: str) -> str:
+    """"packaged Q4_1" or "merged q8_0" for a reference row."""
+    name = Path(gguf).name
+    return f"merged {name.rsplit('-', 1)[-1].removesuffix('.gguf')}" if name.startswith("merged-") else "packaged Q4_1"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -118,21 +123,28 @@ def main() -> int:
     for name, (engine, options) in variants.items():
         print(f"engine {name} ...", file=sys.stderr, flush=True)
         results[name] = engine_figures(engine, args.runs, args.max_new_tokens, **options)
+    references: dict[str, dict] = {}  # GGUF file -> llama-cpp-python alone on it
     if is_available():
-        print("reference: llama-cpp-python alone ...", file=sys.stderr, flush=True)
-        results["llama.cpp reference"] = reference_figures(args.runs, args.max_new_tokens,
-                                                           results["transformers"]["prompt_tokens"])
+        from gpt4video.llm.loading import packaged_gguf
+
+        packaged = str(packaged_gguf("smollm2-135m"))
+        results["transformers"]["gguf"] = packaged  # its reference: the file the model's LLM comes from
+        for name in engines:
+            gguf = results[name]["gguf"]
+            if gguf not in references:
+                print(f"reference: llama-cpp-python alone on {Path(gguf).name} ...", file=sys.stderr, flush=True)
+                references[gguf] = reference_figures(gguf, args.runs, args.max_new_tokens,
+                                                     results["transformers"]["prompt_tokens"])
+        results["llama.cpp reference"] = references
     else:
         print("llama-cpp-python is not installed (make llamacpp): no llamacpp engine, no reference", file=sys.stderr)
 
-    print(f"{'engine':<24} {'TTFT (s)':>9} {'tokens/s':>9} {'tokens':>14}  vs reference")
-    reference = results.get("llama.cpp reference", {}).get("tokens_per_second")
-    for name in [*engines, "llama.cpp reference"]:
-        if name not in results:
-            continue
-        r = results[name]
-        ratio = f"{r['tokens_per_second'] / reference:.2f}x" if reference else "n/a"
-        print(f"{name:<24} {r['ttft_s']:>9.3f} {r['tokens_per_second']:>9.1f} {str(r['tokens']):>14}  {ratio}")
+    print(f"{'engine':<40} {'TTFT (s)':>9} {'tokens/s':>9} {'tokens':>14}  vs its file alone")
+    rows = [(name, results[name], references.get(results[name].get("gguf"))) for name in engines]
+    rows += [(f"llama-cpp-python alone, {_file_label(f)}", r, r) for f, r in references.items()]
+    for name, r, reference in rows:
+        ratio = f"{r['tokens_per_second'] / reference['tokens_per_second']:.2f}x" if reference else "n/a"
+        print(f"{name:<40} {r['ttft_s']:>9.3f} {r['tokens_per_second']:>9.1f} {str(r['tokens']):>14}  {ratio}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -130,6 +130,7 @@ def main() -> int:
     parser.add_argument("--queue-size", type=int, default=32, help="the server's queue (default 32: nobody waits out)")
     parser.add_argument("--engine", default="transformers", help="the server's decoding engine (transformers, llamacpp, vllm)")
     parser.add_argument("--max-batch", type=int, default=None, help="the server's --max-batch (default: its own)")
+    parser.add_argument("--gguf", default=None, help="with --engine llamacpp: the server's --gguf (adapter, q8_0, f16)")
     parser.add_argument("--clips", type=int, default=None,
                         help="distinct clips, sent in turn (default: one per request of the largest level)")
     parser.add_argument("--text-bytes", type=int, default=None,
@@ -154,6 +155,7 @@ def main() -> int:
                                                                {"type": "video_url", "video_url": {"url": url}}]}])
         log(f"starting gpt4video serve (smol, engine {args.engine})")
         batch = [] if args.max_batch is None else ["--max-batch", str(args.max_batch)]
+        batch += [] if args.gguf is None else ["--gguf", args.gguf]
         server = start_server(folder, "--queue-size", str(args.queue_size), "--max-tokens", str(args.max_tokens),
                               "--no-web", "--engine", args.engine, *batch)
         try:
