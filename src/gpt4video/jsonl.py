@@ -12,7 +12,18 @@ from typing import Any
 from gpt4video.config import atomic_write_text
 from gpt4video.errors import InputError
 
-__all__ = ["append_jsonl", "jsonl_text", "parsed_lines", "read_jsonl", "write_jsonl"]
+__all__ = ["append_jsonl", "jsonl_text", "parsed_lines", "read_jsonl", "read_text", "write_jsonl"]
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A whole UTF-8 text file (a byte-order mark is dropped); one InputError naming the file when it cannot be
+    read or is not UTF-8."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise InputError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def parsed_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt4video.errors import InputError
+from gpt4video.jsonl import read_text
 from gpt4video.processing import Turn
 
 from .formats import (
@@ -295,12 +296,7 @@ def read_videochat_json(
     file = _open_data_file(path)
     base = _base_dir(file, video_dir)
     name = str(path)
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{file}: not UTF-8 text ({e.reason})") from None
-    except OSError as e:
-        raise InputError(f"{file}: cannot be read ({e.strerror or e})") from None
+    text = read_text(file)
     result = LoadResult()
     for index, (line, item) in enumerate(_json_items(text, file)):
         try:

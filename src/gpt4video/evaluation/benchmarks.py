@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt4video.errors import InputError
+from gpt4video.jsonl import read_text
 
 __all__ = [
     "CAPTION_SPLITS",
@@ -108,12 +109,7 @@ class CaptionItem:
 
 
 def _load_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise InputError(f"{path}: cannot be read ({e.strerror or e})") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -194,10 +190,7 @@ class _Videos:
 def _msvd_mapping(path: Path) -> dict[str, str]:
     """``vidN`` -> YouTube clip name, from MSVD-QA's ``youtube_mapping.txt``."""
     mapping: dict[str, str] = {}
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot be read ({getattr(e, 'strerror', None) or e})") from None
+    lines = read_text(path).splitlines()
     for number, line in enumerate(lines, start=1):
         parts = line.split()
         if not parts:
