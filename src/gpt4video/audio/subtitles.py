@@ -1,0 +1,56 @@
+"""Subtitles: what is said in a video, and at which of its sampled frames, as one line of the user's turn.
+
+The LLM reads speech the way current video benchmarks give it in their "with subtitles" setting: as
+text beside the video. One line, first in the user's text of the turn that carries the video::
+
+    Subtitles: "the red ball" (frames 2-4); "look at it go" (frame 7).
+
+Frames are counted from 1 over the frames the model sees, so a question about *when* something is
+said can be answered in the frames' terms. The training dialogues and inference build the line with
+:func:`format_subtitles`, so both always agree on its form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+__all__ = ["SpeechSegment", "format_subtitles", "segment_frames"]
+
+SUBTITLES_PREFIX = "Subtitles:"
+
+
+class SpeechSegment(NamedTuple):
+    """One stretch of speech: its start and end in seconds from the video's start, and its words."""
+
+    start: float
+    end: float
+    text: str
+
+
+def segment_frames(segment: SpeechSegment, frame_times: Sequence[float]) -> tuple[int, int]:
+    """The first and last sampled frame (1-based) shown while ``segment`` is spoken.
+
+    A segment shorter than the gap between two frames gets the frame nearest its middle.
+    """
+    if not frame_times:
+        raise ValueError("frame_times is empty: a segment needs at least one sampled frame to be timed to")
+    inside = [i for i, t in enumerate(frame_times) if segment.start <= t <= segment.end]
+    if inside:
+        return inside[0] + 1, inside[-1] + 1
+    middle = (segment.start + segment.end) / 2
+    nearest = min(range(len(frame_times)), key=lambda i: abs(frame_times[i] - middle))
+    return nearest + 1, nearest + 1
+
+
+def format_subtitles(segments: Sequence[SpeechSegment], frame_times: Sequence[float]) -> str:
+    """The subtitles line for ``segments`` (empty text is skipped); ``""`` when nothing is said."""
+    parts = []
+    for segment in segments:
+        words = " ".join(segment.text.split())
+        if not words:
+            continue
+        first, last = segment_frames(segment, frame_times)
+        where = f"frame {first}" if first == last else f"frames {first}-{last}"
+        parts.append(f'"{words}" ({where})')
+    return f"{SUBTITLES_PREFIX} {'; '.join(parts)}." if parts else ""
