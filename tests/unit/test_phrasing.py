@@ -79,8 +79,13 @@ def test_classic_family_is_the_old_templates():
         "How many circles are there?", "How many green shapes are in the video?",
         "How many purple shapes are in the video?", "How many yellow objects are there?"]
     turns = dialogue([], np.random.default_rng([6, 3]), phrasing="classic")
-    assert [t["text"] for t in turns][::2] == ["Show me a white square sliding left on a gray background.",
-                                               "Now generate one where the square remains still."]
+    assert [t["text"] for t in turns][::2] == ["Show me a white square sliding left on a gray background."]
+    # The prompt carries the request's own words; a change asked for later gets the canonical caption.
+    assert turns[1]["text"].endswith("<video_prompt>A white square sliding left on a gray background.</video_prompt>")
+    turns = dialogue([], np.random.default_rng([3, 3]), phrasing="classic")
+    assert [t["text"] for t in turns][::2] == ["Please create a video with a red circle that slides right.",
+                                               "Make the same clip on a dark purple background."]
+    assert turns[3]["text"].endswith("<video_prompt>A red circle moves right on a dark purple background.</video_prompt>")
     two = dialogue([sample_scene(5), sample_scene(6)], np.random.default_rng(11), phrasing="classic")
     assert two[2]["text"] == "Here is another video. Which of the two videos has a circle?"
 
@@ -129,10 +134,22 @@ def test_heldout_families_never_appear_in_a_training_split(tmp_path):
         <= set(ph.HELDOUT_FAMILIES)
 
 
+def _replies(turns) -> list[tuple[str, object]]:
+    """Each reply's text around its video prompt, and the objects the prompt asks for (a first request's
+    prompt carries the request's own words, so only what it asks for is the same in every phrasing)."""
+    out = []
+    for t in turns:
+        if t["role"] == "assistant":
+            found = re.search(r"<video_prompt>(.*?)</video_prompt>", t["text"])
+            asked = _triples(parse_prompt(found.group(1))) if found else None
+            out.append((re.sub(r"<video_prompt>.*?</video_prompt>", "", t["text"]), asked))
+    return out
+
+
 @pytest.mark.parametrize("phrasing", ["train", "heldout", *ph.FAMILIES])
 def test_every_phrasing_asks_the_same_things(phrasing):
     """The wording draws from its own stream: what is asked, the answers and the dialogue's course and
-    replies do not depend on the phrasing."""
+    replies (what their video prompts ask for) do not depend on the phrasing."""
     for seed in range(12):
         scene = sample_scene(seed)
         base = questions(scene, np.random.default_rng([seed, 2]), phrasing="classic")
@@ -147,7 +164,7 @@ def test_every_phrasing_asks_the_same_things(phrasing):
         a = dialogue(scenes, np.random.default_rng(seed), phrasing="classic")
         b = dialogue(scenes, np.random.default_rng(seed), phrasing=phrasing)
         assert [(t["role"], t["videos"]) for t in a] == [(t["role"], t["videos"]) for t in b]
-        assert [t["text"] for t in a if t["role"] == "assistant"] == [t["text"] for t in b if t["role"] == "assistant"]
+        assert _replies(a) == _replies(b)
     with pytest.raises(InputError, match="unknown phrasing"):
         questions(sample_scene(0), 0, phrasing="pirate")
 

@@ -80,6 +80,7 @@ __all__ = [
 #: - ``ger`` / ``rel`` / ``clause``: the requested objects as "a red circle rising", "a red circle that
 #:   rises", "a red circle rises"; ``bg``: where, with a leading space (" on a dark background"), or "".
 #: - ``verb`` / ``base`` / ``gerund``: a motion as "moves left", "move left", "moving left".
+#: - ``still``: the requested objects of a picture, without motion ("two crimson balls and a green box").
 #: - ``bg_np``: a background with its article ("a gray background"); ``f``: a feature only one of two
 #:   clips has ("a moving circle"); ``o``: "first" or "second".
 INTENT_SLOTS: dict[str, frozenset[str]] = {
@@ -92,6 +93,8 @@ INTENT_SLOTS: dict[str, frozenset[str]] = {
     "existence": frozenset({"np"}),
     "describe": frozenset(),
     "generate": frozenset({"ger", "rel", "clause", "bg"}),
+    "draw_image": frozenset({"still", "bg"}),
+    "speech": frozenset(),
     "modify_motion": frozenset({"ref", "verb", "base", "gerund"}),
     "modify_color": frozenset({"ref", "color", "np"}),
     "modify_background": frozenset({"bg_np"}),
@@ -198,6 +201,21 @@ _CLASSIC = Family("classic", "train", {
     "count_both": ("How many objects are there in the two videos together?", "How many shapes do both clips show in total?"),
     "same_background": ("Do the two videos have the same background?",),
     "another_video": ("Here is another video. ", "Now look at this one too. "),
+    # Pictures and speech came after the templates above; their order is fixed from here on too.
+    "draw_image": (
+        "Draw a picture of {still}{bg}.",
+        "Can you make an image of {still}{bg}?",
+        "Show me a picture of {still}{bg}.",
+        "Please create an image with {still}{bg}.",
+        "I'd like a still image of {still}{bg}.",
+        "Make a picture of {still}{bg}.",
+    ),
+    "speech": (
+        "What does the narrator say?",
+        "What is said in the video?",
+        "What words are spoken in this clip?",
+        "What does the voice in the video say?",
+    ),
 })
 
 _CASUAL = Family("casual", "train", {
@@ -224,6 +242,9 @@ _CASUAL = Family("casual", "train", {
     "count_both": ("how many objects in both videos put together?",),
     "same_background": ("same background in both?", "do both clips have the same background?"),
     "another_video": ("here's another one. ", "and this one too. "),
+    "draw_image": ("draw me {still}{bg}", "can you draw {still}{bg}?", "i wanna see a picture of {still}{bg}",
+                   "how about an image of {still}{bg}?"),
+    "speech": ("what's the narrator saying?", "so what does the voice say?", "what's being said here?"),
 })
 
 _POLITE = Family("polite", "train", {
@@ -274,6 +295,9 @@ _POLITE = Family("polite", "train", {
     "count_both": ("Could you count the objects in both videos together?",),
     "same_background": ("Could you tell me whether the two videos have the same background?",),
     "another_video": ("Please have a look at this video as well. ", "Here is one more video, please. "),
+    "draw_image": ("Could you please draw a picture of {still}{bg}?", "Please make an image showing {still}{bg}.",
+                   "May I have a picture of {still}{bg}, please?"),
+    "speech": ("Could you tell me what the narrator says?", "Please tell me what is said in the video."),
 })
 
 _IMPERATIVE = Family("imperative", "train", {
@@ -295,6 +319,8 @@ _IMPERATIVE = Family("imperative", "train", {
     "count_both": ("Count the objects in both clips together.",),
     "same_background": ("Tell me whether both videos share a background.",),
     "another_video": ("Now watch this one. ", "Look at this second video. "),
+    "draw_image": ("Draw {still}{bg}.", "Make an image of {still}{bg}.", "Create a picture with {still}{bg}."),
+    "speech": ("Tell me what the narrator says.", "Repeat what is said in the video.", "Write down the spoken words."),
 })
 
 _CURIOUS = Family("curious", "train", {
@@ -327,6 +353,9 @@ _CURIOUS = Family("curious", "train", {
     "count_both": ("I was wondering how many objects the two videos show altogether.",),
     "same_background": ("I was wondering, do the two clips share the same background?",),
     "another_video": ("I have another video for you. ", "I've got a second clip too. "),
+    "draw_image": ("I was wondering if you could draw {still}{bg}.", "I'd love a picture of {still}{bg}.",
+                   "I need an image of {still}{bg}."),
+    "speech": ("I was wondering what the narrator says.", "I'd like to know what is said in this clip."),
 })
 
 _TERSE = Family("terse", "train", {
@@ -349,6 +378,8 @@ _TERSE = Family("terse", "train", {
     "count_both": ("total objects in both?",),
     "same_background": ("same background?",),
     "another_video": ("another one: ", "second clip: "),
+    "draw_image": ("picture: {still}{bg}", "image of {still}{bg} please", "still image, {still}{bg}"),
+    "speech": ("narration?", "what's said?", "spoken words?"),
 })
 
 _CLIP = Family("clip", "train", {
@@ -371,6 +402,8 @@ _CLIP = Family("clip", "train", {
     "count_both": ("Across both clips, how many objects are there?",),
     "same_background": ("Across both clips, is the background the same?",),
     "another_video": ("Here is a second clip. ",),
+    "draw_image": ("A picture of {still}{bg}, please.", "Image request: {still}{bg}."),
+    "speech": ("In this clip, what does the narrator say?", "In the video, what words are spoken?"),
 })
 
 _FRONTED = Family("fronted", "heldout", {
@@ -393,6 +426,8 @@ _FRONTED = Family("fronted", "heldout", {
     "count_both": ("Both videos together: how many objects?",),
     "same_background": ("The two backgrounds: are they alike?",),
     "another_video": ("A second video follows. ",),
+    "draw_image": ("{still}{bg}: could you sketch that for me?", "What I'm after is a drawing of {still}{bg}."),
+    "speech": ("The narration: what are its words?", "The voice here: what does it tell us?"),
 })
 
 _CHATTY = Family("chatty", "heldout", {
@@ -421,6 +456,10 @@ _CHATTY = Family("chatty", "heldout", {
     "count_both": ("Sorry if this is obvious, but how many objects do these two show between them?",),
     "same_background": ("My eyes are bad, so help me out: do these two share a backdrop?",),
     "another_video": ("Oh, and one more thing to watch. ",),
+    "draw_image": ("For a little project of mine, could you paint {still}{bg}?",
+                   "My kid would love an illustration of {still}{bg}, could you do that?"),
+    "speech": ("Sorry if this is obvious, but what is the narrator telling us?",
+               "My ears are bad, so help me out: which words does the voice speak?"),
 })
 
 _FOOTAGE = Family("footage", "heldout", {
@@ -448,6 +487,8 @@ _FOOTAGE = Family("footage", "heldout", {
     "modify_motion": ("Redo the animation so that the {ref} {verb}.",),
     "modify_color": ("Redo the animation with the {ref} coloured {color}.",),
     "modify_background": ("Redo the animation over {bg_np}.",),
+    "draw_image": ("Sketch {still}{bg}, just a single frame.", "Give me one snapshot of {still}{bg}."),
+    "speech": ("In the animation, which words are spoken aloud?",),
 })
 
 #: Every family, by name.
@@ -635,14 +676,16 @@ def color_slot(color: str) -> Slot:
 
 def objects_slot(groups: Sequence[tuple[int, str, str, str]], form: str) -> Slot:
     """Requested objects, ``groups`` of (count, shape, colour, motion), joined by "and": form "ger"
-    ("two red circles rising"; sometimes "two rising red circles"), "rel" ("... that rise") or
-    "clause" ("... rise")."""
+    ("two red circles rising"; sometimes "two rising red circles"), "rel" ("... that rise"),
+    "clause" ("... rise") or "still" ("two red circles", for a picture: the motion is not said)."""
     def slot(rng: np.random.Generator) -> str:
         parts = []
         for count, shape, color, motion in groups:
             singular, plural, gerund = motion_forms(rng, motion)
             noun = f"{color_word(rng, color)} {shape_word(rng, shape, plural=count > 1)}"
-            if form == "ger" and motion in MOTION_ADJECTIVES and rng.random() < _ADJECTIVE_SHARE:
+            if form == "still":
+                motion_words = ""
+            elif form == "ger" and motion in MOTION_ADJECTIVES and rng.random() < _ADJECTIVE_SHARE:
                 noun, motion_words = f"{_pick(rng, MOTION_ADJECTIVES[motion])} {noun}", ""
             elif form == "ger":
                 motion_words = f" {gerund}"
@@ -758,10 +801,12 @@ def _careless(rng: np.random.Generator, text: str) -> str:
 
 
 class Phrase(NamedTuple):
-    """A worded text and the family whose frame it uses."""
+    """A worded text, the family whose frame it uses, and the words its slots were filled with (empty
+    for "classic", whose text the caller filled)."""
 
     text: str
     family: str
+    slots: Mapping[str, str] = {}
 
 
 class Wording:
@@ -813,4 +858,4 @@ class Wording:
                 values[name] = value if isinstance(value, str) else value(self.rng)
         text = frame.format(**values)
         text = text[:1].upper() + text[1:] if frame.startswith("{") else text
-        return Phrase(_careless(self.rng, text) if careless else text, chosen.name)
+        return Phrase(_careless(self.rng, text) if careless else text, chosen.name, values)

@@ -3,6 +3,7 @@ questions answered in sentences, comparisons, and generation requests answered w
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from gpt4video.data.phrasing import (
+    Phrase,
     Wording,
     background_slot,
     bg_np_slot,
@@ -24,7 +26,7 @@ from gpt4video.data.phrasing import (
 from gpt4video.errors import InputError
 
 from .backgrounds import _contrasting_colors, _sample_background
-from .captioning import _describe, _Group, _groups, _noun_phrase, _rng_chooser, caption, captions
+from .captioning import _describe, _Group, _groups, _join, _noun_phrase, _rng_chooser, caption, captions
 from .qa import _pick, _qa_items, _refs, _wording
 from .scenes import ObjectSpec, PromptSpec, Scene, _as_rng, _as_spec, _complete_spec
 from .vocabulary import DIRECTIONS, MOTION_PHRASES, MOTIONS, SHAPES
@@ -73,29 +75,76 @@ def _random_spec(rng: np.random.Generator) -> PromptSpec:
     return PromptSpec(tuple(fixed), spec.background)
 
 
+def _said_objects(phrase: Phrase, template: str, canonical_slots: dict[str, str]) -> str:
+    """The words a request used for its objects and where they are ("a crimson ball rising on a dark
+    background"): its slots' values, or for a classic request the canonical words its template took."""
+    slots = phrase.slots if phrase.family != "classic" else {
+        name: canonical_slots[name] for _, name, _, _ in string.Formatter().parse(template) if name}
+    objects = next(slots[name] for name in ("ger", "rel", "clause", "still") if name in slots)
+    return objects + slots.get("bg", "")
+
+
+def _as_prompt(words: str) -> str:
+    return f"{words[:1].upper()}{words[1:]}."
+
+
 def _generation_exchange(spec: PromptSpec, rng: np.random.Generator, request: str | None = None,
                          wording: Wording | None = None) -> list[dict[str, Any]]:
-    """A user request for ``spec`` (unless given; worded by ``wording``, by default the training families'
-    mix drawing from a child of ``rng``) and the reply with its ``<video_prompt>`` (canonical)."""
+    """A user request for ``spec`` and the reply with its ``<video_prompt>``.
+
+    Without ``request``, the request is worded by ``wording`` (by default the training families' mix drawing
+    from a child of ``rng``) and the prompt says the objects (and background, if asked for) in the request's
+    own words, which the renderer reads (:func:`~.prompts.parse_prompt`): the model learns to carry the
+    user's description over, whatever the sentence around it. A given ``request`` (a change to an earlier
+    video) gets the canonical caption of ``spec``."""
     groups = _groups(spec)
     choose = _rng_chooser(rng)
+    prompt = None
     if request is None:
         wording = wording if wording is not None else _wording("train", rng)
         bg = f" on {spec.background.phrase()}" if spec.background is not None and rng.random() < 0.3 else ""
         template = _pick(rng, classic("generate"))
-        canonical = template.format(
-            rel=_describe(groups, "relative", choose), ger=_describe(groups, "gerund", choose),
-            clause=_describe(groups, "clause", choose), bg=bg,
-        )
+        canonical_slots = {"rel": _describe(groups, "relative", choose), "ger": _describe(groups, "gerund", choose),
+                           "clause": _describe(groups, "clause", choose), "bg": bg}
+        canonical = template.format(**canonical_slots)
         said = [(g.count, g.shape, g.color, g.motion) for g in groups]
         where = background_slot(spec.background.kind, spec.background.colors) if bg else ""  # type: ignore[union-attr]
-        request = wording.say("generate", canonical, ger=objects_slot(said, "ger"), rel=objects_slot(said, "rel"),
-                              clause=objects_slot(said, "clause"), bg=where).text
+        phrase = wording.say("generate", canonical, ger=objects_slot(said, "ger"), rel=objects_slot(said, "rel"),
+                             clause=objects_slot(said, "clause"), bg=where)
+        request = phrase.text
+        prompt = _as_prompt(_said_objects(phrase, template, canonical_slots))
     reply = _pick(rng, _GENERATION_REPLIES).format(
         rel=_describe(groups, "relative", choose), ger=_describe(groups, "gerund", choose),
     )
-    prompt = caption(spec, rng)
+    if prompt is None:
+        prompt = caption(spec, rng)
     return [_turn("user", request), _turn("assistant", f"{reply} <video_prompt>{prompt}</video_prompt>")]
+
+
+_IMAGE_REPLIES = (
+    "Sure, here is a picture of {still}.",
+    "Here you go: {still}.",
+    "Of course! Here is an image of {still}.",
+    "Okay, I drew {still}.",
+)
+
+
+def image_request(rng: np.random.Generator | int, *, phrasing: str = "train") -> list[dict[str, Any]]:
+    """A request for a picture of a random spec of the world and the reply with its ``<image_prompt>``: the
+    objects (and background, if asked for) in the request's own words, without motion."""
+    g = _as_rng(rng, 0)
+    wording = _wording(phrasing, g)
+    spec = _random_spec(g)
+    groups = _groups(spec)
+    bg = f" on {spec.background.phrase()}" if g.random() < 0.4 else ""  # type: ignore[union-attr]
+    template = _pick(g, classic("draw_image"))
+    canonical_slots = {"still": _join([_noun_phrase(x.count, x.shape, x.color) for x in groups]), "bg": bg}
+    said = [(x.count, x.shape, x.color, x.motion) for x in groups]
+    where = background_slot(spec.background.kind, spec.background.colors) if bg else ""  # type: ignore[union-attr]
+    phrase = wording.say("draw_image", template.format(**canonical_slots), still=objects_slot(said, "still"), bg=where)
+    reply = _pick(g, _IMAGE_REPLIES).format(still=canonical_slots["still"])
+    prompt = _as_prompt(_said_objects(phrase, template, canonical_slots))
+    return [_turn("user", phrase.text), _turn("assistant", f"{reply} <image_prompt>{prompt}</image_prompt>")]
 
 
 def _modification(content: Scene | PromptSpec, rng: np.random.Generator,

@@ -14,7 +14,8 @@ from gpt4video.config import atomic_write_text
 from gpt4video.jsonl import jsonl_text
 
 from .captioning import captions, object_orders
-from .dialogues import _turn, dialogue
+from .dialogues import _turn, dialogue, image_request
+from .narration import narration_row
 from .qa import QA, count_questions, questions
 from .render import write_clip
 from .scenes import Scene, _check_resolution, left_to_right, sample_scene, split_seeds, time_reversed
@@ -76,6 +77,16 @@ def _dialogue_row(scenes: Sequence[Scene], videos: Sequence[str], i: int, phrasi
     return {"videos": [videos[i]], "turns": dialogue([scene], g, phrasing=phrasing)}
 
 
+def _request_rows(seeds: Sequence[int], phrasing: str) -> tuple[list[dict], list[dict]]:
+    """``generation_requests.jsonl`` and ``image_requests.jsonl``: for every other clip seed, a video
+    request dialogue and a picture request, with no clip; the user's turns worded by ``phrasing``."""
+    videos = [{"videos": [], "turns": dialogue([], np.random.default_rng([seed, 6]), phrasing=phrasing)}
+              for seed in seeds[::2]]
+    images = [{"videos": [], "turns": image_request(np.random.default_rng([seed, 7]), phrasing=phrasing)}
+              for seed in seeds[::2]]
+    return videos, images
+
+
 def _balanced_counts(several: list[dict], once: list[dict], rng: np.random.Generator) -> list[dict]:
     """All of ``several`` and half as many of ``once`` (drawn at random), shuffled."""
     keep = sorted(rng.choice(len(once), size=min(len(once), len(several) // 2), replace=False).tolist())
@@ -113,6 +124,11 @@ def build_split(
     - ``dialogues.jsonl``: ``{"videos": [paths], "turns": [{"role", "text", "videos"}]}``,
       ``turns[i]["videos"]`` indexing the row's ``videos``
     - ``scenes.jsonl``: ``{"video", "scene"}`` with the ground truth (:meth:`Scene.to_dict`)
+    - ``generation_requests.jsonl`` and ``image_requests.jsonl``: rows like ``dialogues.jsonl``'s without a
+      clip, a request for a video (sometimes with a change asked for after it) or for a picture
+      (``<image_prompt>``), one of each for every other clip
+    - ``narration_qa.jsonl``: ``{"video", "turns", "narration"}``, a question about each clip as if it were
+      narrated, its speech given as the subtitles line (:func:`~.narration.narration_row`)
 
     Every split but "train" also gets the files of out-of-template evaluation, written for it only:
 
@@ -120,6 +136,9 @@ def build_split(
       order), worded by the held-out template families instead
     - ``dialogues_heldout.jsonl``: the rows of ``dialogues.jsonl`` (same course and replies), the user's
       turns worded by the held-out families
+    - ``generation_requests_heldout.jsonl``, ``image_requests_heldout.jsonl`` and ``narration_qa_heldout.jsonl``:
+      the same for those files (a request's prompt carries the user's own words for the objects, so its
+      wording may differ; what it asks for does not)
 
     User turns of every file vary in wording (:mod:`gpt4video.data.phrasing`); replies are canonical.
 
@@ -147,6 +166,7 @@ def build_split(
     heldout = split != "train"
     caption_rows, qa_rows, qa_conversation_rows, dialogue_rows, scene_rows = [], [], [], [], []
     heldout_qa_rows, heldout_dialogue_rows = [], []
+    narration_rows, heldout_narration_rows = [], []
     several, once = [], []  # count questions answered 2 or 3, and 1
     for i, (scene, video) in enumerate(zip(scenes, videos)):
         caption_rows.append({
@@ -162,13 +182,24 @@ def build_split(
         for qa in count_questions(scene, np.random.default_rng([scene.seed, 5])):
             (once if qa.answer == "1" else several).append({"video": video, **qa.to_dict()})
         dialogue_rows.append(_dialogue_row(scenes, videos, i, "train"))
+        narration_rows.append(narration_row(scene, video, np.random.default_rng([scene.seed, 8])))
         if heldout:
             # The same questions and dialogues, worded by the held-out families only.
             same_qa = questions(scene, np.random.default_rng([scene.seed, 2]), phrasing="heldout")
             heldout_qa_rows += [{"video": video, **qa.to_dict()} for qa in same_qa]
             heldout_dialogue_rows.append(_dialogue_row(scenes, videos, i, "heldout"))
+            heldout_narration_rows.append(narration_row(scene, video, np.random.default_rng([scene.seed, 8]),
+                                                        phrasing="heldout"))
         scene_rows.append({"video": video, "scene": scene.to_dict()})
 
+    requests, image_requests = _request_rows(seeds, "train")
+    heldout_files: tuple[tuple[str, list[dict]], ...] = ()
+    if heldout:
+        heldout_requests, heldout_images = _request_rows(seeds, "heldout")
+        heldout_files = (("qa_heldout.jsonl", heldout_qa_rows), ("dialogues_heldout.jsonl", heldout_dialogue_rows),
+                         ("generation_requests_heldout.jsonl", heldout_requests),
+                         ("image_requests_heldout.jsonl", heldout_images),
+                         ("narration_qa_heldout.jsonl", heldout_narration_rows))
     for name, rows in (
         ("captions.jsonl", caption_rows),
         ("qa.jsonl", qa_rows),
@@ -176,7 +207,10 @@ def build_split(
         ("count_qa.jsonl", _balanced_counts(several, once, np.random.default_rng([seeds[0] if seeds else 0, 5]))),
         ("dialogues.jsonl", dialogue_rows),
         ("scenes.jsonl", scene_rows),
-        *((("qa_heldout.jsonl", heldout_qa_rows), ("dialogues_heldout.jsonl", heldout_dialogue_rows)) if heldout else ()),
+        ("generation_requests.jsonl", requests),
+        ("image_requests.jsonl", image_requests),
+        ("narration_qa.jsonl", narration_rows),
+        *heldout_files,
     ):
         _write_text_atomic(root / name, jsonl_text(rows))
     return root
