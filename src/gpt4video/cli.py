@@ -622,11 +622,15 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-captions", type=_non_negative_int, metavar="N", help="at most N clips to caption (0 skips)")
     p.add_argument("--max-generation", type=_non_negative_int, metavar="N",
                    help="at most N generation-request items, half requests and half other questions (0 skips)")
+    p.add_argument("--max-images", type=_non_negative_int, metavar="N",
+                   help="at most N picture-request items, half requests and half other questions (0 skips)")
+    p.add_argument("--max-narration", type=_non_negative_int, metavar="N",
+                   help="at most N questions about narrated clips (0 skips)")
     _add_config_options(p, GenerationParams, "max_new_tokens", defaults={"max_new_tokens": 96})
     p.add_argument("--phrasing", choices=("both", "train", "heldout"), default="both",
-                   help="QA and generation requests worded by the training template families (train: in-template, "
-                   "qa.jsonl and dialogues.jsonl), by held-out families no training split uses (heldout: "
-                   "out-of-template, qa_heldout.jsonl and dialogues_heldout.jsonl), or both side by side (default)")
+                   help="questions and requests worded by the training template families (train: in-template, "
+                   "qa.jsonl, dialogues.jsonl, ...), by held-out families no training split uses (heldout: "
+                   "out-of-template, qa_heldout.jsonl, dialogues_heldout.jsonl, ...), or both side by side (default)")
     p.add_argument("--tokenizer", choices=("auto", "ptb", "simple"), default="auto",
                    help="caption tokenizer: auto (PTB if java works, else simple; default), ptb or simple")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
@@ -697,7 +701,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     results = evaluate_split(
         assistant, args.split_dir, max_qa=args.max_qa, max_captions=args.max_captions,
-        max_generation=args.max_generation, params=params, tokenizer=args.tokenizer,
+        max_generation=args.max_generation, max_images=args.max_images, max_narration=args.max_narration,
+        params=params, tokenizer=args.tokenizer,
         meteor=not args.no_meteor, phrasing=args.phrasing, progress=not args.no_progress,
     )
     if args.out:

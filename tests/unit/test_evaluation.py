@@ -159,9 +159,12 @@ def oracle(split):
     qa = {(r["question"], str(split / r["video"])): r["answer"]
           for name in ("qa.jsonl", "qa_heldout.jsonl") if (split / name).is_file()
           for r in map(json.loads, open(split / name))}
+    qa.update({(r["turns"][0]["text"], str(split / r["video"])): r["turns"][1]["text"]
+               for name in ("narration_qa.jsonl", "narration_qa_heldout.jsonl") if (split / name).is_file()
+               for r in map(json.loads, open(split / name))})
     caps = {str(split / r["video"]): r["caption"] for r in map(json.loads, open(split / "captions.jsonl"))}
     replies = {}
-    for name in ("dialogues.jsonl", "dialogues_heldout.jsonl"):
+    for name in ("dialogues.jsonl", "dialogues_heldout.jsonl", "image_requests.jsonl", "image_requests_heldout.jsonl"):
         for row in map(json.loads, open(split / name)) if (split / name).is_file() else ():
             turns = row["turns"]
             for k in range(0, len(turns) - 1, 2):
@@ -333,6 +336,11 @@ def test_evaluate_split_on_a_rendered_split(tmp_path):
         g = r[task]
         assert g["positives"] > 0 and g["content_right"] == g["prompt_asks_for_request"] == g["tp"] == g["positives"]
         assert g["no_video"] == g["negatives"]
+    for task in ("images", "images_heldout"):  # the data's own replies draw exactly what was asked
+        g = r[task]
+        assert g["positives"] > 0 and g["content_right"] == g["tp"] == g["positives"] and g["no_image"] == g["negatives"]
+    for task in ("narration", "narration_heldout"):
+        assert r[task]["accuracy"] == 1.0
     assert "| measure | in-template | out-of-template |" in format_markdown(r)
     with pytest.raises(InputError, match="not found"):
         evaluate_split(fn, tmp_path / "nope", progress=False)
@@ -346,11 +354,12 @@ def test_evaluate_split_with_a_tiny_model(tmp_path, tiny_model_config):
 
     split = build_split(tmp_path, "test", 2, width=64, height=64, num_frames=8, progress=False)
     model = GPT4Video.from_config(tiny_model_config)
-    r = evaluate_split(model, split, max_qa=2, max_captions=1, max_generation=2, params=GenerationParams(max_new_tokens=3),
-                       tokenizer="simple", meteor=False, progress=False)
+    r = evaluate_split(model, split, max_qa=2, max_captions=1, max_generation=2, max_images=2, max_narration=1,
+                       params=GenerationParams(max_new_tokens=3), tokenizer="simple", meteor=False, progress=False)
     # Both columns by default: in-template and out-of-template (the held-out files of a test split).
-    assert r["counts"] == {"qa": 2, "captioning": 1, "generation": 2, "qa_heldout": 2, "generation_heldout": 2,
-                           "answers": 9, "errors": 0}
+    assert r["counts"] == {"qa": 2, "captioning": 1, "generation": 2, "images": 2, "narration": 1, "qa_heldout": 2,
+                           "generation_heldout": 2, "images_heldout": 2, "narration_heldout": 1, "answers": 15,
+                           "errors": 0}
     assert r["model"] == {"source": "", "trained": False}
     assert all(isinstance(e["prediction"], str) for e in r["qa"]["examples"])
 

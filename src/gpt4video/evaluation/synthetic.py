@@ -1,8 +1,9 @@
 """Evaluation on a split of the synthetic world (``gpt4video data synthetic``): QA, captioning, and
 whether the model writes a video prompt exactly when asked for a new video, and the right one.
 
-Three tasks, each read from the split directory (video paths in its files are relative to it). QA and
-generation requests are evaluated twice, side by side (``phrasing``):
+Three tasks, each read from the split directory (video paths in its files are relative to it), and the
+picture-request and narrated-clip tasks of :mod:`.synthetic_media`. All but captioning are evaluated
+twice, side by side (``phrasing``):
 
 - **in-template**: ``qa.jsonl`` and ``dialogues.jsonl``, worded by the training template families
   (:mod:`gpt4video.data.phrasing`; the ones the training splits use);
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib.util
 import io
 import json
@@ -72,6 +74,15 @@ from gpt4video.data.synthetic.prompts import parse_prompt
 from gpt4video.data.synthetic.qa import QA_TYPES
 from gpt4video.errors import InputError
 from gpt4video.jsonl import read_jsonl
+
+from .synthetic_media import (
+    format_media_markdown,
+    image_items,
+    image_scores,
+    measure_table,
+    narration_items,
+    narration_scores,
+)
 
 __all__ = [
     "CAPTION_PROMPT",
@@ -436,14 +447,16 @@ def _generation_items(split: Path, limit: int | None, name: str = "dialogues.jso
 # The evaluation
 
 
-#: Each task's file. The "_heldout" tasks are the out-of-template versions of "qa" and "generation".
+#: Each task's file. The "_heldout" tasks are the out-of-template versions of the others.
 _TASK_FILES = {"qa": "qa.jsonl", "captioning": "captions.jsonl", "generation": "dialogues.jsonl",
-               "qa_heldout": "qa_heldout.jsonl", "generation_heldout": "dialogues_heldout.jsonl"}
+               "images": "image_requests.jsonl", "narration": "narration_qa.jsonl",
+               "qa_heldout": "qa_heldout.jsonl", "generation_heldout": "dialogues_heldout.jsonl",
+               "images_heldout": "image_requests_heldout.jsonl", "narration_heldout": "narration_qa_heldout.jsonl"}
 #: The tasks each ``phrasing`` of evaluate_split runs.
 PHRASING_TASKS: dict[str, tuple[str, ...]] = {
     "both": tuple(_TASK_FILES),
-    "train": ("qa", "captioning", "generation"),
-    "heldout": ("qa_heldout", "generation_heldout"),
+    "train": ("qa", "captioning", "generation", "images", "narration"),
+    "heldout": ("qa_heldout", "generation_heldout", "images_heldout", "narration_heldout"),
 }
 
 
@@ -490,6 +503,8 @@ def evaluate_split(
     max_qa: int | None = None,
     max_captions: int | None = None,
     max_generation: int | None = None,
+    max_images: int | None = None,
+    max_narration: int | None = None,
     params: Any = None,
     answer_fn: AnswerFn | None = None,
     tokenizer: str = "auto",
@@ -509,8 +524,12 @@ def evaluate_split(
     skipped, and the results say so. A question whose video cannot be read counts as wrong and is listed
     under ``errors``.
 
-    Returns a JSON-ready dict: ``qa``, ``captioning``, ``generation`` and their out-of-template versions
-    ``qa_heldout``, ``generation_heldout`` (each with its ``examples``), ``counts``, ``errors``,
+    ``max_images`` and ``max_narration`` limit the picture-request and narrated-clip tasks
+    (:mod:`.synthetic_media`) the same way.
+
+    Returns a JSON-ready dict: ``qa``, ``captioning``, ``generation``, ``images``, ``narration`` and their
+    out-of-template versions ``qa_heldout``, ``generation_heldout``, ``images_heldout``,
+    ``narration_heldout`` (each with its ``examples``), ``counts``, ``errors``,
     ``elapsed_seconds`` (total and per task), ``model``, ``settings`` and ``split_dir``.
     """
     from tqdm.auto import tqdm
@@ -534,9 +553,13 @@ def evaluate_split(
             raise TypeError("evaluate_split needs a model, an Assistant or an answer_fn")
         answer_fn, info = _answer_fn_for(model_or_assistant, params)
 
+    media = {"make_item": _Item, "spread": _spread, "path_of": _path}
     loaders = {"qa": (_qa_items, max_qa), "captioning": (_caption_items, max_captions),
                "generation": (_generation_items, max_generation), "qa_heldout": (_qa_items, max_qa),
-               "generation_heldout": (_generation_items, max_generation)}
+               "generation_heldout": (_generation_items, max_generation),
+               **{task: (functools.partial(image_items, **media), max_images) for task in ("images", "images_heldout")},
+               **{task: (functools.partial(narration_items, **media), max_narration)
+                  for task in ("narration", "narration_heldout")}}
     tasks: dict[str, list[_Item]] = {}
     skipped: dict[str, str] = {}
     for task, (load, limit) in loaders.items():
@@ -572,7 +595,8 @@ def evaluate_split(
         "split_dir": str(split),
         "model": info,
         "settings": {
-            "max_qa": max_qa, "max_captions": max_captions, "max_generation": max_generation, "phrasing": phrasing,
+            "max_qa": max_qa, "max_captions": max_captions, "max_generation": max_generation,
+            "max_images": max_images, "max_narration": max_narration, "phrasing": phrasing,
             "generation_params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else None,
         },
         **{task: {"skipped": skipped[task]} if task in skipped else {} for task in _TASK_FILES},
@@ -593,12 +617,18 @@ def evaluate_split(
             sum(len(i.gold) for i in items) / len(items) if items else None
         )
         results["captioning"]["examples"] = [_example(i) for i in items[:_MAX_EXAMPLES]]
-    for task in ("generation", "generation_heldout"):
+    # Request tasks: examples of two requests and one other question.
+    for task, score in (("generation", _generation_scores), ("generation_heldout", _generation_scores),
+                        ("images", image_scores), ("images_heldout", image_scores)):
         if task in tasks:
             items = tasks[task]
-            results[task] = _generation_scores(items)
+            results[task] = score(items)
             pos, neg = [i for i in items if i.gold], [i for i in items if not i.gold]
             results[task]["examples"] = [_example(i) for i in pos[:2] + neg[:1]]
+    for task in ("narration", "narration_heldout"):
+        if task in tasks:
+            results[task] = narration_scores(tasks[task])
+            results[task]["examples"] = [_example(i) for i in tasks[task][:_MAX_EXAMPLES]]
     elapsed["metrics"] = time.perf_counter() - t_metrics
     results["counts"] = {**{t: len(v) for t, v in tasks.items()}, "answers": total, "errors": len(errors)}
     results["errors"] = errors[:_MAX_ERRORS]
@@ -729,24 +759,20 @@ def format_markdown(results: dict[str, Any]) -> str:
                       f"requests (asked after their dialogue's earlier turns): "
                       f"{_pct(gen.get('recall_follow_up_requests'))}.", ""]
 
-        def cell(g: dict[str, Any], count: str, rate: str, of: str) -> str:
-            return "—" if "skipped" in g or not g else f"{_pct(g.get(rate))} ({g.get(count, 0)}/{g.get(of, 0)})"
-
-        lines += ["| measure | in-template | out-of-template |", "| --- | ---: | ---: |"]
-        for name, count, rate, of in (
+        lines += measure_table(gen, gen_out, (
             ("prompt written (of requests)", "tp", "recall", "positives"),
             ("prompt asks for the requested objects (`parse_prompt`)", "prompt_asks_for_request",
              "prompt_asks_for_request_rate", "positives"),
             ("content right from the pixels (of requests)", "content_right", "content_right_rate", "positives"),
             ("no video for ordinary questions", "no_video", "no_video_rate", "negatives"),
-        ):
-            lines.append(f"| {name} | {cell(gen, count, rate, of)} | {cell(gen_out, count, rate, of)} |")
+        ), _pct)
         lines += ["", "*Content right*: the reply's first prompt rendered by the offline synthetic backend shows "
                   "exactly the requested objects, each with its colour, shape and motion, as read from the pixels "
                   "(`gpt4video.evaluation.pixels`)." + "".join(
                       f" {label}: {g['skipped']}." for label, g in (("In-template", gen), ("Out-of-template", gen_out))
                       if "skipped" in g), ""]
 
+    lines += format_media_markdown(results, _pct)
     if results.get("errors"):
         lines += ["## Errors", ""]
         lines += [f"- {e['task']}: {e['error']}" for e in results["errors"]]

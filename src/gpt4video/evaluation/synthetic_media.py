@@ -1,0 +1,203 @@
+"""The picture and speech tasks of the synthetic-split evaluation (:func:`~.synthetic.evaluate_split`).
+
+- **Picture requests** (``image_requests.jsonl``, out-of-template ``image_requests_heldout.jsonl``): each
+  row's request is a positive; the first question of every dialogue about clips (``dialogues.jsonl``, or
+  its held-out version) is a negative. Reported: whether the reply writes an ``<image_prompt>`` exactly
+  when asked (precision, recall), whether a request got a video prompt instead, whether the prompt asks for
+  exactly the requested objects (colour and shape, read with ``parse_prompt``), and whether the picture
+  the offline synthetic backend draws from it shows them, judged from its pixels alone.
+- **Narrated clips** (``narration_qa.jsonl`` / ``narration_qa_heldout.jsonl``): questions asked with a clip
+  whose speech is given as the subtitles line (:mod:`gpt4video.audio.subtitles`). By kind: *speech* (what
+  is said; right when the reply contains every spoken word in order), *silent* (no subtitles; right when
+  the reply says nothing is said) and *picture* (an ordinary question beside the subtitles; exact match).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpt4video.data.phrasing import normalize
+from gpt4video.data.synthetic.grading import answers_match
+from gpt4video.data.synthetic.narration import NO_SPEECH_REPLY
+from gpt4video.data.synthetic.prompts import parse_prompt
+from gpt4video.errors import InputError
+from gpt4video.jsonl import read_jsonl
+
+__all__ = ["first_image_prompt", "format_media_markdown", "image_items", "image_scores", "measure_table",
+           "narration_items", "narration_scores"]
+
+_IMAGE_PROMPT = re.compile(r"<image_prompt>(.*?)</image_prompt>", re.DOTALL)
+
+
+def first_image_prompt(text: str) -> str | None:
+    """The first non-empty ``<image_prompt>`` of a reply, or None."""
+    found = next((m.group(1).strip() for m in _IMAGE_PROMPT.finditer(text or "") if m.group(1).strip()), None)
+    return found
+
+
+def _first_user_turn(row: dict[str, Any], where: str) -> dict[str, Any]:
+    turns = row.get("turns") or []
+    if not turns or turns[0].get("role") != "user" or len(turns) < 2:
+        raise InputError(f"{where}: expected a user turn and its reply")
+    return turns[0]
+
+
+def image_items(split: Path, limit: int | None, name: str, make_item: Callable[..., Any],
+                spread: Callable[[list, int | None], list], path_of: Callable[[Path, Any, str], str]) -> list[Any]:
+    """Picture requests of ``name`` (positives) and the first questions of the matching dialogues file
+    (negatives), half of ``limit`` each where there are enough."""
+    file = split / name
+    positives = []
+    for i, row in enumerate(read_jsonl(file, what="picture request row")):
+        where = f"{file} row {i + 1}"
+        turn = _first_user_turn(row, where)
+        prompt = first_image_prompt(row["turns"][1].get("text", ""))
+        if prompt is None:
+            raise InputError(f"{where}: the reply has no <image_prompt>")
+        positives.append(make_item("images", turn["text"], [], True, {"want": parse_prompt(prompt)}))
+    negatives = []
+    dialogues = split / name.replace("image_requests", "dialogues")
+    if dialogues.is_file():
+        for i, row in enumerate(read_jsonl(dialogues, what="dialogue row")):
+            videos = [path_of(split, v, f"{dialogues} row {i + 1}") for v in row.get("videos") or []]
+            turn = _first_user_turn(row, f"{dialogues} row {i + 1}")
+            if videos and turn.get("videos"):  # a question about clips, not a request
+                negatives.append(make_item("images", turn["text"], [videos[j] for j in turn["videos"]], False, {}))
+    if limit is not None:
+        half = limit // 2
+        n_pos = min(len(positives), max(half, limit - len(negatives)))
+        positives, negatives = spread(positives, n_pos), spread(negatives, limit - n_pos)
+    return positives + negatives
+
+
+def _render_still(prompt: str, seed: int, size: int) -> np.ndarray:
+    """The picture the offline synthetic backend draws for ``prompt``: the first frame of its clip."""
+    from gpt4video.generators import build_generator
+
+    return build_generator("synthetic")(prompt, num_frames=2, height=size, width=size, seed=seed)[:1]
+
+
+def image_scores(items: Sequence[Any], *, size: int = 128) -> dict[str, Any]:
+    """The picture-request results of answered items (see the module docstring)."""
+    from gpt4video.evaluation.pixels import check_generation
+
+    from .synthetic import detection_scores, has_video_prompt
+
+    scores = detection_scores([bool(i.gold) for i in items], [first_image_prompt(i.prediction) is not None
+                                                              for i in items])
+    requests = [i for i in items if i.gold]
+    scores["video_instead"] = sum(has_video_prompt(i.prediction) for i in requests)
+    asks = right = 0
+    for k, item in enumerate(requests):
+        prompt = first_image_prompt(item.prediction)
+        want = item.meta.get("want")
+        frames = None
+        if prompt is not None:
+            try:
+                frames = _render_still(prompt, k, size)
+            except InputError as e:  # a prompt outside the world, or objects that do not fit
+                item.meta["check"] = {"prompt_written": True, "error": f"{type(e).__name__}: {e}"}
+                continue
+        check = check_generation(prompt, want, frames=frames, render=False)
+        item.meta["check"] = check
+        asks += check["prompt_asks_for_request"]
+        right += check["content_right"]
+    scores["prompt_asks_for_request"], scores["content_right"] = asks, right
+    n = len(requests)
+    for key in ("prompt_asks_for_request", "content_right", "video_instead"):
+        scores[f"{key}_rate"] = scores[key] / n if n else None
+    scores["no_image"] = scores["tn"]
+    scores["no_image_rate"] = scores["tn"] / scores["negatives"] if scores["negatives"] else None
+    return scores
+
+
+def narration_items(split: Path, limit: int | None, name: str, make_item: Callable[..., Any],
+                    spread: Callable[[list, int | None], list], path_of: Callable[[Path, Any, str], str]) -> list[Any]:
+    """The questions of ``name``, each with its clip; ``meta["kind"]`` is speech, silent or picture."""
+    file = split / name
+    items = []
+    for i, row in enumerate(read_jsonl(file, what="narration row")):
+        where = f"{file} row {i + 1}"
+        turn = _first_user_turn(row, where)
+        reply = row["turns"][1].get("text", "")
+        narration = row.get("narration")
+        if narration is None:
+            kind, gold = "silent", reply
+        elif narration.get("text") and f'"{narration["text"]}"' in reply:
+            kind, gold = "speech", narration["text"]
+        else:
+            kind, gold = "picture", reply
+        items.append(make_item("narration", turn["text"], [path_of(split, row.get("video"), where)], gold,
+                               {"kind": kind}))
+    return spread(items, limit)
+
+
+def _says_all_words(prediction: str, words: str) -> bool:
+    return f" {normalize(words)} " in f" {normalize(prediction)} "
+
+
+def narration_scores(items: Sequence[Any]) -> dict[str, Any]:
+    """Accuracy per kind of narrated-clip question and overall (see the module docstring)."""
+    by_kind: dict[str, dict[str, Any]] = {}
+    for item in items:
+        kind = item.meta["kind"]
+        if kind == "speech":
+            right = _says_all_words(item.prediction, item.gold)
+        elif kind == "silent":
+            right = normalize(item.prediction) == normalize(NO_SPEECH_REPLY)
+        else:
+            right = answers_match(item.prediction, str(item.gold))
+        cell = by_kind.setdefault(kind, {"n": 0, "right": 0})
+        cell["n"] += 1
+        cell["right"] += int(right)
+    for cell in by_kind.values():
+        cell["accuracy"] = cell["right"] / cell["n"]
+    n, right = sum(c["n"] for c in by_kind.values()), sum(c["right"] for c in by_kind.values())
+    return {"by_kind": dict(sorted(by_kind.items())), "n": n, "right": right, "accuracy": right / n if n else None}
+
+
+def measure_table(inside: dict[str, Any], outside: dict[str, Any], rows: Sequence[tuple[str, str, str, str]],
+                  pct: Callable[[Any], str]) -> list[str]:
+    """A Markdown table of request measures, in-template beside out-of-template: each row is (label, count
+    key, rate key, key of the count it is out of); a skipped task shows "—"."""
+    def cell(g: dict[str, Any], count: str, rate: str, of: str) -> str:
+        return "—" if "skipped" in g or not g else f"{pct(g.get(rate))} ({g.get(count, 0)}/{g.get(of, 0)})"
+
+    return ["| measure | in-template | out-of-template |", "| --- | ---: | ---: |",
+            *(f"| {label} | {cell(inside, *keys)} | {cell(outside, *keys)} |" for label, *keys in rows)]
+
+
+def format_media_markdown(results: dict[str, Any], pct: Callable[[Any], str]) -> list[str]:
+    """The report's sections for pictures and narrated clips (lines), in-template beside out-of-template."""
+    lines: list[str] = []
+    img, img_out = results.get("images", {}), results.get("images_heldout", {})
+    if not ("skipped" in img and "skipped" in img_out) and (img or img_out):
+        lines += ["## Picture requests (does the reply contain an `<image_prompt>`, and the right one?)", ""]
+        lines += measure_table(img, img_out, (
+            ("image prompt written (of requests)", "tp", "recall", "positives"),
+            ("a video prompt instead (of requests)", "video_instead", "video_instead_rate", "positives"),
+            ("prompt asks for the requested objects (`parse_prompt`)", "prompt_asks_for_request",
+             "prompt_asks_for_request_rate", "positives"),
+            ("content right from the pixels (of requests)", "content_right", "content_right_rate", "positives"),
+            ("no image for ordinary questions", "no_image", "no_image_rate", "negatives"),
+        ), pct)
+        lines += ["", "*Content right*: the picture the offline synthetic backend draws from the reply's first image "
+                  "prompt shows exactly the requested objects (colour and shape), read from its pixels.", ""]
+    nar, nar_out = results.get("narration", {}), results.get("narration_heldout", {})
+    if not ("skipped" in nar and "skipped" in nar_out) and (nar or nar_out):
+        lines += ["## Narrated clips (speech given as the subtitles line)", "",
+                  "| question | n in / out | in-template | out-of-template |", "| --- | ---: | ---: | ---: |"]
+        for kind, label in (("speech", "what is said (every spoken word, in order)"),
+                            ("silent", "no subtitles: says nothing is said"),
+                            ("picture", "an ordinary question beside the subtitles (exact)")):
+            a, b = nar.get("by_kind", {}).get(kind, {}), nar_out.get("by_kind", {}).get(kind, {})
+            lines.append(f"| {label} | {a.get('n', 0)} / {b.get('n', 0)} | {pct(a.get('accuracy'))} | "
+                         f"{pct(b.get('accuracy'))} |")
+        lines += [f"| **overall** | {nar.get('n', 0)} / {nar_out.get('n', 0)} | {pct(nar.get('accuracy'))} | "
+                  f"{pct(nar_out.get('accuracy'))} |", ""]
+    return lines
