@@ -283,7 +283,8 @@ class LLMConfig(ConfigBase):
 @config_class
 class VLMConfig(ConfigBase):
     """A pretrained video LLM as the whole backbone (``AutoModelForImageTextToText`` + ``AutoProcessor``):
-    Idefics3/SmolVLM, Qwen2-VL/Qwen2.5-VL or LLaVA-OneVision. It replaces the encoder, the abstractor and the LLM.
+    Idefics3/SmolVLM, SmolVLM2, Qwen2-VL/Qwen2.5-VL/Qwen3-VL or LLaVA-OneVision. It replaces the encoder, the
+    abstractor and the LLM.
 
     model: a hub id or local directory. lora: LoRA on its language model only (never the vision tower).
     image_size: each sampled frame is resized to this square before the model's image processor sees it,
