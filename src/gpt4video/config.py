@@ -344,7 +344,8 @@ class TrainConfig(ConfigBase):
     caption's token i in the LLM's word-embedding space; the LLM does not run, so it is cheap
     (see ``GPT4Video.grounding_loss``).
 
-    model: where to start: a preset (its config, untrained) or a saved model directory (e.g. stage 1's).
+    model: where to start: a preset (its config, untrained), a saved model directory (e.g. stage 1's), or a
+    pretrained video LLM's checkpoint (directory or hub id; stage 2 only, see gpt4video.vlm).
     model_overrides: changes to the model config when starting from a preset (e.g. abstractor settings).
     batch_size is per process; the effective batch is batch_size × processes × gradient_accumulation_steps.
     max_steps (optimizer steps) wins over num_epochs when set. feature_cache: a directory for cached
