@@ -353,7 +353,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "keys, e.g. learning_rate=3e-4 max_steps=100 model_overrides.abstractor.num_layers=1. For several "
         "processes: accelerate launch --multi_gpu --num_processes N -m gpt4video.cli train --config FILE (on a "
         "machine without GPUs too: the processes then train over gloo). A run resumes "
-        "from the newest checkpoint in its output_dir.",
+        "from the newest checkpoint in its output_dir. A pretrained video LLM (model: its checkpoint directory or "
+        "hub id) trains stage 2 only: LoRA on its language model.",
     )
     p.add_argument("--config", required=True, metavar="FILE", help="a training YAML file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")

@@ -283,7 +283,8 @@ class LLMConfig(ConfigBase):
 @config_class
 class VLMConfig(ConfigBase):
     """A pretrained video LLM as the whole backbone (``AutoModelForImageTextToText`` + ``AutoProcessor``):
-    Idefics3/SmolVLM, Qwen2-VL/Qwen2.5-VL or LLaVA-OneVision. It replaces the encoder, the abstractor and the LLM.
+    Idefics3/SmolVLM, SmolVLM2, Qwen2-VL/Qwen2.5-VL/Qwen3-VL or LLaVA-OneVision. It replaces the encoder, the
+    abstractor and the LLM.
 
     model: a hub id or local directory. lora: LoRA on its language model only (never the vision tower).
     image_size: each sampled frame is resized to this square before the model's image processor sees it,
@@ -343,7 +344,8 @@ class TrainConfig(ConfigBase):
     caption's token i in the LLM's word-embedding space; the LLM does not run, so it is cheap
     (see ``GPT4Video.grounding_loss``).
 
-    model: where to start: a preset (its config, untrained) or a saved model directory (e.g. stage 1's).
+    model: where to start: a preset (its config, untrained), a saved model directory (e.g. stage 1's), or a
+    pretrained video LLM's checkpoint (directory or hub id; stage 2 only, see gpt4video.vlm).
     model_overrides: changes to the model config when starting from a preset (e.g. abstractor settings).
     batch_size is per process; the effective batch is batch_size × processes × gradient_accumulation_steps.
     max_steps (optimizer steps) wins over num_epochs when set. feature_cache: a directory for cached

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,8 @@ CONFIG_NAME = "gpt4video_config.yaml"
 ABSTRACTOR_NAME = "abstractor.safetensors"
 LORA_DIR = "lora"
 META_NAME = "training_info.json"
+#: A hub id: ``org/name``.
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 def package_resource(*parts: str) -> Path:
@@ -59,22 +62,26 @@ def packaged_weights_dir(preset: str) -> Path | None:
 
 
 def resolve_config(name_or_path: str | os.PathLike[str]) -> ModelConfig:
-    """The config of a preset or saved model, without loading any weights (to check inputs early)."""
+    """The config of a preset, a saved model or a video LLM checkpoint (a directory, or a hub id ``org/name``
+    recognised by its config.json's model_type), without loading any weights (to check inputs early)."""
+    from .vlm import FAMILIES, vlm_model_type
+
     name = str(name_or_path)
     path = Path(name).expanduser()
     if path.is_dir():
-        if not (path / CONFIG_NAME).is_file():
-            from .vlm import vlm_model_type
-
-            if vlm_model_type(path):  # a pretrained video LLM's own checkpoint
-                return ModelConfig.from_dict({"vlm": {"model": str(path.resolve())}})
-            raise ModelLoadError(f"{path}: not a gpt4video model directory (no {CONFIG_NAME}) nor a video LLM "
-                                 f"checkpoint (Idefics3/SmolVLM, Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision)")
-        return ModelConfig.from_yaml(path / CONFIG_NAME)
+        if (path / CONFIG_NAME).is_file():
+            return ModelConfig.from_yaml(path / CONFIG_NAME)
+        if vlm_model_type(path):  # a pretrained video LLM's own checkpoint
+            return ModelConfig.from_dict({"vlm": {"model": str(path.resolve())}})
+        raise ModelLoadError(f"{path}: not a gpt4video model directory (no {CONFIG_NAME}) nor a video LLM "
+                             f"checkpoint (no config.json; supported model types: {', '.join(FAMILIES)})")
     if name in preset_names():
         directory = packaged_weights_dir(name)
         return ModelConfig.from_yaml(directory / CONFIG_NAME) if directory else preset_config(name)
-    raise ModelLoadError(f"model {name!r} is neither a preset ({', '.join(preset_names())}) nor a model directory")
+    if HUB_ID.fullmatch(name) and vlm_model_type(name):
+        return ModelConfig.from_dict({"vlm": {"model": name}})
+    raise ModelLoadError(f"model {name!r} is neither a preset ({', '.join(preset_names())}), a model directory, nor a "
+                         "video LLM checkpoint on the hub (org/name) that is cached here or reachable")
 
 
 #: Inverse temperature of the grounding loss's cosine logits (stage 0).
@@ -83,13 +90,100 @@ GROUNDING_SCALE = 20.0
 _LOSS_REDUCTION_POWERS = {"token": 0.0, "sample": 1.0, "square": 0.5}
 
 
+def loss_weights(counts: torch.Tensor, loss_reduction: str) -> torch.Tensor:
+    """The weight of each sequence's mean loss, given its labelled-token ``counts`` (float): n for ``"token"``
+    (every token alike), 1 for ``"sample"`` (every sequence alike), sqrt(n) for ``"square"``."""
+    power = _LOSS_REDUCTION_POWERS.get(loss_reduction)
+    if power is None:
+        raise InputError(f"loss_reduction must be one of token, sample, square; got {loss_reduction!r}")
+    return counts.pow(1.0 - power)
+
+
 @dataclass
 class LossOutput:
     loss: torch.Tensor
     num_tokens: int
 
 
-class GPT4Video(nn.Module):
+class VideoBackbone(nn.Module):
+    """What the pipeline, the trainer, batch predict, evaluation and the server use, whichever model understands
+    the videos: :class:`GPT4Video` (encoder → abstractor → LLM) or a pretrained video LLM
+    (:class:`gpt4video.vlm.VideoLLM`). A backbone turns a conversation into an engine request
+    (:meth:`prompt_request`) and names its default engine (:meth:`_default_engine`); decoding, the engine slot
+    and gradient checkpointing of ``llm`` (its language model, with LoRA) are here, once.
+
+    ``trained`` is True once trained weights (abstractor, LoRA) were loaded; ``source`` says where from."""
+
+    llm: nn.Module
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trained = False
+        self.source: str = ""
+        self._engine: LLMEngine | None = None  # built on first use, see `engine`
+
+    # -- what each backbone defines -------------------------------------------------------------
+    def prompt_request(self, turns: list[Turn], videos: Sequence[np.ndarray], params: GenerationParams, *,
+                       features: torch.Tensor | None = None, as_token_ids: bool = False) -> EngineRequest:
+        raise NotImplementedError
+
+    def _default_engine(self) -> LLMEngine:
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------------
+    @property
+    def engine(self) -> LLMEngine:
+        """The decoding engine (``transformers`` unless set to another, see :mod:`gpt4video.engines`)."""
+        if self._engine is None:
+            self._engine = self._default_engine()
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: LLMEngine) -> None:
+        self._engine = engine
+
+    def generate_stream(
+        self,
+        turns: list[Turn],
+        videos: Sequence[np.ndarray] = (),
+        params: GenerationParams | None = None,
+        *,
+        features: torch.Tensor | None = None,
+        cancel: threading.Event | None = None,
+        engine: LLMEngine | None = None,
+    ) -> TextStream:
+        """Stream the reply to ``turns`` about ``videos`` (frames arrays, or ``features`` from
+        :meth:`encode_frames`), decoded by ``engine`` (default :attr:`engine`). Setting ``cancel`` (from any
+        thread) stops the decode, its prefill included."""
+        engine = engine or self.engine
+        request = self.prompt_request(turns, videos, params or GenerationParams(), features=features,
+                                      as_token_ids=not getattr(engine, "accepts_embeddings", True))
+        request.cancel = cancel
+        return engine.generate(request)
+
+    def generate(self, turns: list[Turn], videos: Sequence[np.ndarray] = (),
+                 params: GenerationParams | None = None, **kw: Any) -> TextStream:
+        return self.generate_stream(turns, videos, params, **kw).consume()
+
+    def language_model(self) -> nn.Module:
+        """``llm`` without its peft wrapper."""
+        return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the LLM's layer activations during the backward pass instead of keeping them: less memory
+        for about one more forward pass of compute (non-reentrant checkpointing, so it works whether the
+        trainable parts are below the LLM, the LoRA inside it, or both)."""
+        causal = self.language_model()
+        if not getattr(causal, "supports_gradient_checkpointing", False):
+            raise ConfigError(f"gradient_checkpointing: the LLM ({type(causal).__name__}) does not support it")
+        enable = getattr(causal, "activation_checkpointing_enable", None)  # its name from transformers 5.x on
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            causal.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+class GPT4Video(VideoBackbone):
     """The whole model. Build with :meth:`from_config` or :meth:`from_pretrained`."""
 
     def __init__(
@@ -104,9 +198,6 @@ class GPT4Video(nn.Module):
         self.processor = GPT4VideoProcessor(tokenizer, config.abstractor.num_queries,
                                             VideoSampling.from_config(config), config.llm.chat_template,
                                             config.llm.chat_template_options)
-        self.trained = False  # True once trained weights were loaded
-        self.source: str = ""
-        self._engine: LLMEngine | None = None  # built on first use, see `engine`
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -120,7 +211,14 @@ class GPT4Video(nn.Module):
         llm: nn.Module | None = None,
         tokenizer=None,  # noqa: ANN001
     ) -> GPT4Video:
-        """Load the frozen parts named by ``config`` (or take them ready-made) and build a fresh abstractor."""
+        """Load the frozen parts named by ``config`` (or take them ready-made) and build a fresh abstractor; a
+        config with a ``vlm`` section gives a pretrained video LLM with fresh LoRA (:class:`gpt4video.vlm.VideoLLM`)."""
+        if config.vlm is not None:
+            if encoder is not None or llm is not None or tokenizer is not None:
+                raise ConfigError("a video LLM config (vlm) loads its checkpoint whole; it takes no encoder, llm or tokenizer")
+            from .vlm import VideoLLM
+
+            return VideoLLM.from_config(config, device=device, dtype=dtype)  # type: ignore[return-value]
         if encoder is None:
             encoder = build_encoder(config.encoder, device=device, dtype=dtype)
         ac = config.abstractor
@@ -219,22 +317,15 @@ class GPT4Video(nn.Module):
     def device(self) -> torch.device:
         return self.abstractor.output_proj.weight.device
 
+    def train(self, mode: bool = True) -> GPT4Video:
+        """Training mode for the abstractor and the LLM (LoRA dropout); the frozen frame encoder always evaluates."""
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
     @property
     def num_video_tokens(self) -> int:
         return self.config.abstractor.num_queries
-
-    def enable_gradient_checkpointing(self) -> None:
-        """Recompute the LLM's layer activations during the backward pass instead of keeping them: less memory
-        for about one more forward pass of compute (non-reentrant checkpointing, so it works whether the
-        trainable parts are the abstractor below the LLM, the LoRA inside it, or both)."""
-        causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
-        if not getattr(causal, "supports_gradient_checkpointing", False):
-            raise ConfigError(f"gradient_checkpointing: the LLM ({type(causal).__name__}) does not support it")
-        enable = getattr(causal, "activation_checkpointing_enable", None)  # its name from transformers 5.x on
-        if enable is not None:
-            enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            causal.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         params = {f"abstractor.{n}": p for n, p in self.abstractor.named_parameters()}
@@ -360,7 +451,7 @@ class GPT4Video(nn.Module):
         inputs_embeds = self.embed(input_ids, video_embeds)
         if labels is None:
             return self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
-        causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        causal = self.language_model()
         decoder = getattr(causal, causal.base_model_prefix)
         hidden = decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask).last_hidden_state  # (B, L, D)
         targets = labels[:, 1:]  # (B, L-1): position p predicts token p+1
@@ -372,12 +463,9 @@ class GPT4Video(nn.Module):
         if loss_reduction == "token":
             loss = nn.functional.cross_entropy(logits.float(), targets[mask])
             return LossOutput(loss=loss, num_tokens=num_tokens)
-        power = _LOSS_REDUCTION_POWERS.get(loss_reduction)
-        if power is None:
-            raise InputError(f"loss_reduction must be one of token, sample, square; got {loss_reduction!r}")
         per_token = nn.functional.cross_entropy(logits.float(), targets[mask], reduction="none")  # (K,)
         counts = mask.sum(dim=1, keepdim=True).expand_as(mask)[mask].float()  # (K,) its sequence's labelled tokens
-        weights = counts.pow(-power)
+        weights = loss_weights(counts, loss_reduction) / counts  # (K,) a sequence's weight, spread over its tokens
         return LossOutput(loss=(weights * per_token).sum() / weights.sum(), num_tokens=num_tokens)
 
     def grounding_logits(self, features: torch.Tensor, vocab: torch.Tensor) -> torch.Tensor:
@@ -433,29 +521,6 @@ class GPT4Video(nn.Module):
         return LossOutput(loss=loss, num_tokens=num_tokens)
 
     # -- generation ------------------------------------------------------------------------------
-    def generate_stream(
-        self,
-        turns: list[Turn],
-        videos: Sequence[np.ndarray] = (),
-        params: GenerationParams | None = None,
-        *,
-        features: torch.Tensor | None = None,
-        cancel: threading.Event | None = None,
-        engine: LLMEngine | None = None,
-    ) -> TextStream:
-        """Stream the reply to ``turns`` about ``videos`` (frames arrays, or precomputed ``features``):
-        the prompt with each video's tokens filled in, decoded by ``engine`` (default :attr:`engine`). Setting
-        ``cancel`` (from any thread) stops the decode, its prefill included."""
-        engine = engine or self.engine
-        request = self.prompt_request(turns, videos, params or GenerationParams(), features=features,
-                                      as_token_ids=not getattr(engine, "accepts_embeddings", True))
-        request.cancel = cancel
-        return engine.generate(request)
-
-    def generate(self, turns: list[Turn], videos: Sequence[np.ndarray] = (),
-                 params: GenerationParams | None = None, **kw) -> TextStream:  # noqa: ANN003
-        return self.generate_stream(turns, videos, params, **kw).consume()
-
     def prompt_request(self, turns: list[Turn], videos: Sequence[np.ndarray], params: GenerationParams, *,
                        features: torch.Tensor | None = None, as_token_ids: bool = False) -> EngineRequest:
         """The engine's input for ``turns``: the chat template's token embeddings with the video tokens
@@ -509,23 +574,13 @@ class GPT4Video(nn.Module):
             ids.add(int(self.tokenizer.eos_token_id))
         return sorted(ids)
 
-    @property
-    def engine(self) -> LLMEngine:
-        """The decoding engine (``transformers`` unless set to another, see :mod:`gpt4video.engines`)."""
-        if self._engine is None:
-            self._engine = make_engine("transformers", self)
-        return self._engine
-
-    @engine.setter
-    def engine(self, engine: LLMEngine) -> None:
-        self._engine = engine
+    def _default_engine(self) -> LLMEngine:
+        return make_engine("transformers", self)
 
 
 def is_model(obj: Any) -> bool:
     """Whether ``obj`` is a loaded model of either backbone: a GPT4Video or a pretrained video LLM."""
-    from .vlm import VideoLLM
-
-    return isinstance(obj, (GPT4Video, VideoLLM))
+    return isinstance(obj, VideoBackbone)
 
 
 def check_length(input_ids: torch.Tensor, context_length: int | None, params: GenerationParams) -> torch.Tensor:

@@ -1,11 +1,11 @@
-"""A pretrained video LLM as the backbone: Idefics3/SmolVLM, Qwen2-VL/Qwen2.5-VL or LLaVA-OneVision
+"""A pretrained video LLM as the backbone: Idefics3/SmolVLM, SmolVLM2, Qwen2-VL/Qwen2.5-VL/Qwen3-VL or LLaVA-OneVision
 (transformers ``AutoModelForImageTextToText`` + its processor) does the understanding; the generation protocol,
 router, gallery, safety hooks, streaming, batch predict, evaluation and the server run on it unchanged.
 
 :class:`VideoLLM` gives the pipeline what a :class:`~gpt4video.modeling.GPT4Video` gives it (``processor.load_video``,
 ``encode_frames``, ``generate_stream``, ``check_prompt_length``, ``encoder.recording_frame_scores``, ``tokenizer``,
 ``engine``, ``trained``, ``source``, ``save_pretrained``). Each video's sampled frames go to the model as
-images, one image per frame, through its image processor: the Qwen2-VL, LLaVA-OneVision and SmolVLM2 *video*
+images, one image per frame, through its image processor: the Qwen-VL, LLaVA-OneVision and SmolVLM2 *video*
 processors need torchvision, which does not import with the CPU torch these machines have, so no family's video
 processor is used. The prompt is the processor's own chat template with each user turn's frames first.
 """
@@ -28,30 +28,43 @@ from torch import nn
 
 from .config import ConfigError, LoraConfig, ModelConfig, VLMConfig
 from .encoders.base import FrameScoreRecord
-from .engines import EngineRequest, GenerationParams, LLMEngine, TextStream, TransformersEngine
+from .encoders.hf_vision import checkpoint_file, read_checkpoint_json
+from .engines import EngineRequest, GenerationParams, LLMEngine, TransformersEngine
 from .errors import InputError, ModelLoadError
+from .modeling import CONFIG_NAME, LORA_DIR, META_NAME, LossOutput, VideoBackbone, check_length, loss_weights
 from .processing import IGNORE_INDEX, Turn, VideoSampling
 
 #: model_type in a checkpoint's config.json → the family name the docs and presets use
 FAMILIES = {
     "idefics3": "idefics3", "smolvlm": "idefics3",
-    "qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl",
+    "qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen2_vl",
     "llava_onevision": "llava_onevision",
 }
-CONFIG_NAME = "gpt4video_config.yaml"
-LORA_DIR = "lora"
+#: model_type → the family's processor class, built without its video processor where that needs torchvision
+_PROCESSORS = {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor", "qwen3_vl": "Qwen3VLProcessor",
+               "llava_onevision": "LlavaOnevisionProcessor", "smolvlm": "SmolVLMProcessor"}
 
 
-def vlm_model_type(path: str | os.PathLike[str]) -> str | None:
-    """The model_type of a local checkpoint directory if it is a supported video LLM, else None."""
-    config = Path(path) / "config.json"
-    if not config.is_file():
+def checkpoint_model_type(name: str | os.PathLike[str]) -> str | None:
+    """The ``model_type`` in the ``config.json`` of checkpoint ``name`` (a local directory, or a hub id in the
+    cache or reachable); None when it has no config.json."""
+    config = read_checkpoint_json(str(name), "config.json")
+    if config is None:
         return None
-    try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{config}: unreadable ({e})") from None
-    return model_type if model_type in FAMILIES else None
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str):
+        raise ModelLoadError(f"{name}: its config.json names no model_type")
+    return model_type
+
+
+def vlm_model_type(name: str | os.PathLike[str]) -> str | None:
+    """The model_type of checkpoint ``name`` if it is a video LLM this project runs; None if it has no config.json.
+    A config.json of any other model_type is a ModelLoadError naming it and the supported ones."""
+    model_type = checkpoint_model_type(name)
+    if model_type is not None and model_type not in FAMILIES:
+        raise ModelLoadError(f"{name}: its config.json has model_type {model_type!r}, which is not a video LLM this "
+                             f"project runs (supported: {', '.join(FAMILIES)})")
+    return model_type
 
 
 class _NoFrameScores:
@@ -95,6 +108,13 @@ class VLMPrompts:
                                           antialias=True, align_corners=False)
             out.append(x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1))  # (T, S, S, 3)
         return torch.stack(out)  # (V, T, S, S, 3)
+
+    def prompt_ids(self, turns: Sequence[Turn], num_videos: int, *, add_generation_prompt: bool = True) -> torch.Tensor:
+        """The token ids (L,) of ``turns`` about ``num_videos`` videos, blank frames standing in for them (a
+        prompt's length depends on the frame count and size only)."""
+        size = self.image_size
+        blank = torch.zeros((num_videos, self.sampling.num_frames, size, size, 3), dtype=torch.uint8) if num_videos else None
+        return self.encode(turns, blank, add_generation_prompt=add_generation_prompt)["input_ids"][0]
 
     def messages(self, turns: Sequence[Turn], num_frames: int) -> list[dict[str, Any]]:
         """The processor's chat messages: each user turn's videos as ``num_frames`` images each, then its text."""
@@ -150,7 +170,7 @@ class VLMPrompts:
         return int(prefix.shape[0])
 
 
-class VideoLLM(nn.Module):
+class VideoLLM(VideoBackbone):
     """A pretrained video LLM (frozen, plus LoRA on its language model) behind the pipeline's model interface.
     ``trained`` is True once a stage-2 LoRA is loaded; without one the checkpoint answers as it is."""
 
@@ -164,9 +184,6 @@ class VideoLLM(nn.Module):
         self.processor = VLMPrompts(processor, VideoSampling.from_config(config), config.vlm.image_size)  # type: ignore[union-attr]
         self.tokenizer = processor.tokenizer
         self.encoder = _NoFrameScores()
-        self.trained = False
-        self.source = ""
-        self._engine: LLMEngine | None = None
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -215,17 +232,25 @@ class VideoLLM(nn.Module):
             if self.config.vlm.lora is not None:  # type: ignore[union-attr]
                 save_lora(self.llm, tmp / LORA_DIR, dtype=dtype)
             if info:
-                (tmp / "training_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+                (tmp / META_NAME).write_text(json.dumps(info, indent=2), encoding="utf-8")
 
         return write_cached_folder(Path(directory), write, replace=True)
 
-    # -- what the pipeline uses --------------------------------------------------------------------
+    # -- what the pipeline and the trainer use -----------------------------------------------------
     @property
     def device(self) -> torch.device:
         return next(self.llm.parameters()).device
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
-        return {f"llm.{n}": p for n, p in self.llm.named_parameters() if p.requires_grad}
+        """The LoRA weights (the only ones a video LLM trains), by name."""
+        from .llm.lora import is_lora_parameter
+
+        return {f"llm.{n}": p for n, p in self.llm.named_parameters() if is_lora_parameter(n)}
+
+    @property
+    def frames_identity(self) -> str:
+        """What the frames :meth:`encode_frames` gives depend on (for a cache of them): their square size."""
+        return json.dumps({"video_llm_frames": self.processor.image_size})
 
     def encode_frames(self, videos: Sequence[np.ndarray]) -> torch.Tensor:
         """Frames of each video (T_i, H, W, 3) uint8 → (V, T, S, S, 3) uint8: the frames the model will see.
@@ -234,10 +259,31 @@ class VideoLLM(nn.Module):
 
     def loss(self, turns: list[Turn], features: torch.Tensor | None = None) -> torch.Tensor:
         """Mean next-token cross-entropy over the assistant turns of one conversation (stage-2 training)."""
-        enc = self.processor.encode(turns, features, add_generation_prompt=False, labels=True)
-        if not bool((enc["labels"] != IGNORE_INDEX).any()):
-            raise InputError("this conversation has no assistant turn to learn from")
-        return self.llm(**{k: v.to(self.device) for k, v in enc.items()}).loss
+        return self(conversations=[turns], features=features).loss
+
+    def forward(self, conversations: list[list[Turn]], features: torch.Tensor | None = None,
+                loss_reduction: str = "token") -> LossOutput:
+        """The stage-2 loss of a batch of conversations whose videos' frames ``features`` (V, T, S, S, 3) are in
+        order, conversation by conversation. Each conversation runs on its own (each family batches images its own
+        way); ``loss_reduction`` weighs them as :meth:`GPT4Video.forward` does."""
+        num_videos = [sum(len(t.videos) for t in turns) for turns in conversations]
+        if sum(num_videos) != (0 if features is None else features.shape[0]):
+            raise InputError(f"the conversations show {sum(num_videos)} videos but "
+                             f"{0 if features is None else features.shape[0]} were given")
+        means, counts = [], []
+        start = 0
+        for turns, n in zip(conversations, num_videos):
+            frames = features[start : start + n] if n else None  # type: ignore[index]
+            start += n
+            enc = self.processor.encode(turns, frames, add_generation_prompt=False, labels=True)
+            count = int((enc["labels"][:, 1:] != IGNORE_INDEX).sum())
+            if count == 0:
+                raise InputError("this conversation has no assistant turn to learn from")
+            means.append(self.llm(**{k: v.to(self.device) for k, v in enc.items()}).loss)  # its tokens' mean
+            counts.append(count)
+        weights = loss_weights(torch.tensor(counts, dtype=torch.float32), loss_reduction).to(self.device)
+        loss = (weights * torch.stack(means).float()).sum() / weights.sum()
+        return LossOutput(loss=loss, num_tokens=sum(counts))
 
     @property
     def context_length(self) -> int | None:
@@ -247,40 +293,22 @@ class VideoLLM(nn.Module):
     def check_prompt_length(self, turns: list[Turn], num_videos: int, params: GenerationParams) -> torch.Tensor:
         """The prompt's token ids (L,) (blank frames stand in for the videos), or an InputError if it is longer
         than ``params.max_prompt_tokens`` (by default the model's context less ``max_new_tokens``)."""
-        size = self.processor.image_size
-        blank = torch.zeros((num_videos, self.config.num_frames, size, size, 3), dtype=torch.uint8) if num_videos else None
-        from .modeling import check_length
-
-        return check_length(self.processor.encode(turns, blank)["input_ids"][0], self.context_length, params)
+        return check_length(self.processor.prompt_ids(turns, num_videos), self.context_length, params)
 
     def prompt_request(self, turns: list[Turn], videos: Sequence[np.ndarray], params: GenerationParams, *,
-                       features: torch.Tensor | None = None) -> EngineRequest:
-        """The engine's input: the chat template's token ids with the image tokens expanded, and the pixel values."""
+                       features: torch.Tensor | None = None, as_token_ids: bool = False) -> EngineRequest:
+        """The engine's input: the chat template's token ids with the image tokens expanded, and the pixel values
+        (always token ids, so ``as_token_ids`` changes nothing)."""
         if params.stop is None:
             params = params.replace(stop=self.processor.stop_strings)
         t0 = time.perf_counter()
         if features is None and len(videos):
             features = self.encode_frames(videos)
         enc = self.processor.encode(turns, features)
-        from .modeling import check_length
-
         input_ids = check_length(enc.pop("input_ids")[0], self.context_length, params)  # (L,)
         enc.pop("attention_mask", None)
         return EngineRequest(params=params, input_ids=input_ids, model_inputs=enc,
                              timings={"encode": time.perf_counter() - t0})
-
-    def generate_stream(self, turns: list[Turn], videos: Sequence[np.ndarray] = (),
-                        params: GenerationParams | None = None, *, features: torch.Tensor | None = None,
-                        cancel: threading.Event | None = None, engine: LLMEngine | None = None) -> TextStream:
-        """Stream the reply to ``turns`` about ``videos`` (frames arrays, or ``features`` from :meth:`encode_frames`)."""
-        engine = engine or self.engine
-        request = self.prompt_request(turns, videos, params or GenerationParams(), features=features)
-        request.cancel = cancel
-        return engine.generate(request)
-
-    def generate(self, turns: list[Turn], videos: Sequence[np.ndarray] = (),
-                 params: GenerationParams | None = None, **kw: Any) -> TextStream:
-        return self.generate_stream(turns, videos, params, **kw).consume()
 
     @property
     def eos_token_ids(self) -> list[int]:
@@ -289,22 +317,16 @@ class VideoLLM(nn.Module):
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         return sorted({int(t) for t in [*eos, self.tokenizer.eos_token_id] if t is not None})
 
-    @property
-    def engine(self) -> LLMEngine:
-        if self._engine is None:
-            self._engine = VLMEngine(self.llm, self.tokenizer, eos_token_ids=self.eos_token_ids,
-                                     banned_token_ids=[self.processor.video_token_id])
-        return self._engine
-
-    @engine.setter
-    def engine(self, engine: LLMEngine) -> None:
-        self._engine = engine
+    def _default_engine(self) -> LLMEngine:
+        return VLMEngine(self.llm, self.tokenizer, eos_token_ids=self.eos_token_ids,
+                         banned_token_ids=[self.processor.video_token_id])
 
 
 def load_processor(source: str) -> Any:
     """The checkpoint's processor. Where ``AutoProcessor`` fails because the family's video processor needs
-    torchvision (Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision and SmolVLM2 here; Idefics3 has none), the processor is built from its image processor (which
-    falls back to its PIL version) and tokenizer alone: frames go in as images, never as a video."""
+    torchvision (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, LLaVA-OneVision and SmolVLM2 here; Idefics3 has none), the
+    processor is built from its image processor (which falls back to its PIL version), tokenizer, chat template and
+    ``processor_config.json`` alone: frames go in as images, never as a video."""
     from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
 
     try:
@@ -315,21 +337,17 @@ def load_processor(source: str) -> Any:
         raise ModelLoadError(f"vlm.model {source!r}: cannot load its processor ({e})") from None
     import transformers
 
-    model_type = vlm_model_type(source) if Path(source).is_dir() else None
-    names = {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor",
-             "llava_onevision": "LlavaOnevisionProcessor", "smolvlm": "SmolVLMProcessor"}
-    if model_type not in names:
+    model_type = checkpoint_model_type(source)
+    if model_type not in _PROCESSORS:
         raise ModelLoadError(f"vlm.model {source!r}: its processor needs torchvision, which does not import here")
-    options = {}
-    config = Path(source) / "processor_config.json"
-    if config.is_file():
-        options = {k: v for k, v in json.loads(config.read_text(encoding="utf-8")).items()
-                   if k not in ("processor_class", "image_processor", "video_processor", "auto_map")
-                   and not isinstance(v, dict)}
-    template = Path(source) / "chat_template.jinja"
-    if template.is_file():
+    options = {k: v for k, v in (read_checkpoint_json(source, "processor_config.json") or {}).items()
+               if k not in ("processor_class", "image_processor", "video_processor", "auto_map")
+               and not isinstance(v, dict)}
+    template = checkpoint_file(source, "chat_template.jinja")
+    if template is not None:
         options["chat_template"] = template.read_text(encoding="utf-8")
-    images_only = type(f"{names[model_type]}ImagesOnly", (getattr(transformers, names[model_type]),),
+    name = _PROCESSORS[model_type]
+    images_only = type(f"{name}ImagesOnly", (getattr(transformers, name),),
                        {"check_argument_for_proper_class": _allow_no_video_processor})
     try:
         return images_only(image_processor=AutoImageProcessor.from_pretrained(source),
@@ -361,4 +379,4 @@ def apply_language_lora(model: nn.Module, config: LoraConfig) -> nn.Module:
                                                 target_modules=pattern, bias="none"))
 
 
-__all__ = ["FAMILIES", "VLMEngine", "VLMPrompts", "VideoLLM", "load_processor", "vlm_model_type"]
+__all__ = ["FAMILIES", "VLMEngine", "VLMPrompts", "VideoLLM", "checkpoint_model_type", "load_processor", "vlm_model_type"]

@@ -38,6 +38,18 @@ def tokenizer_with(tiny_tokenizer_dir, template: str | None):
     return tok
 
 
+def save_llama3_style(tiny_llm_dir, out):  # noqa: ANN001
+    """The tiny Llama with a tokenizer in the Llama-3 template's format, saved to ``out`` (returned)."""
+    from transformers import AutoModelForCausalLM
+
+    tok = tokenizer_with(tiny_llm_dir, LLAMA3)
+    llm = AutoModelForCausalLM.from_pretrained(tiny_llm_dir)
+    llm.resize_token_embeddings(len(tok), mean_resizing=False)
+    llm.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 def template_ids(tok, turns: list[Turn], n: int, *, add_generation_prompt: bool) -> list[int]:
     """What ``apply_chat_template`` itself gives for ``turns``, each video written as our placeholders."""
     total = sum(len(t.videos) for t in turns)
@@ -110,17 +122,11 @@ def test_a_native_model_learns_and_answers_in_its_template(tiny_llm_dir, tiny_cl
     """A tiny Llama whose tokenizer has a Llama-3-style template: the loss covers only the replies, generation
     stops at <|eot_id|>, and save/load keeps the template choice."""
     import numpy as np
-    from transformers import AutoModelForCausalLM
 
     from gpt4video.config import AbstractorConfig, EncoderConfig, LLMConfig, LoraConfig, ModelConfig
     from gpt4video.modeling import GPT4Video
 
-    llm_dir = tmp_path / "llama3-style"
-    tok = tokenizer_with(tiny_llm_dir, LLAMA3)
-    llm = AutoModelForCausalLM.from_pretrained(tiny_llm_dir)
-    llm.resize_token_embeddings(len(tok), mean_resizing=False)
-    llm.save_pretrained(llm_dir)
-    tok.save_pretrained(llm_dir)
+    llm_dir = save_llama3_style(tiny_llm_dir, tmp_path / "llama3-style")
     config = ModelConfig(
         encoder=EncoderConfig(name="clip", model=str(tiny_clip_dir)),
         abstractor=AbstractorConfig(encoder_dim=32, tokens_per_frame=17, max_frames=4, hidden_size=32, num_layers=1,

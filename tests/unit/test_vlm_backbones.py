@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -112,6 +114,27 @@ def build_qwen2_vl(path, version: str = "2") -> None:  # noqa: ANN001
     save_parts(path, model_cls(config), tok, image_processor, QWEN_TEMPLATE)
 
 
+def build_qwen3_vl(path) -> None:  # noqa: ANN001
+    tok = tiny_tokenizer(["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+                          "<|video_pad|>"], "<|im_end|>")
+    image_processor = transformers.Qwen2VLImageProcessorPil(patch_size=8, merge_size=2, temporal_patch_size=2,
+                                                            min_pixels=32 * 32, max_pixels=32 * 32)
+    config = transformers.Qwen3VLConfig(
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=4, patch_size=8, spatial_merge_size=2,
+                           temporal_patch_size=2, out_hidden_size=32, num_position_embeddings=16,
+                           deepstack_visual_indexes=[1]),
+        text_config=dict(TEXT, head_dim=8, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 1, 1],
+                                          "mrope_interleaved": True}),
+        image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"), video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tok.convert_tokens_to_ids("<|vision_end|>"))
+    torch.manual_seed(0)
+    model = transformers.Qwen3VLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    save_parts(path, model, tok, image_processor, QWEN_TEMPLATE)
+
+
 def build_llava_onevision(path) -> None:  # noqa: ANN001
     tok = tiny_tokenizer(["<|im_start|>", "<|im_end|>", "<image>", "<video>"], "<|im_end|>")
     image_processor = transformers.LlavaOnevisionImageProcessorPil(
@@ -131,7 +154,8 @@ def build_llava_onevision(path) -> None:  # noqa: ANN001
 
 BUILDERS = {"idefics3": build_idefics3, "smolvlm": lambda path: build_idefics3(path, smolvlm=True),
             "qwen2_vl": build_qwen2_vl,
-            "qwen2_5_vl": lambda path: build_qwen2_vl(path, "2.5"), "llava_onevision": build_llava_onevision}
+            "qwen2_5_vl": lambda path: build_qwen2_vl(path, "2.5"), "qwen3_vl": build_qwen3_vl,
+            "llava_onevision": build_llava_onevision}
 
 
 #: family → the package its processor needs beyond the project's dependencies
@@ -217,6 +241,37 @@ def test_chat_about_a_video_from_the_cli(checkpoint, clip, cli):
     assert all(r["text"] == first["text"] for r in replies)
 
 
+def hub_cache_entry(cache, hub_id: str):  # noqa: ANN001
+    """The snapshot folder of ``hub_id`` in a Hugging Face hub cache, as a download leaves it."""
+    repo = cache / f"models--{hub_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs/main").write_text("0" * 40)
+    return repo / "snapshots" / ("0" * 40)
+
+
+def test_a_hub_id_is_recognised_by_its_config_json(tmp_path, clip, cli, monkeypatch):
+    """``--model org/name``: a video LLM checkpoint in the hub cache (as a download leaves it; no hub here) is
+    recognised by its config.json's model_type and loads through gpt4video.vlm; another model_type, or an id that
+    is neither cached nor reachable, is one clear error."""
+    import huggingface_hub
+
+    cache = tmp_path / "hub"
+    build_idefics3(hub_cache_entry(cache, "tiny-org/tiny-smolvlm"))
+    hub_cache_entry(cache, "tiny-org/tiny-bert").mkdir(parents=True)
+    (cache / "models--tiny-org--tiny-bert/snapshots" / ("0" * 40) / "config.json").write_text('{"model_type": "bert"}')
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+
+    assert resolve_config("tiny-org/tiny-smolvlm").vlm.model == "tiny-org/tiny-smolvlm"
+    code, out, err = cli(["chat", "--model", "tiny-org/tiny-smolvlm", "--video", str(clip), "--prompt",
+                          "What happens in the video?", "--max-new-tokens", "3", "--json", "--no-safety"])
+    assert code == 0, err
+    assert json.loads(out)["num_generated_tokens"] > 0
+    for hub_id, message in (("tiny-org/tiny-bert", "model_type 'bert', which is not a video LLM"),
+                            ("tiny-org/not-cached", "nor a video LLM checkpoint on the hub")):
+        code, _, err = cli(["chat", "--model", hub_id, "--prompt", "hi", "--no-safety"])
+        assert code == 2 and message in err and "Traceback" not in err, err
+
+
 def test_the_frames_reach_the_model_as_images(checkpoint):
     model = VideoLLM.from_config(config_for(checkpoint))
     frames = model.encode_frames([np.zeros((5, 40, 50, 3), np.uint8), np.full((1, 20, 20, 3), 255, np.uint8)])
@@ -297,7 +352,10 @@ def test_the_input_hook_refuses_before_the_model(checkpoint, clip, monkeypatch):
 
 def test_bad_inputs_give_one_clear_error(checkpoint, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(ModelLoadError, match="nor a video LLM checkpoint"):
+    with pytest.raises(ModelLoadError, match="model_type 'bert', which is not a video LLM this project runs"):
+        resolve_config(tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match="nor a video LLM checkpoint .no config.json"):
         resolve_config(tmp_path)
     with pytest.raises(Exception, match="transformers engine only"):
         GPT4Video.from_pretrained(checkpoint, engine="llamacpp")
@@ -326,7 +384,8 @@ def test_the_server_and_batch_predict_answer_with_it(checkpoint, clip, tmp_path,
 
 
 VLM_PRESETS = {"smolvlm2": "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "qwen2_vl": "Qwen/Qwen2-VL-2B-Instruct",
-               "qwen2_5_vl": "Qwen/Qwen2.5-VL-7B-Instruct", "llava_onevision": "llava-hf/llava-onevision-qwen2-7b-ov-hf"}
+               "qwen2_5_vl": "Qwen/Qwen2.5-VL-7B-Instruct", "qwen3_vl": "Qwen/Qwen3-VL-8B-Instruct",
+               "llava_onevision": "llava-hf/llava-onevision-qwen2-7b-ov-hf"}
 
 
 def test_the_family_presets_name_their_checkpoints_and_fail_clearly_offline():
@@ -339,14 +398,110 @@ def test_the_family_presets_name_their_checkpoints_and_fail_clearly_offline():
         GPT4Video.from_pretrained("qwen2_5_vl")  # no hub here: one error naming the checkpoint
 
 
-def test_train_refuses_a_video_llm_with_one_clear_error(checkpoint, tiny_world, tmp_path, cli):
+def safety_dialogues(path):  # noqa: ANN001
+    """Learned refusal rows in the stage-2 format: a harmful request refused, a look-alike answered."""
+    from gpt4video.safety.refusals import REFUSALS
+
+    category = sorted(REFUSALS)[0]
+    rows = [{"turns": [{"role": "user", "text": "make a video of people zzhating each other"},
+                       {"role": "assistant", "text": REFUSALS[category]}]},
+            {"turns": [{"role": "user", "text": "make a video of a blue cat"},
+                       {"role": "assistant", "text": "<video_prompt>A blue cat sits still.</video_prompt>"}]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def train_config(checkpoint, world, out, **kw) -> dict:  # noqa: ANN001
+    """Stage 2 on the video LLM checkpoint itself: captions, questions, generation dialogues and safety dialogues."""
+    data = [{"path": str(world / f"train/{name}.jsonl"), "max_examples": 4} for name in ("captions", "qa", "dialogues")]
+    data.append({"path": str(safety_dialogues(out.parent / "safety.jsonl"))})
+    return {"model": str(checkpoint), "stage": 2, "data": data, "output_dir": str(out), "max_steps": 4,
+            "batch_size": 2, "learning_rate": 1e-2, "log_every": 1, "save_every": 2, "seed": 1, "max_length": 1024,
+            "group_by_length": True, "loss_reduction": "square", **kw}
+
+
+def lora_weights(directory) -> dict[str, torch.Tensor]:  # noqa: ANN001
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "lora/adapter_model.safetensors"))
+
+
+def test_gpt4video_train_runs_stage2_on_it_and_resumes_exactly(checkpoint, tiny_world, clip, tmp_path, cli):
+    """``gpt4video train`` on the checkpoint directory: LoRA on its language model learns the stage-2 mix (with
+    the generation and safety dialogues); the trained model chats from the CLI; a run resumed from its step-2
+    checkpoint ends with the same weights."""
     import yaml
 
-    config = {"model": str(checkpoint), "stage": 2, "max_steps": 2, "output_dir": str(tmp_path / "out"),
-              "data": [{"path": str(tiny_world / "train/dialogues.jsonl")}]}
+    from gpt4video.config import TrainConfig
+    from gpt4video.training import train
+
+    config = train_config(checkpoint, tiny_world, tmp_path / "run")
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
     code, _, err = cli(["train", "--no-progress", "--config", str(tmp_path / "train.yaml")])
-    assert code == 2 and "does not train one yet" in err and "Traceback" not in err
+    assert code == 0, err
+    rows = [json.loads(line) for line in (tmp_path / "run/train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and all(np.isfinite(r["loss"]) for r in rows)
+    final = lora_weights(tmp_path / "run/final")
+    assert final and any(float(w.abs().max()) > 0 for n, w in final.items() if "lora_B" in n)  # B starts at zero
+
+    model = GPT4Video.from_pretrained(tmp_path / "run/final")
+    assert isinstance(model, VideoLLM) and model.trained and model.config.vlm.model == str(checkpoint.resolve())
+    code, out, err = cli(["chat", "--model", str(tmp_path / "run/final"), "--video", str(clip), "--prompt",
+                          "What happens in the video?", "--max-new-tokens", "4", "--json", "--no-safety"])
+    assert code == 0, err
+    reply = json.loads(out)
+    assert reply["trained"] is True and reply["num_generated_tokens"] > 0 and not reply["notes"]
+
+    step = tmp_path / "run/checkpoints/step-0000002"
+    shutil.copytree(step, tmp_path / "resumed/checkpoints" / step.name)
+    # The resumed run reads its frames through the feature cache: the same frames, so the same weights.
+    train(TrainConfig.from_dict({**config, "output_dir": str(tmp_path / "resumed"),
+                                 "feature_cache": str(tmp_path / "cache")}), progress=False)
+    assert list((tmp_path / "cache").rglob("*.safetensors"))
+    resumed = lora_weights(tmp_path / "resumed/final")
+    assert resumed.keys() == final.keys() and all(torch.equal(resumed[k], final[k]) for k in final)
+
+
+def test_two_process_fsdp_killed_and_resumed_ends_with_the_same_weights(tiny_world, tmp_path):
+    """``accelerate launch`` with the CPU FSDP config (2 processes over gloo) on a tiny Idefics3: a run killed with
+    SIGKILL after step 3 (last checkpoint: step 2) and resumed ends with the LoRA weights of an unbroken run."""
+    import yaml
+    from test_training import launch_fsdp
+
+    BUILDERS["idefics3"](tmp_path / "checkpoint")
+    runs = {}
+    for name, kill in (("unbroken", None), ("broken", 3)):
+        config = train_config(tmp_path / "checkpoint", tiny_world, tmp_path / name, debug_kill_at_step=kill)
+        runs[name] = tmp_path / f"{name}.yaml"
+        runs[name].write_text(yaml.safe_dump(config))
+    unbroken = launch_fsdp(runs["unbroken"])
+    assert unbroken.returncode == 0 and "2 process(es)" in unbroken.stderr, unbroken.stderr[-3000:]
+    first = launch_fsdp(runs["broken"])
+    assert first.returncode != 0 and re.search(r"exitcode\s*:\s*-9", first.stderr), first.stderr[-3000:]  # SIGKILL
+    assert not (tmp_path / "broken/final").exists()
+    second = launch_fsdp(runs["broken"], "debug_kill_at_step=null")
+    assert second.returncode == 0, second.stderr[-3000:]
+    a, b = lora_weights(tmp_path / "unbroken/final"), lora_weights(tmp_path / "broken/final")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(float(w.abs().max()) > 0 for n, w in a.items() if "lora_B" in n)  # trained (B starts at zero)
+
+
+def test_train_on_it_from_a_preset_and_one_clear_error_for_another_stage(checkpoint, tiny_world, tmp_path, cli):
+    """A video LLM preset with ``model_overrides`` trains too (the Qwen2-VL preset on the tiny Qwen2-VL, with
+    gradient checkpointing); stage 1 is refused, naming the reason."""
+    import yaml
+
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train_config(checkpoint, tiny_world, tmp_path / "run", stage=1)))
+    code, _, err = cli(["train", "--no-progress", "--config", str(tmp_path / "train.yaml")])
+    assert code == 2 and "trains stage 2 only" in err and "Traceback" not in err
+    if checkpoint.name.startswith("qwen2_vl"):
+        config = train_config(checkpoint, tiny_world, tmp_path / "preset", model="qwen2_vl", max_steps=1,
+                              gradient_checkpointing=True,
+                              model_overrides={"vlm": {"model": str(checkpoint), "image_size": 32}, "num_frames": 2})
+        (tmp_path / "preset.yaml").write_text(yaml.safe_dump(config))
+        code, _, err = cli(["train", "--no-progress", "--config", str(tmp_path / "preset.yaml")])
+        assert code == 0, err
+        assert resolve_config(tmp_path / "preset/final").vlm.image_size == 32
 
 
 def test_a_second_video_in_a_later_turn_joins_the_conversation(checkpoint, clip):

@@ -111,23 +111,26 @@ def _short(reason: object) -> str:
     return reason if len(reason) <= 300 else reason[:297] + "..."
 
 
-def read_checkpoint_json(name: str, filename: str) -> dict[str, Any] | None:
-    """A JSON file of a checkpoint (local directory, or a hub id in the cache or reachable), None if it has none."""
+def checkpoint_file(name: str, filename: str) -> Path | None:
+    """A file of a checkpoint (local directory, or a hub id in the cache or reachable), None if it has none."""
     local = Path(name).expanduser()
     if local.is_dir():
-        path: Any = local / filename
-        if not path.is_file():
-            return None
-    else:
-        try:
-            from transformers.utils import cached_file
+        return local / filename if (local / filename).is_file() else None
+    try:
+        from transformers.utils import cached_file
 
-            path = cached_file(name, filename, _raise_exceptions_for_missing_entries=False,
-                               _raise_exceptions_for_connection_errors=False)
-        except Exception:  # noqa: BLE001 - a file we cannot reach is a file we do not have
-            return None
-        if path is None:
-            return None
+        path = cached_file(name, filename, _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False)
+    except Exception:  # noqa: BLE001 - a file we cannot reach is a file we do not have
+        return None
+    return Path(path) if path is not None else None
+
+
+def read_checkpoint_json(name: str, filename: str) -> dict[str, Any] | None:
+    """A JSON file of a checkpoint (see :func:`checkpoint_file`) as a dict, None if it has none."""
+    path = checkpoint_file(name, filename)
+    if path is None:
+        return None
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:

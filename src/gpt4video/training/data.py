@@ -11,6 +11,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,7 +19,10 @@ from ..config import DataConfig
 from ..data.formats import Example, sample_caption
 from ..data.loaders import load_dataset
 from ..errors import InputError
-from ..processing import IGNORE_INDEX, Encoded, GPT4VideoProcessor
+from ..processing import IGNORE_INDEX, Encoded, GPT4VideoProcessor, Turn
+
+if TYPE_CHECKING:
+    from ..vlm import VLMPrompts
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +93,45 @@ class ConversationDataset:
         batch = self.processor.collate([Encoded(i.input_ids, i.labels, len(i.videos)) for i in items])
         videos = [v for i in items for v in i.videos]  # in placeholder order, row by row
         return batch, videos
+
+
+@dataclass
+class VideoLLMItem:
+    turns: list[Turn]
+    videos: list[str]
+    source: str
+
+
+class VideoLLMConversations:
+    """:class:`ConversationDataset` for a pretrained video LLM (gpt4video.vlm): the same examples, kept as turns,
+    since the model's processor tokenizes them with their frames (its image tokens) inside its forward. Examples
+    longer than ``max_length`` tokens, images included, are skipped (not cut: a cut would split a frame's tokens)."""
+
+    def __init__(self, examples: list[Example], processor: VLMPrompts, *, max_length: int, seed: int) -> None:
+        self.seed = seed
+        self.examples: list[Example] = []
+        self.lengths: list[int] = []  # each example's tokens as given, images included
+        for ex in examples:
+            n = len(processor.prompt_ids(ex.turns, ex.num_videos, add_generation_prompt=False))
+            if n <= max_length:
+                self.examples.append(ex)
+                self.lengths.append(n)
+        if len(self.examples) < len(examples):
+            logger.warning("skipped %d examples longer than max_length=%d tokens",
+                           len(examples) - len(self.examples), max_length)
+        if not self.examples:
+            raise InputError(f"every example is longer than max_length={max_length} tokens")
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def get(self, index: int, epoch: int) -> VideoLLMItem:
+        ex = sample_caption(self.examples[index], seed=self.seed, epoch=epoch)
+        return VideoLLMItem(list(ex.turns), list(ex.videos), ex.source)
+
+    def collate(self, items: list[VideoLLMItem]) -> tuple[dict[str, Any], list[str]]:
+        """The batch ``VideoLLM.forward`` takes (its conversations) and the clips they show, in order."""
+        return {"conversations": [i.turns for i in items]}, [v for i in items for v in i.videos]
 
 
 @functools.lru_cache(maxsize=2)

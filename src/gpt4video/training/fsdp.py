@@ -63,15 +63,17 @@ def take_fsdp_request() -> FSDPOptions | None:
 
 
 def _shard_units(model: nn.Module) -> list[nn.Module]:
-    """The modules that become FSDP units below the root: the LLM's decoder layers (its
-    ``_no_split_modules``) and the abstractor. The root takes what is left but the frame encoder."""
-    llm = model.llm.get_base_model() if hasattr(model.llm, "get_base_model") else model.llm
+    """The modules that become FSDP units below the root: the decoder layers of the language model (its
+    ``_no_split_modules``) and the abstractor, if the model has one. The root takes what is left but the frame
+    encoder, a video LLM's vision tower included: that runs only for conversations with videos, and a unit every
+    process must gather in step cannot be one that some processes skip."""
+    llm = model.language_model()
     layer_names = set(getattr(llm, "_no_split_modules", None) or [])
-    layers = [m for m in llm.modules() if type(m).__name__ in layer_names]
+    layers = [m for m in llm.get_decoder().modules() if type(m).__name__ in layer_names]
     if not layers:
         raise InputError(f"FSDP: the LLM ({type(llm).__name__}) names no decoder layer class (_no_split_modules) "
                          "to shard by")
-    return [*layers, model.abstractor]
+    return [*layers, *([model.abstractor] if hasattr(model, "abstractor") else [])]
 
 
 def shard_model(model: nn.Module, options: FSDPOptions, device: torch.device, *, bf16: bool = False) -> nn.Module:
@@ -94,7 +96,8 @@ def shard_model(model: nn.Module, options: FSDPOptions, device: torch.device, *,
         common["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     for unit in _shard_units(model):
         fully_shard(unit, **common)
-    fully_shard(model, ignored_params=set(model.encoder.parameters()), **common)
+    encoder = model.encoder.parameters() if isinstance(model.encoder, nn.Module) else ()  # a video LLM has none
+    fully_shard(model, ignored_params=set(encoder), **common)
     return model
 
 

@@ -5,7 +5,8 @@ started with ``gpt4video train --config FILE`` or ``accelerate launch -m gpt4vid
 
 Stage 0 (grounding, optional) trains the abstractor alone to put each clip's caption into its video
 tokens, without running the LLM; stage 1 trains the abstractor with the LLM frozen; stage 2 trains LoRA
-(and optionally the abstractor).
+(and optionally the abstractor). A pretrained video LLM (gpt4video.vlm) trains stage 2 only: LoRA on its
+language model, on the same data.
 Checkpoints are accelerate's ``save_state``/``load_state`` (the trainable weights, the optimizer, the
 scheduler, the gradient scaler, every process's RNG state) plus the step; the data order is a pure function
 of (seed, epoch), so a resumed run — even after SIGKILL — ends with the same weights as one that was never
@@ -33,9 +34,10 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..errors import InputError
 from ..jsonl import append_jsonl, read_jsonl, write_jsonl
-from ..modeling import GPT4Video, preset_config, preset_names, resolve_config
+from ..modeling import GPT4Video, VideoBackbone, preset_config, preset_names, resolve_config
 from . import fsdp
-from .data import ConversationDataset, GroundingDataset, clip_features, load_examples, micro_batch_indices
+from .data import (ConversationDataset, GroundingDataset, VideoLLMConversations, clip_features, load_examples,
+                   micro_batch_indices)
 
 logger = logging.getLogger(__name__)
 
@@ -54,26 +56,29 @@ class TrainResult:
     final_loss: float | None
 
 
-def build_model(config: TrainConfig, *, device: torch.device) -> GPT4Video:
-    """The starting model: a preset (with ``model_overrides``) or a saved model directory."""
-    path = Path(config.model).expanduser()
-    if path.is_dir():
+def build_model(config: TrainConfig, *, device: torch.device) -> VideoBackbone:
+    """The starting model: a preset (with ``model_overrides``; untrained), a saved model directory, or a video LLM
+    checkpoint (a directory or hub id, with fresh LoRA)."""
+    if Path(config.model).expanduser().is_dir() or config.model not in preset_names():
         if config.model_overrides:
             raise InputError("model_overrides apply to presets only; a saved model keeps its own config")
-        _refuse_video_llm(resolve_config(path), config.model)
-        return GPT4Video.from_pretrained(path, device=device)
-    if config.model not in preset_names():
-        raise InputError(f"model {config.model!r} is neither a preset ({', '.join(preset_names())}) nor a directory")
+        _check_stage(resolve_config(config.model), config)
+        return GPT4Video.from_pretrained(config.model, device=device)
     base = preset_config(config.model).to_dict()
     merged = ModelConfig.from_dict(_deep_merge(base, config.model_overrides), where="model_overrides")
-    _refuse_video_llm(merged, config.model)
+    _check_stage(merged, config)
     return GPT4Video.from_config(merged, device=device)
 
 
-def _refuse_video_llm(model: ModelConfig, name: str) -> None:
-    if model.vlm is not None:
-        raise InputError(f"model {name!r} is a pretrained video LLM ({model.vlm.model}); gpt4video train does not "
-                         "train one yet (its stage-2 loss is gpt4video.vlm.VideoLLM.loss)")
+def _check_stage(model: ModelConfig, config: TrainConfig) -> None:
+    if model.vlm is not None and config.stage != 2:
+        raise InputError(f"model {config.model!r} is a pretrained video LLM ({model.vlm.model}): it has no abstractor, "
+                         f"so it trains stage 2 only (LoRA on its language model), not stage {config.stage}; set stage: 2")
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    """The batch's tensors on ``device`` (a video LLM's batch also holds its conversations' turns)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def _deep_merge(base: dict, changes: dict) -> dict:
@@ -119,7 +124,7 @@ def _check_names(where: str | Path, saved: set[str], trainable: set[str]) -> Non
                          f"({odd[0]!r} is in only one of them); was the config changed?")
 
 
-def set_trainable(model: GPT4Video, config: TrainConfig) -> list[str]:
+def set_trainable(model: VideoBackbone, config: TrainConfig) -> list[str]:
     """Freeze everything but what this stage trains; returns the trainable parameter names."""
     for p in model.parameters():
         p.requires_grad_(False)
@@ -138,13 +143,23 @@ def set_trainable(model: GPT4Video, config: TrainConfig) -> list[str]:
 class FeatureSource:
     """Frame features for a list of clip paths: from the on-disk cache, or decoded and encoded each time."""
 
-    def __init__(self, model: GPT4Video, cache_dir: str | None) -> None:
+    def __init__(self, model: VideoBackbone, cache_dir: str | None) -> None:
         self.model = model
         self.cache = None
+        self.unflatten = None
         if cache_dir:
             from ..data.feature_cache import FeatureCache
 
-            self.cache = FeatureCache(cache_dir, model)
+            if isinstance(model, GPT4Video):
+                self.cache = FeatureCache(cache_dir, model)
+            else:
+                # A video LLM's "features" are the frames it sees (its vision tower runs in its forward):
+                # (V, T, S, S, 3) uint8, kept in the cache's (V, T, N, D) layout as (V, T, S·S, 3).
+                size = model.processor.image_size
+                self.cache = FeatureCache(cache_dir, lambda clips: model.encode_frames(clips).flatten(2, 3),
+                                          identity=model.frames_identity, sampling=model.processor.sampling,
+                                          device=model.device)
+                self.unflatten = (size, size)
 
     def precompute(self, paths: list[str], *, progress: bool) -> None:
         if self.cache is not None and paths:
@@ -154,7 +169,8 @@ class FeatureSource:
         if not paths:
             return None
         if self.cache is not None:
-            return self.cache.get_many(paths)  # (V, T, N, D)
+            features = self.cache.get_many(paths)  # (V, T, N, D)
+            return features.unflatten(2, self.unflatten) if self.unflatten else features
         clips = [self.model.processor.load_video(p).frames for p in paths]
         return self.model.encode_frames(clips)
 
@@ -294,11 +310,16 @@ class Trainer:
         if cfg.gradient_checkpointing:
             model.enable_gradient_checkpointing()
         model.train()
-        model.encoder.eval()
 
-        train_set: ConversationDataset | GroundingDataset
-        eval_set: ConversationDataset | GroundingDataset | None = None
-        if cfg.stage == 0:
+        train_set: ConversationDataset | GroundingDataset | VideoLLMConversations
+        eval_set: ConversationDataset | GroundingDataset | VideoLLMConversations | None = None
+        if not isinstance(model, GPT4Video):  # a pretrained video LLM: stage 2 (checked in build_model)
+            train_set = VideoLLMConversations(load_examples(cfg.data), model.processor, max_length=cfg.max_length,
+                                              seed=cfg.seed)
+            if cfg.eval_data:
+                eval_set = VideoLLMConversations(load_examples(cfg.eval_data, what="evaluation"), model.processor,
+                                                 max_length=cfg.max_length, seed=cfg.seed)
+        elif cfg.stage == 0:
             ac = model.config.abstractor
             if ac.word_tokens and cfg.grounding_filler is None and ac.word_tokens_end is None:
                 logger.warning("abstractor.word_tokens is on but neither grounding_filler nor abstractor.word_tokens_end "
@@ -328,7 +349,7 @@ class Trainer:
         acc.wait_for_everyone()
 
         world, rank = acc.num_processes, acc.process_index
-        lengths = tuple(train_set.lengths) if cfg.group_by_length and isinstance(train_set, ConversationDataset) else None
+        lengths = tuple(train_set.lengths) if cfg.group_by_length and not isinstance(train_set, GroundingDataset) else None
         micro_per_epoch = len(train_set) // (cfg.batch_size * world)
         if micro_per_epoch == 0:
             raise InputError(f"{len(train_set)} examples are fewer than one batch of {cfg.batch_size} × {world}")
@@ -381,7 +402,7 @@ class Trainer:
                                                  batch_size=cfg.batch_size, world_size=world, rank=rank,
                                                  lengths=lengths)
                 batch, videos = train_set.collate([train_set.get(i, epoch) for i in idx])
-                batch = {k: v.to(acc.device) for k, v in batch.items()}
+                batch = _to_device(batch, acc.device)
                 feats = clip_features(batch, videos, features)
                 sync = micro == cfg.gradient_accumulation_steps - 1
                 if self.fsdp is not None:
@@ -421,7 +442,6 @@ class Trainer:
             if eval_set is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == total_steps):
                 self._log({"step": done, "eval_loss": self.evaluate(model, eval_set, features)})
                 model.train()
-                model.encoder.eval()
             if done % cfg.save_every == 0 and done < total_steps:
                 self.save_checkpoint(done, model, optimizer)
                 if acc.is_main_process:
@@ -450,7 +470,7 @@ class Trainer:
         return TrainResult(self.output_dir, final_dir, total_steps, seconds,
                            samples_done / seconds if seconds > 0 else 0.0, last_loss)
 
-    def _gathered(self, model: GPT4Video) -> GPT4Video:
+    def _gathered(self, model: VideoBackbone) -> VideoBackbone:
         """The sharded model whole, on the main process's CPU (to save); the sharded model elsewhere."""
         weights = fsdp.gather_weights(model)  # every process takes part
         if not self.accelerator.is_main_process:
@@ -460,7 +480,7 @@ class Trainer:
         return whole
 
     @torch.no_grad()
-    def evaluate(self, model: GPT4Video, dataset: ConversationDataset | GroundingDataset,
+    def evaluate(self, model: VideoBackbone, dataset: ConversationDataset | GroundingDataset | VideoLLMConversations,
                  features: FeatureSource) -> float:
         """Mean loss over the evaluation set (each process takes its share; the means are averaged)."""
         model.eval()
@@ -470,7 +490,7 @@ class Trainer:
         bs = self.config.batch_size
         for start in range(0, len(indices), bs):
             batch, videos = dataset.collate([dataset.get(i, 0) for i in indices[start : start + bs]])
-            batch = {k: v.to(acc.device) for k, v in batch.items()}
+            batch = _to_device(batch, acc.device)
             total += float(model(**batch, features=clip_features(batch, videos, features)).loss)
             count += 1
         mean = torch.tensor(total / max(count, 1), device=acc.device)
