@@ -23,7 +23,7 @@ from . import __version__
 from .config import (BenchmarkData, DialogueRecipeConfig, GenerationParams, JudgeConfig, LoadConfig, T2VConfig,
                      VideoConfig, WriterConfig)
 from .errors import InputError
-from .generators.base import GeneratorConfig
+from .generators.base import GeneratorConfig, ImageGeneratorConfig
 from .serving.config import ServeConfig
 
 
@@ -200,7 +200,7 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
 
 def _add_generation_options(p: argparse.ArgumentParser) -> None:
     g = _add_backend_options(p)
-    g.add_argument("--output-dir", default="outputs", help="where generated videos go (default: outputs)")
+    g.add_argument("--output-dir", default="outputs", help="where generated videos and images go (default: outputs)")
     _add_config_options(g, VideoConfig)
     g.add_argument("--gif", action="store_true", help="also write a gif beside each mp4")
 
@@ -209,18 +209,31 @@ def _add_backend_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """--generator and the options of a diffusers backend (its weights, device, dtype, offload, steps)."""
     g = p.add_argument_group("video generation (the model's <video_prompt>s are rendered by a text-to-video backend)")
     _add_config_options(g, GeneratorConfig)
+    images = p.add_argument_group("image generation (the model's <image_prompt>s are drawn by a text-to-image backend)")
+    _add_config_options(images, ImageGeneratorConfig)
     return g
 
 
 def _generation_settings(args: argparse.Namespace):  # noqa: ANN202
-    """The assistant's GenerationSettings from the CLI options (None for --generator none)."""
-    if _generator_config(args) is None:
+    """The assistant's GenerationSettings from the CLI options (None for --generator none with --image-generator
+    none)."""
+    video_backend, image_backend = _generator_config(args), _image_generator_config(args)
+    if video_backend is None and image_backend is None:
         return None
     from .pipeline import GenerationSettings
 
     video = _config_from_options(VideoConfig, args)
-    return GenerationSettings(_generator(args), num_frames=video.frames, height=video.size, width=video.size,
-                              seed=video.seed, progress=not getattr(args, "json", False))
+    images = {} if image_backend is None else {"image_generator": image_backend.build(),
+                                               "image_size": image_backend.size, "image_seed": image_backend.seed}
+    return GenerationSettings(None if video_backend is None else video_backend.build(), num_frames=video.frames,
+                              height=video.size, width=video.size, seed=video.seed,
+                              progress=not getattr(args, "json", False), **images)
+
+
+def _image_generator_config(args: argparse.Namespace):  # noqa: ANN202
+    """The ImageGeneratorConfig the --image-generator options describe (None for --image-generator none)."""
+    config = _config_from_options(ImageGeneratorConfig, args)
+    return None if config.name == "none" else config
 
 
 def _generator_config(args: argparse.Namespace):  # noqa: ANN202
@@ -229,29 +242,29 @@ def _generator_config(args: argparse.Namespace):  # noqa: ANN202
     return None if config.name == "none" else config
 
 
-def _generator(args: argparse.Namespace):  # noqa: ANN202
-    """The text-to-video backend the --generator options describe (its weights load on first use)."""
-    return _generator_config(args).build()
-
-
 def _reply_json(reply, model: str, assistant) -> dict:  # noqa: ANN001
     return {**reply.output.to_dict(), "model": model, "trained": assistant.model.trained, "notes": assistant.notes}
 
 
 def _save_generated(reply, args: argparse.Namespace) -> None:  # noqa: ANN001
-    """Write the reply's generated videos (mp4, sidecar, gif with --gif) into --output-dir."""
+    """Write the reply's generated videos (mp4, sidecar, gif with --gif) and images (PNG, sidecar) into --output-dir."""
     for video in reply.generated:
         video.save(args.output_dir, gif=args.gif)
+    for image in reply.generated_images:
+        image.save(args.output_dir)
 
 
 def _print_generated(reply) -> None:  # noqa: ANN001
     for video in reply.generated:
         print(f"[video: {video.path}]  ({video.backend}: {video.prompt})", flush=True)
+    for image in reply.generated_images:
+        print(f"[image: {image.path}]  ({image.backend}: {image.prompt})", flush=True)
     for error in reply.generation_errors:
-        print(f"[no video: {error}]", flush=True)
-    if reply.video_prompts and not reply.generated and not reply.generation_errors:
-        for prompt in reply.video_prompts:
-            print(f"[video prompt: {prompt}]", flush=True)
+        print(f"[not rendered: {error}]", flush=True)
+    if not reply.generated and not reply.generated_images and not reply.generation_errors:
+        for kind, prompts in (("video", reply.video_prompts), ("image", reply.image_prompts)):
+            for prompt in prompts:
+                print(f"[{kind} prompt: {prompt}]", flush=True)
 
 
 def _run_chat(args: argparse.Namespace) -> int:
