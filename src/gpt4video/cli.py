@@ -902,32 +902,40 @@ def _run_serve(args: argparse.Namespace) -> int:
         from .serving.app import create_app, serve
     except ImportError as e:
         raise InputError(f"serving needs the serve extra: pip install 'gpt4video[serve]' ({e})") from None
-    from .generators import build_generator
+    from .generators import build_generator, build_image_generator
     from .modeling import GPT4Video, resolve_config
 
     load = _config_from_options(LoadConfig, args)
     resolve_config(load.model)  # check the model name before the slow load
+    images = _config_from_options(ImageGeneratorConfig, args)
     config = _config_from_options(ServeConfig, args, model_name=Path(load.model).name,
-                                  video=_config_from_options(VideoConfig, args),
+                                  video=_config_from_options(VideoConfig, args), image_size=images.size,
                                   api_key=os.environ.get("GPT4VIDEO_API_KEY") or None)
     with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
         try:
             probe.bind((config.host, config.port))
         except OSError as e:
             raise InputError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
-    generators = {"synthetic": build_generator("synthetic")}
-    backend = _generator_config(args)
-    default = None if backend is None else backend.name
-    if default not in (None, "synthetic"):
-        generators = {default: backend.build(), **generators}
+    generators, default = _gallery(_generator_config(args), build_generator("synthetic"))
+    image_generators, default_image = _gallery(_image_generator_config(args), build_image_generator("synthetic"))
     safety = _safety_policy(args, load.device)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gpt4video").setLevel(logging.INFO)
     model = GPT4Video.from_pretrained(load.model, **load.load_options())
     app = create_app(config, model, generators=generators, default_generator=default,
+                     image_generators=image_generators, default_image_generator=default_image,
                      assistant_options={"safety": safety} if safety is not None else None)
     serve(app, config)
     return 0
+
+
+def _gallery(config, synthetic):  # noqa: ANN001, ANN202
+    """The backends a server offers (the offline synthetic one, and the one ``config`` describes) and the default's
+    name (None when ``config`` is None: --generator none / --image-generator none)."""
+    default = None if config is None else config.name
+    if default in (None, "synthetic"):
+        return {"synthetic": synthetic}, default
+    return {default: config.build(), "synthetic": synthetic}, default
 
 
 # -- demo ------------------------------------------------------------------------------------------
