@@ -1050,8 +1050,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         _save_generated(reply, args)
         _print_generated(reply)
-        if not reply.video_prompts and not reply.refused:
-            print("(the model wrote no video prompt for this request)", file=sys.stderr)
+        if not reply.video_prompts and not reply.image_prompts and not reply.refused:
+            print("(the model wrote no video or image prompt for this request)", file=sys.stderr)
     return 0
 
 

@@ -40,7 +40,8 @@ With a :class:`~gpt4video.safety.SafetyPolicy` (paper §3.5) every message meets
    is handed out; a flagged one is withheld and the reply says why.
 
 :func:`render_video_prompt` and :func:`render_image_prompt` run layers 3 and 4 around one render;
-``gpt4video generate --direct`` uses the first too. Without a policy (the default of this API; the CLI turns one on) nothing is checked.
+``gpt4video generate --direct`` uses the first too. Without a policy (the default of this API; the CLI turns
+one on) nothing is checked.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -369,31 +370,36 @@ def render_video_prompt(prompt: str, generation: GenerationSettings | None, safe
     """The ``prompt`` and ``output`` layers around one render: check the prompt, render it (if a generator
     is set), check the frames. With ``safety`` None nothing is checked."""
     g = generation
-    draw = None if g is None or g.generator is None else (
-        lambda: g.generator(prompt, num_frames=g.num_frames, height=g.height, width=g.width, seed=g.seed,  # type: ignore[union-attr]
-                            progress=g.progress))
-    decisions, frames, seconds, error = _checked_render(prompt, "video", draw, safety)
-    if frames is None:
+    backend = None if g is None else g.generator
+
+    def draw() -> np.ndarray:
+        return backend(prompt, num_frames=g.num_frames, height=g.height, width=g.width, seed=g.seed,  # type: ignore[misc, union-attr]
+                       progress=g.progress)
+
+    decisions, frames, seconds, error = _checked_render(prompt, "video", None if backend is None else draw, safety)
+    if frames is None or backend is None or g is None:
         return Rendered(None, decisions, error)
-    video = GeneratedVideo(prompt, frames, g.generator.fps, g.generator.name, g.seed, seconds, request, model)  # type: ignore[union-attr]
-    return Rendered(video, decisions)
+    return Rendered(GeneratedVideo(prompt, frames, backend.fps, backend.name, g.seed, seconds, request, model), decisions)
 
 
 def render_image_prompt(prompt: str, generation: GenerationSettings | None, safety: SafetyPolicy | None, *,
                         request: str = "", model: str = "") -> Rendered:
     """:func:`render_video_prompt` for an image prompt: the same two layers around the image backend."""
     g = generation
-    draw = None if g is None or g.image_generator is None else (
-        lambda: g.image_generator(prompt, height=g.image_size, width=g.image_size, seed=g.image_seed,  # type: ignore[union-attr]
-                                  progress=g.progress))
-    decisions, pixels, seconds, error = _checked_render(prompt, "image", draw, safety)
-    if pixels is None:
+    backend = None if g is None else g.image_generator
+
+    def draw() -> np.ndarray:
+        return backend(prompt, height=g.image_size, width=g.image_size, seed=g.image_seed,  # type: ignore[misc, union-attr]
+                       progress=g.progress)
+
+    decisions, pixels, seconds, error = _checked_render(prompt, "image", None if backend is None else draw, safety)
+    if pixels is None or backend is None or g is None:
         return Rendered(None, decisions, error)
-    image = GeneratedImage(prompt, pixels, g.image_generator.name, g.image_seed, seconds, request, model)  # type: ignore[union-attr]
+    image = GeneratedImage(prompt, pixels, backend.name, g.image_seed, seconds, request, model)
     return Rendered(None, decisions, image=image)
 
 
-def _checked_render(prompt: str, media: str, draw: Any, safety: SafetyPolicy | None,
+def _checked_render(prompt: str, media: str, draw: Callable[[], np.ndarray] | None, safety: SafetyPolicy | None,
                     ) -> tuple[list[Decision], np.ndarray | None, float, str | None]:
     """Check the prompt, ``draw()`` the pixels (unless ``draw`` is None), check them: (decisions, pixels or None if
     blocked, withheld or not drawn, seconds drawing, the error of a prompt the backend cannot draw)."""
