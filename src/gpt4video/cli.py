@@ -567,7 +567,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     _add_config_options(p, GenerationParams, "max_new_tokens", "temperature", "seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--generate", action="store_true",
-                   help="also render the rows' video prompts (rows gain videos_generated: the mp4 paths)")
+                   help="also render the rows' video and image prompts (their files' paths in the rows' "
+                   "generated_videos and generated_images)")
     _add_generation_options(p)
     _add_safety_options(p)
     p.set_defaults(func=_run_predict)

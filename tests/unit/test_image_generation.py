@@ -166,6 +166,19 @@ def test_chat_reports_an_image_prompt_it_cannot_draw(replying, tiny_saved_model_
     assert "[not rendered: cannot render 'A dog on a beach.'" in out and not list(tmp_path.glob("*.png"))
 
 
+def test_predict_with_generate_writes_the_rows_images(replying, tiny_saved_model_dir, tmp_path, capsys) -> None:
+    replying(REPLY)
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps({"id": 1, "question": "Draw a green square."}) + "\n")
+    code, _, err = run(["predict", "--input", str(src), "--output", str(out), "--model", str(tiny_saved_model_dir),
+                        "--generate", "--output-dir", str(tmp_path / "gen"), "--no-progress", "--no-safety"], capsys)
+    assert code == 0, err
+    row = json.loads(out.read_text())
+    (image,) = row["generated_images"]
+    assert row["image_prompts"] == [GREEN_SQUARE] and image["path"].endswith(".png")
+    assert matches(analyze_clip(read_png(image["path"])), color="green", shape="square")
+
+
 def test_image_generator_options_are_its_config_fields() -> None:
     from gpt4video.cli import _generation_settings, _image_generator_config, build_parser
     from gpt4video.generators import ImageGeneratorConfig
