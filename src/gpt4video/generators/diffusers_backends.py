@@ -1,4 +1,6 @@
-"""Text-to-video backends on diffusers pipelines, loaded by hub id or local directory.
+"""Text-to-video backends on diffusers pipelines, loaded by hub id or local directory, and
+:class:`DiffusersBackend`, the options and loading every diffusers backend shares (the text-to-image ones of
+:mod:`.diffusers_images` too).
 
 Install with ``pip install 'gpt4video[gen]'``. Nothing is imported or loaded until a backend is
 first used (or :meth:`DiffusersGenerator.load` is called): importing this module does not import
