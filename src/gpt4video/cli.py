@@ -146,8 +146,8 @@ def _format_timings(timings: dict[str, float]) -> str:
 
 def _add_safety_options(p: argparse.ArgumentParser) -> None:
     """--no-safety, --safety-config and --audit-log: the same for every command that answers users."""
-    g = p.add_argument_group("safety (on by default: the request, each video prompt and each generated video "
-                             "are checked)")
+    g = p.add_argument_group("safety (on by default: the request, each video or image prompt and each generated "
+                             "video or image are checked)")
     g.add_argument("--no-safety", action="store_true", help="check nothing (for research on the raw model)")
     g.add_argument("--safety-config", metavar="FILE", help="a YAML SafetyConfig: checkers and thresholds per stage")
     g.add_argument("--audit-log", metavar="FILE", help="append every safety decision to this JSONL file")
