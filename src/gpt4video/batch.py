@@ -15,9 +15,9 @@ Output rows are the input fields plus the reply as every caller serialises it
 safety outcome ``refused``, ``refused_by``, ``refusal_category``, ``blocked_prompts``, ``withheld`` and
 ``safety``, every checker's verdict, token counts and ``timings`` in seconds) and ``_line``, the 1-based
 line number of the row in the input file; an input field of the same name as an output key is replaced.
-With ``output_dir`` the generated videos are saved there (their paths in ``generated_videos``). A row
-that cannot be answered (bad JSON, no question, a video that cannot be read, ...) gets an ``error`` field
-instead, and the run goes on.
+With ``output_dir`` the generated videos and images are saved there (their paths in ``generated_videos`` and
+``generated_images``). A row that cannot be answered (bad JSON, no question, a video that cannot be read, ...)
+gets an ``error`` field instead, and the run goes on.
 
 The output is appended and flushed one row at a time, so a crash loses at most the row being written.
 Running again on the same output resumes: rows whose ``_line`` is already in the output (answered or
@@ -267,6 +267,8 @@ def predict_file(
                     if output_dir is not None:
                         for video in reply.generated:
                             video.save(output_dir, gif=gif)
+                        for image in reply.generated_images:
+                            image.save(output_dir)
                     result = _output_row(line, row, reply=reply)
                 except InputError as e:  # a video that cannot be read (VideoError), an empty question, ...
                     result = _output_row(line, row, error=str(e))

@@ -23,7 +23,7 @@ from . import __version__
 from .config import (BenchmarkData, DialogueRecipeConfig, GenerationParams, JudgeConfig, LoadConfig, T2VConfig,
                      VideoConfig, WriterConfig)
 from .errors import InputError
-from .generators.base import GeneratorConfig
+from .generators.base import GeneratorConfig, ImageGeneratorConfig
 from .serving.config import ServeConfig
 
 
@@ -146,8 +146,8 @@ def _format_timings(timings: dict[str, float]) -> str:
 
 def _add_safety_options(p: argparse.ArgumentParser) -> None:
     """--no-safety, --safety-config and --audit-log: the same for every command that answers users."""
-    g = p.add_argument_group("safety (on by default: the request, each video prompt and each generated video "
-                             "are checked)")
+    g = p.add_argument_group("safety (on by default: the request, each video or image prompt and each generated "
+                             "video or image are checked)")
     g.add_argument("--no-safety", action="store_true", help="check nothing (for research on the raw model)")
     g.add_argument("--safety-config", metavar="FILE", help="a YAML SafetyConfig: checkers and thresholds per stage")
     g.add_argument("--audit-log", metavar="FILE", help="append every safety decision to this JSONL file")
@@ -200,7 +200,7 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
 
 def _add_generation_options(p: argparse.ArgumentParser) -> None:
     g = _add_backend_options(p)
-    g.add_argument("--output-dir", default="outputs", help="where generated videos go (default: outputs)")
+    g.add_argument("--output-dir", default="outputs", help="where generated videos and images go (default: outputs)")
     _add_config_options(g, VideoConfig)
     g.add_argument("--gif", action="store_true", help="also write a gif beside each mp4")
 
@@ -209,18 +209,31 @@ def _add_backend_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """--generator and the options of a diffusers backend (its weights, device, dtype, offload, steps)."""
     g = p.add_argument_group("video generation (the model's <video_prompt>s are rendered by a text-to-video backend)")
     _add_config_options(g, GeneratorConfig)
+    images = p.add_argument_group("image generation (the model's <image_prompt>s are drawn by a text-to-image backend)")
+    _add_config_options(images, ImageGeneratorConfig)
     return g
 
 
 def _generation_settings(args: argparse.Namespace):  # noqa: ANN202
-    """The assistant's GenerationSettings from the CLI options (None for --generator none)."""
-    if _generator_config(args) is None:
+    """The assistant's GenerationSettings from the CLI options (None for --generator none with --image-generator
+    none)."""
+    video_backend, image_backend = _generator_config(args), _image_generator_config(args)
+    if video_backend is None and image_backend is None:
         return None
     from .pipeline import GenerationSettings
 
     video = _config_from_options(VideoConfig, args)
-    return GenerationSettings(_generator(args), num_frames=video.frames, height=video.size, width=video.size,
-                              seed=video.seed, progress=not getattr(args, "json", False))
+    images = {} if image_backend is None else {"image_generator": image_backend.build(),
+                                               "image_size": image_backend.size, "image_seed": image_backend.seed}
+    return GenerationSettings(None if video_backend is None else video_backend.build(), num_frames=video.frames,
+                              height=video.size, width=video.size, seed=video.seed,
+                              progress=not getattr(args, "json", False), **images)
+
+
+def _image_generator_config(args: argparse.Namespace):  # noqa: ANN202
+    """The ImageGeneratorConfig the --image-generator options describe (None for --image-generator none)."""
+    config = _config_from_options(ImageGeneratorConfig, args)
+    return None if config.name == "none" else config
 
 
 def _generator_config(args: argparse.Namespace):  # noqa: ANN202
@@ -229,29 +242,29 @@ def _generator_config(args: argparse.Namespace):  # noqa: ANN202
     return None if config.name == "none" else config
 
 
-def _generator(args: argparse.Namespace):  # noqa: ANN202
-    """The text-to-video backend the --generator options describe (its weights load on first use)."""
-    return _generator_config(args).build()
-
-
 def _reply_json(reply, model: str, assistant) -> dict:  # noqa: ANN001
     return {**reply.output.to_dict(), "model": model, "trained": assistant.model.trained, "notes": assistant.notes}
 
 
 def _save_generated(reply, args: argparse.Namespace) -> None:  # noqa: ANN001
-    """Write the reply's generated videos (mp4, sidecar, gif with --gif) into --output-dir."""
+    """Write the reply's generated videos (mp4, sidecar, gif with --gif) and images (PNG, sidecar) into --output-dir."""
     for video in reply.generated:
         video.save(args.output_dir, gif=args.gif)
+    for image in reply.generated_images:
+        image.save(args.output_dir)
 
 
 def _print_generated(reply) -> None:  # noqa: ANN001
     for video in reply.generated:
         print(f"[video: {video.path}]  ({video.backend}: {video.prompt})", flush=True)
+    for image in reply.generated_images:
+        print(f"[image: {image.path}]  ({image.backend}: {image.prompt})", flush=True)
     for error in reply.generation_errors:
-        print(f"[no video: {error}]", flush=True)
-    if reply.video_prompts and not reply.generated and not reply.generation_errors:
-        for prompt in reply.video_prompts:
-            print(f"[video prompt: {prompt}]", flush=True)
+        print(f"[not rendered: {error}]", flush=True)
+    if not reply.generated and not reply.generated_images and not reply.generation_errors:
+        for kind, prompts in (("video", reply.video_prompts), ("image", reply.image_prompts)):
+            for prompt in prompts:
+                print(f"[{kind} prompt: {prompt}]", flush=True)
 
 
 def _run_chat(args: argparse.Namespace) -> int:
@@ -555,7 +568,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     _add_config_options(p, GenerationParams, "max_new_tokens", "temperature", "seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--generate", action="store_true",
-                   help="also render the rows' video prompts (rows gain videos_generated: the mp4 paths)")
+                   help="also render the rows' video and image prompts (their files' paths in the rows' "
+                   "generated_videos and generated_images)")
     _add_generation_options(p)
     _add_safety_options(p)
     p.set_defaults(func=_run_predict)
@@ -895,32 +909,40 @@ def _run_serve(args: argparse.Namespace) -> int:
         from .serving.app import create_app, serve
     except ImportError as e:
         raise InputError(f"serving needs the serve extra: pip install 'gpt4video[serve]' ({e})") from None
-    from .generators import build_generator
+    from .generators import build_generator, build_image_generator
     from .modeling import GPT4Video, resolve_config
 
     load = _config_from_options(LoadConfig, args)
     resolve_config(load.model)  # check the model name before the slow load
+    images = _config_from_options(ImageGeneratorConfig, args)
     config = _config_from_options(ServeConfig, args, model_name=Path(load.model).name,
-                                  video=_config_from_options(VideoConfig, args),
+                                  video=_config_from_options(VideoConfig, args), image_size=images.size,
                                   api_key=os.environ.get("GPT4VIDEO_API_KEY") or None)
     with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
         try:
             probe.bind((config.host, config.port))
         except OSError as e:
             raise InputError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
-    generators = {"synthetic": build_generator("synthetic")}
-    backend = _generator_config(args)
-    default = None if backend is None else backend.name
-    if default not in (None, "synthetic"):
-        generators = {default: backend.build(), **generators}
+    generators, default = _gallery(_generator_config(args), build_generator("synthetic"))
+    image_generators, default_image = _gallery(_image_generator_config(args), build_image_generator("synthetic"))
     safety = _safety_policy(args, load.device)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gpt4video").setLevel(logging.INFO)
     model = GPT4Video.from_pretrained(load.model, **load.load_options())
     app = create_app(config, model, generators=generators, default_generator=default,
+                     image_generators=image_generators, default_image_generator=default_image,
                      assistant_options={"safety": safety} if safety is not None else None)
     serve(app, config)
     return 0
+
+
+def _gallery(config, synthetic):  # noqa: ANN001, ANN202
+    """The backends a server offers (the offline synthetic one, and the one ``config`` describes) and the default's
+    name (None when ``config`` is None: --generator none / --image-generator none)."""
+    default = None if config is None else config.name
+    if default in (None, "synthetic"):
+        return {"synthetic": synthetic}, default
+    return {default: config.build(), "synthetic": synthetic}, default
 
 
 # -- demo ------------------------------------------------------------------------------------------
@@ -1035,8 +1057,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         _save_generated(reply, args)
         _print_generated(reply)
-        if not reply.video_prompts and not reply.refused:
-            print("(the model wrote no video prompt for this request)", file=sys.stderr)
+        if not reply.video_prompts and not reply.image_prompts and not reply.refused:
+            print("(the model wrote no video or image prompt for this request)", file=sys.stderr)
     return 0
 
 

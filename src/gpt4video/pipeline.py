@@ -4,15 +4,17 @@ One contract: :meth:`Assistant.ask` takes the next message (and its videos) and 
 which streams typed events while the answer is made —
 
 - :class:`~gpt4video.routing.TextDelta`: text to show;
-- :class:`~gpt4video.routing.VideoPrompt`: a ``<video_prompt>`` the model wrote (before any check);
+- :class:`~gpt4video.routing.VideoPrompt` / :class:`~gpt4video.routing.ImagePrompt`: a ``<video_prompt>`` /
+  ``<image_prompt>`` the model wrote (before any check);
 - :class:`SafetyDecision`: one safety layer's decision;
-- :class:`VideoGenerated`: a video rendered for an allowed prompt (frames and metadata, nothing written);
+- :class:`VideoGenerated` / :class:`ImageGenerated`: a video / an image rendered for an allowed prompt (pixels
+  and metadata, nothing written);
 - :class:`Done`: the finished :class:`ReplyOutput` —
 
 and ends in one plain :class:`ReplyOutput` (text, video prompts, generated videos, every safety verdict,
 refused / refused_by, timings) whose :meth:`~ReplyOutput.to_dict` is the one serialisation of a reply (the
 CLI's ``--json``, ``predict`` rows, the API's safety fields, the safety benchmark's rows). Callers decide how to print, write or store
-it: :meth:`GeneratedVideo.save` writes a generated video with its JSON sidecar.
+it: :meth:`GeneratedVideo.save` writes a generated video with its JSON sidecar, :meth:`GeneratedImage.save` a PNG.
 
 Videos are decoded by the model's processor (T frames sampled uniformly by seeking) and encoded once,
 when they are attached; later turns reuse their features.
@@ -32,13 +34,14 @@ With a :class:`~gpt4video.safety.SafetyPolicy` (paper §3.5) every message meets
    outcome ``overridden``) and the model answers again, kept from opening its reply the way its learned
    non-answers open (:data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`). While a reply could still
    become an overridden refusal its start is held back, so the user never sees a refusal taken back.
-3. ``prompt`` (:meth:`~gpt4video.safety.SafetyPolicy.check_prompt`): every video prompt the model writes,
-   before a generator sees it; a blocked prompt is not rendered and the reply says why.
-4. ``output`` (:meth:`~gpt4video.safety.SafetyPolicy.check_output`): generated frames, before the video is
-   handed out; a flagged video is withheld and the reply says why.
+3. ``prompt`` (:meth:`~gpt4video.safety.SafetyPolicy.check_prompt`): every video and image prompt the model
+   writes, before a generator sees it; a blocked prompt is not rendered and the reply says why.
+4. ``output`` (:meth:`~gpt4video.safety.SafetyPolicy.check_output`): generated frames, before the video or image
+   is handed out; a flagged one is withheld and the reply says why.
 
-:func:`render_video_prompt` runs layers 3 and 4 around one render; ``gpt4video generate --direct`` uses it
-too. Without a policy (the default of this API; the CLI turns one on) nothing is checked.
+:func:`render_video_prompt` and :func:`render_image_prompt` run layers 3 and 4 around one render;
+``gpt4video generate --direct`` uses the first too. Without a policy (the default of this API; the CLI turns
+one on) nothing is checked.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,14 +61,14 @@ import torch
 
 from .config import atomic_write_text
 from .errors import InputError
-from .generators import VideoGenerator
+from .generators import ImageGenerator, VideoGenerator
 from .engines import GenerationParams, LLMEngine, TextStream
 from .modeling import GPT4Video
 from .processing import Turn
-from .routing import StreamRouter, TextDelta, VideoPrompt
+from .routing import ImagePrompt, StreamRouter, TextDelta, VideoPrompt
 from .safety.layers import INPUT, MODEL, PROMPT, check_layer
 from .safety.refusals import SUPPRESSED_OPENING, is_refusal, may_open_refusal, refusal_category
-from .video import VideoClip, write_video
+from .video import VideoClip, write_image, write_video
 
 if TYPE_CHECKING:
     from .encoders import FrameScoreRecord
@@ -110,28 +113,79 @@ class GeneratedVideo:
     @property
     def filename(self) -> str:
         """A file name made from the prompt's first eight words: ``a-red-circle-moves-left.mp4``."""
-        return ("-".join(re.findall(r"[a-z0-9]+", self.prompt.lower())[:8]) or "video") + ".mp4"
+        return _slug(self.prompt, "video") + ".mp4"
 
     def save(self, directory: str | os.PathLike[str], *, gif: bool = False) -> GeneratedVideo:
         """Write the mp4 (and a gif) into ``directory``, named by the time and :attr:`filename`, plus a JSON
         sidecar (:meth:`to_dict`). Returns self."""
-        name = time.strftime("%Y%m%d-%H%M%S") + "-" + self.filename
-        path = write_video(_unique(Path(directory) / name), self.frames, fps=self.fps)
+        path = write_video(_new_path(directory, self.filename), self.frames, fps=self.fps)
         self.path = str(path)
         self.gif = str(write_video(path.with_suffix(".gif"), self.frames, fps=self.fps)) if gif else None
-        sidecar = path.with_suffix(".json")
-        atomic_write_text(sidecar, json.dumps(self.to_dict(), indent=2))
-        self.sidecar = str(sidecar)
+        self.sidecar = _write_sidecar(path, self.to_dict())
         return self
+
+
+@dataclass
+class GeneratedImage:
+    """An image drawn for one of the reply's image prompts: its pixels and how they were made. Nothing is on
+    disk until :meth:`save`; then ``path`` (the PNG) and ``sidecar`` (JSON) are set."""
+
+    prompt: str
+    image: np.ndarray  # (H, W, 3) uint8
+    backend: str
+    seed: int | None
+    seconds: float  # rendering time
+    request: str = ""
+    model: str = ""
+    path: str | None = None
+    sidecar: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """How the image was made (and where it was saved, once it was): the sidecar's content."""
+        h, w = (int(n) for n in self.image.shape[:2])
+        return {"request": self.request, "prompt": self.prompt, "backend": self.backend, "seed": self.seed,
+                "height": h, "width": w, "image": Path(self.path).name if self.path else None, "path": self.path,
+                "model": self.model, "seconds": round(self.seconds, 4)}
+
+    @property
+    def filename(self) -> str:
+        """A file name made from the prompt's first eight words: ``a-green-square-on-a-white-background.png``."""
+        return _slug(self.prompt, "image") + ".png"
+
+    def save(self, directory: str | os.PathLike[str]) -> GeneratedImage:
+        """Write the PNG into ``directory``, named by the time and :attr:`filename`, plus a JSON sidecar
+        (:meth:`to_dict`). Returns self."""
+        path = write_image(_new_path(directory, self.filename), self.image)
+        self.path = str(path)
+        self.sidecar = _write_sidecar(path, self.to_dict())
+        return self
+
+
+def _slug(prompt: str, default: str) -> str:
+    """The prompt's first eight words, lower case, joined by hyphens (``default`` if it has none)."""
+    return "-".join(re.findall(r"[a-z0-9]+", prompt.lower())[:8]) or default
+
+
+def _new_path(directory: str | os.PathLike[str], filename: str) -> Path:
+    """``directory/<time>-filename``, numbered if that file exists already."""
+    return _unique(Path(directory) / (time.strftime("%Y%m%d-%H%M%S") + "-" + filename))
+
+
+def _write_sidecar(path: Path, record: dict[str, Any]) -> str:
+    """Write ``record`` as the JSON sidecar of ``path`` (same name, .json); returns the sidecar's path."""
+    sidecar = path.with_suffix(".json")
+    atomic_write_text(sidecar, json.dumps(record, indent=2))
+    return str(sidecar)
 
 
 @dataclass
 class ReplyOutput:
     """The finished reply, as plain data.
 
-    ``text``: the reply as shown (video prompt tags removed, notices of blocked prompts and withheld videos
-    appended); ``raw_text``: as the model wrote it. ``video_prompts``: the prompts that passed the prompt
-    check; ``blocked_prompts``: those that did not; ``withheld``: prompts whose rendered video was flagged.
+    ``text``: the reply as shown (prompt tags removed, notices of blocked prompts and withheld videos or images
+    appended); ``raw_text``: as the model wrote it. ``video_prompts`` / ``image_prompts``: the prompts that passed
+    the prompt check; ``blocked_prompts``: those (of either kind) that did not; ``withheld``: prompts whose
+    rendered video or image was flagged. ``generated`` holds the videos, ``generated_images`` the images.
     ``refused`` is true when some layer kept the user from what they asked for, ``refused_by`` names the
     first (one of :data:`~gpt4video.safety.layers.LAYERS`) with ``refusal_category``; ``decisions`` are
     every layer's decisions (:attr:`safety` flattens their verdicts).
@@ -145,6 +199,8 @@ class ReplyOutput:
     blocked_prompts: list[str] = field(default_factory=list)
     withheld: list[str] = field(default_factory=list)
     generated: list[GeneratedVideo] = field(default_factory=list)
+    image_prompts: list[str] = field(default_factory=list)
+    generated_images: list[GeneratedImage] = field(default_factory=list)
     generation_errors: list[str] = field(default_factory=list)
     refused: bool = False
     refused_by: str | None = None
@@ -172,6 +228,8 @@ class ReplyOutput:
         """The reply as JSON-ready data: the one serialisation every caller uses."""
         return {"text": self.text, "video_prompts": list(self.video_prompts),
                 "generated_videos": [v.to_dict() for v in self.generated],
+                "image_prompts": list(self.image_prompts),
+                "generated_images": [i.to_dict() for i in self.generated_images],
                 "generation_errors": list(self.generation_errors), "input_videos": list(self.input_videos),
                 "refused": self.refused, "refused_by": self.refused_by, "refusal_category": self.refusal_category,
                 "refusal_overridden": self.refusal_overridden, "blocked_prompts": list(self.blocked_prompts),
@@ -196,13 +254,20 @@ class VideoGenerated:
 
 
 @dataclass(frozen=True)
+class ImageGenerated:
+    """An image was drawn for an allowed prompt and passed the frame check."""
+
+    image: GeneratedImage
+
+
+@dataclass(frozen=True)
 class Done:
     """The reply is complete."""
 
     output: ReplyOutput
 
 
-Event = TextDelta | VideoPrompt | SafetyDecision | VideoGenerated | Done
+Event = TextDelta | VideoPrompt | ImagePrompt | SafetyDecision | VideoGenerated | ImageGenerated | Done
 
 
 class Reply:
@@ -270,24 +335,30 @@ OUTPUT_KEYS: tuple[str, ...] = tuple(ReplyOutput().to_dict())
 # -- generation settings and the render step ----------------------------------------------------------
 @dataclass
 class GenerationSettings:
-    """How the assistant renders the video prompts it writes (paper §3.4): any backend, no retraining."""
+    """How the assistant renders the video and image prompts it writes (paper §3.4): any backend, no retraining.
+    ``generator`` None leaves video prompts unrendered, ``image_generator`` None image prompts."""
 
-    generator: VideoGenerator
+    generator: VideoGenerator | None
     num_frames: int = 16
     height: int = 256
     width: int = 256
     seed: int | None = None
     progress: bool = False
+    image_generator: ImageGenerator | None = None
+    image_size: int = 256
+    image_seed: int | None = None
 
 
 @dataclass
 class Rendered:
-    """What :func:`render_video_prompt` made of one prompt: the video (None if blocked, withheld or not
-    renderable), the safety decisions in order, and the error of a prompt the backend cannot draw."""
+    """What :func:`render_video_prompt` (or :func:`render_image_prompt`) made of one prompt: the video (or image;
+    None if blocked, withheld or not renderable), the safety decisions in order, and the error of a prompt the
+    backend cannot draw."""
 
     video: GeneratedVideo | None
     decisions: list[Decision]
     error: str | None = None
+    image: GeneratedImage | None = None
 
     @property
     def refusal(self) -> Decision | None:
@@ -298,27 +369,58 @@ def render_video_prompt(prompt: str, generation: GenerationSettings | None, safe
                         request: str = "", model: str = "") -> Rendered:
     """The ``prompt`` and ``output`` layers around one render: check the prompt, render it (if a generator
     is set), check the frames. With ``safety`` None nothing is checked."""
+    g = generation
+    backend = None if g is None else g.generator
+
+    def draw() -> np.ndarray:
+        return backend(prompt, num_frames=g.num_frames, height=g.height, width=g.width, seed=g.seed,  # type: ignore[misc, union-attr]
+                       progress=g.progress)
+
+    decisions, frames, seconds, error = _checked_render(prompt, "video", None if backend is None else draw, safety)
+    if frames is None or backend is None or g is None:
+        return Rendered(None, decisions, error)
+    return Rendered(GeneratedVideo(prompt, frames, backend.fps, backend.name, g.seed, seconds, request, model), decisions)
+
+
+def render_image_prompt(prompt: str, generation: GenerationSettings | None, safety: SafetyPolicy | None, *,
+                        request: str = "", model: str = "") -> Rendered:
+    """:func:`render_video_prompt` for an image prompt: the same two layers around the image backend."""
+    g = generation
+    backend = None if g is None else g.image_generator
+
+    def draw() -> np.ndarray:
+        return backend(prompt, height=g.image_size, width=g.image_size, seed=g.image_seed,  # type: ignore[misc, union-attr]
+                       progress=g.progress)
+
+    decisions, pixels, seconds, error = _checked_render(prompt, "image", None if backend is None else draw, safety)
+    if pixels is None or backend is None or g is None:
+        return Rendered(None, decisions, error)
+    image = GeneratedImage(prompt, pixels, backend.name, g.image_seed, seconds, request, model)
+    return Rendered(None, decisions, image=image)
+
+
+def _checked_render(prompt: str, media: str, draw: Callable[[], np.ndarray] | None, safety: SafetyPolicy | None,
+                    ) -> tuple[list[Decision], np.ndarray | None, float, str | None]:
+    """Check the prompt, ``draw()`` the pixels (unless ``draw`` is None), check them: (decisions, pixels or None if
+    blocked, withheld or not drawn, seconds drawing, the error of a prompt the backend cannot draw)."""
     decisions: list[Decision] = []
     if safety is not None:
-        decisions.append(safety.check_prompt(prompt))
+        decisions.append(safety.check_prompt(prompt, media=media))
         if not decisions[-1].allowed:
-            return Rendered(None, decisions)
-    if generation is None:
-        return Rendered(None, decisions)
-    g = generation
+            return decisions, None, 0.0, None
+    if draw is None:
+        return decisions, None, 0.0, None
     t0 = time.perf_counter()
     try:
-        frames = g.generator(prompt, num_frames=g.num_frames, height=g.height, width=g.width, seed=g.seed,
-                             progress=g.progress)
+        pixels = draw()
     except InputError as e:  # PromptNotSupported, or a size the backend cannot make
-        return Rendered(None, decisions, str(e))
+        return decisions, None, 0.0, str(e)
     seconds = time.perf_counter() - t0
     if safety is not None:
-        decisions.append(safety.check_output(frames))
+        decisions.append(safety.check_output(pixels, media=media))
         if not decisions[-1].allowed:
-            return Rendered(None, decisions)
-    video = GeneratedVideo(prompt, frames, g.generator.fps, g.generator.name, g.seed, seconds, request, model)
-    return Rendered(video, decisions)
+            return decisions, None, seconds, None
+    return decisions, pixels, seconds, None
 
 
 # -- the assistant ------------------------------------------------------------------------------------
@@ -489,8 +591,8 @@ class Assistant:
         for event in routed():
             if isinstance(event, TextDelta):
                 shown.append(event.text)
-            elif isinstance(event, VideoPrompt):
-                written.append(event.prompt)
+            elif isinstance(event, (VideoPrompt, ImagePrompt)):
+                written.append(event)
             yield event
 
         # The history keeps the reply as written (tags included), so the model sees what it asked for.
@@ -502,20 +604,23 @@ class Assistant:
 
         notices = []
         t0 = time.perf_counter()
-        for prompt in written:
-            rendered = render_video_prompt(prompt, self.generation, self.safety if self.checking else None,
-                                           request=request, model=self.model.source)
+        spent = {VideoPrompt: 0.0, ImagePrompt: 0.0}  # seconds checking and rendering each kind
+        for asked in written:
+            t1, prompt, image = time.perf_counter(), asked.prompt, isinstance(asked, ImagePrompt)
+            render = render_image_prompt if image else render_video_prompt
+            rendered = render(prompt, self.generation, self.safety if self.checking else None,
+                              request=request, model=self.model.source)
+            spent[type(asked)] += time.perf_counter() - t1
             for decision in rendered.decisions:
                 output.decisions.append(decision)
                 yield SafetyDecision(decision)
             refusal = rendered.refusal
             if refusal is not None and refusal.stage == PROMPT:
                 output.blocked_prompts.append(prompt)
-            elif refusal is not None:
-                output.video_prompts.append(prompt)
-                output.withheld.append(prompt)
             else:
-                output.video_prompts.append(prompt)
+                (output.image_prompts if image else output.video_prompts).append(prompt)
+                if refusal is not None:
+                    output.withheld.append(prompt)
             if refusal is not None:
                 output.refuse(refusal.stage, refusal.category)
                 notices.append(refusal.message)
@@ -524,10 +629,16 @@ class Assistant:
             if rendered.video is not None:
                 output.generated.append(rendered.video)
                 yield VideoGenerated(rendered.video)
+            if rendered.image is not None:
+                output.generated_images.append(rendered.image)
+                yield ImageGenerated(rendered.image)
         if written and self.checking:
             output.timings["safety_prompt"] = time.perf_counter() - t0
-        if written and self.generation is not None:
-            output.timings["video_generation"] = time.perf_counter() - t0
+        kinds = {type(asked) for asked in written}
+        if VideoPrompt in kinds and self.generation is not None:
+            output.timings["video_generation"] = spent[VideoPrompt]
+        if ImagePrompt in kinds and self.generation is not None:
+            output.timings["image_generation"] = spent[ImagePrompt]
         for notice in notices:  # why a prompt was blocked or a video withheld
             piece = ("\n" if "".join(shown).strip() else "") + notice
             shown.append(piece)

@@ -1,8 +1,9 @@
-"""Reply text → text for the user + prompts for the text-to-video model (paper §3.4).
+"""Reply text → text for the user + prompts for the text-to-video and text-to-image models (paper §3.4).
 
-The model asks for a video by writing the prompt inside its reply, as plain text::
+The model asks for a video or a picture by writing the prompt inside its reply, as plain text::
 
     Sure! <video_prompt>A red circle moves to the right on a gray background.</video_prompt>
+    Here it is: <image_prompt>A green square on a white background.</image_prompt>
 
 :func:`split_reply` splits a finished reply; :class:`StreamRouter` does the same while the reply is
 being generated, piece by piece. Both give exactly the same result, whatever the chunking: in fact
@@ -10,15 +11,17 @@ being generated, piece by piece. Both give exactly the same result, whatever the
 
 Rules (also for malformed replies, which a small model writes now and then):
 
-- Tags are ``<video_prompt>`` and ``</video_prompt>``, matched case-insensitively
-  (``<Video_Prompt>`` counts); no other spelling (spaces inside the brackets, attributes) is a tag.
-- A prompt is the content between an opening tag and the next closing tag, with runs of
+- Tags are ``<video_prompt>``, ``</video_prompt>``, ``<image_prompt>`` and ``</image_prompt>``, matched
+  case-insensitively (``<Video_Prompt>`` counts); no other spelling (spaces inside the brackets,
+  attributes) is a tag. Both kinds follow the same rules; the opening tag says which kind a prompt is.
+- A prompt is the content between an opening tag and the next closing tag (of either kind: in
+  ``<image_prompt>a</video_prompt>`` the mismatched tag still ends the image prompt "a"), with runs of
   whitespace collapsed to one space and the ends stripped. Empty prompts are dropped.
 - An opening tag that is never closed (the model ran out of tokens or forgot to close it) makes
   everything after it, to the end of the reply, its prompt. It is never shown as text.
 - A closing tag without an opening tag (a stray ``</video_prompt>``) is dropped.
-- An opening tag inside a prompt (``<video_prompt>a <video_prompt>b</video_prompt>``) is dropped
-  and its content belongs to the outer prompt ("a b"); the first closing tag ends the prompt and a
+- An opening tag inside a prompt (``<video_prompt>a <video_prompt>b</video_prompt>``, or an
+  ``<image_prompt>`` inside a video prompt) is dropped and its content belongs to the outer prompt ("a b"); the first closing tag ends the prompt and a
   later closing tag is stray. This keeps the hidden part of a reply as short as possible.
 - A reply that ends in the middle of a tag (``… <video_pro``) loses that fragment: it is a
   truncated tag, not text. A lone ``<`` at the very end is kept as text.
@@ -39,8 +42,11 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "CLOSE_TAG",
+    "IMAGE_CLOSE_TAG",
+    "IMAGE_OPEN_TAG",
     "OPEN_TAG",
     "Event",
+    "ImagePrompt",
     "RoutedReply",
     "StreamRouter",
     "TextDelta",
@@ -51,7 +57,10 @@ __all__ = [
 
 OPEN_TAG = "<video_prompt>"
 CLOSE_TAG = "</video_prompt>"
-_TAGS = (OPEN_TAG, CLOSE_TAG)
+IMAGE_OPEN_TAG = "<image_prompt>"
+IMAGE_CLOSE_TAG = "</image_prompt>"
+_TAGS = (OPEN_TAG, CLOSE_TAG, IMAGE_OPEN_TAG, IMAGE_CLOSE_TAG)
+_LONGEST_TAG = max(len(t) for t in _TAGS)
 _NO_SPACE_BEFORE = frozenset(".,;:!?)]}")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -76,19 +85,33 @@ class VideoPrompt:
     prompt: str
 
 
-Event = TextDelta | VideoPrompt
+@dataclass(frozen=True)
+class ImagePrompt:
+    """A complete prompt for the text-to-image model."""
+
+    prompt: str
+
+
+Event = TextDelta | VideoPrompt | ImagePrompt
+# The opening tags and the prompt each one starts.
+_PROMPT_KINDS: dict[str, type[VideoPrompt] | type[ImagePrompt]] = {OPEN_TAG: VideoPrompt, IMAGE_OPEN_TAG: ImagePrompt}
 
 
 @dataclass
 class RoutedReply:
-    """A reply split into the ``text`` to show and the video ``prompts`` (in order)."""
+    """A reply split into the ``text`` to show, the video ``prompts`` and the ``image_prompts`` (each in order)."""
 
     text: str
     prompts: list[str] = field(default_factory=list)
+    image_prompts: list[str] = field(default_factory=list)
 
     @property
     def wants_video(self) -> bool:
         return bool(self.prompts)
+
+    @property
+    def wants_image(self) -> bool:
+        return bool(self.image_prompts)
 
 
 class StreamRouter:
@@ -99,18 +122,18 @@ class StreamRouter:
         router = StreamRouter()
         for piece in model.stream(...):
             for event in router.feed(piece):
-                ...  # TextDelta: print it; VideoPrompt: generate a video
+                ...  # TextDelta: print it; VideoPrompt / ImagePrompt: generate a video / an image
         for event in router.close():
             ...
 
-    The concatenated :class:`TextDelta` texts and the :class:`VideoPrompt` prompts are exactly
-    ``split_reply(whole_reply)``, however the reply was cut into pieces (see the module docstring
+    The concatenated :class:`TextDelta` texts and the :class:`VideoPrompt` and :class:`ImagePrompt`
+    prompts are exactly ``split_reply(whole_reply)``, however the reply was cut into pieces (see the module docstring
     for the rules). A router handles one reply; it cannot be fed after ``close()``.
     """
 
     def __init__(self) -> None:
         self._buf = ""  # input not processed yet: at most a possible partial tag
-        self._inside = False  # inside <video_prompt> … </video_prompt>
+        self._inside: type[VideoPrompt] | type[ImagePrompt] | None = None  # the kind of prompt being read
         self._prompt: list[str] = []  # content of the current prompt
         self._pending_ws = ""  # whitespace of the text held back (trailing, so far)
         self._boundary = False  # a tag or prompt was removed since the last visible character
@@ -135,7 +158,6 @@ class StreamRouter:
         events = self._drain(final=True)
         self._closed = True
         if self._inside:
-            self._inside = False
             self._finish_prompt(events)
         # Held-back trailing whitespace is dropped (the text is stripped).
         self._pending_ws = ""
@@ -158,14 +180,14 @@ class StreamRouter:
                 buf = ""
                 break
             self._content(buf[start:lt], events)
-            rest = _lower(buf[lt : lt + len(CLOSE_TAG)])
+            rest = _lower(buf[lt : lt + _LONGEST_TAG])
             tag = next((t for t in _TAGS if rest.startswith(t)), None)
             if tag is not None:
                 self._tag(tag, events)
                 start = lt + len(tag)
                 continue
             tail = buf[lt:]
-            if len(tail) < len(CLOSE_TAG) and any(t.startswith(_lower(tail)) for t in _TAGS):
+            if len(tail) < _LONGEST_TAG and any(t.startswith(_lower(tail)) for t in _TAGS):
                 # Could be the start of a tag: wait for more input (or, at the end, drop a truncated tag).
                 if final:
                     if tail == "<" and not self._inside:
@@ -180,24 +202,24 @@ class StreamRouter:
         return events
 
     def _tag(self, tag: str, events: list[Event]) -> None:
-        if tag == OPEN_TAG:
+        if tag in _PROMPT_KINDS:
             if self._inside:  # nested: its content belongs to the outer prompt
                 self._prompt.append(" ")
             else:
-                self._inside = True
+                self._inside = _PROMPT_KINDS[tag]
                 self._prompt = []
                 self._boundary = True
-        else:
+        else:  # a closing tag of either kind ends the prompt being read
             if self._inside:
-                self._inside = False
                 self._finish_prompt(events)
             self._boundary = True  # a stray closing tag is dropped, but still separates words
 
     def _finish_prompt(self, events: list[Event]) -> None:
+        kind, self._inside = self._inside, None
         prompt = " ".join("".join(self._prompt).split())
         self._prompt = []
-        if prompt:
-            events.append(VideoPrompt(prompt))
+        if prompt and kind is not None:
+            events.append(kind(prompt))
 
     def _content(self, text: str, events: list[Event]) -> None:
         if not text:
@@ -252,18 +274,22 @@ def route_stream(pieces: Iterable[str]) -> Iterator[Event]:
 
 
 def split_reply(reply: str) -> RoutedReply:
-    """Split a finished reply into the text to show and the video prompts (rules: module docstring).
+    """Split a finished reply into the text to show, the video prompts and the image prompts (rules: module
+    docstring).
 
     >>> split_reply("Here you go! <video_prompt>A red circle grows.</video_prompt>")
-    RoutedReply(text='Here you go!', prompts=['A red circle grows.'])
+    RoutedReply(text='Here you go!', prompts=['A red circle grows.'], image_prompts=[])
     """
     if not isinstance(reply, str):
         raise TypeError(f"split_reply() takes a str, got {type(reply).__name__}")
+    routed = RoutedReply("")
     text: list[str] = []
-    prompts: list[str] = []
     for event in route_stream([reply]):
         if isinstance(event, TextDelta):
             text.append(event.text)
+        elif isinstance(event, ImagePrompt):
+            routed.image_prompts.append(event.prompt)
         else:
-            prompts.append(event.prompt)
-    return RoutedReply("".join(text), prompts)
+            routed.prompts.append(event.prompt)
+    routed.text = "".join(text)
+    return routed

@@ -1,7 +1,8 @@
 """diffusers backends, run for real on tiny components built from configs (no downloads).
 
-Each family's REAL pipeline class runs 2 denoising steps on a few frames of 16-32 px through our
-backend's ``__call__``, as diffusers' own tests do with ``get_dummy_components``. Tokenizers are
+Each family's REAL pipeline class runs 2 denoising steps on a few frames of 16-32 px (text to video) or
+one image of about 20 px (text to image) through our backend's ``__call__``, as diffusers' own tests do
+with ``get_dummy_components``. Tokenizers are
 built in memory (a CLIP BPE from a tiny vocabulary and merges; a T5 unigram from a word list).
 """
 
@@ -20,10 +21,16 @@ torch = pytest.importorskip("torch")
 from gpt4video.errors import ConfigError, InputError, ModelLoadError  # noqa: E402
 from gpt4video.generators import (  # noqa: E402
     GENERATORS,
+    IMAGE_GENERATORS,
     AnimateDiffGenerator,
+    AutoImageGenerator,
     DiffusersGenerator,
+    DiffusersImageGenerator,
+    FluxImageGenerator,
+    StableDiffusionImageGenerator,
     ZeroscopeGenerator,
     build_generator,
+    build_image_generator,
     to_uint8_video,
 )
 
@@ -135,6 +142,15 @@ def animatediff_pipe():
     from diffusers import AnimateDiffPipeline
 
     return AnimateDiffPipeline(unet=unet_2d(), motion_adapter=motion_adapter(), scheduler=ddim(), **clip_parts())
+
+
+def stable_diffusion_pipe():
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        unet=unet_2d(), scheduler=ddim(), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        **clip_parts(),
+    )
 
 
 def text2video_zero_pipe():
@@ -275,12 +291,7 @@ def test_zeroscope_loads_from_a_directory(tmp_path) -> None:
 
 
 def test_animatediff_loads_base_model_and_motion_adapter(tmp_path) -> None:
-    from diffusers import StableDiffusionPipeline
-
-    StableDiffusionPipeline(
-        unet=unet_2d(), scheduler=ddim(), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-        **clip_parts(),
-    ).save_pretrained(tmp_path / "sd")
+    stable_diffusion_pipe().save_pretrained(tmp_path / "sd")
     motion_adapter().save_pretrained(tmp_path / "adapter")
     generator = build_generator(
         "animatediff", model=str(tmp_path / "sd"), num_inference_steps=2, extra={"motion_adapter": str(tmp_path / "adapter")}
@@ -418,3 +429,186 @@ def test_the_same_conversation_drives_two_backends(tmp_path, tiny_llm_dir, tiny_
         outputs.append(json.loads(open(answer.generated[0].save(tmp_path / backend.name).sidecar).read()))
     assert [o["backend"] for o in outputs] == ["synthetic", "zeroscope"]
     assert outputs[0]["prompt"] == outputs[1]["prompt"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Text-to-image backends: tiny components of each family
+
+
+def clip_text(projection: bool = False):
+    """A CLIP tokenizer and a 32-wide text encoder (with a projection: the pooled output SDXL and SD3 use)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = clip_tokenizer()
+    torch.manual_seed(0)
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+        max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1, projection_dim=32,
+    )
+    return tokenizer, (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
+
+
+def t5_32():
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = t5_tokenizer()
+    torch.manual_seed(0)
+    return tokenizer, T5EncoderModel(T5Config(**{**t5_config_kwargs(tokenizer), "d_model": 32}))
+
+
+def flow_vae(latent_channels: int):
+    """The VAE of the flow-matching families (SD3, FLUX): shifted and scaled latents, no quant convs."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=latent_channels, norm_num_groups=4, layers_per_block=1, sample_size=32, shift_factor=0.0609,
+        scaling_factor=1.5035, use_quant_conv=False, use_post_quant_conv=False,
+    )
+
+
+def sdxl_pipe():
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    tokenizer, text_encoder = clip_text()
+    tokenizer_2, text_encoder_2 = clip_text(projection=True)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=16, norm_num_groups=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64,
+    )
+    return StableDiffusionXLPipeline(
+        vae=clip_parts()["vae"], text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2, unet=unet, scheduler=EulerDiscreteScheduler(), add_watermarker=False,
+    )
+
+
+def sd3_pipe():
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    tokenizer, text_encoder = clip_text(projection=True)
+    tokenizer_2, text_encoder_2 = clip_text(projection=True)
+    tokenizer_3, text_encoder_3 = t5_32()
+    transformer = SD3Transformer2DModel(
+        sample_size=32, patch_size=2, in_channels=4, num_layers=1, attention_head_dim=8, num_attention_heads=2,
+        caption_projection_dim=16, joint_attention_dim=32, pooled_projection_dim=64, out_channels=4,
+    )
+    return StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=flow_vae(4), text_encoder=text_encoder,
+        tokenizer=tokenizer, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, text_encoder_3=text_encoder_3,
+        tokenizer_3=tokenizer_3,
+    )
+
+
+def flux_pipe():
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    tokenizer, text_encoder = clip_text()
+    tokenizer_2, text_encoder_2 = t5_32()
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 4, 8],
+    )
+    return FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(), vae=flow_vae(1), text_encoder=text_encoder, tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, transformer=transformer,
+    )
+
+
+def sana_pipe():
+    from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline, SanaTransformer2DModel
+    from transformers import Gemma2Config, Gemma2Model
+
+    tokenizer = t5_tokenizer()  # any tokenizer serves the pipeline; Gemma's needs a sentencepiece file
+    torch.manual_seed(0)
+    text_encoder = Gemma2Model(Gemma2Config(
+        head_dim=4, hidden_size=8, num_attention_heads=2, num_hidden_layers=1, num_key_value_heads=2,
+        intermediate_size=16, vocab_size=len(tokenizer), pad_token_id=0,
+    ))
+    transformer = SanaTransformer2DModel(
+        patch_size=1, in_channels=4, out_channels=4, num_layers=1, num_attention_heads=2, attention_head_dim=4,
+        num_cross_attention_heads=2, cross_attention_head_dim=4, cross_attention_dim=8, caption_channels=8, sample_size=32,
+    )
+    vae = AutoencoderDC(
+        in_channels=3, latent_channels=4, attention_head_dim=2, encoder_block_types=("ResBlock", "EfficientViTBlock"),
+        decoder_block_types=("ResBlock", "EfficientViTBlock"), encoder_block_out_channels=(8, 8),
+        decoder_block_out_channels=(8, 8), encoder_qkv_multiscales=((), (5,)), decoder_qkv_multiscales=((), (5,)),
+        encoder_layers_per_block=(1, 1), decoder_layers_per_block=(1, 1), downsample_block_type="conv",
+        upsample_block_type="interpolate", decoder_norm_types="rms_norm", decoder_act_fns="silu", scaling_factor=0.41407,
+    )
+    return SanaPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0))
+
+
+IMAGE_PIPES = {"sd15": stable_diffusion_pipe, "sdxl": sdxl_pipe, "sd3": sd3_pipe, "flux": flux_pipe, "sana": sana_pipe}
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_PIPES))
+def test_image_family_runs_tiny_pipeline(name: str) -> None:
+    generator = IMAGE_GENERATORS.get(name).from_pipeline(IMAGE_PIPES[name](), num_inference_steps=2)
+    assert isinstance(generator, DiffusersImageGenerator) and generator.loaded
+    # 20 x 24 is no multiple of any family's size step: generated larger, then centre-cropped.
+    image = generator("a red circle", height=20, width=24, seed=0, negative_prompt="blue")
+    assert image.shape == (20, 24, 3) and image.dtype == np.uint8
+    assert image.std() > 0  # a picture, not a blank
+
+
+def test_image_sizes_follow_the_family() -> None:
+    flux = FluxImageGenerator.from_pipeline(flux_pipe(), num_inference_steps=2)
+    assert flux._size_multiple(flux.pipeline) == 4  # 2 x 2 packed latents of a 2x VAE
+    sd = StableDiffusionImageGenerator.from_pipeline(stable_diffusion_pipe(), num_inference_steps=2)
+    assert sd._size_multiple(sd.pipeline) == 8
+    assert flux("a red circle", height=12, width=20, seed=0).shape == (12, 20, 3)
+
+
+def test_image_seed_makes_runs_reproducible() -> None:
+    generator = StableDiffusionImageGenerator.from_pipeline(stable_diffusion_pipe(), num_inference_steps=2)
+    a = generator("a red circle", height=16, width=16, seed=3)
+    b = generator("a red circle", height=16, width=16, seed=3)
+    c = generator("a red circle", height=16, width=16, seed=4)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_image_backends_load_from_a_directory(tmp_path) -> None:
+    stable_diffusion_pipe().save_pretrained(tmp_path / "sd")
+    by_family = build_image_generator("sd15", model=str(tmp_path / "sd"), num_inference_steps=2,
+                                      extra={"scheduler": "DPMSolverMultistepScheduler"})
+    assert not by_family.loaded
+    assert by_family("a red circle", height=16, width=16, seed=0).shape == (16, 16, 3)
+    assert type(by_family.pipeline.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    # auto: the pipeline class the checkpoint names, with its own defaults unless told otherwise
+    auto = build_image_generator("auto", model=str(tmp_path / "sd"), num_inference_steps=2)
+    assert auto("a red circle", height=16, width=16, seed=0).shape == (16, 16, 3)
+    assert type(auto.pipeline).__name__ == "StableDiffusionPipeline"
+    assert AutoImageGenerator().num_inference_steps is None and AutoImageGenerator().guidance_scale is None
+
+
+def test_image_backend_errors() -> None:
+    with pytest.raises(ConfigError, match="image generator 'sd15' wraps StableDiffusionPipeline pipelines"):
+        StableDiffusionImageGenerator.from_pipeline(flux_pipe())
+    with pytest.raises(ConfigError, match="image generator 'flux' does not take"):
+        build_image_generator("flux", num_frames=4)
+    with pytest.raises(ConfigError, match="unknown image generator 'dalle'"):
+        build_image_generator("dalle")
+    with pytest.raises(ConfigError, match="cannot set num_images_per_prompt"):
+        build_image_generator("sdxl", extra={"call_kwargs": {"num_images_per_prompt": 4}})
+    with pytest.raises(ModelLoadError, match="image generator 'sd3': cannot load model"):
+        build_image_generator("sd3", model="nobody-here/not-a-cached-model").load()
+    generator = StableDiffusionImageGenerator.from_pipeline(stable_diffusion_pipe(), num_inference_steps=2)
+    with pytest.raises(InputError, match="height must be an integer from 8"):
+        generator("a red circle", height=4, width=16)
+    with pytest.raises(InputError, match="prompt must be non-empty"):
+        generator("  ", height=16, width=16)
+
+
+def test_image_backend_defaults() -> None:
+    expected = {
+        "sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5", "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+        "sd3": "stabilityai/stable-diffusion-3.5-medium", "flux": "black-forest-labs/FLUX.1-schnell",
+        "sana": "Efficient-Large-Model/Sana_1600M_1024px_BF16_diffusers",
+    }
+    for name, model in expected.items():
+        assert build_image_generator(name).model == model
+    flux = build_image_generator("flux")
+    assert flux.num_inference_steps == 4 and flux.guidance_scale == pytest.approx(0.0)

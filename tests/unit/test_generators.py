@@ -1,4 +1,4 @@
-"""The generator gallery: registry, config, argument checks and the offline synthetic backend."""
+"""The generator gallery: registries, configs, argument checks and the offline synthetic backends (video and image)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,25 @@ import pytest
 
 from gpt4video.data.synthetic import BACKGROUND_RGB, COLOR_RGB
 from gpt4video.errors import ConfigError, InputError
+from gpt4video.evaluation.pixels import analyze_clip, matches
 from gpt4video.generators import (
     GENERATORS,
+    IMAGE_GENERATORS,
+    UNSUPPORTED_IMAGE_PROMPT_HELP,
     UNSUPPORTED_PROMPT_HELP,
     GeneratorConfig,
+    ImageGenerator,
+    ImageGeneratorConfig,
     PromptNotSupported,
     SyntheticGenerator,
+    SyntheticImageGenerator,
     VideoGenerator,
     build_generator,
+    build_image_generator,
 )
 
 ALL_NAMES = {"synthetic", "zeroscope", "modelscope", "animatediff", "cogvideox", "ltx", "wan", "text2video-zero"}
+IMAGE_NAMES = {"synthetic", "sd15", "sdxl", "sd3", "flux", "sana", "auto"}
 
 
 def _object_pixels(frame: np.ndarray, color: str, background: str = "black") -> np.ndarray:
@@ -150,6 +158,77 @@ def test_synthetic_is_reproducible_and_accepts_tagged_prompts() -> None:
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
     assert gen("A red square.", num_frames=2, height=16, width=16).shape == (2, 16, 16, 3)  # the smallest size
+
+
+def test_image_registry_lists_every_backend() -> None:
+    assert set(IMAGE_GENERATORS.names()) == IMAGE_NAMES
+    for name in IMAGE_NAMES:
+        cls = IMAGE_GENERATORS.get(name)
+        assert issubclass(cls, ImageGenerator) and cls.name == name
+
+
+def test_image_generator_config() -> None:
+    config = ImageGeneratorConfig()
+    assert config.options() == {} and config.size == 256 and config.seed is None
+    assert isinstance(config.build(), SyntheticImageGenerator)
+    config = ImageGeneratorConfig.from_dict({"name": "flux", "model": "/models/flux", "dtype": "bf16",
+                                             "num_inference_steps": 4, "size": 512, "seed": 1})
+    assert config.options() == {"model": "/models/flux", "dtype": "bf16", "num_inference_steps": 4}
+    gen = config.build()
+    assert gen.name == "flux" and gen.dtype == "bfloat16" and not gen.loaded
+    for bad in ({"size": 0}, {"dtype": "int8"}, {"name": ""}, {"seed": 1.5}, {"frames": 4}):
+        with pytest.raises(ConfigError):
+            ImageGeneratorConfig.from_dict(bad)
+    with pytest.raises(ConfigError, match="image generator 'synthetic' does not take model"):
+        build_image_generator("synthetic", model="/some/path")
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "A green square on a white background.",
+        "a green square",  # background left open
+        "An image of a green square moving left on a white background",  # motion words are ignored
+        "A green square grows on a black background.",
+    ],
+)
+def test_synthetic_still_shows_the_requested_object(prompt: str) -> None:
+    image = SyntheticImageGenerator()(prompt, height=128, width=128, seed=2)
+    assert image.shape == (128, 128, 3) and image.dtype == np.uint8
+    assert matches(analyze_clip(image), color="green", shape="square", motion="still")
+
+
+def test_synthetic_still_reads_counts_and_backgrounds() -> None:
+    gen = SyntheticImageGenerator()
+    image = gen("Two red circles and a blue triangle on a white background.", height=128, width=128, seed=0)
+    found = sorted(o.triple for o in analyze_clip(image))
+    assert found == [("blue", "triangle", "still"), ("red", "circle", "still"), ("red", "circle", "still")]
+    corner = image[:4, :4].reshape(-1, 3).astype(np.float32).mean(axis=0)
+    assert np.abs(corner - np.asarray(BACKGROUND_RGB["white"])).max() < 2
+
+
+def test_synthetic_still_is_reproducible() -> None:
+    gen = SyntheticImageGenerator()
+    a = gen("A purple triangle.", height=64, width=64, seed=5)
+    assert np.array_equal(a, gen("A purple triangle.", height=64, width=64, seed=5))
+    assert not np.array_equal(a, gen("A purple triangle.", height=64, width=64, seed=6))
+    assert gen("A red square.", height=16, width=16).shape == (16, 16, 3)  # the smallest size
+
+
+@pytest.mark.parametrize("prompt", ["A dog on the beach.", "a yellow star", "an image of five red circles",
+                                    "a white square on a white background"])
+def test_image_prompt_outside_the_world_is_not_supported(prompt: str) -> None:
+    with pytest.raises(PromptNotSupported) as info:
+        SyntheticImageGenerator()(prompt, height=64, width=64, seed=0)
+    assert UNSUPPORTED_IMAGE_PROMPT_HELP in str(info.value)
+    assert info.value.prompt == prompt and info.value.generator == "synthetic"
+
+
+@pytest.mark.parametrize("kwargs", [{"height": 8}, {"width": 10_000}, {"seed": -1}, {"progress": 1},
+                                    {"negative_prompt": 3}])
+def test_bad_image_arguments_raise_input_error(kwargs) -> None:
+    with pytest.raises(InputError):
+        SyntheticImageGenerator()("A red circle.", **kwargs)
 
 
 def test_importing_generators_does_not_import_diffusers() -> None:

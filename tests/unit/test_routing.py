@@ -8,7 +8,10 @@ import pytest
 
 from gpt4video.routing import (
     CLOSE_TAG,
+    IMAGE_CLOSE_TAG,
+    IMAGE_OPEN_TAG,
     OPEN_TAG,
+    ImagePrompt,
     RoutedReply,
     StreamRouter,
     TextDelta,
@@ -73,6 +76,33 @@ def test_split_reply(reply: str, text: str, prompts: list[str]) -> None:
     assert split_reply(reply) == RoutedReply(text, prompts)
 
 
+@pytest.mark.parametrize(
+    ("reply", "text", "videos", "images"),
+    [
+        ("Here it is: <image_prompt>A green square on a white background.</image_prompt>", "Here it is:", [],
+         ["A green square on a white background."]),
+        # Both kinds in one reply, each in its own list and order; tags are case-insensitive.
+        ("A <video_prompt>v1</video_prompt> B <Image_Prompt>i1</IMAGE_PROMPT> C <image_prompt>i2</image_prompt>",
+         "A B C", ["v1"], ["i1", "i2"]),
+        # Unclosed image prompt at the end; empty image prompt dropped; stray image closing tag dropped.
+        ("Drawing. <image_prompt>a red circle on black", "Drawing.", [], ["a red circle on black"]),
+        ("a <image_prompt>  </image_prompt> b </image_prompt> c", "a b c", [], []),
+        # A mismatched closing tag still ends the prompt; the opening tag gives its kind.
+        ("<image_prompt>a blue triangle</video_prompt> done", "done", [], ["a blue triangle"]),
+        ("<video_prompt>a blue triangle grows</image_prompt> done", "done", ["a blue triangle grows"], []),
+        # An opening tag of the other kind inside a prompt belongs to the outer prompt.
+        ("<video_prompt>a red <image_prompt>circle</image_prompt> x</video_prompt>", "x", ["a red circle"], []),
+        # A truncated image tag at the end is dropped; a near-miss is text.
+        ("Here <image_pro", "Here", [], []),
+        ("<image_promptx> is not a tag", "<image_promptx> is not a tag", [], []),
+    ],
+)
+def test_split_reply_image_prompts(reply: str, text: str, videos: list[str], images: list[str]) -> None:
+    routed = split_reply(reply)
+    assert routed == RoutedReply(text, videos, images)
+    assert routed.wants_image == bool(images) and routed.wants_video == bool(videos)
+
+
 def test_split_reply_has_no_tags_left() -> None:
     routed = split_reply("x <video_prompt>a</video_prompt> </video_prompt> y <video_prompt>b")
     assert "video_prompt" not in routed.text
@@ -91,12 +121,15 @@ def _stream(reply: str, pieces: list[str]) -> tuple[RoutedReply, list[str]]:
     shown: list[str] = []
     text: list[str] = []
     prompts: list[str] = []
+    images: list[str] = []
 
     def take(events: list) -> None:
         for event in events:
             if isinstance(event, TextDelta):
                 assert event.text
                 text.append(event.text)
+            elif isinstance(event, ImagePrompt):
+                images.append(event.prompt)
             else:
                 assert isinstance(event, VideoPrompt)
                 prompts.append(event.prompt)
@@ -106,7 +139,7 @@ def _stream(reply: str, pieces: list[str]) -> tuple[RoutedReply, list[str]]:
         shown.append("".join(text))
     take(router.close())
     assert "".join(pieces) == reply
-    return RoutedReply("".join(text), prompts), shown
+    return RoutedReply("".join(text), prompts, images), shown
 
 
 def _random_chunks(reply: str, rng: random.Random) -> list[str]:
@@ -130,6 +163,11 @@ REPLIES = [
     "",
     "<video_prompt></video_prompt>",
     "no tags at all, just a plain answer: red.",
+    "A picture: <image_prompt>A green square on a white background.</image_prompt> and a video: "
+    "<video_prompt>a red circle moves left</video_prompt>!",
+    "mismatched <image_prompt>a blue circle</video_prompt> then <video_prompt>x <image_prompt>y</image_prompt> z",
+    "ends inside an image tag <image_prom",
+    "unclosed image <IMAGE_PROMPT>a white triangle on a black background",
 ]
 
 
@@ -180,6 +218,17 @@ def test_unclosed_prompt_is_emitted_at_close() -> None:
         router.feed("more")
 
 
+def test_held_back_text_never_shows_an_image_prompt() -> None:
+    reply = "One picture <image_prompt>a green square on a white background</image_prompt> coming up"
+    for pieces in (list(reply), _random_chunks(reply, random.Random(3))):
+        routed, shown = _stream(reply, pieces)
+        assert routed.image_prompts == ["a green square on a white background"]
+        for partial in shown:
+            assert "<" not in partial and "image" not in partial and "green" not in partial
+
+
 def test_route_stream_and_tag_constants() -> None:
     events = list(route_stream(["a ", OPEN_TAG, "p", CLOSE_TAG, " b"]))
     assert events == [TextDelta("a"), VideoPrompt("p"), TextDelta(" b")]
+    events = list(route_stream(["a ", IMAGE_OPEN_TAG, "p", IMAGE_CLOSE_TAG, " b"]))
+    assert events == [TextDelta("a"), ImagePrompt("p"), TextDelta(" b")]

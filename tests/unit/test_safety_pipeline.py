@@ -1,5 +1,5 @@
 """Safety in the assistant and on the command line: input refusal before the model, learned refusal,
-prompt check before the generator, frame check before a video is written, the audit log, and the
+prompt check before the generator, frame check before a video or image is written, the audit log, and the
 ``refused`` / ``safety`` fields of ``chat --json``, ``predict`` and ``generate --direct``.
 
 Checkers are stubs registered for the test (they react to neutral marker words such as "zzhate");
@@ -285,6 +285,52 @@ def test_flagged_generated_frames_are_withheld(markers, tiny_model, tmp_path):
     reply = assistant.ask("Make a video.").consume()
     assert reply.withheld == ["A red circle moves left on a gray background."] and reply.generated == []
     assert reply.refused_by == "output" and "Sorry, I can't show the video I made" in reply.text
+
+
+def image_settings():
+    from gpt4video.generators import build_image_generator
+    from gpt4video.pipeline import GenerationSettings
+
+    return GenerationSettings(None, image_generator=build_image_generator("synthetic"), image_size=64, image_seed=1)
+
+
+def test_image_prompts_meet_the_prompt_check(markers, tiny_model, tmp_path):
+    policy = SafetyPolicy(marker_config(audit_log=str(tmp_path / "audit.jsonl")))
+    reply_text = ("Here. <image_prompt>A red circle on a gray background.</image_prompt>"
+                  "<image_prompt>A zzfight square.</image_prompt>")
+    assistant = assistant_for(tiny_model, policy, reply_text, generation=image_settings())
+    reply = assistant.ask("Draw two pictures.")
+    shown = "".join(reply)
+    assert reply.image_prompts == ["A red circle on a gray background."] and len(reply.generated_images) == 1
+    assert reply.blocked_prompts == ["A zzfight square."]
+    assert reply.refused and reply.refused_by == "prompt" and reply.refusal_category == "violence"
+    assert shown == reply.text and shown.startswith("Here.\nSorry, I can't make that image: its description was "
+                                                    "flagged as violence or gore")
+    assert [(r["stage"], r["source"], r["flagged"]) for r in reply.safety] == [
+        ("input", "message", False), ("prompt", "prompt", False), ("output", "image", False), ("prompt", "prompt", True)]
+    log = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in log] == ["input", "prompt", "output", "prompt"]
+    assert log[2]["videos"][0]["shape"] == [1, 64, 64, 3]  # the image, hashed as a one-frame clip
+
+
+def test_flagged_generated_images_are_withheld(markers, tiny_model):
+    policy = SafetyPolicy(marker_config(thresholds={"bright_frames": {"sexual": 0.0}}))  # every image is flagged
+    reply_text = "Sure. <image_prompt>A red circle on a gray background.</image_prompt>"
+    assistant = assistant_for(tiny_model, policy, reply_text, generation=image_settings())
+    reply = assistant.ask("Draw a circle.").consume()
+    assert reply.withheld == ["A red circle on a gray background."] and reply.generated_images == []
+    assert reply.image_prompts == ["A red circle on a gray background."]
+    assert reply.refused_by == "output" and "Sorry, I can't show the image I made: it was flagged as sexual" in reply.text
+
+
+def test_the_policy_names_what_it_checks_for(markers):
+    policy = SafetyPolicy(marker_config())
+    assert "can't make that image" in policy.check_prompt("a zzfight", media="image").message
+    assert "can't make that video" in policy.check_prompt("a zzfight").message
+    decision = policy.check_output(np.full((8, 8, 3), 255, np.uint8), media="image")
+    assert not decision.allowed and decision.sources == ["image"] and "the image I made" in decision.message
+    with pytest.raises(ValueError, match="media must be one of video, image"):
+        policy.check_prompt("x", media="audio")
 
 
 def test_a_request_spread_over_turns_is_checked_whole(markers, tiny_model):

@@ -23,7 +23,7 @@ import numpy as np
 import openai
 import pytest
 
-from gpt4video.generators import build_generator
+from gpt4video.generators import build_generator, build_image_generator
 from gpt4video.serving import ServeConfig
 from gpt4video.serving.app import create_app, make_server
 from gpt4video.serving.errors import NotFound
@@ -45,7 +45,9 @@ class LiveServer:
         web = options.pop("web", False)
         self.config = ServeConfig(port=self.port, **options)
         self.app = create_app(self.config, model, generators={"synthetic": build_generator("synthetic")},
-                              default_generator="synthetic", web=web)
+                              default_generator="synthetic", web=web,
+                              image_generators={"synthetic": build_image_generator("synthetic")},
+                              default_image_generator="synthetic")
         self.server = make_server(self.app, self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -200,10 +202,11 @@ def test_files_api_round_trip_and_every_way_to_refer_to_a_file(server, clip_byte
     ({"max_tokens": 10_000}, 400, "at most 64"),
     ({"temperature": -1}, 400, "temperature"),
     ({"generator": "nonexistent"}, 400, "unknown generator"),
+    ({"image_generator": "dalle"}, 400, "unknown image_generator 'dalle'; this server has: synthetic, none"),
 ])
 def test_bad_chat_requests_get_one_clear_error(server, kwargs, status, needle):
     request = {"model": "tiny", "messages": ask("What is this?"), "max_tokens": 2, **kwargs}
-    extra = {"generator": request.pop("generator")} if "generator" in request else None
+    extra = {key: request.pop(key) for key in ("generator", "image_generator") if key in request} or None
     code, body = status_of(lambda: server.client().chat.completions.create(**request, extra_body=extra))
     assert code == status and needle in body["message"], body
     assert body["type"] and "Traceback" not in body["message"]
@@ -418,6 +421,25 @@ def test_page_is_served_with_no_outside_assets(tiny_model):
     for outside in ("fonts.googleapis", "fonts.gstatic", "cdn.jsdelivr", "unpkg.com", "cdnjs"):
         assert outside not in text
     assert config["analytics_enabled"] is False
+    assert "Image generator" in json.dumps(config)  # a picture's backend is chosen beside the video's
+
+
+def test_the_page_shows_generated_images(tmp_path):
+    from gpt4video.serving import web
+    from gpt4video.serving.engine import ChatResult, GeneratedFile
+
+    stored = FileStore(tmp_path, ttl=60).add_image(np.zeros((8, 8, 3), np.uint8), "a-green-square.png")
+    output = {"text": "Here.", "refused": False, "safety": [], "video_prompts": [], "generation_errors": [],
+              "image_prompts": ["A green square."]}
+    page = web.ChatPage(None, None, ServeConfig(), generators=["synthetic"], default_generator="synthetic",
+                        image_generators=["synthetic"], default_image_generator="synthetic")
+    shown = page._result_messages(ChatResult(output, images=[GeneratedFile(stored, "A green square.", "synthetic", 0)]))
+    assert shown == [{"role": "assistant", "content": {"path": stored.path, "alt_text": "A green square."}},
+                     {"role": "assistant", "content": "Generated image (synthetic): *A green square.*"}]
+    assert stored.path.endswith(".png") and stored.content_type == "image/png"
+    # no image backend chosen: the prompt is shown instead
+    shown = page._result_messages(ChatResult(output))
+    assert shown == [{"role": "assistant", "content": "Image prompt (no generator chosen): *A green square.*"}]
 
 
 def test_serve_command_rejects_bad_options_before_loading_anything(capsys):
@@ -436,3 +458,42 @@ def test_serve_command_rejects_bad_options_before_loading_anything(capsys):
             raise SystemExit(code)
         assert info.value.code == 2
         assert "Traceback" not in capsys.readouterr().err
+
+
+# -- images out ------------------------------------------------------------------------------------
+def test_images_are_served_as_files_like_videos(tiny_saved_model_dir, tmp_path):
+    """An <image_prompt> the model writes comes back as a PNG file: the same storage, permissions and URLs as a
+    generated video, in the plain and the streamed answer; image_generator "none" only reports the prompt."""
+    import io
+
+    from PIL import Image
+
+    from gpt4video.engines import TextStream
+    from gpt4video.evaluation.pixels import analyze_clip, matches
+    from gpt4video.modeling import GPT4Video
+
+    prompt = "A green square on a white background."
+    model = GPT4Video.from_pretrained(tiny_saved_model_dir)
+    model.generate_stream = lambda *a, **k: TextStream.of_text(["Here it is. <image_", f"prompt>{prompt}</image_prompt>"])
+    with LiveServer(model, storage_dir=str(tmp_path / "store"), image_size=96) as s:
+        client = s.client()
+        message = client.chat.completions.create(model="tiny", messages=ask("Draw a green square."),
+                                                 extra_body={"generator": "none"}).choices[0].message
+        assert message.content == "Here it is." and message.model_extra["image_prompts"] == [prompt]
+        (image,) = message.model_extra["images"]
+        assert message.model_extra["videos"] == [] and image["prompt"] == prompt and image["backend"] == "synthetic"
+        assert image["content_type"] == "image/png" and image["url"] == f"{s.url}/v1/files/{image['id']}/content"
+        pixels = np.asarray(Image.open(io.BytesIO(client.files.content(image["id"]).read())).convert("RGB"))
+        assert pixels.shape == (96, 96, 3) and matches(analyze_clip(pixels), color="green", shape="square")
+        stored = Path(s.app.state.store.get(image["id"]).path)
+        assert stored.suffix == ".png" and stored.stat().st_mode & 0o777 == 0o600
+        assert stored.parent.stat().st_mode & 0o777 == 0o700
+        assert client.files.retrieve(image["id"]).purpose == "generated"
+
+        chunks = list(client.chat.completions.create(model="tiny", messages=ask("Draw it again."), stream=True))
+        final = [c for c in chunks if c.choices and c.choices[0].finish_reason][0].choices[0].delta.model_extra
+        assert len(final["images"]) == 1 and final["image_prompts"] == [prompt]
+
+        message = client.chat.completions.create(model="tiny", messages=ask("Just the prompt."),
+                                                 extra_body={"image_generator": "none"}).choices[0].message
+        assert message.model_extra["images"] == [] and message.model_extra["image_prompts"] == [prompt]

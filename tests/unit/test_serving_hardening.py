@@ -249,6 +249,7 @@ class EndlessReply:
     """A reply whose text never ends: only a cancelled job stops it."""
 
     generated: list = []
+    generated_images: list = []
     finish_reason = "stop"
 
     def __init__(self) -> None:
@@ -256,7 +257,7 @@ class EndlessReply:
         self.output = self
 
     def to_dict(self) -> dict:
-        return {"text": "", "generated_videos": []}
+        return {"text": "", "generated_videos": [], "generated_images": []}
 
     def __iter__(self):  # noqa: ANN204
         try:

@@ -1,6 +1,6 @@
-"""The text-to-video gallery: one call for every backend (paper §3.4).
+"""The gallery: one call for every text-to-video backend (paper §3.4), and one for every text-to-image backend.
 
-Every backend is a :class:`VideoGenerator` registered in :data:`GENERATORS` under a short name::
+Every video backend is a :class:`VideoGenerator` registered in :data:`GENERATORS` under a short name::
 
     gen = build_generator("synthetic")                       # the offline default
     gen = build_generator("zeroscope", model="/models/zeroscope_v2_576w", device="cuda")
@@ -9,7 +9,16 @@ Every backend is a :class:`VideoGenerator` registered in :data:`GENERATORS` unde
 
 Swapping the backend needs no retraining: the LLM only writes the prompt. A backend that cannot draw
 a prompt raises :class:`PromptNotSupported` (an :class:`InputError`) saying what to do instead.
-:class:`GeneratorConfig` is the typed config (YAML presets under ``configs/generators/``).
+:class:`GeneratorConfig` is the typed config.
+
+Pictures the model asks for (``<image_prompt>``) go to an :class:`ImageGenerator` of
+:data:`IMAGE_GENERATORS` the same way, one ``(H, W, 3)`` uint8 image per call::
+
+    gen = build_image_generator("synthetic")                 # a still of the synthetic world
+    gen = build_image_generator("flux", model="/models/FLUX.1-schnell", device="cuda")
+    image = gen("A green square on a white background.", height=256, width=256, seed=0)
+
+:class:`ImageGeneratorConfig` is its typed config.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from gpt4video.config import ConfigBase, Count, Flag, Name, config_class, option
+from gpt4video.config import ConfigBase, Count, Flag, Name, Whole, config_class, option
 from gpt4video.errors import ConfigError, InputError
 from gpt4video.registry import Registry
 
@@ -32,15 +41,21 @@ if TYPE_CHECKING:  # numpy loads when a clip is first checked: building the comm
 __all__ = [
     "DTYPES",
     "GENERATORS",
+    "IMAGE_GENERATORS",
     "GeneratorConfig",
+    "ImageGenerator",
+    "ImageGeneratorConfig",
     "PromptNotSupported",
     "VideoGenerator",
     "build_generator",
+    "build_image_generator",
     "normalize_dtype",
 ]
 
 #: Registry of backends: name → VideoGenerator subclass.
 GENERATORS: Registry[type[VideoGenerator]] = Registry("video generator")
+#: Registry of text-to-image backends: name → ImageGenerator subclass.
+IMAGE_GENERATORS: Registry[type[ImageGenerator]] = Registry("image generator")
 
 #: dtype names a config may use (``None``/"auto": the backend's default for its device).
 DTYPES: tuple[str, ...] = ("auto", "float32", "float16", "bfloat16")
@@ -106,18 +121,12 @@ class VideoGenerator(abc.ABC):
             InputError: an argument out of range; :class:`PromptNotSupported` for a prompt the
                 backend cannot draw.
         """
-        import numpy as np
-
         prompt = self._check_args(prompt, num_frames, height, width, seed, negative_prompt, progress)
         frames = self._generate(
             prompt, num_frames=int(num_frames), height=int(height), width=int(width),
             seed=None if seed is None else int(seed), negative_prompt=negative_prompt, progress=progress,
         )
-        expected = (int(num_frames), int(height), int(width), 3)
-        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.shape != expected:
-            got = f"{type(frames).__name__} {getattr(frames, 'shape', '')} {getattr(frames, 'dtype', '')}"
-            raise RuntimeError(f"video generator {self.name!r} returned {got.strip()}, expected uint8 {expected}")
-        return frames
+        return _checked_result(f"video generator {self.name!r}", frames, (int(num_frames), int(height), int(width), 3))
 
     @abc.abstractmethod
     def _generate(
@@ -144,27 +153,103 @@ class VideoGenerator(abc.ABC):
         progress: object,
     ) -> str:
         who = f"video generator {self.name!r}"
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InputError(f"{who}: the prompt must be non-empty text, got {prompt!r}")
         if not _is_int(num_frames) or not self.min_frames <= num_frames <= self.max_frames:  # type: ignore[operator]
             raise InputError(
                 f"{who}: num_frames must be an integer from {self.min_frames} to {self.max_frames}, got {num_frames!r}"
             )
-        for label, value in (("height", height), ("width", width)):
-            if not _is_int(value) or not self.min_size <= value <= self.max_size:  # type: ignore[operator]
-                raise InputError(
-                    f"{who}: {label} must be an integer from {self.min_size} to {self.max_size} pixels, got {value!r}"
-                )
-        if seed is not None and (not _is_int(seed) or not 0 <= seed < 2**63):  # type: ignore[operator]
-            raise InputError(f"{who}: seed must be an integer >= 0 or None, got {seed!r}")
-        if negative_prompt is not None and not isinstance(negative_prompt, str):
-            raise InputError(f"{who}: negative_prompt must be text or None, got {negative_prompt!r}")
-        if not isinstance(progress, bool):
-            raise InputError(f"{who}: progress must be True or False, got {progress!r}")
-        return prompt.strip()
+        return _check_request(who, self.min_size, self.max_size, prompt, height, width, seed, negative_prompt, progress)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class ImageGenerator(abc.ABC):
+    """A text-to-image backend: ``generator(prompt, ...) -> (H, W, 3)`` uint8 RGB.
+
+    Subclasses set :attr:`name` and implement :meth:`_generate`; :meth:`__call__` checks the arguments first
+    (one clear :class:`InputError` each, as :class:`VideoGenerator` does) and the result after.
+    """
+
+    #: Registry name.
+    name: ClassVar[str] = ""
+    #: Smallest and largest image side, in pixels.
+    min_size: ClassVar[int] = 8
+    max_size: ClassVar[int] = 4096
+
+    def __call__(
+        self,
+        prompt: str,
+        *,
+        height: int = 256,
+        width: int = 256,
+        seed: int | None = None,
+        negative_prompt: str | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Draw ``prompt`` (non-empty text) as one ``(height, width, 3)`` uint8 image; the arguments mean what
+        they mean for :meth:`VideoGenerator.__call__`.
+
+        Raises:
+            InputError: an argument out of range; :class:`PromptNotSupported` for a prompt the
+                backend cannot draw.
+        """
+        who = f"image generator {self.name!r}"
+        prompt = _check_request(who, self.min_size, self.max_size, prompt, height, width, seed, negative_prompt, progress)
+        image = self._generate(prompt, height=int(height), width=int(width), seed=None if seed is None else int(seed),
+                               negative_prompt=negative_prompt, progress=progress)
+        return _checked_result(who, image, (int(height), int(width), 3))
+
+    @abc.abstractmethod
+    def _generate(
+        self,
+        prompt: str,
+        *,
+        height: int,
+        width: int,
+        seed: int | None,
+        negative_prompt: str | None,
+        progress: bool,
+    ) -> np.ndarray:
+        """Produce one ``(height, width, 3)`` uint8 image; arguments are already checked."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _checked_result(who: str, array: object, expected: tuple[int, ...]) -> np.ndarray:
+    """``array`` if it is uint8 of shape ``expected``; otherwise a RuntimeError (a backend's bug, not the user's)."""
+    import numpy as np
+
+    if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.shape != expected:
+        got = f"{type(array).__name__} {getattr(array, 'shape', '')} {getattr(array, 'dtype', '')}"
+        raise RuntimeError(f"{who} returned {got.strip()}, expected uint8 {expected}")
+    return array
+
+
+def _check_request(
+    who: str,
+    min_size: int,
+    max_size: int,
+    prompt: object,
+    height: object,
+    width: object,
+    seed: object,
+    negative_prompt: object,
+    progress: object,
+) -> str:
+    """The arguments every backend call shares, checked (one InputError each); returns the stripped prompt."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError(f"{who}: the prompt must be non-empty text, got {prompt!r}")
+    for label, value in (("height", height), ("width", width)):
+        if not _is_int(value) or not min_size <= value <= max_size:  # type: ignore[operator]
+            raise InputError(f"{who}: {label} must be an integer from {min_size} to {max_size} pixels, got {value!r}")
+    if seed is not None and (not _is_int(seed) or not 0 <= seed < 2**63):  # type: ignore[operator]
+        raise InputError(f"{who}: seed must be an integer >= 0 or None, got {seed!r}")
+    if negative_prompt is not None and not isinstance(negative_prompt, str):
+        raise InputError(f"{who}: negative_prompt must be text or None, got {negative_prompt!r}")
+    if not isinstance(progress, bool):
+        raise InputError(f"{who}: progress must be True or False, got {progress!r}")
+    return prompt.strip()
 
 
 def normalize_dtype(dtype: str | None, where: str = "dtype") -> str:
@@ -186,16 +271,25 @@ def build_generator(name: str, **options: Any) -> VideoGenerator:
         ConfigError: an unknown name (the message lists the known ones) or an option the backend
             does not take (the message lists the ones it does).
     """
+    return _build(GENERATORS, name, options)
+
+
+def build_image_generator(name: str, **options: Any) -> ImageGenerator:
+    """Make the text-to-image backend registered as ``name`` (errors as :func:`build_generator`'s)."""
+    return _build(IMAGE_GENERATORS, name, options)
+
+
+def _build(registry: Registry[type[Any]], name: str, options: dict[str, Any]) -> Any:
     import gpt4video.generators  # noqa: F401  (registers the built-in backends)
 
-    cls = GENERATORS.get(name)
+    cls = registry.get(name)
     params = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     accepted = [p for p in params if params[p].kind is not inspect.Parameter.VAR_KEYWORD]
     unknown = sorted(set(options) - set(accepted))
     if unknown and not takes_any:
         takes = ", ".join(accepted) or "no options"
-        raise ConfigError(f"video generator {name!r} does not take {', '.join(unknown)}; it takes: {takes}")
+        raise ConfigError(f"{registry.kind} {name!r} does not take {', '.join(unknown)}; it takes: {takes}")
     return cls(**options)
 
 
@@ -235,14 +329,54 @@ class GeneratorConfig(ConfigBase):
 
     def options(self) -> dict[str, Any]:
         """The constructor options this config sets (the fields that differ from their defaults)."""
-        defaults = GeneratorConfig()
-        out: dict[str, Any] = {}
-        for key in ("model", "dtype", "device", "cpu_offload", "num_inference_steps", "guidance_scale", "extra"):
-            value = getattr(self, key)
-            if value != getattr(defaults, key):
-                out[key] = value
-        return out
+        return _changed_options(self, GeneratorConfig())
 
     def build(self) -> VideoGenerator:
         """The backend this config describes (weights load lazily, on first use or ``load()``)."""
         return build_generator(self.name, **self.options())
+
+
+@config_class
+class ImageGeneratorConfig(ConfigBase):
+    """Which text-to-image backend draws the model's ``<image_prompt>``s, how, and at what size and seed (the
+    commands that render them take the ``option`` fields as options). Only the backend options that differ from
+    these defaults are passed to the backend, as with :class:`GeneratorConfig`."""
+
+    name: Name = option("synthetic", "the text-to-image backend: synthetic (the offline default: a still of the "
+                        "synthetic world), sd15, sdxl, sd3, flux, sana, auto (any diffusers text-to-image checkpoint; "
+                        "see IMAGE_GENERATORS), or on the command line none to only report the prompts",
+                        flag="--image-generator")
+    model: Name | None = option(None, "a diffusers image backend's weights: hub id or local directory (default: the "
+                                "backend's own checkpoint)", flag="--image-generator-model")
+    dtype: Annotated[str, AfterValidator(_known_dtype)] | None = option(
+        None, "auto, float32, float16 or bfloat16 for the image backend (default auto)", flag="--image-generator-dtype")
+    device: Name | None = option(None, "where the image backend runs: cpu, cuda, ... (default: cpu)",
+                                 flag="--image-generator-device")
+    cpu_offload: Flag = option(False, "the image backend's model CPU offload (as --cpu-offload)",
+                               flag="--image-cpu-offload")
+    num_inference_steps: Count | None = option(None, "the image backend's diffusion steps (default: the backend's)",
+                                               flag="--image-steps")
+    size: Count = option(256, "width and height of generated images", flag="--image-size")
+    seed: Whole | None = option(None, "seed of the text-to-image backend", flag="--image-seed")
+    #: classifier-free guidance of a diffusers image backend (None: the backend's default)
+    guidance_scale: Annotated[float, Field(ge=0)] | None = None
+    #: backend-specific options (``variant``, ``scheduler``, ``vae_tiling``, ``call_kwargs``, ...)
+    extra: Annotated[dict[str, Any], BeforeValidator(lambda v: {} if v is None else v)] = field(default_factory=dict)
+
+    def options(self) -> dict[str, Any]:
+        """The constructor options this config sets (the backend fields that differ from their defaults)."""
+        return _changed_options(self, ImageGeneratorConfig())
+
+    def build(self) -> ImageGenerator:
+        """The backend this config describes (weights load lazily, on first use or ``load()``)."""
+        return build_image_generator(self.name, **self.options())
+
+
+def _changed_options(config: GeneratorConfig | ImageGeneratorConfig, defaults: Any) -> dict[str, Any]:
+    """The backend constructor options ``config`` sets to other values than ``defaults`` has."""
+    out: dict[str, Any] = {}
+    for key in ("model", "dtype", "device", "cpu_offload", "num_inference_steps", "guidance_scale", "extra"):
+        value = getattr(config, key)
+        if value != getattr(defaults, key):
+            out[key] = value
+    return out

@@ -1,4 +1,6 @@
-"""Text-to-video backends on diffusers pipelines, loaded by hub id or local directory.
+"""Text-to-video backends on diffusers pipelines, loaded by hub id or local directory, and
+:class:`DiffusersBackend`, the options and loading every diffusers backend shares (the text-to-image ones of
+:mod:`.diffusers_images` too).
 
 Install with ``pip install 'gpt4video[gen]'``. Nothing is imported or loaded until a backend is
 first used (or :meth:`DiffusersGenerator.load` is called): importing this module does not import
@@ -54,7 +56,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from gpt4video.errors import ConfigError, InputError, ModelLoadError
 
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # numpy loads when frames are first converted, not when the b
 __all__ = [
     "AnimateDiffGenerator",
     "CogVideoXGenerator",
+    "DiffusersBackend",
     "DiffusersGenerator",
     "LTXGenerator",
     "ModelScopeGenerator",
@@ -79,7 +82,7 @@ _COMMON_EXTRA = frozenset({"variant", "scheduler", "vae_slicing", "vae_tiling", 
 # Call arguments the backend sets itself (or that have their own option); call_kwargs may not set them.
 _RESERVED_CALL_KWARGS = frozenset({
     "prompt", "negative_prompt", "height", "width", "num_frames", "video_length", "generator", "output_type",
-    "return_dict", "num_inference_steps", "guidance_scale",
+    "return_dict", "num_inference_steps", "guidance_scale", "num_images_per_prompt",
 })
 
 
@@ -186,8 +189,10 @@ def _center_crop(video: np.ndarray, height: int, width: int) -> np.ndarray:
 # Base class
 
 
-class DiffusersGenerator(VideoGenerator):
-    """A text-to-video backend on a diffusers pipeline (one subclass per model family).
+class DiffusersBackend:
+    """What every backend on a diffusers pipeline shares, video or image: its options, loading by hub id or
+    directory, placement on a device, and the pipeline call. :class:`DiffusersGenerator` (text to video) and
+    :class:`~gpt4video.generators.diffusers_images.DiffusersImageGenerator` (text to image) build on it.
 
     Args:
         model: Hub id or local directory (None: :attr:`default_model`).
@@ -201,16 +206,18 @@ class DiffusersGenerator(VideoGenerator):
     pipeline object that is already built (tests build tiny ones from configs).
     """
 
+    #: What the backend is, in messages ("video generator" or "image generator").
+    kind: ClassVar[str] = "video generator"
+    name: ClassVar[str] = ""
     #: Name of the diffusers pipeline class.
     pipeline_class: ClassVar[str] = ""
     #: Hub id used when no model is given.
     default_model: ClassVar[str] = ""
-    default_steps: ClassVar[int] = 50
-    default_guidance: ClassVar[float] = 7.5
+    #: Diffusion steps and guidance when none are given (None: the pipeline's own default).
+    default_steps: ClassVar[int | None] = 50
+    default_guidance: ClassVar[float | None] = 7.5
     #: dtype used on an accelerator when dtype is "auto".
     accelerator_dtype: ClassVar[str] = "float16"
-    #: The pipeline call's argument for the number of frames.
-    frames_argument: ClassVar[str] = "num_frames"
     #: Options of ``extra`` beyond the common ones.
     family_extra: ClassVar[frozenset[str]] = frozenset()
     #: Fewest diffusion steps the family can run.
@@ -227,7 +234,7 @@ class DiffusersGenerator(VideoGenerator):
         guidance_scale: float | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        where = f"video generator {self.name!r}"
+        where = f"{self.kind} {self.name!r}"
         if model is not None and (not isinstance(model, str) or not model.strip()):
             raise ConfigError(f"{where}: model must be a hub id or a directory, got {model!r}")
         if device is not None and (not isinstance(device, str) or not device.strip()):
@@ -257,7 +264,7 @@ class DiffusersGenerator(VideoGenerator):
     # -- construction -----------------------------------------------------------------------------
 
     def _check_extra(self, extra: dict[str, Any]) -> dict[str, Any]:
-        where = f"video generator {self.name!r}: extra"
+        where = f"{self.kind} {self.name!r}: extra"
         allowed = _COMMON_EXTRA | self.family_extra
         unknown = sorted(set(extra) - allowed)
         if unknown:
@@ -281,18 +288,22 @@ class DiffusersGenerator(VideoGenerator):
         return extra
 
     @classmethod
-    def from_pipeline(cls, pipe: Any, **options: Any) -> DiffusersGenerator:
+    def from_pipeline(cls, pipe: Any, **options: Any) -> Self:
         """Wrap a pipeline object that is already built (and placed). ``options`` are the
         constructor's; ``device``/``cpu_offload`` move the pipeline only when given."""
-        expected = cls.pipeline_class
-        if expected and type(pipe).__name__ != expected and expected not in {c.__name__ for c in type(pipe).__mro__}:
-            raise ConfigError(f"video generator {cls.name!r} wraps {expected} pipelines, got a {type(pipe).__name__}")
+        if not cls._wraps(pipe):
+            raise ConfigError(f"{cls.kind} {cls.name!r} wraps {cls.pipeline_class} pipelines, got a {type(pipe).__name__}")
         generator = cls(**options)
         if "model" not in options:
             generator.model = str(getattr(getattr(pipe, "config", None), "_name_or_path", "") or "<pipeline object>")
         generator._configure(pipe, loaded=False)
         generator._pipe = pipe
         return generator
+
+    @classmethod
+    def _wraps(cls, pipe: Any) -> bool:
+        """Whether ``pipe`` is a pipeline of this family (an instance of :attr:`pipeline_class`)."""
+        return cls.pipeline_class in {c.__name__ for c in type(pipe).__mro__}
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -335,11 +346,11 @@ class DiffusersGenerator(VideoGenerator):
             import diffusers
         except ImportError as e:
             raise ModelLoadError(
-                f"video generator {self.name!r} needs diffusers ({_first_line(e)}); install it with: pip install 'gpt4video[gen]'"
+                f"{self.kind} {self.name!r} needs diffusers ({_first_line(e)}); install it with: pip install 'gpt4video[gen]'"
             ) from None
         if not hasattr(diffusers, self.pipeline_class):
             raise ModelLoadError(
-                f"video generator {self.name!r} needs diffusers' {self.pipeline_class}, which the installed "
+                f"{self.kind} {self.name!r} needs diffusers' {self.pipeline_class}, which the installed "
                 f"diffusers {diffusers.__version__} lacks; install it with: pip install 'gpt4video[gen]'"
             )
         return diffusers
@@ -359,20 +370,20 @@ class DiffusersGenerator(VideoGenerator):
         path = Path(model).expanduser()
         if path.exists():
             if not path.is_dir():
-                raise ModelLoadError(f"video generator {self.name!r}: {what} {model!r} is a file; pass the model's directory")
+                raise ModelLoadError(f"{self.kind} {self.name!r}: {what} {model!r} is a file; pass the model's directory")
             return str(path)
         if model.startswith(("/", "./", "../", "~", ".\\")) or model.count("/") > 1 or "\\" in model:
-            raise ModelLoadError(f"video generator {self.name!r}: {what} directory {model!r} does not exist")
+            raise ModelLoadError(f"{self.kind} {self.name!r}: {what} directory {model!r} does not exist")
         return model
 
     def _load_failure(self, model: str, error: BaseException, what: str = "model") -> str:
-        message = f"video generator {self.name!r}: cannot load {what} {model!r} ({_first_line(error)})"
+        message = f"{self.kind} {self.name!r}: cannot load {what} {model!r} ({_first_line(error)})"
         if not Path(model).expanduser().exists() and os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
             message += "; the Hugging Face hub is offline here (HF_HUB_OFFLINE) - pass a local directory"
         return message
 
     def _check_device(self, torch: Any) -> None:
-        where = f"video generator {self.name!r}"
+        where = f"{self.kind} {self.name!r}"
         try:
             device = torch.device(self.device)
         except (RuntimeError, TypeError) as e:
@@ -404,7 +415,7 @@ class DiffusersGenerator(VideoGenerator):
             if self.extra.get(key):
                 enable = getattr(getattr(pipe, "vae", None), method, None)
                 if enable is None:
-                    raise ConfigError(f"video generator {self.name!r}: this model's VAE does not support {key}")
+                    raise ConfigError(f"{self.kind} {self.name!r}: this model's VAE does not support {key}")
                 enable()
         if loaded or self._device_given or self.cpu_offload:
             import torch
@@ -425,10 +436,43 @@ class DiffusersGenerator(VideoGenerator):
             return None
         scheduler_cls = getattr(diffusers, name, None)
         if not isinstance(scheduler_cls, type) or not name.endswith("Scheduler") or not hasattr(scheduler_cls, "from_config"):
-            raise ConfigError(f"video generator {self.name!r}: extra.scheduler {name!r} is not a diffusers scheduler class")
+            raise ConfigError(f"{self.kind} {self.name!r}: extra.scheduler {name!r} is not a diffusers scheduler class")
         return scheduler_cls
 
-    # -- generation -------------------------------------------------------------------------------
+    # -- the pipeline call ------------------------------------------------------------------------
+
+    def _call_pipeline(self, pipe: Any, kwargs: dict[str, Any], *, seed: int | None, progress: bool,
+                       making: str, smaller: str) -> Any:
+        """Run ``pipe`` on ``kwargs`` plus the diffusion settings, the seed and ``extra.call_kwargs``. Running out of
+        memory is an InputError saying what was being made (``making``) and how to need less (``smaller``)."""
+        import torch
+
+        settings = {"num_inference_steps": self.num_inference_steps, "guidance_scale": self.guidance_scale}
+        kwargs = {**kwargs, **{k: v for k, v in settings.items() if v is not None}, "output_type": "np"}
+        if seed is not None:
+            kwargs["generator"] = torch.Generator(device="cpu").manual_seed(seed)
+        kwargs.update(self.extra.get("call_kwargs", {}))
+        pipe.set_progress_bar_config(disable=not progress)
+        out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+        try:
+            return pipe(**kwargs)
+        except out_of_memory:
+            raise InputError(
+                f"{self.kind} {self.name!r} ran out of memory making {making}; "
+                f"try {smaller}, cpu_offload: true or extra.vae_tiling: true"
+            ) from None
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.loaded else "not loaded"
+        return f"{type(self).__name__}(model={self.model!r}, device={self.device!r}, dtype={self.dtype!r}, {state})"
+
+
+class DiffusersGenerator(DiffusersBackend, VideoGenerator):
+    """A text-to-video backend on a diffusers pipeline (one subclass per model family); its options are
+    :class:`DiffusersBackend`'s."""
+
+    #: The pipeline call's argument for the number of frames.
+    frames_argument: ClassVar[str] = "num_frames"
 
     def _frame_step(self, pipe: Any) -> int:
         """Valid frame counts are ``step * k + 1`` (1: any count)."""
@@ -461,45 +505,25 @@ class DiffusersGenerator(VideoGenerator):
         progress: bool,
     ) -> np.ndarray:
         pipe = self.load()
-        import torch
-
         self._check_request(pipe, num_frames, height, width)
         multiple = self._size_multiple(pipe)
-        run_height, run_width = _round_up(height, multiple), _round_up(width, multiple)
         kwargs: dict[str, Any] = {
             "prompt": prompt,
             "negative_prompt": negative_prompt,
-            "height": run_height,
-            "width": run_width,
+            "height": _round_up(height, multiple),
+            "width": _round_up(width, multiple),
             self.frames_argument: self._run_frames(pipe, num_frames),
-            "num_inference_steps": self.num_inference_steps,
-            "guidance_scale": self.guidance_scale,
-            "output_type": "np",
+            **self._family_call_kwargs(pipe, num_frames),
         }
-        if seed is not None:
-            kwargs["generator"] = torch.Generator(device="cpu").manual_seed(seed)
-        kwargs.update(self._family_call_kwargs(pipe, num_frames))
-        kwargs.update(self.extra.get("call_kwargs", {}))
-        pipe.set_progress_bar_config(disable=not progress)
-        out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
-        try:
-            output = pipe(**kwargs)
-        except out_of_memory:
-            raise InputError(
-                f"video generator {self.name!r} ran out of memory making {num_frames} frames of {width}x{height}; "
-                f"try fewer frames, a smaller size, cpu_offload: true or extra.vae_tiling: true"
-            ) from None
+        output = self._call_pipeline(pipe, kwargs, seed=seed, progress=progress,
+                                     making=f"{num_frames} frames of {width}x{height}", smaller="fewer frames, a smaller size")
         video = to_uint8_video(output)
         if video.shape[0] < num_frames or video.shape[1] < height or video.shape[2] < width:
             raise RuntimeError(
-                f"video generator {self.name!r}: the pipeline returned {video.shape[:3]} (T, H, W) for a request of "
+                f"{self.kind} {self.name!r}: the pipeline returned {video.shape[:3]} (T, H, W) for a request of "
                 f"{(num_frames, height, width)}"
             )
         return _center_crop(video[:num_frames], height, width)
-
-    def __repr__(self) -> str:
-        state = "loaded" if self.loaded else "not loaded"
-        return f"{type(self).__name__}(model={self.model!r}, device={self.device!r}, dtype={self.dtype!r}, {state})"
 
 
 # ==============================================================================================

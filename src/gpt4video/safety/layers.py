@@ -3,8 +3,8 @@
 
 - ``input``: the user's message, the recent conversation and the frames of attached videos, before the model runs;
 - ``model``: the model's own learned refusal (corroborated by the input's suspicion score, see :mod:`.policy`);
-- ``prompt``: each ``<video_prompt>`` the model writes, before a generator sees it;
-- ``output``: the frames of each generated video, before it is written.
+- ``prompt``: each ``<video_prompt>`` and ``<image_prompt>`` the model writes, before a generator sees it;
+- ``output``: the frames of each generated video, and each generated image, before it is written.
 """
 
 from __future__ import annotations

@@ -3,8 +3,11 @@
 Three stages (paper §3.5):
 
 - ``input``: the user's text and the frames of the user's videos, before the LLM answers;
-- ``prompt``: every ``<video_prompt>`` the LLM writes, before a generator renders it;
-- ``output``: the generated frames, before they are shown.
+- ``prompt``: every ``<video_prompt>`` and ``<image_prompt>`` the LLM writes, before a generator renders it;
+- ``output``: the generated frames (of a video, or the one frame of an image), before they are shown.
+
+Image prompts and images meet the same checkers and thresholds as video prompts and videos; only the
+refusal says "image" (``media="image"`` in :meth:`SafetyPolicy.check_prompt` and :meth:`SafetyPolicy.check_output`).
 
 A fourth kind of decision is not a check: ``model``, when the model itself wrote a refusal (learned
 refusal, :mod:`gpt4video.safety.refusals`); :meth:`SafetyPolicy.note_model_refusal` logs it.
@@ -66,7 +69,8 @@ class SafetyConfig(ConfigBase):
 
     enabled: false turns every check into "allowed" (nothing is run or logged).
     input_text / input_frames: checkers of the user's message and of the user's videos.
-    prompt: checkers of each video prompt the model writes. output_frames: checkers of generated frames.
+    prompt: checkers of each video or image prompt the model writes. output_frames: checkers of generated frames
+        (videos and images).
     thresholds: per checker, per category: ``{"harmful_request": {"violence": 0.6}, "open_nsfw": {"sexual": 0.9}}``
         (a checker's scores have their own scale, so thresholds are set per checker).
     checker_options: per checker, keyword options: ``{"open_nsfw": {"k": 2, "max_frames": 8},
@@ -160,23 +164,34 @@ def evidence(verdict: Verdict) -> str:
     return f"{verdict.checker} {verdict.score:.2f} ≥ {verdict.threshold:.2f}"
 
 
-def refusal(stage: str, verdict: Verdict, *, what: str = "message") -> str:
-    """The polite refusal for a flagged ``verdict`` at ``stage``."""
+#: What a generator makes: a prompt or frames are checked for one of these.
+MEDIA: tuple[str, ...] = ("video", "image")
+
+
+def refusal(stage: str, verdict: Verdict, *, what: str = "message", media: str = "video") -> str:
+    """The polite refusal for a flagged ``verdict`` at ``stage`` (``media``: what the prompt or frames were for)."""
     label = category_label(verdict.category)
     why = evidence(verdict)
     if stage == INPUT:
         return f"Sorry, I can't help with that: your {what} was flagged as {label} ({why})."
     if stage == PROMPT:
-        return f"Sorry, I can't make that video: its description was flagged as {label} ({why})."
-    return f"Sorry, I can't show the video I made: it was flagged as {label} ({why})."
+        return f"Sorry, I can't make that {media}: its description was flagged as {label} ({why})."
+    return f"Sorry, I can't show the {media} I made: it was flagged as {label} ({why})."
 
 
-def _decide(stage: str, verdicts: list[Verdict], sources: list[str]) -> Decision:
+def _decide(stage: str, verdicts: list[Verdict], sources: list[str], media: str = "video") -> Decision:
     flagged = [(v, s) for v, s in zip(verdicts, sources) if v.flagged]
     if not flagged:
         return Decision(True, stage, verdicts, sources=list(sources))
     verdict, source = max(flagged, key=lambda vs: vs[0].score - vs[0].threshold)
-    return Decision(False, stage, verdicts, verdict.category, refusal(stage, verdict, what=source), list(sources))
+    message = refusal(stage, verdict, what=source, media=media)
+    return Decision(False, stage, verdicts, verdict.category, message, list(sources))
+
+
+def _check_media(media: str) -> str:
+    if media not in MEDIA:
+        raise ValueError(f"media must be one of {', '.join(MEDIA)}, got {media!r}")
+    return media
 
 
 class AuditLog:
@@ -300,21 +315,24 @@ class SafetyPolicy:
         self._log(decision, text=text, videos=videos, context=context)
         return decision
 
-    def check_prompt(self, prompt: str) -> Decision:
-        """Check a video prompt the model wrote, before any generator sees it."""
+    def check_prompt(self, prompt: str, *, media: str = "video") -> Decision:
+        """Check a video (or, with ``media="image"``, an image) prompt the model wrote, before any generator sees it."""
+        _check_media(media)
         if not self.config.enabled:
             return Decision(True, PROMPT)
         verdicts = [self.checker(name).check_text(prompt) for name in self.config.prompt] if prompt.strip() else []
-        decision = _decide(PROMPT, verdicts, ["prompt"] * len(verdicts))
+        decision = _decide(PROMPT, verdicts, ["prompt"] * len(verdicts), media)
         self._log(decision, text=prompt, videos=[])
         return decision
 
-    def check_output(self, frames: Any) -> Decision:
-        """Check generated frames before they are shown."""
+    def check_output(self, frames: Any, *, media: str = "video") -> Decision:
+        """Check generated frames before they are shown: a video's ``(T, H, W, 3)``, or with ``media="image"`` an
+        image's ``(H, W, 3)``."""
+        _check_media(media)
         if not self.config.enabled:
             return Decision(True, OUTPUT)
         verdicts = [self.checker(name).check_frames(frames) for name in self.config.output_frames]
-        decision = _decide(OUTPUT, verdicts, ["video"] * len(verdicts))
+        decision = _decide(OUTPUT, verdicts, [media] * len(verdicts), media)
         self._log(decision, text=None, videos=[frames])
         return decision
 

@@ -4,13 +4,17 @@ Extensions to OpenAI's chat completion message (extra fields that OpenAI clients
 
 - ``videos``: the videos rendered for the reply's video prompts, each ``{"id", "url", "prompt",
   "backend", "seed", "content_type", "bytes", "expires_at"}``; download with ``GET /v1/files/{id}/content``.
-- ``video_prompts``: the prompts the model wrote; ``generation_errors``: why a prompt was not rendered.
+- ``images``: the images (PNG) drawn for the reply's image prompts, each with the same fields; the same storage,
+  expiry and URLs as videos.
+- ``video_prompts`` / ``image_prompts``: the prompts the model wrote; ``generation_errors``: why a prompt was not
+  rendered.
 - ``safety``: the safety verdicts of the turn (layer, checker, category, score, threshold, reason);
   ``refusal`` holds the reply text when the turn was refused, ``refused_by`` the layer (input, model,
   prompt, output) and ``refusal_category`` its category; ``blocked_prompts`` and ``withheld`` list the
   prompts not rendered or whose video was withheld. These are the fields of ``chat --json`` of the same name.
 
-Request extension: ``generator`` names the text-to-video backend ("none": only report the prompts).
+Request extensions: ``generator`` names the text-to-video backend, ``image_generator`` the text-to-image backend
+("none": only report the prompts).
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ from .inputs import VideoInputs
 from .messages import parse_messages
 
 #: Fields of the reply's output (``ReplyOutput.to_dict``) that the message carries besides OpenAI's.
-REPLY_EXTRAS = ("video_prompts", "generation_errors", "refused_by", "refusal_category", "blocked_prompts",
-                "withheld", "safety")
+REPLY_EXTRAS = ("video_prompts", "image_prompts", "generation_errors", "refused_by", "refusal_category",
+                "blocked_prompts", "withheld", "safety")
 
 NO_GENERATOR = "none"
 
@@ -64,18 +68,20 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
     generator: str | None = None
+    image_generator: str | None = None
 
 
 class Api:
     """The routes, bound to one engine, store and config."""
 
     def __init__(self, config: ServeConfig, engine: Engine, store: FileStore, inputs: VideoInputs,
-                 default_generator: str | None) -> None:
+                 default_generator: str | None, default_image_generator: str | None = None) -> None:
         self.config = config
         self.engine = engine
         self.store = store
         self.inputs = inputs
         self.default_generator = default_generator
+        self.default_image_generator = default_image_generator
         self.started = int(time.time())
 
     # -- request pieces --------------------------------------------------------------------------
@@ -109,8 +115,9 @@ class Api:
                                 top_p=body.top_p or 1.0, seed=body.seed,
                                 stop=(*self.engine.model.processor.stop_strings, *stops))
 
-    def generator(self, name: str | None) -> str | None:
-        name = self.default_generator if name is None else name
+    def generator(self, name: str | None, default: str | None) -> str | None:
+        """The backend a request asks for by ``name`` (None: ``default``), or None for "none"."""
+        name = default if name is None else name
         return None if name in (None, NO_GENERATOR) else name
 
     async def read_request(self, request: Request) -> ChatCompletionRequest:
@@ -149,11 +156,14 @@ class Api:
     # -- responses -------------------------------------------------------------------------------
     def message_extras(self, result: ChatResult, request: Request) -> dict[str, Any]:
         base = str(request.base_url).rstrip("/")
-        videos = [{"id": v.file.id, "url": f"{base}/v1/files/{v.file.id}/content", "prompt": v.prompt,
-                   "backend": v.backend, "seed": v.seed, "content_type": v.file.content_type,
-                   "bytes": v.file.bytes, "expires_at": v.file.expires_at} for v in result.videos]
-        return {"refusal": result.text if result.refused else None, "videos": videos,
-                **{key: result.output[key] for key in REPLY_EXTRAS}}
+
+        def described(files: list) -> list[dict[str, Any]]:  # noqa: ANN001
+            return [{"id": f.file.id, "url": f"{base}/v1/files/{f.file.id}/content", "prompt": f.prompt,
+                     "backend": f.backend, "seed": f.seed, "content_type": f.file.content_type,
+                     "bytes": f.file.bytes, "expires_at": f.file.expires_at} for f in files]
+
+        return {"refusal": result.text if result.refused else None, "videos": described(result.videos),
+                "images": described(result.images), **{key: result.output[key] for key in REPLY_EXTRAS}}
 
     @staticmethod
     def usage(result: ChatResult) -> dict[str, int]:
@@ -212,11 +222,12 @@ class Api:
             except ClientDisconnect:
                 return Response(status_code=499)
             params = self.params(body)
-            generator = self.generator(body.generator)
+            generator = self.generator(body.generator, self.default_generator)
+            image_generator = self.generator(body.image_generator, self.default_image_generator)
             messages, body.messages = body.messages, []  # load_turns lets go of each video once decoded
             turns = await run_in_threadpool(self.load_turns, messages, request.headers.get("host"))
             await run_in_threadpool(self.check_prompt_length, turns, params)  # a 400 before the queue
-            job = self.engine.submit(turns, params, generator, asyncio.get_running_loop())
+            job = self.engine.submit(turns, params, generator, asyncio.get_running_loop(), image_generator)
             if body.stream:
                 include_usage = bool((body.stream_options or {}).get("include_usage"))
                 return StreamingResponse(self.stream(job, request, include_usage), media_type="text/event-stream",

@@ -1,6 +1,7 @@
 """The server: the API and the chat page in one FastAPI app, served by uvicorn.
 
-    app = create_app(ServeConfig(...), model, generators={"synthetic": SyntheticGenerator()})
+    app = create_app(ServeConfig(...), model, generators={"synthetic": SyntheticGenerator()},
+                     image_generators={"synthetic": SyntheticImageGenerator()}, default_image_generator="synthetic")
     serve(app, config)                      # blocks; SIGINT/SIGTERM shut it down gracefully
 
 ``create_app`` wires one :class:`~gpt4video.serving.engine.Engine` (the model's worker thread and its
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from ..errors import InputError
-from ..generators import VideoGenerator
+from ..generators import ImageGenerator, VideoGenerator
 from ..modeling import GPT4Video
 from .api import Api, install_error_handlers
 from .config import MB, ServeConfig
@@ -153,30 +154,38 @@ def _too_large(size: int, limit: int, note: str) -> TooLarge:
 # -- the app ---------------------------------------------------------------------------------------
 def create_app(config: ServeConfig, model: GPT4Video, *, generators: Mapping[str, VideoGenerator],
                default_generator: str | None = None, web: bool | None = None,
-               assistant_options: Mapping[str, Any] | None = None) -> FastAPI:
+               assistant_options: Mapping[str, Any] | None = None,
+               image_generators: Mapping[str, ImageGenerator] | None = None,
+               default_image_generator: str | None = None) -> FastAPI:
     """The whole server for ``model``. ``generators`` are the text-to-video backends clients may choose
     (by name); ``default_generator`` is used when a request names none (None: only report prompts).
+    ``image_generators`` and ``default_image_generator`` are the same for images.
     ``assistant_options`` go to every Assistant the engine makes (``{"safety": policy}``)."""
-    if default_generator is not None and default_generator not in generators:
-        raise ValueError(f"default generator {default_generator!r} is not among {sorted(generators)}")
+    image_generators = dict(image_generators or {})
+    for what, default, gallery in (("generator", default_generator, generators),
+                                   ("image generator", default_image_generator, image_generators)):
+        if default is not None and default not in gallery:
+            raise ValueError(f"default {what} {default!r} is not among {sorted(gallery)}")
     owned = config.storage_dir is None
     root = Path(tempfile.mkdtemp(prefix="gpt4video-serve-")) if owned else Path(config.storage_dir)
     store = FileStore(root, ttl=config.file_ttl_seconds)
     engine = Engine(model, store, generators=generators, queue_size=config.queue_size, max_batch=config.max_batch,
                     video_frames=config.video.frames, video_size=config.video.size,
-                    assistant_options=assistant_options)
+                    assistant_options=assistant_options, image_generators=image_generators,
+                    image_size=config.image_size)
     inputs = VideoInputs(store, VideoLimits(max_bytes=config.max_upload_bytes, max_seconds=config.max_video_seconds,
                                             sampling=model.processor.sampling,
                                             allow_url_fetch=config.allow_url_fetch),
                          own_hosts=frozenset({f"{config.host}:{config.port}", f"localhost:{config.port}"}))
-    api = Api(config, engine, store, inputs, default_generator)
+    api = Api(config, engine, store, inputs, default_generator, default_image_generator)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.start()
         sweeper = asyncio.create_task(_sweep_forever(store, min(60.0, config.file_ttl_seconds / 4)))
-        log.info("serving %s (batch %d, queue %d, generators: %s)", config.model_name, config.max_batch,
-                 config.queue_size, ", ".join(generators) or "none")
+        log.info("serving %s (batch %d, queue %d, generators: %s; image generators: %s)", config.model_name,
+                 config.max_batch, config.queue_size, ", ".join(generators) or "none",
+                 ", ".join(image_generators) or "none")
         try:
             yield
         finally:
@@ -212,20 +221,21 @@ def create_app(config: ServeConfig, model: GPT4Video, *, generators: Mapping[str
     app.add_middleware(RequestLog)
 
     if config.web if web is None else web:
-        _mount_page(app, config, engine, inputs, store, generators, default_generator, model)
+        _mount_page(app, config, engine, inputs, store, default_generator, default_image_generator, model)
     return app
 
 
 def _mount_page(app: FastAPI, config: ServeConfig, engine: Engine, inputs: VideoInputs, store: FileStore,
-                generators: Mapping[str, VideoGenerator], default_generator: str | None, model: GPT4Video) -> None:
+                default_generator: str | None, default_image_generator: str | None, model: GPT4Video) -> None:
     import secrets
 
     from ..pipeline import Assistant
     from . import web
 
     examples_dir = store.root / "examples"
-    page = web.ChatPage(engine, inputs, config, generators=list(generators),
-                        default_generator=default_generator or "none", notes=Assistant(model).notes,
+    page = web.ChatPage(engine, inputs, config, generators=list(engine.generators),
+                        default_generator=default_generator or "none", image_generators=list(engine.image_generators),
+                        default_image_generator=default_image_generator or "none", notes=Assistant(model).notes,
                         examples=web.make_examples(examples_dir)).build()
     key = config.api_key
     auth = (lambda username, password: secrets.compare_digest(password.encode(), key.encode())) if key else None

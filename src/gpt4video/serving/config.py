@@ -46,6 +46,8 @@ class ServeConfig(ConfigBase):
                                    "fetches a URL)")
     #: frames and size of generated videos (serve takes VideoConfig's --video-frames and --video-size)
     video: VideoConfig = field(default_factory=VideoConfig)
+    #: width and height of generated images (serve takes ImageGeneratorConfig's --image-size)
+    image_size: Count = 256
     web: Flag = option(True, "the chat page at / (--no-web: serve only the API)")
 
     def __post_init__(self) -> None:

@@ -4,14 +4,14 @@ Up to ``max_batch`` requests are answered at once, each on its own worker thread
 decoded together by the model's engine made batched (``LLMEngine.batched``: a
 :class:`~gpt4video.engines.batching.BatchedEngine`, or vLLM's own batching; continuous batching: a
 request joins and leaves the batch between decode steps). Everything else the model does (reading and
-encoding videos, the safety checks, rendering video prompts) is not thread-safe, so the workers take
+encoding videos, the safety checks, rendering video and image prompts) is not thread-safe, so the workers take
 turns at it under one lock, which a worker lets go while it waits for its next token. Requests wait in a
 queue of ``queue_size``; when it is full :meth:`Engine.submit` raises :class:`Busy` at once (the API
 answers 429) instead of letting requests pile up.
 
 A request is a whole conversation (the API is stateless: clients send every turn each time). The
 worker rebuilds it in a fresh :class:`~gpt4video.pipeline.Assistant` and asks the last question, so
-the pipeline's safety checks and video generation apply exactly as on the command line. Text pieces
+the pipeline's safety checks and video and image generation apply exactly as on the command line. Text pieces
 and the final result travel back to the asking coroutine through its event loop.
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 
 from ..engines import LLMEngine
 from ..errors import InputError
-from ..generators import VideoGenerator
+from ..generators import ImageGenerator, VideoGenerator
 from ..modeling import GenerationParams, GPT4Video
 from ..pipeline import Assistant, GenerationSettings
 from ..video import VideoClip
@@ -51,7 +51,7 @@ class ChatTurn:
 
 @dataclass
 class GeneratedFile:
-    """A video the reply's prompt was rendered into, stored under a file id."""
+    """A video (or image) the reply's prompt was rendered into, stored under a file id."""
 
     file: StoredFile
     prompt: str
@@ -62,11 +62,12 @@ class GeneratedFile:
 @dataclass
 class ChatResult:
     """A finished turn: the reply's output as :meth:`ReplyOutput.to_dict` gives it (without the generated
-    videos' frames), the generated videos as stored files, and OpenAI's finish reason."""
+    videos and images), the generated videos and images as stored files, and OpenAI's finish reason."""
 
     output: dict[str, Any]
     videos: list[GeneratedFile] = field(default_factory=list)
     finish_reason: str = "stop"
+    images: list[GeneratedFile] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -83,6 +84,10 @@ class ChatResult:
     @property
     def video_prompts(self) -> list[str]:
         return self.output["video_prompts"]
+
+    @property
+    def image_prompts(self) -> list[str]:
+        return self.output["image_prompts"]
 
     @property
     def generation_errors(self) -> list[str]:
@@ -120,7 +125,7 @@ class Job:
     """One request in the engine. Iterate :meth:`events` (in the event loop that submitted it)."""
 
     def __init__(self, turns: list[ChatTurn], params: GenerationParams, generator: str | None,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, image_generator: str | None = None) -> None:
         if not turns or turns[-1].role != "user":
             raise InputError("a conversation must end with a user turn")
         self.id = "chatcmpl-" + secrets.token_hex(12)
@@ -128,6 +133,7 @@ class Job:
         self.turns = turns
         self.params = params
         self.generator = generator
+        self.image_generator = image_generator
         self._loop = loop
         self._events: asyncio.Queue = asyncio.Queue()
         self.cancelled = threading.Event()
@@ -173,7 +179,8 @@ class Job:
 
 
 class Engine:
-    """Owns the model and the generators; answers up to ``max_batch`` jobs at once on its worker threads.
+    """Owns the model and the generators (video and image); answers up to ``max_batch`` jobs at once on its worker
+    threads.
 
     ``assistant_options`` are passed to every :class:`~gpt4video.pipeline.Assistant` it makes (the
     safety policy, for one), so the server checks requests exactly as the command line does.
@@ -181,10 +188,13 @@ class Engine:
 
     def __init__(self, model: GPT4Video, store: FileStore, *, generators: Mapping[str, VideoGenerator],
                  queue_size: int = 8, max_batch: int = 8, video_frames: int = 16, video_size: int = 256,
-                 assistant_options: Mapping[str, Any] | None = None) -> None:
+                 assistant_options: Mapping[str, Any] | None = None,
+                 image_generators: Mapping[str, ImageGenerator] | None = None, image_size: int = 256) -> None:
         self.model = model
         self.store = store
         self.generators = dict(generators)
+        self.image_generators = dict(image_generators or {})
+        self.image_size = image_size
         self.assistant_options = dict(assistant_options or {})  # e.g. {"safety": a SafetyPolicy}
         self.video_frames = video_frames
         self.video_size = video_size
@@ -270,12 +280,14 @@ class Engine:
 
     # -- requests --------------------------------------------------------------------------------
     def submit(self, turns: list[ChatTurn], params: GenerationParams, generator: str | None,
-               loop: asyncio.AbstractEventLoop) -> Job:
+               loop: asyncio.AbstractEventLoop, image_generator: str | None = None) -> Job:
         """Queue a conversation; Busy (429) when the queue is full, Unavailable (503) when stopping."""
-        if generator is not None and generator not in self.generators:
-            known = ", ".join([*self.generators, "none"])
-            raise ServeError(f"unknown generator {generator!r}; this server has: {known}", param="generator")
-        job = Job(turns, params, generator, loop)
+        for param, name, gallery in (("generator", generator, self.generators),
+                                     ("image_generator", image_generator, self.image_generators)):
+            if name is not None and name not in gallery:
+                known = ", ".join([*gallery, "none"])
+                raise ServeError(f"unknown {param} {name!r}; this server has: {known}", param=param)
+        job = Job(turns, params, generator, loop, image_generator)
         with self._lock:
             if self._stopping:
                 raise Unavailable("the server is shutting down", code="shutting_down")
@@ -319,10 +331,13 @@ class Engine:
 
     def _answer(self, job: Job) -> ChatResult:
         settings = None
-        if job.generator is not None:
+        if job.generator is not None or job.image_generator is not None:
             seed = job.params.seed
-            settings = GenerationSettings(self.generators[job.generator], num_frames=self.video_frames, height=self.video_size,
-                                          width=self.video_size, seed=seed)
+            settings = GenerationSettings(
+                None if job.generator is None else self.generators[job.generator], num_frames=self.video_frames,
+                height=self.video_size, width=self.video_size, seed=seed,
+                image_generator=None if job.image_generator is None else self.image_generators[job.image_generator],
+                image_size=self.image_size, image_seed=seed)
         conversation = Assistant(self.model, settings, engine=self.decoder, **self.assistant_options)
         conversation.restore([(t.role, t.text, t.clips or ()) for t in job.turns[:-1]])
         last = job.turns[-1]
@@ -335,13 +350,16 @@ class Engine:
                 job.emit(Delta(piece))
         finally:
             pieces.close()  # type: ignore[attr-defined]
-        videos = []
-        # A cancelled job's videos are not stored: nobody is waiting for them.
+        videos, images = [], []
+        # A cancelled job's videos and images are not stored: nobody is waiting for them.
         for video in [] if job.cancelled.is_set() else reply.generated:
             stored = self.store.add_video(video.frames, video.fps, video.filename)
             videos.append(GeneratedFile(stored, video.prompt, video.backend, video.seed))
+        for image in [] if job.cancelled.is_set() else reply.generated_images:
+            stored = self.store.add_image(image.image, image.filename)
+            images.append(GeneratedFile(stored, image.prompt, image.backend, image.seed))
         # OpenAI's finish reasons: a request refused before the model ran is "content_filter".
         finish = {"refused": "content_filter", "": "stop"}.get(reply.finish_reason, reply.finish_reason)
         output = reply.output.to_dict()
-        del output["generated_videos"]  # served as stored files instead
-        return ChatResult(output, videos, finish)
+        del output["generated_videos"], output["generated_images"]  # served as stored files instead
+        return ChatResult(output, videos, finish, images)

@@ -1,4 +1,4 @@
-"""The server's file storage: uploaded videos and generated ones, each under a random id, each expiring.
+"""The server's file storage: uploaded videos and generated videos and images, each under a random id, each expiring.
 
 Layout under the storage root::
 
@@ -155,9 +155,19 @@ class FileStore:
         """Encode frames (T, H, W, 3) uint8 straight into the store as a video named ``filename`` (.mp4)."""
         from ..video import write_video
 
+        return self._add_written(filename, purpose, lambda path: write_video(path, frames, fps=fps))
+
+    def add_image(self, image, filename: str, purpose: str = "generated") -> StoredFile:  # noqa: ANN001
+        """Write an image (H, W, 3) uint8 straight into the store as a PNG named ``filename`` (.png)."""
+        from ..video import write_image
+
+        return self._add_written(filename, purpose, lambda path: write_image(path, image))
+
+    def _add_written(self, filename: str, purpose: str, write: Callable[[Path], object]) -> StoredFile:
+        """A new file named ``filename`` whose content ``write(path)`` makes (nothing is kept if it fails)."""
         record, path = self._new_record(filename, purpose, None)
         try:
-            write_video(path, frames, fps=fps)
+            write(path)
         except BaseException:
             shutil.rmtree(path.parent, ignore_errors=True)
             raise

@@ -1,4 +1,5 @@
-"""The chat page (Gradio): upload videos or pick an example, talk with the model, watch the videos it makes.
+"""The chat page (Gradio): upload videos or pick an example, talk with the model, watch the videos and see the
+images it makes.
 
 It works with no internet: analytics are off, the theme uses the system's fonts (no Google Fonts), and
 every asset comes from the installed gradio package. The page talks to the same engine as the API, so
@@ -28,8 +29,8 @@ from .inputs import VideoInputs  # noqa: E402
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial",
                 "sans-serif"]
 MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
-#: Videos in the conversation at a watchable size instead of the chat's full width.
-CSS = "#chat video { max-height: 280px; width: auto; max-width: 100%; }"
+#: Videos and images in the conversation at a watchable size instead of the chat's full width.
+CSS = "#chat video, #chat img { max-height: 280px; width: auto; max-width: 100%; }"
 
 
 def theme() -> gr.themes.Theme:
@@ -64,6 +65,7 @@ def make_examples(folder: str | os.PathLike[str]) -> list[Example]:
     examples.append(Example("Describe this video.", clips[:1]))
     examples.append(Example("What is different between the two videos?", clips))
     examples.append(Example("Make a video of a red circle moving to the right.", []))
+    examples.append(Example("Draw a picture of a green square.", []))
     return examples
 
 
@@ -82,12 +84,15 @@ class ChatPage:
     """The page's event handlers, bound to the server's engine and its upload checks."""
 
     def __init__(self, engine: Engine, inputs: VideoInputs, config: ServeConfig, *, generators: Sequence[str],
-                 default_generator: str, notes: Sequence[str] = (), examples: Sequence[Example] = ()) -> None:
+                 default_generator: str, notes: Sequence[str] = (), examples: Sequence[Example] = (),
+                 image_generators: Sequence[str] = (), default_image_generator: str = "none") -> None:
         self.engine = engine
         self.inputs = inputs
         self.config = config
         self.generators = list(generators)
         self.default_generator = default_generator
+        self.image_generators = list(image_generators)
+        self.default_image_generator = default_image_generator
         self.notes = list(notes)
         self.examples = list(examples)
 
@@ -113,15 +118,16 @@ class ChatPage:
         history = [*history, ChatTurn("user", text, clips)]
         return gr.MultimodalTextbox(value=None, interactive=False), chat, history
 
-    async def answer(self, chat: list, history: list[ChatTurn], generator: str, max_tokens: float):  # noqa: ANN201
-        """Stream the model's answer into the conversation, then show the videos it made."""
+    async def answer(self, chat: list, history: list[ChatTurn], generator: str, max_tokens: float,  # noqa: ANN201
+                     image_generator: str = "none"):
+        """Stream the model's answer into the conversation, then show the videos and images it made."""
         if not history or history[-1].role != "user":
             yield chat, history
             return
         params = GenerationParams(max_new_tokens=int(max_tokens))
         try:
             job = self.engine.submit(history, params, None if generator == "none" else generator,
-                                     asyncio.get_running_loop())
+                                     asyncio.get_running_loop(), None if image_generator == "none" else image_generator)
         except Busy:
             chat.append({"role": "assistant",
                          "content": "**Busy:** the server has too many requests waiting; please send again shortly."})
@@ -155,14 +161,16 @@ class ChatPage:
         out: list[dict] = []
         if result.refused:
             out.append({"role": "assistant", "content": refusal_note(result)})
-        for video in result.videos:
-            out.append({"role": "assistant", "content": {"path": video.file.path, "alt_text": video.prompt}})
-            out.append({"role": "assistant", "content": f"Generated video ({video.backend}): *{video.prompt}*"})
+        for kind, files in (("video", result.videos), ("image", result.images)):
+            for made in files:
+                out.append({"role": "assistant", "content": {"path": made.file.path, "alt_text": made.prompt}})
+                out.append({"role": "assistant", "content": f"Generated {kind} ({made.backend}): *{made.prompt}*"})
         for error in result.generation_errors:
-            out.append({"role": "assistant", "content": f"**No video:** {error}"})
-        if result.video_prompts and not result.videos and not result.generation_errors:
-            for prompt in result.video_prompts:
-                out.append({"role": "assistant", "content": f"Video prompt (no generator chosen): *{prompt}*"})
+            out.append({"role": "assistant", "content": f"**Not rendered:** {error}"})
+        if not result.videos and not result.images and not result.generation_errors:
+            for kind, prompts in (("Video", result.video_prompts), ("Image", result.image_prompts)):
+                for prompt in prompts:
+                    out.append({"role": "assistant", "content": f"{kind} prompt (no generator chosen): *{prompt}*"})
         return out
 
     # -- the page --------------------------------------------------------------------------------
@@ -172,7 +180,7 @@ class ChatPage:
                        delete_cache=(max(60, ttl // 4), ttl)) as page:
             notes = "".join(f"\n\n> **Note:** {n}" for n in self.notes)
             gr.Markdown(f"## GPT4Video · `{self.config.model_name}`\nUpload one or more videos and ask about them, "
-                        f"or ask for a new video.{notes}")
+                        f"or ask for a new video or a picture.{notes}")
             chat = gr.Chatbot(label="Conversation", height=480, elem_id="chat", feedback_options=None,
                               placeholder="Your conversation appears here.")
             box = gr.MultimodalTextbox(
@@ -183,6 +191,8 @@ class ChatPage:
             with gr.Row():
                 generator = gr.Dropdown([*self.generators, "none"], value=self.default_generator,
                                         label="Video generator", elem_id="generator", scale=2)
+                image_generator = gr.Dropdown([*self.image_generators, "none"], value=self.default_image_generator,
+                                              label="Image generator", elem_id="image-generator", scale=2)
                 max_tokens = gr.Slider(8, self.config.max_tokens, value=self.config.default_max_tokens, step=8,
                                        label="Max new tokens", scale=2)
                 new = gr.Button("New conversation", elem_id="new", scale=1)
@@ -193,7 +203,7 @@ class ChatPage:
             # The box is read-only while an answer is written, and takes the next question after it.
             box.submit(self.add_user_turn, [box, chat, history], [box, chat, history], show_progress="hidden",
                        concurrency_limit=4).success(
-                self.answer, [chat, history, generator, max_tokens], [chat, history],
+                self.answer, [chat, history, generator, max_tokens, image_generator], [chat, history],
                 concurrency_limit=self.config.queue_size + 1,
             ).then(lambda: gr.MultimodalTextbox(interactive=True), None, [box], queue=False)
             new.click(lambda: ([], []), None, [chat, history], queue=False)

@@ -1,8 +1,8 @@
-"""Video files ⇄ frames: probe, sample T frames uniformly (by seeking), write videos atomically."""
+"""Video files ⇄ frames: probe, sample T frames uniformly (by seeking), write videos (and PNG stills) atomically."""
 
 from gpt4video.video.decode import VideoInfo, probe
 from gpt4video.video.sampling import VideoClip, load_video, uniform_timestamps
-from gpt4video.video.writing import write_gif, write_video
+from gpt4video.video.writing import write_gif, write_image, write_video
 
 __all__ = [
     "VideoClip",
@@ -11,5 +11,6 @@ __all__ = [
     "probe",
     "uniform_timestamps",
     "write_gif",
+    "write_image",
     "write_video",
 ]

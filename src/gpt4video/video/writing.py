@@ -13,7 +13,8 @@ ending   codec        pixels     notes
 ======== ============ ========== ==============================================
 
 The file is written under a temporary name in the same directory and renamed into place at the
-end, so a crash never leaves half a video under the requested name.
+end, so a crash never leaves half a video under the requested name. :func:`write_image` writes one
+still (PNG) the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from PIL import Image
 
 from gpt4video.errors import InputError
 
-__all__ = ["write_gif", "write_video"]
+__all__ = ["write_gif", "write_image", "write_video"]
 
 # ending -> (FFmpeg muxer, default encoder)
 _CONTAINERS = {
@@ -108,6 +109,29 @@ def write_gif(path: str | os.PathLike[str], frames: FrameInput, fps: float = 8.0
     if out.suffix.lower() != ".gif":
         out = out.with_suffix(".gif")
     return write_video(out, frames, fps)
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
+    """Write one ``(H, W, 3)`` uint8 RGB image to ``path`` as a PNG (lossless), atomically.
+
+    Raises:
+        InputError: not a ``.png`` path, or not one RGB uint8 image. Nothing is left on disk then.
+    """
+    out = Path(path)
+    if out.suffix.lower() != ".png":
+        raise InputError(f"{out}: images are written as PNG; use a name ending in .png")
+    if not isinstance(image, np.ndarray) or image.ndim != 3:
+        raise InputError(f"an image must be one (H, W, 3) array, got {getattr(image, 'shape', type(image).__name__)}")
+    pixels = _as_frames(image[None])[0]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _create_temp_file(out)
+    try:
+        Image.fromarray(pixels, "RGB").save(tmp, format="PNG")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
 
 
 # --------------------------------------------------------------------------------------------
