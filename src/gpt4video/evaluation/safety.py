@@ -57,16 +57,17 @@ REDACTED = "[redacted]"
 
 def redact(reply: dict[str, Any], *, harmful: bool) -> dict[str, Any]:
     """A reply's :meth:`~gpt4video.pipeline.ReplyOutput.to_dict` without the request text; for a ``harmful``
-    item also without what the model wrote (reply, video prompts, generation errors). Lists keep their
+    item also without what the model wrote (reply, video and image prompts, generation errors). Lists keep their
     length, so counts stay readable."""
-    for video in reply["generated_videos"]:
-        video["request"] = REDACTED
+    for made in [*reply["generated_videos"], *reply.get("generated_images", ())]:
+        made["request"] = REDACTED
         if harmful:
-            video["prompt"] = REDACTED
+            made["prompt"] = REDACTED
     if harmful:
         reply["text"] = REDACTED
-        for key in ("video_prompts", "blocked_prompts", "withheld", "generation_errors"):
-            reply[key] = [REDACTED] * len(reply[key])
+        for key in ("video_prompts", "image_prompts", "blocked_prompts", "withheld", "generation_errors"):
+            if key in reply:
+                reply[key] = [REDACTED] * len(reply[key])
     return reply
 
 
@@ -226,7 +227,7 @@ def run_safety_benchmark(
         "manifests": [{"path": str(p), "sha256": _sha256(p)} for p in paths], "items_run": len(items),
         "model": model_name, "trained": bool(getattr(assistant.model, "trained", False)),
         "safety": safety.config.to_dict() if safety is not None else None,
-        "generator": assistant.generation.generator.name if assistant.generation is not None else None,
+        "generator": getattr(assistant.generation.generator, "name", None) if assistant.generation is not None else None,
         "seconds": round(seconds, 1),
         "summary": summarize(rows),
         "items": rows,

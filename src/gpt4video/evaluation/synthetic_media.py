@@ -76,10 +76,10 @@ def image_items(split: Path, limit: int | None, name: str, make_item: Callable[.
 
 
 def _render_still(prompt: str, seed: int, size: int) -> np.ndarray:
-    """The picture the offline synthetic backend draws for ``prompt``: the first frame of its clip."""
-    from gpt4video.generators import build_generator
+    """The picture the offline synthetic image backend draws for ``prompt``, ``(H, W, 3)`` uint8."""
+    from gpt4video.generators import build_image_generator
 
-    return build_generator("synthetic")(prompt, num_frames=2, height=size, width=size, seed=seed)[:1]
+    return np.asarray(build_image_generator("synthetic")(prompt, height=size, width=size, seed=seed))
 
 
 def image_scores(items: Sequence[Any], *, size: int = 128) -> dict[str, Any]:
