@@ -914,6 +914,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     server = p.add_argument_group("server")
     _add_config_options(server, ServeConfig)
     _add_config_options(server, VideoConfig, "frames", "size")
+    _add_speech_options(p)
     _add_safety_options(p)
     p.set_defaults(func=_run_serve)
 
@@ -947,8 +948,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gpt4video").setLevel(logging.INFO)
     model = GPT4Video.from_pretrained(load.model, **load.load_options())
+    options = {"safety": safety, "speech": _speech(args, load.device)}
     app = create_app(config, model, generators=generators, default_generator=default,
-                     assistant_options={"safety": safety} if safety is not None else None)
+                     assistant_options={name: value for name, value in options.items() if value is not None})
     serve(app, config)
     return 0
 

@@ -435,7 +435,7 @@ class Assistant:
         """The subtitles line of a video's own sound track ("" without a recogniser, a track, or speech)."""
         if self.speech is None or clip.info.is_image:
             return ""
-        track = load_audio(clip.info.path, missing_ok=True)
+        track = clip.sound if clip.sound is not None else load_audio(clip.info.path, missing_ok=True)
         return format_subtitles(self.speech(track), clip.timestamps) if track is not None else ""
 
     def _user_text(self, text: str) -> str:
@@ -445,15 +445,19 @@ class Assistant:
     def restore(self, history: Sequence[tuple[str, str, Sequence[str | os.PathLike[str] | VideoClip]]]) -> None:
         """Give the conversation its earlier turns without answering them again.
 
-        ``history``: (role, text, videos) per turn, oldest first. A user turn's videos are attached and
+        ``history``: (role, text, media) per turn, oldest first. A user turn's videos are attached and
         shown with that turn (with safety on, they are checked with the next question, like any new
-        video); an assistant turn is kept as written. Videos attached before and not yet asked about join
+        video), and its :class:`~gpt4video.audio.AudioTrack` s heard; an assistant turn is kept as written. Videos attached before and not yet asked about join
         the first restored user turn.
         """
         for role, text, videos in history:
             if role == "user":
+                sounds = [m for m in videos if isinstance(m, AudioTrack)]
+                videos = [m for m in videos if not isinstance(m, AudioTrack)]
                 if videos:
                     self.attach(videos)
+                if sounds:
+                    self.listen(sounds)
                 self.turns.append(Turn("user", self._user_text(text), videos=list(self._pending)))
                 self._pending.clear()
                 self._heard.clear()

@@ -5,9 +5,9 @@ speech in it (VAD, then a recogniser), ``format_subtitles`` writes the line the 
 :mod:`gpt4video.audio.synthesis` speaks and beeps for synthetic clips.
 """
 
-from .decode import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioTrack, is_audio_file, load_audio
+from .decode import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioTrack, has_only_audio, is_audio_file, load_audio
 from .recognition import SpeechConfig, Transcriber
 from .subtitles import SpeechSegment, format_subtitles, segment_frames
 
 __all__ = ["AUDIO_EXTENSIONS", "SAMPLE_RATE", "AudioTrack", "SpeechConfig", "SpeechSegment", "Transcriber",
-           "format_subtitles", "is_audio_file", "load_audio", "segment_frames"]
+           "format_subtitles", "has_only_audio", "is_audio_file", "load_audio", "segment_frames"]

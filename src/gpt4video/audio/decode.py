@@ -18,7 +18,7 @@ import numpy as np
 from gpt4video.errors import AudioError, VideoError
 from gpt4video.video.decode import check_file
 
-__all__ = ["AUDIO_EXTENSIONS", "AudioTrack", "SAMPLE_RATE", "is_audio_file", "load_audio", "resample"]
+__all__ = ["AUDIO_EXTENSIONS", "AudioTrack", "SAMPLE_RATE", "has_only_audio", "is_audio_file", "load_audio", "resample"]
 
 #: The rate speech recognisers and audio encoders read (Whisper, PocketSphinx's en-us model).
 SAMPLE_RATE = 16000
@@ -42,6 +42,16 @@ class AudioTrack:
 def is_audio_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` names a sound file by its ending (``.wav``, ``.mp3``, ``.flac``, ``.ogg``, ...)."""
     return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def has_only_audio(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a sound file: an audio stream and no video (cover art aside). False if unreadable."""
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            pictures = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            return bool(container.streams.audio) and not pictures
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return False
 
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE, *,
