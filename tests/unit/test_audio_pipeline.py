@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from gpt4video.audio import SAMPLE_RATE, Transcriber
+from gpt4video.audio import SAMPLE_RATE
 from gpt4video.audio.synthesis import beep, mix, mux_audio, narrate, write_audio
 from gpt4video.cli import main
 from gpt4video.engines import GenerationParams
@@ -14,13 +14,6 @@ from gpt4video.pipeline import Assistant
 from gpt4video.video import write_video
 
 PARAMS = GenerationParams(max_new_tokens=2)
-
-
-class FixedWords:
-    name = "fixed"
-
-    def transcribe(self, samples):
-        return "the red ball"
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +35,8 @@ def clips(tmp_path_factory):
 
 
 @pytest.fixture
-def assistant(tiny_model):
-    return Assistant(tiny_model, speech=Transcriber(FixedWords()))
+def assistant(tiny_model, hears_red_ball):
+    return Assistant(tiny_model, speech=hears_red_ball)
 
 
 def test_a_video_with_speech_gets_its_subtitles_first_in_its_turn(assistant, clips):

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import base64
-import threading
-import time
-
 import httpx
 import numpy as np
 import pytest
 
-from gpt4video.audio import SAMPLE_RATE, Transcriber
+from gpt4video.audio import SAMPLE_RATE
 from gpt4video.audio.synthesis import mix, mux_audio, narrate, write_audio
 from gpt4video.serving import ServeConfig
-from gpt4video.serving.app import create_app, make_server
+from gpt4video.serving.app import create_app
 from gpt4video.serving.process import free_port
 from gpt4video.video import write_video
-
-
-class FixedWords:
-    name = "fixed"
-
-    def transcribe(self, samples):
-        return "the red ball"
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +27,12 @@ def media(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def url(tiny_model):
-    """A server whose assistants hear through a recogniser that always hears "the red ball"."""
+def url(tiny_model, serve_app, hears_red_ball):
+    """A server whose assistants hear "the red ball" in any speech."""
     config = ServeConfig(port=free_port(), model_name="tiny", default_max_tokens=2, queue_size=2)
-    server = make_server(create_app(config, tiny_model, generators={}, web=False,
-                                    assistant_options={"speech": Transcriber(FixedWords())}), config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 120
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{config.port}/v1/chat/completions"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    app = create_app(config, tiny_model, generators={}, web=False, assistant_options={"speech": hears_red_ball})
+    with serve_app(app, config) as v1:
+        yield f"{v1}/chat/completions"
 
 
 def chat(url, *parts):
