@@ -356,6 +356,7 @@ class Assistant:
         self.audio_paths: list[str] = []
         self._heard: list[str] = []  # subtitles lines of the videos and audio files not yet asked about
         self._features: list[torch.Tensor] = []  # one (1, T, N, D) per video
+        self._audio_features: list[torch.Tensor] = []  # with the model's audio branch: one (1, S, D_a) per video
         self._pending: list[int] = []  # videos attached but not yet asked about
         # videos not yet safety-checked: index → (frames (T, H, W, 3) uint8, scores the encoder recorded)
         self._unchecked: dict[int, tuple[np.ndarray, FrameScoreRecord | None]] = {}
@@ -381,6 +382,7 @@ class Assistant:
         self.audio_paths.clear()
         self._heard.clear()
         self._features.clear()
+        self._audio_features.clear()
         self._pending.clear()
         self._unchecked.clear()
 
@@ -397,7 +399,9 @@ class Assistant:
         """
         clips = [self.load(v) for v in videos]
         t0 = time.perf_counter()
-        heard = [self._hear_video(clip) for clip in clips]
+        branch = getattr(self.model, "audio_encoder", None) is not None
+        sounds = [self._sound_of(clip) for clip in clips] if self.speech is not None or branch else [None] * len(clips)
+        heard = [self._hear(sound, clip.timestamps) for sound, clip in zip(sounds, clips)]
         t1 = time.perf_counter()
         record = None
         if clips and self.checking:
@@ -405,6 +409,9 @@ class Assistant:
                 features = self.model.encode_frames([c.frames for c in clips])  # (V, T, N, D)
         else:
             features = self.model.encode_frames([c.frames for c in clips]) if clips else None  # (V, T, N, D)
+        if branch and clips:
+            audio = self.model.encode_audio([None if s is None else s.samples for s in sounds])  # (V, S, D_a)
+            self._audio_features.extend(audio[i : i + 1] for i in range(len(clips)))
         t2 = time.perf_counter()
         self._heard.extend(line for line in heard if line)
         for i, clip in enumerate(clips):
@@ -431,12 +438,18 @@ class Assistant:
         self._heard.extend(line for line in lines if line)
         return {"speech": time.perf_counter() - t0}
 
-    def _hear_video(self, clip: VideoClip) -> str:
-        """The subtitles line of a video's own sound track ("" without a recogniser, a track, or speech)."""
-        if self.speech is None or clip.info.is_image:
+    @staticmethod
+    def _sound_of(clip: VideoClip) -> AudioTrack | None:
+        """A video's sound track (None for a still image or a silent video); an AudioError if it is corrupt."""
+        if clip.info.is_image:
+            return None
+        return clip.sound if clip.sound is not None else load_audio(clip.info.path, missing_ok=True)
+
+    def _hear(self, sound: AudioTrack | None, frame_times: Sequence[float]) -> str:
+        """The subtitles line of a video's sound ("" without a recogniser, a track, or speech)."""
+        if self.speech is None or sound is None:
             return ""
-        track = clip.sound if clip.sound is not None else load_audio(clip.info.path, missing_ok=True)
-        return format_subtitles(self.speech(track), clip.timestamps) if track is not None else ""
+        return format_subtitles(self.speech(sound), frame_times)
 
     def _user_text(self, text: str) -> str:
         """The user's text as the model reads it: the subtitles heard since the last question, then ``text``."""
@@ -533,6 +546,8 @@ class Assistant:
         for i in sorted(self._pending, reverse=True):  # pending videos are always the last ones attached
             del self.video_paths[i]
             del self._features[i]
+            if self._audio_features:
+                del self._audio_features[i]
             self._unchecked.pop(i, None)
         self._pending.clear()
         self._heard.clear()
@@ -553,7 +568,9 @@ class Assistant:
             yield SafetyDecision(input_decision)
         user = Turn("user", self._user_text(request), videos=list(self._pending))
         turns = [*self.turns, user]
-        features = torch.cat(self._features, dim=0) if self._features else None
+        features = {"features": torch.cat(self._features, dim=0) if self._features else None}
+        if self._audio_features:
+            features["audio_features"] = torch.cat(self._audio_features, dim=0)  # (V, S, D_a)
         suspicion = (self.safety.suspicion(request, input_decision, self._context(request))  # type: ignore[union-attr]
                      if self.checking else None)
 
@@ -614,18 +631,19 @@ class Assistant:
         output.text = "".join(shown)
         yield Done(output)
 
-    def _decode(self, turns: list[Turn], features: torch.Tensor | None, params: GenerationParams,
+    def _decode(self, turns: list[Turn], features: dict[str, torch.Tensor | None], params: GenerationParams,
                 suspicion: Verdict | None, output: ReplyOutput,
                 cancel: threading.Event | None = None) -> Iterator[str | SafetyDecision]:
         """The model's answer as raw text pieces (tags included); fills ``output``'s raw text, token counts,
-        finish reason and timings.
+        finish reason and timings. ``features``: the model's inputs for the conversation's videos
+        (``features``, plus ``audio_features`` with an audio branch).
 
         The corroboration step (layer 2): for a request below the suspicion threshold, the start of the
         answer is held back while it may still become a learned refusal; if it does, the refusal is
         overridden (a :class:`SafetyDecision` is yielded) and the model answers again, kept from opening
         with :data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`; that answer is streamed instead."""
         held, holding = "", suspicion is not None and not suspicion.flagged
-        with self.model.generate_stream(turns, (), params, features=features, cancel=cancel,
+        with self.model.generate_stream(turns, (), params, **features, cancel=cancel,
                                         engine=self.engine) as first:
             for piece in first:
                 if not holding:
@@ -651,7 +669,7 @@ class Assistant:
         openings = tuple(ids for ids in (tuple(tokenizer.encode(form, add_special_tokens=False))
                                          for form in (SUPPRESSED_OPENING, " " + SUPPRESSED_OPENING)) if ids)
         with self.model.generate_stream(turns, (), replace(params, suppress_openings=openings),
-                                        features=features, cancel=cancel, engine=self.engine) as second:
+                                        **features, cancel=cancel, engine=self.engine) as second:
             yield from second
         output.timings["refusal_redecode"] = time.perf_counter() - t0
         output.raw_text = second.text
