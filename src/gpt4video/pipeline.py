@@ -455,13 +455,14 @@ class Assistant:
         """The user's text as the model reads it: the subtitles heard since the last question, then ``text``."""
         return "\n".join([*self._heard, text])
 
-    def restore(self, history: Sequence[tuple[str, str, Sequence[str | os.PathLike[str] | VideoClip]]]) -> None:
+    def restore(self, history: Sequence[tuple[str, str, Sequence[str | os.PathLike[str] | VideoClip | AudioTrack]]]
+                ) -> None:
         """Give the conversation its earlier turns without answering them again.
 
         ``history``: (role, text, media) per turn, oldest first. A user turn's videos are attached and
         shown with that turn (with safety on, they are checked with the next question, like any new
-        video), and its :class:`~gpt4video.audio.AudioTrack` s heard; an assistant turn is kept as written. Videos attached before and not yet asked about join
-        the first restored user turn.
+        video), and its sound files (:class:`~gpt4video.audio.AudioTrack`) heard; an assistant turn is kept
+        as written. Videos attached before and not yet asked about join the first restored user turn.
         """
         for role, text, videos in history:
             if role == "user":

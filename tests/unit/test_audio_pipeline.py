@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from gpt4video.audio import SAMPLE_RATE
+from gpt4video.audio import SAMPLE_RATE, load_audio
 from gpt4video.audio.synthesis import beep, mix, mux_audio, narrate, write_audio
 from gpt4video.cli import main
 from gpt4video.engines import GenerationParams
@@ -89,9 +89,12 @@ def test_without_a_recogniser_videos_are_not_heard_and_audio_files_are_refused(t
         deaf.ask("What is said?", audio=[clips["speech.wav"]], params=PARAMS)
 
 
-def test_restored_turns_carry_their_videos_subtitles(assistant, clips):
-    assistant.restore([("user", "What is said?", [clips["speaking"]]), ("assistant", "hello", [])])
-    assert assistant.turns[0].text.startswith("Subtitles:") and assistant.turns[0].text.endswith("What is said?")
+def test_restored_turns_carry_their_subtitles(assistant, clips):
+    assistant.restore([("user", "What is said?", [clips["speaking"]]), ("assistant", "hello", []),
+                       ("user", "And here?", [load_audio(clips["speech.wav"])]), ("assistant", "hi", [])])
+    first, _, second, _ = assistant.turns
+    assert first.videos == [0] and first.text.startswith("Subtitles:") and first.text.endswith("What is said?")
+    assert second.videos == [] and second.text.startswith("Subtitles:") and second.text.endswith("And here?")
 
 
 # -- the command line ------------------------------------------------------------------------------

@@ -79,8 +79,10 @@ def _espeak() -> _Espeak:
     return _Espeak()
 
 
-def narrate(text: str, sample_rate: int = SAMPLE_RATE, *, voice: str = "en", words_per_minute: int = 160) -> np.ndarray:
-    """``text`` spoken by eSpeak NG: mono float32 samples at ``sample_rate`` (no silence added around it)."""
+def narrate(text: str, sample_rate: int = SAMPLE_RATE, *, voice: str = "en-us",
+            words_per_minute: int = 160) -> np.ndarray:
+    """``text`` spoken by eSpeak NG: mono float32 samples at ``sample_rate`` (no silence added around it).
+    The default voice, US English, is the one PocketSphinx's US-English model hears best (docs/audio.md)."""
     if not isinstance(text, str) or not text.strip():
         raise InputError("narrate needs some text to speak")
     with _LOCK:
