@@ -209,6 +209,9 @@ def _add_speech_options(p: argparse.ArgumentParser) -> None:
                    help="the speech recogniser: pocketsphinx (offline, packaged model; default) or whisper "
                         "(transformers; --speech-model names it)")
     g.add_argument("--speech-model", metavar="ID_OR_DIR", help="the Whisper model, e.g. openai/whisper-small")
+    g.add_argument("--speech-vocabulary", metavar="FILE",
+                   help="pocketsphinx: a text file of the only words that can be said (far more accurate when they "
+                        "are known, e.g. the synthetic world's)")
     g.add_argument("--no-subtitles", action="store_true", help="do not listen: no subtitles from any sound")
 
 
@@ -218,7 +221,17 @@ def _speech(args: argparse.Namespace, device: str = "cpu"):  # noqa: ANN202
 
     if args.no_subtitles:
         return None
-    return SpeechConfig(recognizer=args.speech, model=args.speech_model, device=device).build()
+    vocabulary = ()
+    if args.speech_vocabulary:
+        if args.speech != "pocketsphinx":
+            raise InputError("--speech-vocabulary limits pocketsphinx; whisper takes no word list")
+        try:
+            vocabulary = tuple(Path(args.speech_vocabulary).read_text(encoding="utf-8").split())
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"--speech-vocabulary {args.speech_vocabulary}: cannot be read ({e})") from None
+        if not vocabulary:
+            raise InputError(f"--speech-vocabulary {args.speech_vocabulary}: has no words")
+    return SpeechConfig(recognizer=args.speech, model=args.speech_model, vocabulary=vocabulary, device=device).build()
 
 
 def _add_generation_options(p: argparse.ArgumentParser) -> None:
@@ -300,8 +313,9 @@ def _run_chat(args: argparse.Namespace) -> int:
         torch.manual_seed(params.seed)
     generation = _generation_settings(args)
     safety = _safety_policy(args, load.device)
+    speech = _speech(args, load.device)
     assistant = Assistant.from_pretrained(load.model, **load.load_options(), generation=generation, safety=safety)
-    assistant.speech = _speech(args, load.device)
+    assistant.speech = speech
     if not args.json:
         for note in assistant.notes:
             print(f"note: {note}", file=sys.stderr)

@@ -130,3 +130,18 @@ def test_chat_names_a_broken_audio_file(tiny_saved_model_dir, clips, capsys):
                           "--prompt", "What is said?"], capsys)
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "broken.wav: not an audio or video file" in err and "Traceback" not in err
+
+
+def test_chat_limits_the_recogniser_to_a_vocabulary(tiny_saved_model_dir, clips, tmp_path, capsys):
+    words = tmp_path / "words.txt"
+    words.write_text("good morning everyone evening night\n")
+    code, out, err = run(["chat", "--model", str(tiny_saved_model_dir), "--audio", str(clips["speech.wav"]),
+                          "--prompt", "What is said?", "--max-new-tokens", "2", "--json", "--no-safety",
+                          "--speech-vocabulary", str(words)], capsys)
+    assert code == 0, err
+    heard = json.loads(out)["subtitles"][0]
+    assert "morning" in heard and set(heard.split('"')[1].split()) <= {"good", "morning", "everyone", "evening", "night"}
+    words.write_text("good zqxv\n")
+    code, out, err = run(["chat", "--model", str(tiny_saved_model_dir), "--audio", str(clips["speech.wav"]),
+                          "--prompt", "What is said?", "--speech-vocabulary", str(words)], capsys)
+    assert code == 2 and "no pronunciation for: zqxv" in err and err.count("\n") == 1
