@@ -5,9 +5,11 @@ Sentences about the synthetic world ("the red square moves left") and everyday s
 :class:`gpt4video.audio.recognition.Transcriber` (VAD, then the recogniser). Word accuracy is
 1 - word error rate (substitutions + deletions + insertions over the reference words), over all
 sentences of a set. PocketSphinx runs twice: with its packaged general language model, and limited to
-the synthetic world's words (``SpeechConfig(vocabulary=...)``).
+the synthetic world's words (``SpeechConfig(vocabulary=...)``). ``--sentences-file`` scores your own
+sentences (one a line) instead, with the general model and limited to their own words.
 
     python bench/speech_recognition.py --sentences 50
+    python bench/speech_recognition.py --sentences-file narration.txt
 """
 
 from __future__ import annotations
@@ -68,11 +70,19 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=50, help="synthetic-world sentences (default 50)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=5, help="print this many sentences with what was heard")
+    parser.add_argument("--sentences-file", type=Path, help="score these sentences (one a line) instead")
     args = parser.parse_args()
-    world = world_sentences(args.sentences, random.Random(args.seed))
-    vocabulary = (*COLORS, *SHAPES, *DIRECTIONS, "the", "moves", "look", "at", "a", "is", "going")
-    runs = [("pocketsphinx, general language model", SpeechConfig(), [("world", world), ("everyday", EVERYDAY)]),
-            ("pocketsphinx, synthetic-world vocabulary", SpeechConfig(vocabulary=vocabulary), [("world", world)])]
+    if args.sentences_file:
+        own = [" ".join(line.lower().split()) for line in args.sentences_file.read_text().splitlines() if line.strip()]
+        vocabulary = tuple(sorted({w for s in own for w in s.split()}))
+        runs = [("pocketsphinx, general language model", SpeechConfig(), [(args.sentences_file.name, own)]),
+                ("pocketsphinx, limited to their words", SpeechConfig(vocabulary=vocabulary),
+                 [(args.sentences_file.name, own)])]
+    else:
+        world = world_sentences(args.sentences, random.Random(args.seed))
+        vocabulary = (*COLORS, *SHAPES, *DIRECTIONS, "the", "moves", "look", "at", "a", "is", "going")
+        runs = [("pocketsphinx, general language model", SpeechConfig(), [("world", world), ("everyday", EVERYDAY)]),
+                ("pocketsphinx, synthetic-world vocabulary", SpeechConfig(vocabulary=vocabulary), [("world", world)])]
     print("| recogniser | sentences | words | word accuracy | seconds |")
     print("|---|---|---:|---:|---:|")
     for name, config, sets in runs:
