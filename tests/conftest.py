@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -126,15 +127,24 @@ def tiny_server(tiny_model):
     """`gpt4video serve` of the tiny model (uvicorn on a thread, 127.0.0.1, API key "k", 6-token replies): an
     OpenAI-compatible endpoint whose replies are arbitrary text. Yields its /v1 URL."""
     pytest.importorskip("uvicorn")
-    import threading
-    import time
-
     from gpt4video.serving import ServeConfig
-    from gpt4video.serving.app import create_app, make_server
+    from gpt4video.serving.app import create_app
     from gpt4video.serving.process import free_port
 
     config = ServeConfig(port=free_port(), model_name="tiny", api_key="k", default_max_tokens=6, queue_size=4)
-    server = make_server(create_app(config, tiny_model, generators={}, web=False), config)
+    with serving(create_app(config, tiny_model, generators={}, web=False), config) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(app, config):
+    """Serve ``app`` (uvicorn on a thread, 127.0.0.1:config.port) while the block runs; yields its /v1 URL."""
+    import threading
+    import time
+
+    from gpt4video.serving.app import make_server
+
+    server = make_server(app, config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -146,6 +156,29 @@ def tiny_server(tiny_model):
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def serve_app():
+    """``serve_app(app, config)``: a context manager serving the app on loopback, yielding its /v1 URL."""
+    return serving
+
+
+class FixedWords:
+    """A speech recogniser that hears "the red ball" in every stretch of sound it is given."""
+
+    name = "fixed"
+
+    def transcribe(self, samples):
+        return "the red ball"
+
+
+@pytest.fixture(scope="session")
+def hears_red_ball():
+    """A Transcriber (real voice-activity detection) whose recogniser hears "the red ball" in any speech."""
+    from gpt4video.audio import Transcriber
+
+    return Transcriber(FixedWords())
 
 
 class ChatStub:

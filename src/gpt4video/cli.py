@@ -183,19 +183,55 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "chat",
         help="talk with the model about one or more videos",
-        description="Ask about videos. With --prompt: one turn. Without: an interactive session "
-        "(type /video PATH to attach a video to your next question, /reset to start over, /quit to leave).",
+        description="Ask about videos and sound. With --prompt: one turn. Without: an interactive session "
+        "(type /video PATH or /audio PATH to attach a file to your next question, /reset to start over, "
+        "/quit to leave).",
     )
     p.add_argument("--video", action="append", default=[], metavar="PATH",
                    help="a video or image file (repeat for several)")
+    p.add_argument("--audio", action="append", default=[], metavar="PATH",
+                   help="an audio file (wav, mp3, flac, ogg, ...): its speech is given to the model as subtitles")
     p.add_argument("--prompt", help="the question; omit for an interactive session")
     _add_config_options(p, LoadConfig)
     _add_config_options(p, GenerationParams, "max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")
     p.add_argument("--json", action="store_true", help="print one JSON object per answer instead of streaming text")
     p.add_argument("--show-timings", action="store_true", help="print timings to stderr after each answer")
+    _add_speech_options(p)
     _add_generation_options(p)
     _add_safety_options(p)
     p.set_defaults(func=_run_chat)
+
+
+def _add_speech_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("speech (what is said in a video's sound track or an audio file reaches the model as "
+                             "subtitles)")
+    g.add_argument("--speech", choices=("pocketsphinx", "whisper"), default="pocketsphinx",
+                   help="the speech recogniser: pocketsphinx (offline, packaged model; default) or whisper "
+                        "(transformers; --speech-model names it)")
+    g.add_argument("--speech-model", metavar="ID_OR_DIR", help="the Whisper model, e.g. openai/whisper-small")
+    g.add_argument("--speech-vocabulary", metavar="FILE",
+                   help="pocketsphinx: a text file of the only words that can be said (far more accurate when they "
+                        "are known, e.g. the synthetic world's)")
+    g.add_argument("--no-subtitles", action="store_true", help="do not listen: no subtitles from any sound")
+
+
+def _speech(args: argparse.Namespace, device: str = "cpu"):  # noqa: ANN202
+    """The Transcriber the speech options describe (None with --no-subtitles)."""
+    from .audio import SpeechConfig
+
+    if args.no_subtitles:
+        return None
+    vocabulary = ()
+    if args.speech_vocabulary:
+        if args.speech != "pocketsphinx":
+            raise InputError("--speech-vocabulary limits pocketsphinx; whisper takes no word list")
+        try:
+            vocabulary = tuple(Path(args.speech_vocabulary).read_text(encoding="utf-8").split())
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"--speech-vocabulary {args.speech_vocabulary}: cannot be read ({e})") from None
+        if not vocabulary:
+            raise InputError(f"--speech-vocabulary {args.speech_vocabulary}: has no words")
+    return SpeechConfig(recognizer=args.speech, model=args.speech_model, vocabulary=vocabulary, device=device).build()
 
 
 def _add_generation_options(p: argparse.ArgumentParser) -> None:
@@ -268,6 +304,7 @@ def _print_generated(reply) -> None:  # noqa: ANN001
 
 
 def _run_chat(args: argparse.Namespace) -> int:
+    from .audio import load_audio
     from .modeling import resolve_config
     from .pipeline import Assistant
     from .processing import VideoSampling
@@ -280,19 +317,24 @@ def _run_chat(args: argparse.Namespace) -> int:
     config = resolve_config(load.model)
     sampling = VideoSampling.from_config(config)
     clips = [sampling.load(p) for p in args.video]
+    if args.audio and args.no_subtitles:
+        raise InputError("--audio is heard through speech recognition, which --no-subtitles turns off")
+    sounds = [load_audio(p) for p in args.audio]
     if params.seed is not None:
         import torch
 
         torch.manual_seed(params.seed)
     generation = _generation_settings(args)
     safety = _safety_policy(args, load.device)
+    speech = _speech(args, load.device)
     assistant = Assistant.from_pretrained(load.model, **load.load_options(), generation=generation, safety=safety)
+    assistant.speech = speech
     if not args.json:
         for note in assistant.notes:
             print(f"note: {note}", file=sys.stderr)
 
-    def answer(question: str, videos: Sequence) -> None:
-        reply = assistant.ask(question, videos, params)
+    def answer(question: str, videos: Sequence, sounds: Sequence = ()) -> None:
+        reply = assistant.ask(question, videos, params, audio=sounds)
         if args.json:
             _save_generated(reply.consume(), args)
             print(json.dumps(_reply_json(reply, load.model, assistant), ensure_ascii=False), flush=True)
@@ -308,17 +350,21 @@ def _run_chat(args: argparse.Namespace) -> int:
             print(_format_timings(reply.timings), file=sys.stderr, flush=True)
 
     if args.prompt is not None:
-        answer(args.prompt, clips)
+        answer(args.prompt, clips, sounds)
         return 0
-    return _interactive(assistant, clips, answer)
+    return _interactive(assistant, clips, answer, sounds)
 
 
-def _interactive(assistant, initial_videos: Sequence, answer) -> int:  # noqa: ANN001
+def _interactive(assistant, initial_videos: Sequence, answer, initial_sounds: Sequence = ()) -> int:  # noqa: ANN001
+    from .audio import load_audio
+
     pending = list(initial_videos)
+    sounds = list(initial_sounds)
+    attachers = {"/video": (pending, assistant.load), "/audio": (sounds, load_audio)}
     tty = sys.stdin.isatty()
     if tty:
-        print("Ask about your videos. /video PATH attaches a video, /reset starts over, /quit leaves.",
-              file=sys.stderr)
+        print("Ask about your videos. /video PATH attaches a video, /audio PATH an audio file, /reset starts over, "
+              "/quit leaves.", file=sys.stderr)
     while True:
         if tty:
             print("you> ", end="", file=sys.stderr, flush=True)
@@ -333,26 +379,30 @@ def _interactive(assistant, initial_videos: Sequence, answer) -> int:  # noqa: A
         if line == "/reset":
             assistant.reset()
             pending.clear()
+            sounds.clear()
             print("(conversation cleared)", file=sys.stderr)
             continue
-        if line.startswith("/video"):
-            path = line[len("/video"):].strip()
-            if not path:
-                print("error: /video needs a path", file=sys.stderr)
+        command, _, path = line.partition(" ")
+        if command in attachers:
+            attached, read = attachers[command]
+            if not path.strip():
+                print(f"error: {command} needs a path", file=sys.stderr)
                 continue
             try:
-                pending.append(assistant.load(path))
+                attached.append(read(path.strip()))
             except InputError as e:
                 print(f"error: {e}", file=sys.stderr)
                 continue
-            print(f"(attached {path}; it goes with your next question)", file=sys.stderr)
+            print(f"(attached {path.strip()}; it goes with your next question)", file=sys.stderr)
             continue
         if line.startswith("/"):
-            print(f"error: unknown command {line.split()[0]!r}; commands: /video PATH, /reset, /quit", file=sys.stderr)
+            print(f"error: unknown command {line.split()[0]!r}; commands: /video PATH, /audio PATH, /reset, /quit",
+                  file=sys.stderr)
             continue
         try:
-            answer(line, pending)
-            pending = []
+            answer(line, pending, sounds)
+            pending.clear()
+            sounds.clear()
         except InputError as e:  # a bad file or question must not end the session
             print(f"error: {e}", file=sys.stderr)
 
@@ -898,6 +948,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     server = p.add_argument_group("server")
     _add_config_options(server, ServeConfig)
     _add_config_options(server, VideoConfig, "frames", "size")
+    _add_speech_options(p)
     _add_safety_options(p)
     p.set_defaults(func=_run_serve)
 
@@ -929,9 +980,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gpt4video").setLevel(logging.INFO)
     model = GPT4Video.from_pretrained(load.model, **load.load_options())
+    options = {"safety": safety, "speech": _speech(args, load.device)}
     app = create_app(config, model, generators=generators, default_generator=default,
                      image_generators=image_generators, default_image_generator=default_image,
-                     assistant_options={"safety": safety} if safety is not None else None)
+                     assistant_options={name: value for name, value in options.items() if value is not None})
     serve(app, config)
     return 0
 

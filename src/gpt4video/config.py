@@ -297,6 +297,24 @@ class VLMConfig(ConfigBase):
 
 
 @config_class
+class AudioConfig(ConfigBase):
+    """The audio branch (Video-LLaMA's audio Q-former): a frozen audio encoder → its own learnable queries →
+    ``num_queries`` audio tokens, written after each video's visual tokens in its ``<video>`` span.
+
+    encoder: a Whisper checkpoint (hub id or directory) whose encoder reads 30 s of 16 kHz sound, frozen; the
+    width and length of its output are read from it. hidden_size/num_layers/num_heads: the cross-attention
+    stack over it, as in the video abstractor. output_dim: the LLM's embedding width.
+    """
+
+    encoder: Name
+    num_queries: Count = 8
+    hidden_size: Count = 768
+    num_layers: Count = 2
+    num_heads: Count = 8
+    output_dim: Count = 4096
+
+
+@config_class
 class ModelConfig(ConfigBase):
     """A whole GPT4Video model: frozen encoder → abstractor → LLM (+ LoRA).
 
@@ -311,6 +329,8 @@ class ModelConfig(ConfigBase):
     frame_size: Annotated[int, Strict(), Field(ge=32)] = 448
     #: a pretrained video LLM in place of encoder → abstractor → LLM (then those three sections are unused)
     vlm: VLMConfig | None = None
+    #: the audio branch (off by default): audio tokens of each video's sound track beside its visual tokens
+    audio: AudioConfig | None = None
 
     def __post_init__(self) -> None:
         if self.vlm is None and self.num_frames > self.abstractor.max_frames:

@@ -24,6 +24,15 @@ class VideoError(InputError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class AudioError(InputError):
+    """An audio file, or a video's audio track, that cannot be read. ``path`` is the file, ``reason`` what is wrong."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
 class ConfigError(InputError):
     """A configuration value that is missing, of the wrong type or out of range."""
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .abstractor import VideoAbstractor
+from .audio.branch import AudioAbstractor, AudioEncoder, check_audio_config
 from .config import ConfigError, ModelConfig
 from .encoders import FrameEncoder, build_encoder
 from .errors import InputError, ModelLoadError
@@ -33,6 +34,7 @@ from .processing import IGNORE_INDEX, GPT4VideoProcessor, Turn, VideoSampling, e
 
 CONFIG_NAME = "gpt4video_config.yaml"
 ABSTRACTOR_NAME = "abstractor.safetensors"
+AUDIO_ABSTRACTOR_NAME = "audio_abstractor.safetensors"
 LORA_DIR = "lora"
 META_NAME = "training_info.json"
 #: A hub id: ``org/name``.
@@ -149,15 +151,18 @@ class VideoBackbone(nn.Module):
         params: GenerationParams | None = None,
         *,
         features: torch.Tensor | None = None,
+        audio_features: torch.Tensor | None = None,
         cancel: threading.Event | None = None,
         engine: LLMEngine | None = None,
     ) -> TextStream:
         """Stream the reply to ``turns`` about ``videos`` (frames arrays, or ``features`` from
-        :meth:`encode_frames`), decoded by ``engine`` (default :attr:`engine`). Setting ``cancel`` (from any
-        thread) stops the decode, its prefill included."""
+        :meth:`encode_frames`; ``audio_features`` from the audio branch of a model with one), decoded by
+        ``engine`` (default :attr:`engine`). Setting ``cancel`` (from any thread) stops the decode, its
+        prefill included."""
         engine = engine or self.engine
+        audio = {"audio_features": audio_features} if audio_features is not None else {}
         request = self.prompt_request(turns, videos, params or GenerationParams(), features=features,
-                                      as_token_ids=not getattr(engine, "accepts_embeddings", True))
+                                      as_token_ids=not getattr(engine, "accepts_embeddings", True), **audio)
         request.cancel = cancel
         return engine.generate(request)
 
@@ -187,7 +192,8 @@ class GPT4Video(VideoBackbone):
     """The whole model. Build with :meth:`from_config` or :meth:`from_pretrained`."""
 
     def __init__(
-        self, config: ModelConfig, encoder: FrameEncoder, abstractor: VideoAbstractor, llm: nn.Module, tokenizer
+        self, config: ModelConfig, encoder: FrameEncoder, abstractor: VideoAbstractor, llm: nn.Module, tokenizer,
+        audio_encoder: AudioEncoder | None = None, audio_abstractor: AudioAbstractor | None = None,
     ) -> None:  # noqa: ANN001
         super().__init__()
         self.config = config
@@ -195,7 +201,10 @@ class GPT4Video(VideoBackbone):
         self.abstractor = abstractor
         self.llm = llm
         self.tokenizer = tokenizer
-        self.processor = GPT4VideoProcessor(tokenizer, config.abstractor.num_queries,
+        # The audio branch (config.audio): its tokens follow each video's visual tokens in the video's span.
+        self.audio_encoder = audio_encoder
+        self.audio_abstractor = audio_abstractor
+        self.processor = GPT4VideoProcessor(tokenizer, self.num_video_tokens,
                                             VideoSampling.from_config(config), config.llm.chat_template,
                                             config.llm.chat_template_options)
 
@@ -210,11 +219,13 @@ class GPT4Video(VideoBackbone):
         encoder: FrameEncoder | None = None,
         llm: nn.Module | None = None,
         tokenizer=None,  # noqa: ANN001
+        audio_encoder: AudioEncoder | None = None,
     ) -> GPT4Video:
-        """Load the frozen parts named by ``config`` (or take them ready-made) and build a fresh abstractor; a
-        config with a ``vlm`` section gives a pretrained video LLM with fresh LoRA (:class:`gpt4video.vlm.VideoLLM`)."""
+        """Load the frozen parts named by ``config`` (or take them ready-made) and build a fresh abstractor (and,
+        with ``config.audio``, a fresh audio abstractor over the frozen audio encoder); a config with a ``vlm``
+        section gives a pretrained video LLM with fresh LoRA (:class:`gpt4video.vlm.VideoLLM`)."""
         if config.vlm is not None:
-            if encoder is not None or llm is not None or tokenizer is not None:
+            if encoder is not None or llm is not None or tokenizer is not None or audio_encoder is not None:
                 raise ConfigError("a video LLM config (vlm) loads its checkpoint whole; it takes no encoder, llm or tokenizer")
             from .vlm import VideoLLM
 
@@ -241,7 +252,15 @@ class GPT4Video(VideoBackbone):
         abstractor = VideoAbstractor(ac)
         abstractor.match_output_scale(float(llm.get_input_embeddings().weight.detach().float().std()))
         abstractor = abstractor.to(device=device, dtype=dtype)
-        model = cls(config, encoder, abstractor, llm, tokenizer)
+        audio_abstractor = None
+        if config.audio is not None:
+            if audio_encoder is None:
+                audio_encoder = AudioEncoder.from_pretrained(config.audio.encoder, device=device, dtype=dtype)
+            check_audio_config(config.audio, width)
+            audio_abstractor = AudioAbstractor(config.audio, audio_encoder.hidden_size, audio_encoder.positions)
+            audio_abstractor.match_output_scale(float(llm.get_input_embeddings().weight.detach().float().std()))
+            audio_abstractor = audio_abstractor.to(device=device, dtype=dtype)
+        model = cls(config, encoder, abstractor, llm, tokenizer, audio_encoder, audio_abstractor)
         model.eval()
         return model
 
@@ -276,16 +295,24 @@ class GPT4Video(VideoBackbone):
         from safetensors.torch import load_file
 
         directory = Path(directory)
-        weights = directory / ABSTRACTOR_NAME
-        if not weights.is_file():
-            raise ModelLoadError(f"{directory}: missing {ABSTRACTOR_NAME}")
-        try:
-            self.abstractor.load_state_dict(load_file(str(weights)), strict=True)
-        except RuntimeError as e:
-            raise ModelLoadError(f"{weights}: does not match the configured abstractor ({e})") from None
+        for module, name, what in self._trained_modules():
+            weights = directory / name
+            if not weights.is_file():
+                raise ModelLoadError(f"{directory}: missing {name}")
+            try:
+                module.load_state_dict(load_file(str(weights)), strict=True)
+            except RuntimeError as e:
+                raise ModelLoadError(f"{weights}: does not match the configured {what} ({e})") from None
         if self.config.llm.lora is not None:
             load_lora_weights(self.llm, directory / LORA_DIR)
         self.trained = True
+
+    def _trained_modules(self) -> list[tuple[nn.Module, str, str]]:
+        """The trained modules besides the LoRA: (module, its weights file, what it is called in errors)."""
+        modules = [(self.abstractor, ABSTRACTOR_NAME, "abstractor")]
+        if self.audio_abstractor is not None:
+            modules.append((self.audio_abstractor, AUDIO_ABSTRACTOR_NAME, "audio branch"))
+        return modules
 
     def save_pretrained(self, directory: str | os.PathLike[str], *, info: dict | None = None,
                         dtype: torch.dtype | None = None) -> Path:
@@ -301,10 +328,11 @@ class GPT4Video(VideoBackbone):
 
         def write(tmp: Path) -> None:
             self.config.to_yaml(tmp / CONFIG_NAME)
-            state = {k: v.detach().cpu() for k, v in self.abstractor.state_dict().items()}
-            if dtype is not None:
-                state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / ABSTRACTOR_NAME))
+            for module, name, _ in self._trained_modules():
+                state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+                if dtype is not None:
+                    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+                save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / name))
             if self.config.llm.lora is not None:
                 save_lora(self.llm, tmp / LORA_DIR, dtype=dtype)
             if info:
@@ -325,10 +353,14 @@ class GPT4Video(VideoBackbone):
 
     @property
     def num_video_tokens(self) -> int:
-        return self.config.abstractor.num_queries
+        """Placeholders per video: the abstractor's queries, and the audio branch's after them."""
+        audio = self.config.audio.num_queries if self.config.audio is not None else 0
+        return self.config.abstractor.num_queries + audio
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         params = {f"abstractor.{n}": p for n, p in self.abstractor.named_parameters()}
+        if self.audio_abstractor is not None:
+            params.update({f"audio_abstractor.{n}": p for n, p in self.audio_abstractor.named_parameters()})
         params.update({f"llm.{n}": p for n, p in self.llm.named_parameters() if is_lora_parameter(n)})
         return params
 
@@ -342,10 +374,24 @@ class GPT4Video(VideoBackbone):
         features = self.encoder(frames)  # (V·T, N, D)
         return features.reshape(len(videos), t, *features.shape[1:]).to(self.device)  # (V, T, N, D)
 
-    def video_embeddings(self, features: torch.Tensor) -> torch.Tensor:
+    def encode_audio(self, waveforms: Sequence[np.ndarray | None]) -> torch.Tensor:
+        """Each video's sound (mono float32 at 16 kHz; None for none) → the frozen audio encoder's features
+        (V, S, D_a). Needs ``config.audio``."""
+        if self.audio_encoder is None:
+            raise ConfigError("this model has no audio branch (config.audio is not set)")
+        return self.audio_encoder(list(waveforms)).to(self.device)
+
+    def video_embeddings(self, features: torch.Tensor, audio_features: torch.Tensor | None = None) -> torch.Tensor:
         """(V, T, N, D_enc) → (V, Nq, D_llm): the abstractor's tokens, or with ``abstractor.word_tokens``
-        the input embeddings of the words they are closest to (gradients pass straight through)."""
+        the input embeddings of the words they are closest to (gradients pass straight through).
+
+        With the audio branch, each video's audio tokens follow: (V, Nq + N_a, D_llm), from
+        ``audio_features`` (V, S, D_a) of :meth:`encode_audio`, or from silence when None."""
         tokens = self.abstractor(features)
+        if self.audio_abstractor is not None:
+            if audio_features is None:
+                audio_features = self.encode_audio([None] * features.shape[0])  # (V, S, D_a)
+            tokens = torch.cat([tokens, self.audio_abstractor(audio_features).to(tokens.dtype)], dim=1)
         if not self.config.abstractor.word_tokens:
             return tokens
         words, _ = self._nearest_words(tokens)
@@ -423,12 +469,14 @@ class GPT4Video(VideoBackbone):
         labels: torch.Tensor | None = None,
         features: torch.Tensor | None = None,
         video_embeds: torch.Tensor | None = None,
+        audio_features: torch.Tensor | None = None,
         grounding_targets: torch.Tensor | None = None,
         grounding_vocab: torch.Tensor | None = None,
         grounding_caption_mask: torch.Tensor | None = None,
         loss_reduction: str = "token",
     ):  # noqa: ANN201 - transformers' CausalLMOutput
-        """Training/scoring forward. Pass frame ``features`` (V, T, N, D) or ready ``video_embeds`` (V, Nq, D).
+        """Training/scoring forward. Pass frame ``features`` (V, T, N, D) (and, with the audio branch, the sound's
+        ``audio_features`` (V, S, D_a)) or ready ``video_embeds`` (V, Nq, D).
 
         Without ``labels``: the LLM's output (logits for every position). With ``labels``: a
         :class:`LossOutput` whose loss is the mean next-token cross-entropy over the labelled (assistant)
@@ -447,7 +495,7 @@ class GPT4Video(VideoBackbone):
         if input_ids is None:
             raise InputError("forward needs input_ids (or grounding_targets for the grounding loss)")
         if video_embeds is None and features is not None:
-            video_embeds = self.video_embeddings(features)
+            video_embeds = self.video_embeddings(features, audio_features)
         inputs_embeds = self.embed(input_ids, video_embeds)
         if labels is None:
             return self.llm(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
@@ -522,10 +570,14 @@ class GPT4Video(VideoBackbone):
 
     # -- generation ------------------------------------------------------------------------------
     def prompt_request(self, turns: list[Turn], videos: Sequence[np.ndarray], params: GenerationParams, *,
-                       features: torch.Tensor | None = None, as_token_ids: bool = False) -> EngineRequest:
+                       features: torch.Tensor | None = None, audio_features: torch.Tensor | None = None,
+                       as_token_ids: bool = False) -> EngineRequest:
         """The engine's input for ``turns``: the chat template's token embeddings with the video tokens
         (encoder, abstractor) in place of each video's placeholders, or with ``as_token_ids`` the token
         ids, each placeholder replaced by the id of the word its video token is (``word_tokens`` models)."""
+        if as_token_ids and self.audio_abstractor is not None:
+            raise ConfigError("a prompt of token ids cannot carry audio tokens (they are vectors): use an engine "
+                              "that takes embeddings (transformers), or a model without config.audio")
         if as_token_ids and not self.config.abstractor.word_tokens:
             raise ConfigError("a prompt of token ids needs video tokens that are words (abstractor.word_tokens); "
                               "this model's are vectors: use an engine that takes embeddings (transformers)")
@@ -545,7 +597,7 @@ class GPT4Video(VideoBackbone):
                 if as_token_ids:
                     video_tokens = self._nearest_words(self.abstractor(features))[1]  # (V, Nq) word ids
                 else:
-                    video_tokens = self.video_embeddings(features)  # (V, Nq, D)
+                    video_tokens = self.video_embeddings(features, audio_features)  # (V, Nq (+ N_a), D)
                 timings["abstract"] = time.perf_counter() - t1
             if as_token_ids:
                 ids = input_ids.clone()

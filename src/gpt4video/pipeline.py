@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .audio import AudioTrack, format_subtitles, load_audio
 from .config import atomic_write_text
 from .errors import InputError
 from .generators import ImageGenerator, VideoGenerator
@@ -68,9 +69,10 @@ from .processing import Turn
 from .routing import ImagePrompt, StreamRouter, TextDelta, VideoPrompt
 from .safety.layers import INPUT, MODEL, PROMPT, check_layer
 from .safety.refusals import SUPPRESSED_OPENING, is_refusal, may_open_refusal, refusal_category
-from .video import VideoClip, write_image, write_video
+from .video import VideoClip, uniform_timestamps, write_image, write_video
 
 if TYPE_CHECKING:
+    from .audio import Transcriber
     from .encoders import FrameScoreRecord
     from .safety import Decision, SafetyPolicy, Verdict
 
@@ -193,6 +195,9 @@ class ReplyOutput:
 
     request: str = ""
     input_videos: list[str] = field(default_factory=list)
+    input_audio: list[str] = field(default_factory=list)
+    #: The subtitles lines heard in this turn's videos and audio files (what the model read before the request).
+    subtitles: list[str] = field(default_factory=list)
     text: str = ""
     raw_text: str = ""
     video_prompts: list[str] = field(default_factory=list)
@@ -231,6 +236,7 @@ class ReplyOutput:
                 "image_prompts": list(self.image_prompts),
                 "generated_images": [i.to_dict() for i in self.generated_images],
                 "generation_errors": list(self.generation_errors), "input_videos": list(self.input_videos),
+                "input_audio": list(self.input_audio), "subtitles": list(self.subtitles),
                 "refused": self.refused, "refused_by": self.refused_by, "refusal_category": self.refusal_category,
                 "refusal_overridden": self.refusal_overridden, "blocked_prompts": list(self.blocked_prompts),
                 "withheld": list(self.withheld), "safety": self.safety, "finish_reason": self.finish_reason,
@@ -429,18 +435,30 @@ class Assistant:
 
     ``safety``: a :class:`~gpt4video.safety.SafetyPolicy` to check every request and every video
     made (see the module docstring); None checks nothing. ``engine``: the engine that decodes this
-    conversation's replies (default: the model's own; the server passes its batched engine).
+    conversation's replies (default: the model's own; the server passes its batched engine). ``speech``: a
+    :class:`~gpt4video.audio.Transcriber` that turns the speech of attached videos and audio files into
+    subtitles (None: their sound is not heard, and an audio file is refused).
+
+    Subtitles (:func:`~gpt4video.audio.format_subtitles`) go first in the user's text of the turn that
+    carries the video, one line per video or audio file with speech, in the order attached. An audio file
+    alone is a conversation without a video: its subtitles are timed to ``num_frames`` points spread over
+    its length, as if it were a video the model samples.
     """
 
     def __init__(self, model: GPT4Video, generation: GenerationSettings | None = None, *,
-                 safety: SafetyPolicy | None = None, engine: LLMEngine | None = None) -> None:
+                 safety: SafetyPolicy | None = None, engine: LLMEngine | None = None,
+                 speech: Transcriber | None = None) -> None:
         self.model = model
         self.engine = engine
         self.generation = generation
         self.safety = safety
+        self.speech = speech
         self.turns: list[Turn] = []
         self.video_paths: list[str] = []
+        self.audio_paths: list[str] = []
+        self._heard: list[str] = []  # subtitles lines of the videos and audio files not yet asked about
         self._features: list[torch.Tensor] = []  # one (1, T, N, D) per video
+        self._audio_features: list[torch.Tensor] = []  # with the model's audio branch: one (1, S, D_a) per video
         self._pending: list[int] = []  # videos attached but not yet asked about
         # videos not yet safety-checked: index → (frames (T, H, W, 3) uint8, scores the encoder recorded)
         self._unchecked: dict[int, tuple[np.ndarray, FrameScoreRecord | None]] = {}
@@ -463,7 +481,10 @@ class Assistant:
     def reset(self) -> None:
         self.turns.clear()
         self.video_paths.clear()
+        self.audio_paths.clear()
+        self._heard.clear()
         self._features.clear()
+        self._audio_features.clear()
         self._pending.clear()
         self._unchecked.clear()
 
@@ -479,6 +500,10 @@ class Assistant:
         until the next question checks them.
         """
         clips = [self.load(v) for v in videos]
+        t0 = time.perf_counter()
+        branch = getattr(self.model, "audio_encoder", None) is not None
+        sounds = [self._sound_of(clip) for clip in clips] if self.speech is not None or branch else [None] * len(clips)
+        heard = [self._hear(sound, clip.timestamps) for sound, clip in zip(sounds, clips)]
         t1 = time.perf_counter()
         record = None
         if clips and self.checking:
@@ -486,29 +511,72 @@ class Assistant:
                 features = self.model.encode_frames([c.frames for c in clips])  # (V, T, N, D)
         else:
             features = self.model.encode_frames([c.frames for c in clips]) if clips else None  # (V, T, N, D)
+        if branch and clips:
+            audio = self.model.encode_audio([None if s is None else s.samples for s in sounds])  # (V, S, D_a)
+            self._audio_features.extend(audio[i : i + 1] for i in range(len(clips)))
         t2 = time.perf_counter()
+        self._heard.extend(line for line in heard if line)
         for i, clip in enumerate(clips):
             self.video_paths.append(str(clip.info.path))
             self._features.append(features[i : i + 1])  # type: ignore[index]
             self._pending.append(len(self.video_paths) - 1)
             if self.checking:
                 self._unchecked[len(self.video_paths) - 1] = (clip.frames, _video_record(record, i, len(clips)))
-        return {"decode": sum(c.seconds for c in clips), "encode": t2 - t1}
+        timings = {"decode": sum(c.seconds for c in clips), "encode": t2 - t1}
+        if self.speech is not None:
+            timings["speech"] = t1 - t0
+        return timings
 
-    def restore(self, history: Sequence[tuple[str, str, Sequence[str | os.PathLike[str] | VideoClip]]]) -> None:
+    def listen(self, audio: Sequence[str | os.PathLike[str] | AudioTrack]) -> dict[str, float]:
+        """Read audio files (wav, mp3, flac, ogg, ...); their speech joins the next question as subtitles.
+        All are read before any is kept. Without a speech recogniser an audio file is an InputError."""
+        if self.speech is None:
+            raise InputError("an audio file was given, but speech recognition is off, so the model cannot hear it")
+        t0 = time.perf_counter()
+        tracks = [a if isinstance(a, AudioTrack) else load_audio(a) for a in audio]
+        num_frames = self.model.processor.sampling.num_frames
+        lines = [format_subtitles(self.speech(t), uniform_timestamps(t.duration, num_frames)) for t in tracks]
+        self.audio_paths.extend(str(t.path) if t.path else "<samples>" for t in tracks)
+        self._heard.extend(line for line in lines if line)
+        return {"speech": time.perf_counter() - t0}
+
+    @staticmethod
+    def _sound_of(clip: VideoClip) -> AudioTrack | None:
+        """A video's sound track (None for a still image or a silent video); an AudioError if it is corrupt."""
+        if clip.info.is_image:
+            return None
+        return clip.sound if clip.sound is not None else load_audio(clip.info.path, missing_ok=True)
+
+    def _hear(self, sound: AudioTrack | None, frame_times: Sequence[float]) -> str:
+        """The subtitles line of a video's sound ("" without a recogniser, a track, or speech)."""
+        if self.speech is None or sound is None:
+            return ""
+        return format_subtitles(self.speech(sound), frame_times)
+
+    def _user_text(self, text: str) -> str:
+        """The user's text as the model reads it: the subtitles heard since the last question, then ``text``."""
+        return "\n".join([*self._heard, text])
+
+    def restore(self, history: Sequence[tuple[str, str, Sequence[str | os.PathLike[str] | VideoClip | AudioTrack]]]
+                ) -> None:
         """Give the conversation its earlier turns without answering them again.
 
-        ``history``: (role, text, videos) per turn, oldest first. A user turn's videos are attached and
+        ``history``: (role, text, media) per turn, oldest first. A user turn's videos are attached and
         shown with that turn (with safety on, they are checked with the next question, like any new
-        video); an assistant turn is kept as written. Videos attached before and not yet asked about join
-        the first restored user turn.
+        video), and its sound files (:class:`~gpt4video.audio.AudioTrack`) heard; an assistant turn is kept
+        as written. Videos attached before and not yet asked about join the first restored user turn.
         """
         for role, text, videos in history:
             if role == "user":
+                sounds = [m for m in videos if isinstance(m, AudioTrack)]
+                videos = [m for m in videos if not isinstance(m, AudioTrack)]
                 if videos:
                     self.attach(videos)
-                self.turns.append(Turn("user", text, videos=list(self._pending)))
+                if sounds:
+                    self.listen(sounds)
+                self.turns.append(Turn("user", self._user_text(text), videos=list(self._pending)))
                 self._pending.clear()
+                self._heard.clear()
             elif role == "assistant":
                 self.turns.append(Turn("assistant", text))
             else:
@@ -516,11 +584,13 @@ class Assistant:
 
     def ask(
         self, text: str, videos: Sequence[str | os.PathLike[str] | VideoClip] = (),
-        params: GenerationParams | None = None, *, cancel: threading.Event | None = None,
+        params: GenerationParams | None = None, *, audio: Sequence[str | os.PathLike[str] | AudioTrack] = (),
+        cancel: threading.Event | None = None,
     ) -> Reply:
-        """Ask a question (attaching ``videos`` first). Videos are read and the input layer decides now (a bad
-        video raises here); the model runs while the reply is streamed, and the turn joins the
-        conversation once the reply is complete. Setting ``cancel`` stops the model, its prefill included."""
+        """Ask a question (attaching ``videos`` and ``audio`` files first). Videos and sound are read and the
+        input layer decides now (a bad file raises here); the model runs while the reply is streamed, and the
+        turn joins the conversation once the reply is complete. Setting ``cancel`` stops the model, its
+        prefill included."""
         if not isinstance(text, str) or not text.strip():
             raise InputError("the question is empty")
         params = params or GenerationParams()
@@ -529,10 +599,26 @@ class Assistant:
         new = range(len(self.video_paths), len(self.video_paths) + len(videos))
         self.model.check_prompt_length([*self.turns, Turn("user", request, videos=[*self._pending, *new])],
                                        len(self.video_paths) + len(videos), params)
+        first_audio = len(self.audio_paths)
         timings = self.attach(videos) if videos else {}
+        if audio:
+            try:
+                timings["speech"] = timings.get("speech", 0.0) + self.listen(audio)["speech"]
+            except InputError:
+                self._forget_pending()
+                raise
+        if self._heard:  # the subtitles lengthen the prompt
+            try:
+                self.model.check_prompt_length([*self.turns, Turn("user", self._user_text(request),
+                                                                  videos=list(self._pending))],
+                                               len(self.video_paths), params)
+            except InputError:
+                self._forget_pending()
+                raise
         output = ReplyOutput(request=request, input_videos=[self.video_paths[i] for i in self._pending],
+                             input_audio=self.audio_paths[first_audio:], subtitles=list(self._heard),
                              timings=timings)
-        decision = self._check_input(request, output)
+        decision = self._check_input(self._user_text(request), output)
         if decision is not None and not decision.allowed:
             return Reply(self._refused(decision, output), output)
         return Reply(self._answer(request, decision, params, output, cancel), output)
@@ -558,13 +644,21 @@ class Assistant:
         output.decisions.append(decision)
         return decision
 
-    def _refused(self, decision: Decision, output: ReplyOutput) -> Iterator[Event]:
-        """The events of a request the input layer refused: the model is not called, and the refused turn
-        and the videos that came with it leave the conversation (now, not when the reply is read)."""
+    def _forget_pending(self) -> None:
+        """Drop the videos and subtitles attached since the last question."""
         for i in sorted(self._pending, reverse=True):  # pending videos are always the last ones attached
             del self.video_paths[i]
             del self._features[i]
+            if self._audio_features:
+                del self._audio_features[i]
+            self._unchecked.pop(i, None)
         self._pending.clear()
+        self._heard.clear()
+
+    def _refused(self, decision: Decision, output: ReplyOutput) -> Iterator[Event]:
+        """The events of a request the input layer refused: the model is not called, and the refused turn
+        and the videos that came with it leave the conversation (now, not when the reply is read)."""
+        self._forget_pending()
         output.refuse(INPUT, decision.category)
         output.text = output.raw_text = decision.message
         output.finish_reason = "refused"
@@ -575,9 +669,11 @@ class Assistant:
         """Layers 2 to 4 around the model's answer; see the module docstring."""
         if input_decision is not None:
             yield SafetyDecision(input_decision)
-        user = Turn("user", request, videos=list(self._pending))
+        user = Turn("user", self._user_text(request), videos=list(self._pending))
         turns = [*self.turns, user]
-        features = torch.cat(self._features, dim=0) if self._features else None
+        features = {"features": torch.cat(self._features, dim=0) if self._features else None}
+        if self._audio_features:
+            features["audio_features"] = torch.cat(self._audio_features, dim=0)  # (V, S, D_a)
         suspicion = (self.safety.suspicion(request, input_decision, self._context(request))  # type: ignore[union-attr]
                      if self.checking else None)
 
@@ -598,6 +694,7 @@ class Assistant:
         # The history keeps the reply as written (tags included), so the model sees what it asked for.
         self.turns.extend([user, Turn("assistant", output.raw_text)])
         self._pending.clear()
+        self._heard.clear()
         decision = self._check_model_reply(request, output.raw_text, suspicion, output)
         if decision is not None:
             yield SafetyDecision(decision)
@@ -646,18 +743,19 @@ class Assistant:
         output.text = "".join(shown)
         yield Done(output)
 
-    def _decode(self, turns: list[Turn], features: torch.Tensor | None, params: GenerationParams,
+    def _decode(self, turns: list[Turn], features: dict[str, torch.Tensor | None], params: GenerationParams,
                 suspicion: Verdict | None, output: ReplyOutput,
                 cancel: threading.Event | None = None) -> Iterator[str | SafetyDecision]:
         """The model's answer as raw text pieces (tags included); fills ``output``'s raw text, token counts,
-        finish reason and timings.
+        finish reason and timings. ``features``: the model's inputs for the conversation's videos
+        (``features``, plus ``audio_features`` with an audio branch).
 
         The corroboration step (layer 2): for a request below the suspicion threshold, the start of the
         answer is held back while it may still become a learned refusal; if it does, the refusal is
         overridden (a :class:`SafetyDecision` is yielded) and the model answers again, kept from opening
         with :data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`; that answer is streamed instead."""
         held, holding = "", suspicion is not None and not suspicion.flagged
-        with self.model.generate_stream(turns, (), params, features=features, cancel=cancel,
+        with self.model.generate_stream(turns, (), params, **features, cancel=cancel,
                                         engine=self.engine) as first:
             for piece in first:
                 if not holding:
@@ -683,7 +781,7 @@ class Assistant:
         openings = tuple(ids for ids in (tuple(tokenizer.encode(form, add_special_tokens=False))
                                          for form in (SUPPRESSED_OPENING, " " + SUPPRESSED_OPENING)) if ids)
         with self.model.generate_stream(turns, (), replace(params, suppress_openings=openings),
-                                        features=features, cancel=cancel, engine=self.engine) as second:
+                                        **features, cancel=cancel, engine=self.engine) as second:
             yield from second
         output.timings["refusal_redecode"] = time.perf_counter() - t0
         output.raw_text = second.text

@@ -36,6 +36,7 @@ from starlette.requests import ClientDisconnect
 
 from ..errors import InputError
 from ..modeling import GenerationParams
+from ..video import VideoClip
 from ..processing import Turn
 from .config import ServeConfig
 from .engine import ChatResult, ChatTurn, Delta, Done, Engine, Job
@@ -46,7 +47,7 @@ from .messages import parse_messages
 
 #: Fields of the reply's output (``ReplyOutput.to_dict``) that the message carries besides OpenAI's.
 REPLY_EXTRAS = ("video_prompts", "image_prompts", "generation_errors", "refused_by", "refusal_category",
-                "blocked_prompts", "withheld", "safety")
+                "blocked_prompts", "withheld", "safety", "subtitles")
 
 NO_GENERATOR = "none"
 
@@ -148,7 +149,7 @@ class Api:
         """An InputError (400) if the conversation's prompt is longer than the model accepts."""
         prompt, count = [], 0
         for turn in turns:
-            clips = list(turn.clips or ())
+            clips = [c for c in turn.clips or () if isinstance(c, VideoClip)]  # sound files add no video tokens
             prompt.append(Turn(turn.role, turn.text, videos=list(range(count, count + len(clips)))))
             count += len(clips)
         self.engine.model.check_prompt_length(prompt, count, params)

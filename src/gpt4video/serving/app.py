@@ -175,7 +175,10 @@ def create_app(config: ServeConfig, model: GPT4Video, *, generators: Mapping[str
                     image_size=config.image_size)
     inputs = VideoInputs(store, VideoLimits(max_bytes=config.max_upload_bytes, max_seconds=config.max_video_seconds,
                                             sampling=model.processor.sampling,
-                                            allow_url_fetch=config.allow_url_fetch),
+                                            allow_url_fetch=config.allow_url_fetch,
+                                            # subtitles or the audio branch: sound is read with the upload
+                                            hear=(assistant_options or {}).get("speech") is not None
+                                            or getattr(model, "audio_encoder", None) is not None),
                          own_hosts=frozenset({f"{config.host}:{config.port}", f"localhost:{config.port}"}))
     api = Api(config, engine, store, inputs, default_generator, default_image_generator)
 

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..audio import AudioTrack
 from ..engines import LLMEngine
 from ..errors import InputError
 from ..generators import ImageGenerator, VideoGenerator
@@ -42,11 +43,11 @@ log = logging.getLogger("gpt4video.serve")
 
 @dataclass
 class ChatTurn:
-    """One turn of a conversation sent to the server: its videos are already decoded."""
+    """One turn of a conversation sent to the server: its videos (and sound files) are already decoded."""
 
     role: str  # "user" or "assistant"
     text: str
-    clips: list[VideoClip] = field(default_factory=list)
+    clips: list[VideoClip | AudioTrack] = field(default_factory=list)
 
 
 @dataclass
@@ -341,7 +342,9 @@ class Engine:
         conversation = Assistant(self.model, settings, engine=self.decoder, **self.assistant_options)
         conversation.restore([(t.role, t.text, t.clips or ()) for t in job.turns[:-1]])
         last = job.turns[-1]
-        reply = conversation.ask(last.text, last.clips, job.params, cancel=job.cancelled)
+        videos = [c for c in last.clips if isinstance(c, VideoClip)]
+        sounds = [c for c in last.clips if isinstance(c, AudioTrack)]
+        reply = conversation.ask(last.text, videos, job.params, audio=sounds, cancel=job.cancelled)
         pieces = iter(reply)
         try:
             for piece in pieces:

@@ -11,7 +11,9 @@ A video in a message is one of:
 
 Local paths and ``file:`` URLs are always refused: the server reads nothing outside its storage.
 Every video is checked against the size and duration limits, then decoded (T frames) here, off the
-model's thread, so a bad file is answered 400/413 before the request waits in the queue.
+model's thread, so a bad file is answered 400/413 before the request waits in the queue. When the server
+hears (``VideoLimits.hear``), a video's sound track is read with it, and a sound file (wav, mp3, flac,
+ogg, ...) is read as an :class:`~gpt4video.audio.AudioTrack` under the same limits.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from ..errors import VideoError
+import numpy as np
+
+from ..audio import SAMPLE_RATE, AudioTrack, has_only_audio, load_audio
+from ..errors import AudioError, VideoError
 from ..processing import VideoSampling
 from ..video import VideoClip, probe
 from .errors import BadRequest, ServeError
@@ -45,6 +50,7 @@ class VideoLimits:
     max_seconds: float
     sampling: VideoSampling  # the model's: frames per video and their size
     allow_url_fetch: bool = False
+    hear: bool = False  # read sound tracks and sound files (the assistants have a speech recogniser)
 
 
 class VideoInputs:
@@ -151,8 +157,9 @@ class VideoInputs:
         finally:
             path.unlink(missing_ok=True)
 
-    def load_file(self, path: str | os.PathLike[str], where: str) -> VideoClip:
-        """Check size and duration, then decode the frames the model samples. Errors name ``where``, not the path."""
+    def load_file(self, path: str | os.PathLike[str], where: str) -> VideoClip | AudioTrack:
+        """Check size and duration, then decode the frames the model samples (and the sound track, when the
+        server hears), or read a sound file. Errors name ``where``, not the path."""
         path = Path(path)
         try:
             size = path.stat().st_size
@@ -165,9 +172,28 @@ class VideoInputs:
             if info.duration > self.limits.max_seconds:
                 raise BadRequest(f"{where}: the video is {info.duration:.1f} s long; this server accepts at most "
                                  f"{self.limits.max_seconds:g} s", param=where, code="video_too_long")
-            return self.limits.sampling.load(path)
+            clip = self.limits.sampling.load(path)
         except ServeError:
             raise
         except VideoError as e:
+            if self.limits.hear and has_only_audio(path):
+                return self._load_sound(path, where)
             raise BadRequest(f"{where}: not a readable video or image ({e.reason})", param=where,
                              code="invalid_video") from None
+        if self.limits.hear and not info.is_image:
+            clip.sound = self._load_sound(path, where, in_video=True)
+        return clip
+
+    def _load_sound(self, path: Path, where: str, *, in_video: bool = False) -> AudioTrack:
+        """A sound file, or a video's sound track (an empty track when it has none)."""
+        what = "the video's sound track" if in_video else "the audio"
+        try:
+            track = load_audio(path, missing_ok=in_video)
+        except AudioError as e:
+            raise BadRequest(f"{where}: {what} cannot be read ({e.reason})", param=where, code="invalid_audio") from None
+        if track is None:
+            return AudioTrack(np.zeros(0, np.float32), SAMPLE_RATE, path)
+        if track.duration > self.limits.max_seconds:
+            raise BadRequest(f"{where}: the audio is {track.duration:.1f} s long; this server accepts at most "
+                             f"{self.limits.max_seconds:g} s", param=where, code="audio_too_long")
+        return track

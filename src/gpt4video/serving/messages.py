@@ -1,7 +1,9 @@
 """OpenAI chat messages → the turns of a conversation, with the video references each user turn carries.
 
 Accepted content parts: ``text``; ``video_url`` (``{"url": ...}`` or ``{"file_id": ...}``); ``image_url``
-(a still image is a one-frame video); ``file`` (``{"file_id": ...}`` or ``{"file_data": ...}``).
+(a still image is a one-frame video); ``file`` (``{"file_id": ...}`` or ``{"file_data": ...}``: a video,
+an image or a sound file); ``input_audio`` (``{"data": base64, "format": "wav"}``, OpenAI's audio part).
+Whether a file is a video or sound is read from its content, not from the part's type.
 System and developer messages are accepted and left out: the paper's prompt template has no system
 turn. Consecutive messages of the same role are joined into one turn.
 """
@@ -55,6 +57,14 @@ def _file_part(part: dict[str, Any], where: str) -> VideoRef:
     raise BadRequest(f"{where}: a file part needs \"file\" with a \"file_id\" or \"file_data\"", param=where)
 
 
+def _audio_part(part: dict[str, Any], where: str) -> VideoRef:
+    value = part.get("input_audio")
+    if isinstance(value, dict) and isinstance(value.get("data"), str):
+        return VideoRef(where, value["data"], is_base64=not value["data"].startswith("data:"))
+    raise BadRequest(f"{where}: an input_audio part needs {{\"input_audio\": {{\"data\": base64, \"format\": \"wav\"}}}}",
+                     param=where)
+
+
 def _parse_content(content: Any, where: str) -> tuple[str, list[VideoRef]]:
     if content is None:
         return "", []
@@ -77,9 +87,11 @@ def _parse_content(content: Any, where: str) -> tuple[str, list[VideoRef]]:
             videos.append(_video_part(part, kind, at))
         elif kind == "file":
             videos.append(_file_part(part, at))
+        elif kind == "input_audio":
+            videos.append(_audio_part(part, at))
         else:
             raise BadRequest(f"{at}: unsupported content part type {kind!r}; this model takes text, video_url, "
-                             "image_url and file parts", param=at)
+                             "image_url, input_audio and file parts", param=at)
     return "\n".join(t for t in texts if t), videos
 
 

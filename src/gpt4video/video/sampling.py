@@ -23,7 +23,11 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from gpt4video.errors import InputError, VideoError
+if TYPE_CHECKING:
+    from gpt4video.audio import AudioTrack
 from gpt4video.video.decode import (
     OpenVideo,
     VideoInfo,
@@ -77,6 +81,8 @@ class VideoClip:
         decoded_frames: How many frames the decoder actually produced to get these (including
             the one decoded while probing); far fewer than the video's frames when seeking works.
         seconds: Wall-clock time :func:`load_video` took (probe, seek, decode, convert).
+        sound: The video's sound track, when the reader read it too (an empty track for a silent video);
+            None when it was not read (the pipeline reads it from ``info.path`` if it needs it).
     """
 
     frames: np.ndarray
@@ -84,6 +90,7 @@ class VideoClip:
     info: VideoInfo
     decoded_frames: int
     seconds: float = 0.0
+    sound: AudioTrack | None = None
 
 
 def load_video(path: str | os.PathLike[str], num_frames: int = 4, max_side: int | None = None) -> VideoClip:

@@ -1,0 +1,147 @@
+"""Sound in a conversation: subtitles of a video's speech, audio files alone, and every bad sound case."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gpt4video.audio import SAMPLE_RATE, load_audio
+from gpt4video.audio.synthesis import beep, mix, mux_audio, narrate, write_audio
+from gpt4video.cli import main
+from gpt4video.engines import GenerationParams
+from gpt4video.errors import AudioError, InputError
+from gpt4video.pipeline import Assistant
+from gpt4video.video import write_video
+
+PARAMS = GenerationParams(max_new_tokens=2)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """A silent clip, the same clip speaking from 1.0 s, with a silent track, with a beep, and a corrupt one."""
+    root = tmp_path_factory.mktemp("sound")
+    frames = np.random.default_rng(0).integers(0, 255, (32, 48, 64, 3), dtype=np.uint8)
+    silent = write_video(root / "silent.mp4", frames, fps=8)
+    speech = narrate("good morning everyone")
+    made = {"silent": silent,
+            "speaking": mux_audio(silent, mix([(1.0, speech)], 4.0), SAMPLE_RATE, root / "speaking.mp4"),
+            "quiet": mux_audio(silent, np.zeros(4 * SAMPLE_RATE, np.float32), SAMPLE_RATE, root / "quiet.mp4"),
+            "beeping": mux_audio(silent, mix([(2.0, beep(880.0, 0.5))], 4.0), SAMPLE_RATE, root / "beeping.mp4"),
+            "speech.wav": write_audio(root / "speech.wav", mix([(0.5, speech)], 3.0)),
+            "silence.flac": write_audio(root / "silence.flac", np.zeros(2 * SAMPLE_RATE, np.float32)),
+            "broken.wav": root / "broken.wav"}
+    made["broken.wav"].write_bytes(b"RIFF" + b"\x00" * 64)
+    return made
+
+
+@pytest.fixture
+def assistant(tiny_model, hears_red_ball):
+    return Assistant(tiny_model, speech=hears_red_ball)
+
+
+def test_a_video_with_speech_gets_its_subtitles_first_in_its_turn(assistant, clips):
+    reply = assistant.ask("What is said?", [clips["speaking"]], PARAMS).consume()
+    user = assistant.turns[0]
+    assert user.videos == [0]
+    line, question = user.text.split("\n")
+    assert line.startswith('Subtitles: "the red ball" (frame') and question == "What is said?"
+    assert reply.subtitles == [line] and reply.request == "What is said?"
+    # the 4 frames sit at 0.5, 1.5, 2.5 and 3.5 s; the speech runs from about 1.0 to 2.3 s
+    assert line in ('Subtitles: "the red ball" (frame 2).', 'Subtitles: "the red ball" (frames 2-3).')
+    prompt = assistant.model.processor.render(assistant.turns)
+    assert prompt.index("[4 video tokens]") < prompt.index("Subtitles:") < prompt.index("What is said?")
+
+
+@pytest.mark.parametrize("clip", ["silent", "quiet", "beeping"])
+def test_a_video_without_speech_gets_no_subtitles(assistant, clips, clip):
+    reply = assistant.ask("What is said?", [clips[clip]], PARAMS).consume()
+    assert reply.subtitles == [] and assistant.turns[0].text == "What is said?"
+
+
+def test_an_audio_file_alone_is_answered_from_its_subtitles(assistant, clips):
+    reply = assistant.ask("What does the narrator say?", audio=[clips["speech.wav"]], params=PARAMS).consume()
+    assert reply.finish_reason and reply.input_videos == [] and reply.input_audio == [str(clips["speech.wav"])]
+    assert assistant.turns[0].videos == [] and assistant.turns[0].text.startswith('Subtitles: "the red ball"')
+    assert "video tokens" not in assistant.model.processor.render(assistant.turns)
+    assert json.loads(json.dumps(reply.output.to_dict()))["subtitles"] == reply.subtitles
+
+
+def test_a_silent_audio_file_leaves_only_the_question(assistant, clips):
+    reply = assistant.ask("Is anything said?", audio=[clips["silence.flac"]], params=PARAMS).consume()
+    assert reply.finish_reason and reply.subtitles == [] and assistant.turns[0].text == "Is anything said?"
+
+
+def test_bad_sound_is_one_error_and_leaves_the_conversation_unchanged(assistant, clips):
+    with pytest.raises(AudioError, match=r"broken\.wav: not an audio or video file"):
+        assistant.ask("What is said?", [clips["speaking"]], PARAMS, audio=[clips["broken.wav"]])
+    with pytest.raises(AudioError, match="has no audio stream"):
+        assistant.ask("What is said?", audio=[clips["silent"]], params=PARAMS)
+    assert assistant.video_paths == [] and assistant.audio_paths == [] and assistant.turns == []
+    reply = assistant.ask("And now?", [clips["silent"]], PARAMS).consume()
+    assert reply.subtitles == [] and assistant.turns[0].text == "And now?"
+
+
+def test_without_a_recogniser_videos_are_not_heard_and_audio_files_are_refused(tiny_model, clips):
+    deaf = Assistant(tiny_model)
+    deaf.ask("What is said?", [clips["speaking"]], PARAMS).consume()
+    assert deaf.turns[0].text == "What is said?"
+    with pytest.raises(InputError, match="speech recognition is off"):
+        deaf.ask("What is said?", audio=[clips["speech.wav"]], params=PARAMS)
+
+
+def test_restored_turns_carry_their_subtitles(assistant, clips):
+    assistant.restore([("user", "What is said?", [clips["speaking"]]), ("assistant", "hello", []),
+                       ("user", "And here?", [load_audio(clips["speech.wav"])]), ("assistant", "hi", [])])
+    first, _, second, _ = assistant.turns
+    assert first.videos == [0] and first.text.startswith("Subtitles:") and first.text.endswith("What is said?")
+    assert second.videos == [] and second.text.startswith("Subtitles:") and second.text.endswith("And here?")
+
+
+# -- the command line ------------------------------------------------------------------------------
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_chat_hears_an_audio_file(tiny_saved_model_dir, clips, capsys):
+    code, out, err = run(["chat", "--model", str(tiny_saved_model_dir), "--audio", str(clips["speech.wav"]),
+                          "--prompt", "What does the narrator say?", "--max-new-tokens", "2", "--json",
+                          "--no-safety"], capsys)
+    assert code == 0, err
+    reply = json.loads(out)
+    assert reply["input_videos"] == [] and reply["input_audio"] == [str(clips["speech.wav"])]
+    assert len(reply["subtitles"]) == 1 and "morning" in reply["subtitles"][0]
+
+
+def test_chat_turns_subtitles_off(tiny_saved_model_dir, clips, capsys):
+    code, out, err = run(["chat", "--model", str(tiny_saved_model_dir), "--video", str(clips["speaking"]),
+                          "--prompt", "What is said?", "--max-new-tokens", "2", "--json", "--no-safety",
+                          "--no-subtitles"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["subtitles"] == []
+    code, out, err = run(["chat", "--model", str(tiny_saved_model_dir), "--audio", str(clips["speech.wav"]),
+                          "--prompt", "What is said?", "--no-subtitles"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--no-subtitles" in err
+
+
+def test_chat_names_a_broken_audio_file(tiny_saved_model_dir, clips, capsys):
+    code, out, err = run(["chat", "--model", str(tiny_saved_model_dir), "--audio", str(clips["broken.wav"]),
+                          "--prompt", "What is said?"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "broken.wav: not an audio or video file" in err and "Traceback" not in err
+
+
+def test_chat_limits_the_recogniser_to_a_vocabulary(tiny_saved_model_dir, clips, tmp_path, capsys):
+    words = tmp_path / "words.txt"
+    words.write_text("good morning everyone evening night\n")
+    code, out, err = run(["chat", "--model", str(tiny_saved_model_dir), "--audio", str(clips["speech.wav"]),
+                          "--prompt", "What is said?", "--max-new-tokens", "2", "--json", "--no-safety",
+                          "--speech-vocabulary", str(words)], capsys)
+    assert code == 0, err
+    heard = json.loads(out)["subtitles"][0]
+    assert "morning" in heard and set(heard.split('"')[1].split()) <= {"good", "morning", "everyone", "evening", "night"}
+    words.write_text("good zqxv\n")
+    code, out, err = run(["chat", "--model", str(tiny_saved_model_dir), "--audio", str(clips["speech.wav"]),
+                          "--prompt", "What is said?", "--speech-vocabulary", str(words)], capsys)
+    assert code == 2 and "no pronunciation for: zqxv" in err and err.count("\n") == 1
