@@ -330,3 +330,14 @@ def keyframe_stats(path: Path) -> dict[str, Any]:
     gaps = np.diff(keys) if len(keys) > 1 else np.array([len(entries)])
     return {"frames": len(entries), "keyframes": len(keys), "mean_gop": float(np.mean(gaps)),
             "max_gop": int(np.max(gaps)), "duration": duration, "bytes": path.stat().st_size}
+
+
+def word_errors(reference: list[str], hypothesis: list[str]) -> int:
+    """Levenshtein distance over words: substitutions + deletions + insertions turning ``hypothesis`` into
+    ``reference``."""
+    row = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, 1):
+        previous, row[0] = row[0], i
+        for j, hyp in enumerate(hypothesis, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ref != hyp))
+    return row[-1]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _common import word_errors  # noqa: E402
 from gpt4video.audio.recognition import SpeechConfig  # noqa: E402
 from gpt4video.audio.synthesis import mix, mux_audio, narrate  # noqa: E402
 from gpt4video.data.phrasing import normalize  # noqa: E402
@@ -34,17 +35,6 @@ from gpt4video.pipeline import Assistant  # noqa: E402
 from gpt4video.safety import SafetyConfig, SafetyPolicy  # noqa: E402
 
 SPEECH_START = 0.3  # seconds of silence before the sentence
-
-
-def word_errors(reference: str, hypothesis: str) -> int:
-    """Substitutions + deletions + insertions turning ``hypothesis`` into ``reference`` (word level)."""
-    ref, hyp = reference.split(), hypothesis.split()
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
 
 
 def narrated_rows(split: Path, name: str, limit: int) -> list[dict]:
@@ -98,9 +88,9 @@ def main() -> int:
             right += ok
             exact_transcripts += normalize(heard) == normalize(text)
             repeats += bool(heard) and f" {normalize(heard)} " in f" {normalize(reply['text'])} "
-            errors += word_errors(normalize(text), normalize(heard))
+            errors += word_errors(normalize(text).split(), normalize(heard).split())
             quoted = reply["text"].split('"')[1] if reply["text"].count('"') >= 2 else reply["text"]
-            reply_errors += word_errors(normalize(text), normalize(quoted))
+            reply_errors += word_errors(normalize(text).split(), normalize(quoted).split())
             words += len(normalize(text).split())
             if len(examples) < 5 or (not ok and len(examples) < 10):
                 examples.append({"said": text, "heard": heard, "question": question, "reply": reply["text"], "right": ok})

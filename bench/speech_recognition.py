@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _common import word_errors  # noqa: E402
 from gpt4video.audio.decode import SAMPLE_RATE, AudioTrack  # noqa: E402
 from gpt4video.audio.recognition import SpeechConfig  # noqa: E402
 from gpt4video.audio.synthesis import mix, narrate  # noqa: E402
@@ -40,16 +41,6 @@ def world_sentences(count: int, rng: random.Random) -> list[str]:
     forms = ["the {c} {s} moves {d}", "look at the {c} {s}", "a {c} {s}", "the {s} is {c}", "{c} {s} going {d}"]
     return [rng.choice(forms).format(c=rng.choice(COLORS), s=rng.choice(SHAPES), d=rng.choice(DIRECTIONS))
             for _ in range(count)]
-
-
-def word_errors(reference: list[str], hypothesis: list[str]) -> int:
-    """Levenshtein distance over words."""
-    row = list(range(len(hypothesis) + 1))
-    for i, ref in enumerate(reference, 1):
-        previous, row[0] = row[0], i
-        for j, hyp in enumerate(hypothesis, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ref != hyp))
-    return row[-1]
 
 
 def score(transcribe, sentences: list[str]) -> tuple[float, list[tuple[str, str]]]:  # noqa: ANN001
