@@ -215,6 +215,11 @@ def test_follow_up_requests_are_asked_after_their_dialogue(split_dir):
 
     r = evaluate_split(answer, split_dir, max_qa=0, max_captions=0, tokenizer="simple", meteor=False, progress=False)
     assert r["generation"]["recall_follow_up_requests"] == 1.0
+    # every request is kept with what it asked for and what became of it, misses included
+    kept = r["generation"]["requests"]
+    assert len(kept) == r["generation"]["positives"]
+    assert all({"question", "prediction", "check", "want"} <= set(k) for k in kept)
+    assert sum(k["check"]["content_right"] for k in kept) == r["generation"]["content_right"]
     videos, history = seen["Make a similar video where the circle shrinks instead."]
     assert videos == [str(split_dir / "clips/0.mp4")]
     assert [h["text"] for h in history] == ["Describe this video.", "A red circle grows on a black background.",

@@ -617,7 +617,8 @@ def evaluate_split(
             sum(len(i.gold) for i in items) / len(items) if items else None
         )
         results["captioning"]["examples"] = [_example(i) for i in items[:_MAX_EXAMPLES]]
-    # Request tasks: examples of two requests and one other question.
+    # Request tasks: examples of two requests and one other question, and every request with what became of
+    # it (its pixel check), so the misses can be read.
     for task, score in (("generation", _generation_scores), ("generation_heldout", _generation_scores),
                         ("images", image_scores), ("images_heldout", image_scores)):
         if task in tasks:
@@ -625,6 +626,7 @@ def evaluate_split(
             results[task] = score(items)
             pos, neg = [i for i in items if i.gold], [i for i in items if not i.gold]
             results[task]["examples"] = [_example(i) for i in pos[:2] + neg[:1]]
+            results[task]["requests"] = [{**_example(i), "want": _want_text(i)} for i in pos]
     for task in ("narration", "narration_heldout"):
         if task in tasks:
             results[task] = narration_scores(tasks[task])
@@ -646,6 +648,12 @@ def _by_family(items: Sequence[_Item]) -> dict[str, dict[str, Any]]:
     for cell in out.values():
         cell["accuracy_exact"] = _ratio(cell["exact"], cell["n"])
     return dict(sorted(out.items()))
+
+
+def _want_text(item: _Item) -> list[list[str | None]] | None:
+    """The objects a request asks for, as [colour, shape, motion] (None: not said; the whole: unknown)."""
+    want = item.meta.get("want")
+    return None if want is None else [[o.color, o.shape, o.motion] for o in want.objects]
 
 
 def _example(item: _Item) -> dict[str, Any]:
