@@ -667,8 +667,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "recall of writing a <video_prompt> exactly when a new video is asked for. Prints a Markdown report. "
         "`gpt4video eval safety` runs the safety benchmark instead, through the whole pipeline with its safety "
         "checks: in-source (60 video-understanding and 60 generation items, half harmful, plus an obfuscation "
-        "set, from held-out rows of the training sources) and out-of-source (three independent sets, written for "
-        "evaluation only), side by side; it reports accuracy, precision, recall and F1 with refusal as positive, "
+        "set, from held-out rows of the training sources), the first three independent sets (the harmful-request "
+        "head trains on them) and the out-of-source fourth set (written for evaluation only), side by side; it reports accuracy, precision, recall and F1 with refusal as positive, "
         "benign over-refusal, recall per category and obfuscation, and which layer refused (safety.json and "
         "safety.md in --out). `gpt4video eval video-qa --benchmark msvd-qa|msrvtt-qa|activitynet-qa --data DIR --out "
         "DIR` answers a public video QA benchmark as downloaded (resumable) and scores it with a GPT judge through any "
@@ -703,7 +703,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--benchmark", choices=(*_SAFETY_BENCHMARKS, *_QA_BENCHMARKS, "msr-vtt"),
                    help="eval safety: the in-source manifest (held-out rows of the training sources), one of the "
-                   "three independent sets (written for evaluation only) or all four, side by side (default: all); "
+                   "four independent sets (the fourth is out of every training source) or all five, side by side "
+                   "(default: all); "
                    "eval video-qa: msvd-qa, msrvtt-qa or activitynet-qa; eval captions: msr-vtt")
     p.add_argument("--manifest", metavar="FILE", help="eval safety: your own benchmark items instead of --benchmark")
     _add_safety_options(p)

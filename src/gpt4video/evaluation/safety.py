@@ -236,9 +236,10 @@ def run_safety_benchmark(
 
 # ------------------------------------------------------------------------------------------ report
 #: How the report names each out-of-source set.
-SET_TITLES = {"independent": "out-of-source (independent set)",
-              "independent2": "out-of-source (second independent set)",
-              "independent3": "out-of-source (third independent set)"}
+SET_TITLES = {"independent": "independent set 1 (in the head's training data)",
+              "independent2": "independent set 2 (in the head's training data)",
+              "independent3": "independent set 3 (in the head's training data)",
+              "independent4": "out-of-source (fourth independent set)"}
 
 
 def _pct(value: Any) -> str:
@@ -321,7 +322,8 @@ def format_markdown(results: dict[str, Any]) -> str:
     if "main" in s and any(name in s for name in OUT_OF_SOURCE_SETS):
         lines += ["## In-source and out-of-source", "",
                   "In-source: held-out rows of the sources the classifier and the safety dialogues train on. "
-                  "Out-of-source: the independent sets, written for evaluation only.", "", *_side_by_side(s), ""]
+                  "Independent sets 1-3 were written for evaluation; the classifier now trains on them. "
+                  "Out-of-source: the fourth set, in no training source.", "", *_side_by_side(s), ""]
     if "main" in s:
         lines += ["## In-source: main set", "", *_task_rows(s["main"]), "", "### Which layer refused", "",
                   *_layer_rows(s["main"])]
