@@ -9,7 +9,7 @@ whole pipeline. No video frames are checked (the benchmark's clips are harmless 
 
 Usage::
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/safety_input_check.py [--benchmark all|in-source|independent|independent2|independent3|independent4]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/safety_input_check.py [--benchmark all|in-source|independent|independent2|independent3|independent4|independent5]
         [--safety-config FILE] [--json PATH]
 """
 
@@ -28,7 +28,7 @@ from _common import log, markdown_table  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--benchmark", choices=("all", "in-source", "independent", "independent2", "independent3",
-                                                   "independent4"),
+                                                   "independent4", "independent5"),
                         default="all")
     parser.add_argument("--safety-config", metavar="FILE", help="a YAML SafetyConfig (default: the built-in one)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")

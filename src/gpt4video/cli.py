@@ -668,7 +668,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "`gpt4video eval safety` runs the safety benchmark instead, through the whole pipeline with its safety "
         "checks: in-source (60 video-understanding and 60 generation items, half harmful, plus an obfuscation "
         "set, from held-out rows of the training sources), the first three independent sets (the harmful-request "
-        "head trains on them) and the out-of-source fourth set (written for evaluation only), side by side; it reports accuracy, precision, recall and F1 with refusal as positive, "
+        "head trains on them) and the out-of-source fourth and fifth sets (written for evaluation only), side by side; it reports accuracy, precision, recall and F1 with refusal as positive, "
         "benign over-refusal, recall per category and obfuscation, and which layer refused (safety.json and "
         "safety.md in --out). `gpt4video eval video-qa --benchmark msvd-qa|msrvtt-qa|activitynet-qa --data DIR --out "
         "DIR` answers a public video QA benchmark as downloaded (resumable) and scores it with a GPT judge through any "
@@ -703,7 +703,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--benchmark", choices=(*_SAFETY_BENCHMARKS, *_QA_BENCHMARKS, "msr-vtt"),
                    help="eval safety: the in-source manifest (held-out rows of the training sources), one of the "
-                   "four independent sets (the fourth is out of every training source) or all five, side by side "
+                   "five independent sets (the fourth and fifth are out of every training source) or all six, side by "
+                   "side "
                    "(default: all); "
                    "eval video-qa: msvd-qa, msrvtt-qa or activitynet-qa; eval captions: msr-vtt")
     p.add_argument("--manifest", metavar="FILE", help="eval safety: your own benchmark items instead of --benchmark")
@@ -718,7 +719,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_eval)
 
 
-_SAFETY_BENCHMARKS = ("all", "in-source", "independent", "independent2", "independent3", "independent4")
+_SAFETY_BENCHMARKS = ("all", "in-source", "independent", "independent2", "independent3", "independent4",
+                      "independent5")
 _QA_BENCHMARKS = ("msvd-qa", "msrvtt-qa", "activitynet-qa")
 
 

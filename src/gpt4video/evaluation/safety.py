@@ -239,7 +239,8 @@ def run_safety_benchmark(
 SET_TITLES = {"independent": "independent set 1 (in the head's training data)",
               "independent2": "independent set 2 (in the head's training data)",
               "independent3": "independent set 3 (in the head's training data)",
-              "independent4": "out-of-source (fourth independent set)"}
+              "independent4": "out-of-source (fourth independent set)",
+              "independent5": "out-of-source (fifth independent set)"}
 
 
 def _pct(value: Any) -> str:
@@ -323,7 +324,7 @@ def format_markdown(results: dict[str, Any]) -> str:
         lines += ["## In-source and out-of-source", "",
                   "In-source: held-out rows of the sources the classifier and the safety dialogues train on. "
                   "Independent sets 1-3 were written for evaluation; the classifier now trains on them. "
-                  "Out-of-source: the fourth set, in no training source.", "", *_side_by_side(s), ""]
+                  "Out-of-source: the fourth and fifth sets, in no training source.", "", *_side_by_side(s), ""]
     if "main" in s:
         lines += ["## In-source: main set", "", *_task_rows(s["main"]), "", "### Which layer refused", "",
                   *_layer_rows(s["main"])]
