@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .audio import AudioTrack, format_subtitles, load_audio
+from .audio import AudioTrack, format_subtitles, load_audio, name_source
 from .config import atomic_write_text
 from .errors import InputError
 from .generators import ImageGenerator, VideoGenerator
@@ -440,7 +440,9 @@ class Assistant:
     subtitles (None: their sound is not heard, and an audio file is refused).
 
     Subtitles (:func:`~gpt4video.audio.format_subtitles`) go first in the user's text of the turn that
-    carries the video, one line per video or audio file with speech, in the order attached. An audio file
+    carries the video, one line per video or audio file with speech, in the order attached; once the
+    conversation holds more than one video or audio file, each line names its own ("Subtitles (video 2): ...",
+    "Subtitles (audio 1): ..."), numbered as attached. An audio file
     alone is a conversation without a video: its subtitles are timed to ``num_frames`` points spread over
     its length, as if it were a video the model samples.
     """
@@ -456,7 +458,8 @@ class Assistant:
         self.turns: list[Turn] = []
         self.video_paths: list[str] = []
         self.audio_paths: list[str] = []
-        self._heard: list[str] = []  # subtitles lines of the videos and audio files not yet asked about
+        # (source, subtitles line) of the videos and audio files not yet asked about; source: "video 2", "audio 1"
+        self._heard: list[tuple[str, str]] = []
         self._features: list[torch.Tensor] = []  # one (1, T, N, D) per video
         self._audio_features: list[torch.Tensor] = []  # with the model's audio branch: one (1, S, D_a) per video
         self._pending: list[int] = []  # videos attached but not yet asked about
@@ -515,7 +518,8 @@ class Assistant:
             audio = self.model.encode_audio([None if s is None else s.samples for s in sounds])  # (V, S, D_a)
             self._audio_features.extend(audio[i : i + 1] for i in range(len(clips)))
         t2 = time.perf_counter()
-        self._heard.extend(line for line in heard if line)
+        first = len(self.video_paths) + 1
+        self._heard.extend((f"video {first + i}", line) for i, line in enumerate(heard) if line)
         for i, clip in enumerate(clips):
             self.video_paths.append(str(clip.info.path))
             self._features.append(features[i : i + 1])  # type: ignore[index]
@@ -536,8 +540,9 @@ class Assistant:
         tracks = [a if isinstance(a, AudioTrack) else load_audio(a) for a in audio]
         num_frames = self.model.processor.sampling.num_frames
         lines = [format_subtitles(self.speech(t), uniform_timestamps(t.duration, num_frames)) for t in tracks]
+        first = len(self.audio_paths) + 1
         self.audio_paths.extend(str(t.path) if t.path else "<samples>" for t in tracks)
-        self._heard.extend(line for line in lines if line)
+        self._heard.extend((f"audio {first + i}", line) for i, line in enumerate(lines) if line)
         return {"speech": time.perf_counter() - t0}
 
     @staticmethod
@@ -553,9 +558,16 @@ class Assistant:
             return ""
         return format_subtitles(self.speech(sound), frame_times)
 
+    def _subtitle_lines(self) -> list[str]:
+        """The subtitles heard since the last question; with several videos or audio files in the conversation,
+        each line names whose speech it is."""
+        if len(self.video_paths) + len(self.audio_paths) > 1:
+            return [name_source(line, source) for source, line in self._heard]
+        return [line for _, line in self._heard]
+
     def _user_text(self, text: str) -> str:
         """The user's text as the model reads it: the subtitles heard since the last question, then ``text``."""
-        return "\n".join([*self._heard, text])
+        return "\n".join([*self._subtitle_lines(), text])
 
     def restore(self, history: Sequence[tuple[str, str, Sequence[str | os.PathLike[str] | VideoClip | AudioTrack]]]
                 ) -> None:
@@ -616,7 +628,7 @@ class Assistant:
                 self._forget_pending()
                 raise
         output = ReplyOutput(request=request, input_videos=[self.video_paths[i] for i in self._pending],
-                             input_audio=self.audio_paths[first_audio:], subtitles=list(self._heard),
+                             input_audio=self.audio_paths[first_audio:], subtitles=self._subtitle_lines(),
                              timings=timings)
         decision = self._check_input(self._user_text(request), output)
         if decision is not None and not decision.allowed:

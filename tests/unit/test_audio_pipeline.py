@@ -52,6 +52,17 @@ def test_a_video_with_speech_gets_its_subtitles_first_in_its_turn(assistant, cli
     assert prompt.index("[4 video tokens]") < prompt.index("Subtitles:") < prompt.index("What is said?")
 
 
+def test_with_several_videos_each_subtitles_line_names_its_video(assistant, clips):
+    reply = assistant.ask("Who speaks?", [clips["speaking"], clips["silent"], clips["speaking"]], PARAMS).consume()
+    *lines, question = assistant.turns[0].text.split("\n")
+    assert question == "Who speaks?" and reply.subtitles == lines and len(lines) == 2
+    assert lines[0].startswith('Subtitles (video 1): "the red ball" (frame')
+    assert lines[1].startswith('Subtitles (video 3): "the red ball" (frame')
+    # an audio file in a later turn is named too, numbered among the audio files
+    assistant.ask("And this?", audio=[clips["speech.wav"]], params=PARAMS).consume()
+    assert assistant.turns[2].text.startswith('Subtitles (audio 1): "the red ball"')
+
+
 @pytest.mark.parametrize("clip", ["silent", "quiet", "beeping"])
 def test_a_video_without_speech_gets_no_subtitles(assistant, clips, clip):
     reply = assistant.ask("What is said?", [clips[clip]], PARAMS).consume()
@@ -94,7 +105,8 @@ def test_restored_turns_carry_their_subtitles(assistant, clips):
                        ("user", "And here?", [load_audio(clips["speech.wav"])]), ("assistant", "hi", [])])
     first, _, second, _ = assistant.turns
     assert first.videos == [0] and first.text.startswith("Subtitles:") and first.text.endswith("What is said?")
-    assert second.videos == [] and second.text.startswith("Subtitles:") and second.text.endswith("And here?")
+    # the second medium of the conversation: its line names it
+    assert second.videos == [] and second.text.startswith("Subtitles (audio 1):") and second.text.endswith("And here?")
 
 
 # -- the command line ------------------------------------------------------------------------------

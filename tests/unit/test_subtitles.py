@@ -1,6 +1,6 @@
 import pytest
 
-from gpt4video.audio import SpeechSegment, format_subtitles, segment_frames
+from gpt4video.audio import SpeechSegment, format_subtitles, name_source, segment_frames
 
 FRAMES = [0.0, 0.5, 1.0, 1.5, 2.1, 2.5]
 
@@ -26,3 +26,10 @@ def test_no_speech_gives_no_line():
 def test_timing_needs_frames():
     with pytest.raises(ValueError, match="frame_times is empty"):
         segment_frames(SpeechSegment(0.0, 1.0, "x"), [])
+
+
+def test_a_line_can_name_its_source():
+    line = format_subtitles([SpeechSegment(0.3, 1.1, "hello")], FRAMES)
+    assert name_source(line, "video 2") == 'Subtitles (video 2):' + line[len("Subtitles:"):]
+    with pytest.raises(ValueError, match="not a subtitles line"):
+        name_source("hello", "video 1")

@@ -7,7 +7,7 @@ speech in it (VAD, then a recogniser), ``format_subtitles`` writes the line the 
 
 from .decode import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioTrack, has_only_audio, is_audio_file, load_audio
 from .recognition import SpeechConfig, Transcriber
-from .subtitles import SpeechSegment, format_subtitles, segment_frames
+from .subtitles import SpeechSegment, format_subtitles, name_source, segment_frames
 
 __all__ = ["AUDIO_EXTENSIONS", "SAMPLE_RATE", "AudioTrack", "SpeechConfig", "SpeechSegment", "Transcriber",
-           "format_subtitles", "has_only_audio", "is_audio_file", "load_audio", "segment_frames"]
+           "format_subtitles", "has_only_audio", "is_audio_file", "load_audio", "name_source", "segment_frames"]

@@ -5,6 +5,11 @@ text beside the video. One line, first in the user's text of the turn that carri
 
     Subtitles: "the red ball" (frames 2-4); "look at it go" (frame 7).
 
+In a conversation with more than one video or audio file, each line names its source, numbered in the
+order attached (:func:`name_source`)::
+
+    Subtitles (video 2): "look at it go" (frame 7).
+
 Frames are counted from 1 over the frames the model sees, so a question about *when* something is
 said can be answered in the frames' terms. The training dialogues and inference build the line with
 :func:`format_subtitles`, so both always agree on its form.
@@ -15,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["SpeechSegment", "format_subtitles", "segment_frames"]
+__all__ = ["SpeechSegment", "format_subtitles", "name_source", "segment_frames"]
 
 SUBTITLES_PREFIX = "Subtitles:"
 
@@ -54,3 +59,10 @@ def format_subtitles(segments: Sequence[SpeechSegment], frame_times: Sequence[fl
         where = f"frame {first}" if first == last else f"frames {first}-{last}"
         parts.append(f'"{words}" ({where})')
     return f"{SUBTITLES_PREFIX} {'; '.join(parts)}." if parts else ""
+
+
+def name_source(line: str, source: str) -> str:
+    """A subtitles line that says whose speech it is: ``Subtitles (video 2): ...`` for ``source="video 2"``."""
+    if not line.startswith(SUBTITLES_PREFIX):
+        raise ValueError(f"not a subtitles line: {line[:40]!r}")
+    return f"{SUBTITLES_PREFIX[:-1]} ({source}):{line[len(SUBTITLES_PREFIX):]}"
