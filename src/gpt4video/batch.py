@@ -5,10 +5,12 @@ Input rows (one JSON object per line; blank lines are ignored)::
     {"question": "What color is the circle?", "video": "clips/7.mp4", "id": 12}
     {"prompt": "Compare the two clips.", "videos": ["a.mp4", "/data/b.mp4"]}
     {"question": "Show me a purple square that grows."}
+    {"question": "What does the narrator say?", "audio": "speech/3.wav"}
 
 ``question`` (or ``prompt``) is required; ``video`` (a path) or ``videos`` (a list of paths) is
-optional. Relative paths are relative to ``video_dir`` (default: the input file's folder); ``~`` is
-expanded. Every other field is kept. Each row is its own one-turn conversation.
+optional, and so is ``audio`` (a path or a list of paths: audio files whose speech the assistant's
+recogniser turns into subtitles). Relative paths are relative to ``video_dir`` (default: the input file's
+folder); ``~`` is expanded. Every other field is kept. Each row is its own one-turn conversation.
 
 Output rows are the input fields plus the reply as every caller serialises it
 (:meth:`~gpt4video.pipeline.ReplyOutput.to_dict`: ``text``, ``video_prompts``, ``generated_videos``, the
@@ -167,6 +169,16 @@ def _video_paths(row: dict[str, Any], video_dir: Path) -> list[str]:
             raise _RowProblem("\"videos\" must be a list of paths")
     else:
         return []
+    return _resolve_paths(values, key, video_dir)
+
+
+def _audio_paths(row: dict[str, Any], video_dir: Path) -> list[str]:
+    """The row's ``audio``: one path or a list of paths."""
+    values = row.get("audio", [])
+    return _resolve_paths(values if isinstance(values, list) else [values], "audio", video_dir)
+
+
+def _resolve_paths(values: list[Any], key: str, video_dir: Path) -> list[str]:
     paths = []
     for value in values:
         if not isinstance(value, str) or not value.strip():
@@ -256,6 +268,7 @@ def predict_file(
                 row = _parse_row(raw)
                 question = _question(row)
                 videos = _video_paths(row, base)
+                audio = _audio_paths(row, base)
             except _RowProblem as e:
                 result = _output_row(line, row, error=str(e))
             else:
@@ -263,7 +276,7 @@ def predict_file(
                     assistant = _as_assistant(assistant_or_model)
                 assistant.reset()  # every row is its own conversation
                 try:
-                    reply = assistant.ask(question, videos, params).consume()
+                    reply = assistant.ask(question, videos, params, audio=audio).consume()
                     if output_dir is not None:
                         for video in reply.generated:
                             video.save(output_dir, gif=gif)

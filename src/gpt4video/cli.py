@@ -621,6 +621,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="also render the rows' video and image prompts (their files' paths in the rows' "
                    "generated_videos and generated_images)")
     _add_generation_options(p)
+    _add_speech_options(p)
     _add_safety_options(p)
     p.set_defaults(func=_run_predict)
 
@@ -636,6 +637,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.input):
         raise InputError(f"{args.input}: input file not found")
     safety = _safety_policy(args, load.device)
+    speech = _speech(args, load.device)
 
     def make_assistant():  # noqa: ANN202 - called once, and only if some row still needs an answer
         if params.seed is not None:
@@ -644,6 +646,7 @@ def _run_predict(args: argparse.Namespace) -> int:
             torch.manual_seed(params.seed)
         generation = _generation_settings(args) if args.generate else None
         assistant = Assistant.from_pretrained(load.model, **load.load_options(), generation=generation, safety=safety)
+        assistant.speech = speech
         for note in assistant.notes:
             print(f"note: {note}", file=sys.stderr)
         return assistant
@@ -1013,6 +1016,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--questions", type=_positive_int, default=4, help="questions per clip (default 4)")
     p.add_argument("--video", action="append", default=[], metavar="PATH", help="a real video to describe too")
     p.add_argument("--out", default="outputs/demo", help="where the rendered clips go (default outputs/demo)")
+    _add_speech_options(p)
     _add_safety_options(p)
     p.set_defaults(func=_run_demo)
 
@@ -1033,6 +1037,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     real = [sampling.load(p) for p in args.video]
     safety = _safety_policy(args, load.device)
     assistant = Assistant.from_pretrained(load.model, **load.load_options(), safety=safety)
+    assistant.speech = _speech(args, load.device)
     for note in assistant.notes:
         print(f"note: {note}", file=sys.stderr)
     params = GenerationParams(max_new_tokens=48)

@@ -157,3 +157,16 @@ def test_chat_limits_the_recogniser_to_a_vocabulary(tiny_saved_model_dir, clips,
     code, out, err = run(["chat", "--model", str(tiny_saved_model_dir), "--audio", str(clips["speech.wav"]),
                           "--prompt", "What is said?", "--speech-vocabulary", str(words)], capsys)
     assert code == 2 and "no pronunciation for: zqxv" in err and err.count("\n") == 1
+
+
+def test_predict_hears_audio_rows_unless_subtitles_are_off(tiny_saved_model_dir, clips, tmp_path, capsys):
+    rows = tmp_path / "in.jsonl"
+    rows.write_text(json.dumps({"question": "What does the narrator say?", "audio": str(clips["speech.wav"])}) + "\n")
+    base = ["predict", "--model", str(tiny_saved_model_dir), "--input", str(rows), "--max-new-tokens", "2",
+            "--no-safety", "--no-progress"]
+    code, _, err = run([*base, "--output", str(tmp_path / "heard.jsonl")], capsys)
+    heard = json.loads((tmp_path / "heard.jsonl").read_text())
+    assert code == 0 and "error" not in heard, err
+    assert len(heard["subtitles"]) == 1 and "morning" in heard["subtitles"][0]
+    code, _, err = run([*base, "--output", str(tmp_path / "deaf.jsonl"), "--no-subtitles"], capsys)
+    assert code == 0 and "speech recognition is off" in json.loads((tmp_path / "deaf.jsonl").read_text())["error"]

@@ -136,3 +136,22 @@ def test_video_dir_and_foreign_output(counting, input_file, tmp_path):
     assert foreign.read_text() == "some notes, not JSON"
     with pytest.raises(InputError, match="not found"):
         predict_file(counting, tmp_path / "nope.jsonl", tmp_path / "x.jsonl", progress=False)
+
+
+def test_rows_with_audio_files_are_heard_and_bad_audio_is_the_rows_error(tiny_model, hears_red_ball, tmp_path):
+    from gpt4video.audio.synthesis import mix, narrate, write_audio
+    from gpt4video.pipeline import Assistant
+
+    write_audio(tmp_path / "speech.wav", mix([(0.5, narrate("good morning"))], 3.0))
+    (tmp_path / "broken.wav").write_bytes(b"RIFF" + b"\x00" * 64)
+    rows = [{"question": "What is said?", "audio": "speech.wav"},
+            {"question": "And these?", "audio": ["speech.wav", "broken.wav"]},
+            {"question": "Empty?", "audio": [""]}]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = predict_file(Assistant(tiny_model, speech=hears_red_ball), tmp_path / "in.jsonl", tmp_path / "out.jsonl",
+                           params=PARAMS, progress=False)
+    heard, broken, empty = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert summary.errors == 2 and "error" not in heard
+    assert len(heard["subtitles"]) == 1 and heard["subtitles"][0].startswith('Subtitles: "the red ball"')
+    assert heard["input_audio"] == [str(tmp_path / "speech.wav")] and heard["audio"] == "speech.wav"
+    assert "broken.wav" in broken["error"] and "'audio' must hold non-empty path strings" in empty["error"]
