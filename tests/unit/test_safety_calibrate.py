@@ -171,3 +171,39 @@ def test_several_runs_are_calibrated_on_together(recorded_run):
     assert two["after"]["figures"]["recall"] == pytest.approx(one["after"]["figures"]["recall"])
     with pytest.raises(InputError, match="at least one"):
         calibrate([], policy, max_over_refusal=0.0)
+
+
+def test_a_calibration_recorded_in_a_head_gives_the_checker_its_thresholds(recorded_run, tmp_path):
+    import shutil
+
+    from gpt4video.safety.calibrate import record_in_head
+    from gpt4video.safety.text import HEAD_FILE, META_FILE, PACKAGED_WEIGHTS, HarmfulRequestChecker
+
+    results, policy, _ = recorded_run
+    report = calibrate([results], policy, max_over_refusal=0.0)
+    head = tmp_path / "head"
+    head.mkdir()
+    for name in (HEAD_FILE, META_FILE):
+        shutil.copy(PACKAGED_WEIGHTS / name, head / name)
+    info = json.loads((head / META_FILE).read_text())
+    info.pop("calibration", None)
+    (head / META_FILE).write_text(json.dumps(info))
+    with pytest.raises(InputError, match="categories are not the calibrated checker's"):
+        record_in_head(report, head, "cmd")  # the stub checker has two categories, the head seven
+    chosen = {c: 0.5 + 0.05 * i for i, c in enumerate(info["categories"])}
+    report["after"]["thresholds"] = chosen
+    record_in_head(report, head, "python -m gpt4video.safety.calibrate ...")
+    recorded = json.loads((head / META_FILE).read_text())["calibration"]
+    assert recorded["thresholds"] == chosen and recorded["items"] == report["items"]
+    assert recorded["suspicion_threshold"] == report["after"]["suspicion_threshold"]
+    checker = HarmfulRequestChecker(weights=head)
+    assert checker.info and checker.thresholds == chosen
+    overridden = HarmfulRequestChecker(weights=head, thresholds={"sexual": 0.9})
+    assert overridden.info and overridden.thresholds["sexual"] == 0.9
+    recorded_info = json.loads((head / META_FILE).read_text())
+    recorded_info["calibration"]["thresholds"].pop("sexual")
+    (head / META_FILE).write_text(json.dumps(recorded_info))
+    from gpt4video.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="do not name exactly its categories"):
+        HarmfulRequestChecker(weights=head).info  # noqa: B018 - loading is the point

@@ -208,10 +208,14 @@ def test_shipped_head_records_its_cross_source_evaluation():
         assert not set(fold["trained_on"]) & set(fold["tested_on"])
         assert fold["overall"]["n_harmful"] > 0 and fold["overall"]["n_benign"] > 0
     assert 0.0 < info["training"]["suspicion_threshold"]["threshold"] < 0.5
-    # the policy's default is the choice recorded with the packaged head
+    # the policy's default is the calibration recorded with the packaged head, whose thresholds the checker uses
     from gpt4video.safety.policy import DEFAULT_SUSPICION_THRESHOLD
+    from gpt4video.safety.text import HarmfulRequestChecker
 
-    assert DEFAULT_SUSPICION_THRESHOLD == info["training"]["suspicion_threshold"]["threshold"]
+    assert DEFAULT_SUSPICION_THRESHOLD == info["calibration"]["suspicion_threshold"]
+    checker = HarmfulRequestChecker()
+    checker.info  # noqa: B018 - loads the head
+    assert checker.thresholds == info["calibration"]["thresholds"] != info["thresholds"]
 
 
 @pytest.mark.parametrize("category", sorted(train_text.HEAD_CATEGORIES))

@@ -26,6 +26,9 @@ sources. This picks them from what the whole pipeline does on requests of anothe
        python -m gpt4video.safety.calibrate runs/calibration/independent --out configs/safety/calibrated.yaml
 
    Several recording runs (of different sets) are calibrated on together when given one after another.
+   ``--head DIR`` also stores the choice in that head's ``harmful_request.json`` (its ``calibration``
+   block), where the checker takes its thresholds from; the policy's default suspicion threshold
+   (:data:`gpt4video.safety.policy.DEFAULT_SUSPICION_THRESHOLD`) is the packaged head's.
 
 It writes a safety config with the chosen thresholds (use it with ``--safety-config``) and, in the run's
 folder, ``calibration.md`` and ``calibration.json`` with the replayed figures before and after. Figures on
@@ -269,6 +272,31 @@ def write_config(report: dict[str, Any], policy: Any, out: Path) -> None:
     out.write_text(header + config.to_yaml())
 
 
+def record_in_head(report: dict[str, Any], folder: Path, command: str) -> None:
+    """Store the chosen thresholds in the head's JSON as its ``calibration`` block: the checker then takes
+    its thresholds from there (the validation-split ones stay in ``thresholds``)."""
+    from ..config import atomic_write_text
+    from .text import META_FILE
+
+    meta = Path(folder) / META_FILE
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"--head {folder}: cannot read {META_FILE} ({e})") from None
+    chosen = report["after"]["thresholds"]
+    if set(chosen) != set(info.get("categories", ())):
+        raise InputError(f"--head {folder}: its categories are not the calibrated checker's ({', '.join(chosen)})")
+    info["calibration"] = {
+        "thresholds": chosen, "suspicion_threshold": report["after"]["suspicion_threshold"],
+        "on": [Path(m["path"]).name for m in report["manifests"]], "items": report["items"],
+        "model": report["model"], "max_over_refusal": report["max_over_refusal"], "budget_met": report["budget_met"],
+        "replayed": {"before": report["before"]["figures"], "after": report["after"]["figures"]},
+        "command": command,
+    }
+    atomic_write_text(meta, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    meta.chmod(0o644)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gpt4video.safety.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", metavar="RUN",
@@ -277,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, metavar="YAML", help="where to write the calibrated safety config")
     parser.add_argument("--safety-config", metavar="FILE",
                         help="the config to start from (default: the built-in one); its other settings are kept")
+    parser.add_argument("--head", metavar="DIR",
+                        help="also store the chosen thresholds in this harmful_request head's JSON (its calibration "
+                             "block), e.g. src/gpt4video/safety/weights")
     parser.add_argument("--max-over-refusal", type=float, default=0.05, metavar="RATE",
                         help="the largest share of harmless items the chosen policy may refuse (default 0.05)")
     args = parser.parse_args(argv)
@@ -298,6 +329,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpt4video.safety.calibrate: error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    if args.head:
+        try:
+            record_in_head(report, Path(args.head), "python -m gpt4video.safety.calibrate " + " ".join(
+                argv if argv is not None else sys.argv[1:]))
+        except InputError as e:
+            print(f"gpt4video.safety.calibrate: error: {e}", file=sys.stderr)
+            return 2
     write_config(report, policy, out)
     report_dir = Path(args.runs[0])  # the report goes beside the first run
     (report_dir / "calibration.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -15,10 +15,11 @@ refusal, :mod:`gpt4video.safety.refusals`); :meth:`SafetyPolicy.note_model_refus
 Corroborated learned refusal (``corroborate_refusals``): the model's own refusals are sometimes wrong
 (it refused "bridge" asked as a video request). With corroboration on, a refusal the model writes is
 honoured only when the ``suspicion_checker``'s score of the user's text (its highest category score,
-over the message and the recent conversation) reaches ``suspicion_threshold``, a threshold far below
-the checker's own (it only asks "is there any sign of harm at all?"; the classifier's training script
-chooses it on out-of-source scores, the cross-source folds, so that at most 1 % of harmful requests from
-sources a head never saw fall below it). Below it, the refusal is *overridden*: the decision (stage ``model``, outcome
+over the message and the recent conversation) reaches ``suspicion_threshold`` (default 0.6: chosen with the
+packaged head's thresholds by :mod:`gpt4video.safety.calibrate` from what the whole pipeline does on a
+validation source, the head's validation rows of independent sets 1-3; the head's training script also
+proposes one on its cross-source folds, ``training.suspicion_threshold``, 0.2, which overrode almost
+nothing out of source). Below it, the refusal is *overridden*: the decision (stage ``model``, outcome
 ``overridden``, allowed, with the refusal's category and text and the suspicion verdict) is logged
 and the assistant answers again, kept from opening its reply the way the learned non-answers open
 (:data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`). Honoured refusals are logged with outcome
@@ -56,9 +57,9 @@ from .refusals import is_refusal, refusal_category
 
 #: Whether learned refusals need corroboration unless the config says otherwise (see the module docstring).
 DEFAULT_CORROBORATE = True
-#: The default ``suspicion_threshold``: the choice ``python -m gpt4video.safety.train_text`` made for the packaged
-#: head on out-of-source scores (``training.suspicion_threshold`` in ``harmful_request.json``).
-DEFAULT_SUSPICION_THRESHOLD = 0.2
+#: The default ``suspicion_threshold``: the packaged head's calibration (``calibration.suspicion_threshold`` in
+#: ``harmful_request.json``, chosen by ``python -m gpt4video.safety.calibrate`` with the head's thresholds).
+DEFAULT_SUSPICION_THRESHOLD = 0.6
 #: Outcomes of a ``model`` decision with corroboration on.
 HONOURED, OVERRIDDEN = "honoured", "overridden"
 
@@ -82,7 +83,7 @@ class SafetyConfig(ConfigBase):
     suspicion_checker: the text checker whose score corroborates a learned refusal (its highest
         category score; the ``input`` stage's verdict is reused when that stage ran it).
     suspicion_threshold: the score the user's text must reach for a learned refusal to be honoured
-        (tuned by ``bench/safety_suspicion.py`` on the checker's training portion; not a flagging threshold).
+        (not a flagging threshold; see the module docstring for how the default was chosen).
     """
 
     enabled: Flag = True

@@ -10,7 +10,9 @@
   layers, reading the text as a user turn (the language model tells asking *how to hurt* from asking
   *how to help* better than a sentence encoder does). The head ships in the package
   (``safety/weights/harmful_request.safetensors`` plus ``harmful_request.json`` with its categories,
-  features, thresholds chosen on a validation split, and its held-out metrics).
+  features, thresholds chosen on a validation split, and its held-out metrics). A head may also carry a
+  ``calibration`` block (:mod:`gpt4video.safety.calibrate` ``--head``): thresholds chosen from what the whole
+  pipeline does on a validation source; when present they are the head's thresholds.
 
 Both load their models on first use (or :meth:`~SafetyChecker.load`), once, under a lock.
 """
@@ -139,6 +141,10 @@ def load_head(folder: str | Path | None = None) -> tuple[dict[str, np.ndarray], 
     for key in ("categories", "thresholds", "architecture"):
         if key not in info:
             raise ModelLoadError(f"cannot load the harmful_request head: {meta} has no {key!r}")
+    calibrated = (info.get("calibration") or {}).get("thresholds")
+    if calibrated is not None and (not isinstance(calibrated, dict) or set(calibrated) != set(info["categories"])):
+        raise ModelLoadError(f"cannot load the harmful_request head: the calibration thresholds in {meta} do not "
+                             "name exactly its categories")
     n_layers = sum(1 for k in params if k.startswith("layers.") and k.endswith(".weight"))
     last_bias = params.get(f"layers.{n_layers - 1}.bias")
     if last_bias is None or last_bias.shape[0] != len(info["categories"]):
@@ -359,7 +365,8 @@ class HarmfulRequestChecker(SafetyChecker):
     """Harmful requests by category: the features the head names (:class:`TextFeatures`) + its head.
 
     weights: a folder with ``harmful_request.safetensors`` and ``harmful_request.json`` (default: the
-    packaged head). thresholds: per-category overrides of the thresholds stored with the head.
+    packaged head). thresholds: per-category overrides of the thresholds stored with the head (its
+    ``calibration`` thresholds if it has them, else those chosen on its validation split).
     device: where the feature models run. embedder: a callable ``list[str] -> (N, D) array`` used
     instead of the head's features (tests, or a caller that already holds the models).
     """
@@ -406,7 +413,8 @@ class HarmfulRequestChecker(SafetyChecker):
                 return
             params, info = load_head(self.weights)
             cats = tuple(info["categories"])
-            thresholds = {c: float(info["thresholds"][c]) for c in cats}
+            chosen = (info.get("calibration") or {}).get("thresholds") or info["thresholds"]
+            thresholds = {c: float(chosen[c]) for c in cats}
             thresholds.update(check_thresholds(self.name, self._overrides, cats))
             self._info, self.thresholds = info, thresholds
             self._params = params
