@@ -276,7 +276,8 @@ def predict_file(
                     assistant = _as_assistant(assistant_or_model)
                 assistant.reset()  # every row is its own conversation
                 try:
-                    reply = assistant.ask(question, videos, params, audio=audio).consume()
+                    sound = {"audio": audio} if audio else {}  # rows without audio keep the plain ask()
+                    reply = assistant.ask(question, videos, params, **sound).consume()
                     if output_dir is not None:
                         for video in reply.generated:
                             video.save(output_dir, gif=gif)
