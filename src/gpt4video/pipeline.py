@@ -463,6 +463,7 @@ class Assistant:
         self._features: list[torch.Tensor] = []  # one (1, T, N, D) per video
         self._audio_features: list[torch.Tensor] = []  # with the model's audio branch: one (1, S, D_a) per video
         self._pending: list[int] = []  # videos attached but not yet asked about
+        self._pending_audio: list[int] = []  # audio files read but not yet asked about
         # videos not yet safety-checked: index → (frames (T, H, W, 3) uint8, scores the encoder recorded)
         self._unchecked: dict[int, tuple[np.ndarray, FrameScoreRecord | None]] = {}
 
@@ -489,6 +490,7 @@ class Assistant:
         self._features.clear()
         self._audio_features.clear()
         self._pending.clear()
+        self._pending_audio.clear()
         self._unchecked.clear()
 
     def load(self, video: str | os.PathLike[str] | VideoClip) -> VideoClip:
@@ -541,6 +543,7 @@ class Assistant:
         num_frames = self.model.processor.sampling.num_frames
         lines = [format_subtitles(self.speech(t), uniform_timestamps(t.duration, num_frames)) for t in tracks]
         first = len(self.audio_paths) + 1
+        self._pending_audio.extend(range(len(self.audio_paths), len(self.audio_paths) + len(tracks)))
         self.audio_paths.extend(str(t.path) if t.path else "<samples>" for t in tracks)
         self._heard.extend((f"audio {first + i}", line) for i, line in enumerate(lines) if line)
         return {"speech": time.perf_counter() - t0}
@@ -588,6 +591,7 @@ class Assistant:
                     self.listen(sounds)
                 self.turns.append(Turn("user", self._user_text(text), videos=list(self._pending)))
                 self._pending.clear()
+                self._pending_audio.clear()
                 self._heard.clear()
             elif role == "assistant":
                 self.turns.append(Turn("assistant", text))
@@ -657,7 +661,9 @@ class Assistant:
         return decision
 
     def _forget_pending(self) -> None:
-        """Drop the videos and subtitles attached since the last question."""
+        """Drop the videos, audio files and subtitles attached since the last question."""
+        for i in sorted(self._pending_audio, reverse=True):  # pending audio files are the last ones read
+            del self.audio_paths[i]
         for i in sorted(self._pending, reverse=True):  # pending videos are always the last ones attached
             del self.video_paths[i]
             del self._features[i]
@@ -665,6 +671,7 @@ class Assistant:
                 del self._audio_features[i]
             self._unchecked.pop(i, None)
         self._pending.clear()
+        self._pending_audio.clear()
         self._heard.clear()
 
     def _refused(self, decision: Decision, output: ReplyOutput) -> Iterator[Event]:
@@ -706,6 +713,7 @@ class Assistant:
         # The history keeps the reply as written (tags included), so the model sees what it asked for.
         self.turns.extend([user, Turn("assistant", output.raw_text)])
         self._pending.clear()
+        self._pending_audio.clear()
         self._heard.clear()
         decision = self._check_model_reply(request, output.raw_text, suspicion, output)
         if decision is not None:

@@ -63,6 +63,19 @@ def test_with_several_videos_each_subtitles_line_names_its_video(assistant, clip
     assert assistant.turns[2].text.startswith('Subtitles (audio 1): "the red ball"')
 
 
+def test_a_refused_turn_takes_its_audio_files_with_it(tiny_model, hears_red_ball, clips):
+    from gpt4video.safety import SafetyConfig, SafetyPolicy
+
+    policy = SafetyPolicy(SafetyConfig(input_text=["profanity"], input_frames=[], prompt=[], output_frames=[],
+                                       corroborate_refusals=False)).load()
+    assistant = Assistant(tiny_model, speech=hears_red_ball, safety=policy)
+    refused = assistant.ask("What the fuck is this shit?", audio=[clips["speech.wav"]], params=PARAMS).consume()
+    assert refused.refused_by == "input" and assistant.audio_paths == [] and assistant.turns == []
+    assistant.ask("What is said?", audio=[clips["speech.wav"]], params=PARAMS).consume()
+    assert assistant.audio_paths == [str(clips["speech.wav"])]
+    assert assistant.turns[0].text.startswith('Subtitles: "the red ball"')  # the only audio file: not numbered
+
+
 @pytest.mark.parametrize("clip", ["silent", "quiet", "beeping"])
 def test_a_video_without_speech_gets_no_subtitles(assistant, clips, clip):
     reply = assistant.ask("What is said?", [clips[clip]], PARAMS).consume()
