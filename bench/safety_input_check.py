@@ -9,7 +9,7 @@ whole pipeline. No video frames are checked (the benchmark's clips are harmless 
 
 Usage::
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/safety_input_check.py [--benchmark all|in-source|independent|independent2|independent3|independent4|independent5]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/safety_input_check.py [--benchmark all|in-source|independent|...|independent5]
         [--safety-config FILE] [--json PATH]
 """
 
@@ -26,10 +26,10 @@ from _common import log, markdown_table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gpt4video.safety.benchmark import BENCHMARKS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--benchmark", choices=("all", "in-source", "independent", "independent2", "independent3",
-                                                   "independent4", "independent5"),
-                        default="all")
+    parser.add_argument("--benchmark", choices=tuple(BENCHMARKS), default="all")
     parser.add_argument("--safety-config", metavar="FILE", help="a YAML SafetyConfig (default: the built-in one)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from gpt4video.evaluation.synthetic import detection_scores
     from gpt4video.pipeline import CONTEXT_TURNS
     from gpt4video.safety import SafetyConfig, SafetyPolicy
-    from gpt4video.safety.benchmark import BENCHMARKS, resolve
+    from gpt4video.safety.benchmark import resolve
 
     config = SafetyConfig.from_yaml(args.safety_config) if args.safety_config else SafetyConfig()
     policy = SafetyPolicy(config).load()

@@ -706,9 +706,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--benchmark", choices=(*_SAFETY_BENCHMARKS, *_QA_BENCHMARKS, "msr-vtt"),
                    help="eval safety: the in-source manifest (held-out rows of the training sources), one of the "
-                   "five independent sets (the fourth and fifth are out of every training source) or all six, side by "
-                   "side "
-                   "(default: all); "
+                   "five independent sets (the fourth and fifth are out of every training source) or all six, "
+                   "side by side (default: all); "
                    "eval video-qa: msvd-qa, msrvtt-qa or activitynet-qa; eval captions: msr-vtt")
     p.add_argument("--manifest", metavar="FILE", help="eval safety: your own benchmark items instead of --benchmark")
     _add_safety_options(p)
@@ -722,6 +721,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_eval)
 
 
+#: gpt4video.safety.benchmark.BENCHMARKS, written out so that `gpt4video --help` need not import safety.
 _SAFETY_BENCHMARKS = ("all", "in-source", "independent", "independent2", "independent3", "independent4",
                       "independent5")
 _QA_BENCHMARKS = ("msvd-qa", "msrvtt-qa", "activitynet-qa")

@@ -486,11 +486,9 @@ class Assistant:
         self.turns.clear()
         self.video_paths.clear()
         self.audio_paths.clear()
-        self._heard.clear()
         self._features.clear()
         self._audio_features.clear()
-        self._pending.clear()
-        self._pending_audio.clear()
+        self._clear_pending()
         self._unchecked.clear()
 
     def load(self, video: str | os.PathLike[str] | VideoClip) -> VideoClip:
@@ -590,9 +588,7 @@ class Assistant:
                 if sounds:
                     self.listen(sounds)
                 self.turns.append(Turn("user", self._user_text(text), videos=list(self._pending)))
-                self._pending.clear()
-                self._pending_audio.clear()
-                self._heard.clear()
+                self._clear_pending()
             elif role == "assistant":
                 self.turns.append(Turn("assistant", text))
             else:
@@ -670,6 +666,10 @@ class Assistant:
             if self._audio_features:
                 del self._audio_features[i]
             self._unchecked.pop(i, None)
+        self._clear_pending()
+
+    def _clear_pending(self) -> None:
+        """Nothing attached is pending any more: it joined a turn, or was dropped."""
         self._pending.clear()
         self._pending_audio.clear()
         self._heard.clear()
@@ -712,9 +712,7 @@ class Assistant:
 
         # The history keeps the reply as written (tags included), so the model sees what it asked for.
         self.turns.extend([user, Turn("assistant", output.raw_text)])
-        self._pending.clear()
-        self._pending_audio.clear()
-        self._heard.clear()
+        self._clear_pending()
         decision = self._check_model_reply(request, output.raw_text, suspicion, output)
         if decision is not None:
             yield SafetyDecision(decision)

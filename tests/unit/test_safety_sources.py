@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gpt4video.errors import InputError
 from gpt4video.evaluation.safety import load_manifests, summarize
 from gpt4video.safety import train_text
-from gpt4video.errors import InputError
 from gpt4video.safety.benchmark import (BENCHMARKS, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
                                         MANIFEST,
                                         OUT_OF_SOURCE_SETS, load_manifest, resolve)
@@ -222,3 +222,9 @@ def test_shipped_head_records_its_cross_source_evaluation():
 def test_every_head_category_has_a_threshold(category):
     info = json.loads((Path(train_text.__file__).parent / "weights" / "harmful_request.json").read_text())
     assert 0.0 < info["thresholds"][category] < 1.0
+
+
+def test_the_command_line_offers_every_safety_benchmark():
+    from gpt4video.cli import _SAFETY_BENCHMARKS  # kept apart from BENCHMARKS so the CLI starts fast
+
+    assert set(_SAFETY_BENCHMARKS) == set(BENCHMARKS)

@@ -325,17 +325,13 @@ def main(argv: list[str] | None = None) -> int:
         config = SafetyConfig.from_yaml(args.safety_config) if args.safety_config else SafetyConfig()
         policy = SafetyPolicy(config).load()
         report = calibrate(runs, policy, max_over_refusal=args.max_over_refusal)
+        if args.head:
+            record_in_head(report, Path(args.head), "python -m gpt4video.safety.calibrate " + " ".join(
+                argv if argv is not None else sys.argv[1:]))
     except InputError as e:
         print(f"gpt4video.safety.calibrate: error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    if args.head:
-        try:
-            record_in_head(report, Path(args.head), "python -m gpt4video.safety.calibrate " + " ".join(
-                argv if argv is not None else sys.argv[1:]))
-        except InputError as e:
-            print(f"gpt4video.safety.calibrate: error: {e}", file=sys.stderr)
-            return 2
     write_config(report, policy, out)
     report_dir = Path(args.runs[0])  # the report goes beside the first run
     (report_dir / "calibration.json").write_text(json.dumps(report, indent=2) + "\n")
