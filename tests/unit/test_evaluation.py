@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from gpt4video.data.phrasing import TRAIN_FAMILIES
 from gpt4video.errors import InputError
 from gpt4video.evaluation import (
     caption_scores,
@@ -220,6 +221,8 @@ def test_follow_up_requests_are_asked_after_their_dialogue(split_dir):
     assert len(kept) == r["generation"]["positives"]
     assert all({"question", "prediction", "check", "want"} <= set(k) for k in kept)
     assert sum(k["check"]["content_right"] for k in kept) == r["generation"]["content_right"]
+    # the change to the clip shown is counted apart ("A red circle." is not the shrinking red circle asked for)
+    assert (r["generation"]["edits_of_a_shown_clip"], r["generation"]["edits_content_right"]) == (1, 0)
     videos, history = seen["Make a similar video where the circle shrinks instead."]
     assert videos == [str(split_dir / "clips/0.mp4")]
     assert [h["text"] for h in history] == ["Describe this video.", "A red circle grows on a black background.",
@@ -336,7 +339,7 @@ def test_evaluate_split_on_a_rendered_split(tmp_path):
     assert r["generation"]["fp"] == 0 and r["generation"]["fn"] == 0
     # Out-of-template: the same questions and requests in held-out wordings, side by side.
     assert r["qa_heldout"]["overall"]["accuracy_exact"] == 1.0 and r["qa_heldout"]["n"] == r["qa"]["n"]
-    assert set(r["qa"]["by_family"]) <= {"classic", "casual", "polite", "imperative", "curious", "terse", "clip"}
+    assert set(r["qa"]["by_family"]) <= set(TRAIN_FAMILIES)
     for task in ("generation", "generation_heldout"):
         g = r[task]
         assert g["positives"] > 0 and g["content_right"] == g["prompt_asks_for_request"] == g["tp"] == g["positives"]

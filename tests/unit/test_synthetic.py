@@ -321,6 +321,32 @@ def test_dialogues_alternate_and_prompts_parse():
         dialogue([sample_scene(1)] * 3)
 
 
+def test_edit_dialogues_change_exactly_one_thing_of_the_clip():
+    from collections import Counter
+
+    from gpt4video.data.synthetic.dialogues import edit_dialogue
+    from gpt4video.data.synthetic.scenes import _as_spec
+
+    kinds = Counter()
+    for seed in range(40):
+        scene = sample_scene(seed, width=64, height=64, num_frames=8)
+        turns = edit_dialogue(scene, np.random.default_rng([seed, 9]))
+        assert turns is not None
+        assert [t["role"] for t in turns] == ["user", "assistant"] * (len(turns) // 2)
+        assert turns[0]["videos"] == [0] and not any(t["videos"] for t in turns[1:])
+        prompts = [re.search(r"<video_prompt>(.*?)</video_prompt>", t["text"]) for t in turns]
+        first_edit = parse_prompt(next(p for p in prompts if p).group(1))
+        before, after = _as_spec(scene), first_edit
+        changed = Counter(before.objects) - Counter(after.objects)
+        if before.background.same_look(after.background):
+            assert len(after.objects) == len(before.objects) and sum(changed.values()) == 1
+            kinds["object"] += 1
+        else:
+            assert Counter(before.objects) == Counter(after.objects)
+            kinds["background"] += 1
+    assert kinds["object"] > 10 and kinds["background"] > 3
+
+
 # --------------------------------------------------------------------------------------------
 # Splits
 

@@ -406,6 +406,152 @@ _CLIP = Family("clip", "train", {
     "speech": ("In this clip, what does the narrator say?", "In the video, what words are spoken?"),
 })
 
+_STORY = Family("story", "train", {
+    # The question inside a longer sentence that says why it is asked.
+    "color": (
+        "My daughter made this clip and wants to know: what colour is the {ref}?",
+        "I'm writing a quiz about this clip, so what color is the {ref}?",
+        "We're arguing about this at home. Which colour is the {ref}, really?",
+        "I'm colour-blind, so please help: what is the colour of the {ref}?",
+    ),
+    "shape": (
+        "My daughter made this clip and wants to know: what shape is the {ref}?",
+        "I'm writing a quiz about this clip, so what shape is the {ref}?",
+        "We're arguing about this at home. Which shape is the {ref}, really?",
+    ),
+    "motion": (
+        "My daughter made this clip and wants to know: which way does the {ref} move?",
+        "I'm writing a quiz about this clip, so how does the {ref} move?",
+        "We're arguing about this at home. What does the {ref} actually do?",
+    ),
+    "count_all": (
+        "My daughter made this clip and wants to know how many objects it has.",
+        "I'm writing a quiz about this clip, so how many shapes are in it?",
+        "We're arguing about this at home. How many objects are there, really?",
+    ),
+    "count_shape": (
+        "My daughter made this clip and wants to know how many {shapes} it has.",
+        "I'm writing a quiz about this clip, so how many {shapes} are in it?",
+    ),
+    "count_color": (
+        "My daughter made this clip and wants to know how many {color} objects it has.",
+        "I'm writing a quiz about this clip, so how many {color} shapes are in it?",
+    ),
+    "existence": (
+        "My daughter made this clip and wants to know: is there {np} in it?",
+        "I'm writing a quiz about this clip, so is there {np} anywhere in it?",
+        "We're arguing about this at home. Does the clip really have {np}?",
+        "I'm checking these clips for a report; does this one contain {np}?",
+    ),
+    "describe": (
+        "My daughter made this clip and wants to know what it shows. Could you describe it?",
+        "I'm writing a quiz about this clip, so please sum up what happens in it.",
+    ),
+    "generate": (
+        "For a movie I'm making, I need a clip of {ger}{bg}.",
+        "Quick request for my project: a video with {rel}{bg}, please.",
+        "Here is a little request: could you make a short video where {clause}{bg}?",
+    ),
+    "modify_motion": (
+        "My daughter liked it, but she wants the {ref} to {base} now.",
+        "For the quiz I need a version where the {ref} {verb}.",
+    ),
+    "modify_color": (
+        "My daughter liked it, but she wants the {ref} to be {color} now.",
+        "For the quiz I need a version with {np} instead.",
+    ),
+    "modify_background": (
+        "My daughter liked it, but she wants it on {bg_np} now.",
+        "For the quiz I need a version on {bg_np}.",
+    ),
+    "which_video": (
+        "I'm writing a quiz about these clips, so which one has {f}?",
+        "We're arguing about this at home: which of the clips shows {f}?",
+    ),
+    "compare": (
+        "I'm writing a quiz about these clips, so how are they different?",
+        "We're arguing about this at home: what is the difference between the two videos?",
+    ),
+    "describe_nth": (
+        "I'm writing a quiz about these clips, so what happens in the {o} one?",
+        "My daughter only saw the {o} video; could you describe it for her?",
+    ),
+    "count_both": (
+        "I'm writing a quiz about these clips, so how many objects do they have in total?",
+        "We're arguing about this at home: how many shapes are there across both videos?",
+    ),
+    "same_background": (
+        "I'm writing a quiz about these clips, so is the background the same in both?",
+        "We're arguing about this at home: do both videos use the same background?",
+    ),
+    "another_video": ("My daughter made a second clip as well. ", "For the quiz, here is one more video. "),
+    "draw_image": (
+        "My daughter wants a poster, so could you draw {still}{bg}?",
+        "I'm writing a quiz and need a picture of {still}{bg}.",
+        "For a birthday card, please make an image of {still}{bg}.",
+    ),
+    "speech": (
+        "My daughter can't hear the sound, so what does the narrator say?",
+        "I'm writing a quiz about this clip, so what words are spoken in it?",
+    ),
+})
+
+_INDIRECT = Family("indirect", "train", {
+    # Indirect questions and other word orders.
+    "color": (
+        "Could you figure out the colour of the {ref}?",
+        "Which colour would you say the {ref} is?",
+        "Do you know what color the {ref} is?",
+        "Can you work out which color the {ref} has?",
+    ),
+    "shape": (
+        "Could you figure out the shape of the {ref}?",
+        "Which shape would you say the {ref} has?",
+        "Do you know what shape the {ref} is?",
+    ),
+    "motion": (
+        "Could you figure out which way the {ref} moves?",
+        "Which direction would you say the {ref} takes?",
+        "Do you know what the {ref} is doing?",
+    ),
+    "count_all": (
+        "Could you figure out how many objects there are?",
+        "Do you know how many shapes this video has?",
+        "How many objects would you say there are?",
+    ),
+    "count_shape": ("Could you figure out how many {shapes} there are?",
+                    "Do you know how many {shapes} this video has?"),
+    "count_color": ("Could you figure out how many {color} objects there are?",
+                    "Do you know how many {color} shapes this video has?"),
+    "existence": (
+        "Does this video contain {np}?",
+        "Is {np} visible here?",
+        "Do you know whether {np} appears in this clip?",
+        "Could you figure out if there is {np} in the video?",
+        "Would you spot {np} anywhere in this clip?",
+    ),
+    "describe": ("Could you figure out what happens in this clip?", "Do you know what this video shows?"),
+    "generate": (
+        "What I'd like is a clip in which {clause}{bg}.",
+        "A video with {rel}{bg} is what I'd like to see.",
+        "Would you make me a short clip of {ger}{bg}?",
+    ),
+    "modify_motion": ("What if the {ref} were {gerund} instead?", "Could the {ref} {base} in the next video?"),
+    "modify_color": ("What if the {ref} were {color} instead?", "Could the next video have {np} instead?"),
+    "modify_background": ("What if it were on {bg_np} instead?", "Could the next video be on {bg_np}?"),
+    "which_video": ("Do you know which video has {f}?", "Which clip would you say shows {f}?"),
+    "compare": ("Do you know how the two clips differ?", "What would you say is different between the videos?"),
+    "describe_nth": ("Do you know what happens in the {o} video?", "What would you say the {o} clip shows?"),
+    "count_both": ("Do you know how many objects the two videos have in total?",
+                   "How many shapes would you say both clips show together?"),
+    "same_background": ("Do you know whether both clips have the same background?",
+                        "Would you say the two videos share one background?"),
+    "another_video": ("Also, take a look at this video. ", "There is one more clip as well. "),
+    "draw_image": ("What I'd like is a picture of {still}{bg}.", "An image of {still}{bg} is what I'd like to get.",
+                   "Would you draw me {still}{bg}?"),
+    "speech": ("Do you know what the narrator says?", "Could you figure out which words are spoken here?"),
+})
+
 _FRONTED = Family("fronted", "heldout", {
     # The thing asked about first, then the question about it.
     "color": ("The {ref}: what colour is it?", "That {ref} there, what color would you call it?"),
@@ -493,7 +639,7 @@ _FOOTAGE = Family("footage", "heldout", {
 
 #: Every family, by name.
 FAMILIES: dict[str, Family] = {f.name: f for f in (_CLASSIC, _CASUAL, _POLITE, _IMPERATIVE, _CURIOUS, _TERSE, _CLIP,
-                                                    _FRONTED, _CHATTY, _FOOTAGE)}
+                                                    _FRONTED, _CHATTY, _FOOTAGE, _STORY, _INDIRECT)}
 #: The families the training data uses ("classic" among them).
 TRAIN_FAMILIES: tuple[str, ...] = tuple(n for n, f in FAMILIES.items() if f.split == "train")
 #: The families only out-of-template evaluation uses.

@@ -491,6 +491,11 @@ def _generation_scores(items: Sequence[_Item], *, render_size: int = 128, num_fr
     for key in ("prompt_asks_for_request", "content_right"):
         scores[key] = sum(c[key] for c in checks)
         scores[f"{key}_rate"] = _ratio(scores[key], len(requests))
+    # Edits of a clip the user showed (the prompt copies the clip's objects and changes one) apart from the rest.
+    edits = [c for i, c in zip(requests, checks) if i.videos and not i.meta["first_turn"]]
+    scores["edits_of_a_shown_clip"] = len(edits)
+    scores["edits_content_right"] = sum(c["content_right"] for c in edits)
+    scores["edits_content_right_rate"] = _ratio(scores["edits_content_right"], len(edits))
     scores["no_video"] = scores["tn"]
     scores["no_video_rate"] = _ratio(scores["tn"], scores["negatives"])
     return scores
@@ -772,6 +777,8 @@ def format_markdown(results: dict[str, Any]) -> str:
             ("prompt asks for the requested objects (`parse_prompt`)", "prompt_asks_for_request",
              "prompt_asks_for_request_rate", "positives"),
             ("content right from the pixels (of requests)", "content_right", "content_right_rate", "positives"),
+            ("content right, changes to a clip the user showed", "edits_content_right", "edits_content_right_rate",
+             "edits_of_a_shown_clip"),
             ("no video for ordinary questions", "no_video", "no_video_rate", "negatives"),
         ), _pct)
         lines += ["", "*Content right*: the reply's first prompt rendered by the offline synthetic backend shows "

