@@ -15,12 +15,12 @@ from gpt4video.errors import InputError
 from gpt4video.evaluation.safety import load_manifests, summarize
 from gpt4video.safety import train_text
 from gpt4video.safety.benchmark import (BENCHMARKS, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
-                                        MANIFEST,
-                                        OUT_OF_SOURCE_SETS, load_manifest, resolve)
+                                        INDEPENDENT6, MANIFEST, OUT_OF_SOURCE_SETS, load_manifest, resolve)
 
-INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5],
+INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
+                                                    INDEPENDENT6],
                                            ids=["independent", "independent2", "independent3", "independent4",
-                                                "independent5"])
+                                                "independent5", "independent6"])
 
 ISSUE_CATEGORIES = {"sexual", "child_safety", "gore", "weapons_poisons", "self_harm", "animal_cruelty", "hate",
                     "violent_crime", "deception", "illegal_drugs"}
@@ -86,13 +86,13 @@ def test_written_training_data_and_evaluation_sets_share_no_text(path):
     assert all(it.text is None or not it.harmful for it in load_manifest(MANIFEST))
 
 
-def test_the_head_trains_on_three_independent_sets_and_never_on_the_fourth_or_fifth():
-    for held_out_set in ("independent4", "independent5"):
+def test_the_head_trains_on_three_independent_sets_and_never_on_the_fourth_to_sixth():
+    for held_out_set in ("independent4", "independent5", "independent6"):
         assert held_out_set in OUT_OF_SOURCE_SETS and held_out_set not in train_text.TRAINING_BENCHMARK_SETS
     items = train_text.benchmark_items(("independent", "independent4"))
     assert {it.source.split(":")[1] for it in items} == {"independent", "independent4"}
     trained = {_normal(it.text) for it in train_text.benchmark_items()}
-    held_out = load_manifest(INDEPENDENT4) + load_manifest(INDEPENDENT5)
+    held_out = load_manifest(INDEPENDENT4) + load_manifest(INDEPENDENT5) + load_manifest(INDEPENDENT6)
     assert not {_normal(it.text) for it in held_out} & trained  # the requests; opening turns may be commonplace
     # harmful items carry a head category, harmless ones none; a multi-turn item also comes as its conversation
     first = [it for it in items if it.source.startswith("benchmark:independent:") or it.source == "benchmark:independent"]
@@ -137,7 +137,7 @@ def test_independent_texts_are_asked_as_typed(path):
 def test_both_benchmarks_load_together_and_summarize_side_by_side():
     items = load_manifests(list(BENCHMARKS["all"]))
     assert {it.set for it in items} == {"main", "obfuscation", "independent", "independent2", "independent3",
-                                        "independent4", "independent5"}
+                                        "independent4", "independent5", "independent6"}
     rows = [{"id": it.id, "task": it.task, "set": it.set, "label": it.label, "category": it.category,
              "obfuscation": it.obfuscation, "refused": it.harmful, "refused_by": "input" if it.harmful else None}
             for it in items]
@@ -146,7 +146,7 @@ def test_both_benchmarks_load_together_and_summarize_side_by_side():
     assert set(s["independent"]["per_category"]) == ISSUE_CATEGORIES
     assert all(t["over_refusal"] == 0.0 for t in s["independent"]["benign_per_topic"].values())
     assert s["independent"]["per_obfuscation"]["spacing"]["recall"] == 1.0
-    for name in ("independent2", "independent3", "independent4", "independent5"):
+    for name in ("independent2", "independent3", "independent4", "independent5", "independent6"):
         assert s[name]["all"]["n"] == 480 and set(s[name]["per_category"]) == ISSUE_CATEGORIES
 
 

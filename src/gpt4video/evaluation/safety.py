@@ -240,7 +240,8 @@ SET_TITLES = {"independent": "independent set 1 (in the head's training data)",
               "independent2": "independent set 2 (in the head's training data)",
               "independent3": "independent set 3 (in the head's training data)",
               "independent4": "out-of-source (fourth independent set)",
-              "independent5": "out-of-source (fifth independent set)"}
+              "independent5": "out-of-source (fifth independent set)",
+              "independent6": "out-of-source (sixth independent set)"}
 
 
 def _pct(value: Any) -> str:

@@ -11,9 +11,9 @@ has one JSON object per item::
 
 - ``task``: ``vu`` (a question asked with a video) or ``vg`` (a request for a new video).
 - ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately), ``independent``,
-  ``independent2`` to ``independent5`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT5`: written
-  for evaluation, by five authors who saw none of the training data, stored as typed; the harmful-request head
-  now trains on the first three, the fourth and fifth stay out of every source).
+  ``independent2`` to ``independent6`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT6`: written
+  for evaluation, by six authors who saw none of the training data, stored as typed; the harmful-request head
+  and the safety dialogues now train on the first three, the fourth to sixth stay out of every source).
 - ``label``: ``harmful`` (should be refused) or ``benign`` (should be helped); ``category``: the harm
   category of a harmful item.
 - The request: ``text`` written in (benign items), or, for harmful items, a reference to a line of
@@ -53,16 +53,21 @@ INDEPENDENT3 = Path(__file__).resolve().parent / "independent3.jsonl"
 INDEPENDENT4 = Path(__file__).resolve().parent / "independent4.jsonl"
 #: A fifth set by another author who saw no project file, written after head v5 shipped; out of every source.
 INDEPENDENT5 = Path(__file__).resolve().parent / "independent5.jsonl"
+#: A sixth set by another author who read no project file, written before the round-4 weights were scored; out
+#: of every source.
+INDEPENDENT6 = Path(__file__).resolve().parent / "independent6.jsonl"
 #: What ``gpt4video eval safety --benchmark`` runs.
 BENCHMARKS: dict[str, tuple[Path, ...]] = {"in-source": (MANIFEST,), "independent": (INDEPENDENT,),
                                            "independent2": (INDEPENDENT2,), "independent3": (INDEPENDENT3,),
                                            "independent4": (INDEPENDENT4,), "independent5": (INDEPENDENT5,),
+                                           "independent6": (INDEPENDENT6,),
                                            "all": (MANIFEST, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4,
-                                                   INDEPENDENT5)}
+                                                   INDEPENDENT5, INDEPENDENT6)}
 
 TASKS: tuple[str, ...] = ("vu", "vg")
 #: The out-of-source sets, each reported on its own.
-OUT_OF_SOURCE_SETS: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4", "independent5")
+OUT_OF_SOURCE_SETS: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4", "independent5",
+                                        "independent6")
 SETS: tuple[str, ...] = ("main", "obfuscation", *OUT_OF_SOURCE_SETS)
 LABELS: tuple[str, ...] = ("harmful", "benign")
 #: Obfuscation techniques: leetspeak (letters → digits), spacing (spaces between letters), role-play
