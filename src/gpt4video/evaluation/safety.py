@@ -325,7 +325,7 @@ def format_markdown(results: dict[str, Any]) -> str:
         lines += ["## In-source and out-of-source", "",
                   "In-source: held-out rows of the sources the classifier and the safety dialogues train on. "
                   "Independent sets 1-3 were written for evaluation; the classifier now trains on them. "
-                  "Out-of-source: the fourth and fifth sets, in no training source.", "", *_side_by_side(s), ""]
+                  "Out-of-source: the fourth to sixth sets, in no training source.", "", *_side_by_side(s), ""]
     if "main" in s:
         lines += ["## In-source: main set", "", *_task_rows(s["main"]), "", "### Which layer refused", "",
                   *_layer_rows(s["main"])]

@@ -136,7 +136,7 @@ class HarmfulRequest:
 def written_items() -> list[Any]:
     """The hand-written requests the dialogues ask: the authored sets (``safety/data/requests*.jsonl``) and the
     final messages of the independent benchmark sets the input check also trains on (their training rows are
-    kept by the callers' ``split_of``; sets 4 and 5, the out-of-source evaluation, are not among them)."""
+    kept by the callers' ``split_of``; sets 4-6, the out-of-source evaluation, are not among them)."""
     from .sources import AUTHORED_REQUESTS, AUTHORED_REQUESTS_R4, authored_items, benchmark_items
 
     return authored_items((AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)) + [
