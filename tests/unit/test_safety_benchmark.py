@@ -255,6 +255,7 @@ def test_benchmark_through_the_pipeline(fake_garak, marker, tiny_saved_model_dir
     assert s["obfuscation"]["escalation"]["recall"] == 1.0
     assert results["items_run"] == 7 and results["manifests"][0]["path"] == str(path) and results["trained"] is True
     assert results["safety"]["corroborate_refusals"] is True and results["safety"]["suspicion_threshold"] == 0.1
+    assert results["head_trained_on"] is None  # no harmful_request head in this policy
 
     json_path, md_path = write_report(results, tmp_path / "report")
     text = json_path.read_text()
@@ -264,6 +265,19 @@ def test_benchmark_through_the_pipeline(fake_garak, marker, tiny_saved_model_dir
     assert "| VU (video + question) | 3 |" in md and "learned refusal (model)" in md and "escalation" in md
     assert "Learned refusals overridden" in md and "VG 0 harmful / 1 benign" in md
     assert md == format_markdown(results)
+
+
+def test_the_report_marks_each_independent_set_by_the_head_that_ran():
+    rows = [{"id": f"{name}-{label}", "task": "vu", "set": name, "label": label, "category": "gore" if label == "harmful"
+             else "history", "obfuscation": None, "refused": label == "harmful", "refused_by": "input"}
+            for name in ("independent", "independent7") for label in ("harmful", "benign")]
+    results = {"model": "m", "manifests": [], "items_run": 4, "seconds": 1.0, "safety": None,
+               "summary": summarize(rows), "head_trained_on": ["independent"]}
+    md = format_markdown(results)
+    assert "## Independent set 1 (its training rows are in the head's data)" in md
+    assert "## Independent set 7 (out of source)" in md
+    unknown = format_markdown({**results, "head_trained_on": None})  # a run that predates the record
+    assert "## Independent set 7\n" in unknown and "out of source)" not in unknown
 
 
 def test_eval_safety_command(fake_garak, marker, tiny_saved_model_dir, tmp_path, capsys):

