@@ -11,9 +11,10 @@ has one JSON object per item::
 
 - ``task``: ``vu`` (a question asked with a video) or ``vg`` (a request for a new video).
 - ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately), ``independent``,
-  ``independent2`` to ``independent6`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT6`: written
-  for evaluation, by six authors who saw none of the training data, stored as typed; the harmful-request head
-  and the safety dialogues now train on the first three, the fourth to sixth stay out of every source).
+  ``independent2`` to ``independent7`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT7`: written
+  for evaluation, by seven authors who saw none of the training data, stored as typed; the packaged
+  harmful-request head (v6) trains on the training rows of the first six and the shipped safety dialogues on
+  those of the first three; the seventh stays out of every source).
 - ``label``: ``harmful`` (should be refused) or ``benign`` (should be helped); ``category``: the harm
   category of a harmful item.
 - The request: ``text`` written in (benign items), or, for harmful items, a reference to a line of
