@@ -139,8 +139,8 @@ def written_items() -> list[Any]:
     ``split_of``). Later sets and contrastive files train the input check only, until the next retrain."""
     from .sources import DIALOGUE_AUTHORED_REQUESTS, DIALOGUE_BENCHMARK_SETS, authored_items, benchmark_items
 
-    return authored_items(DIALOGUE_AUTHORED_REQUESTS) + [
-        it for it in benchmark_items(DIALOGUE_BENCHMARK_SETS) if "\n" not in it.text]  # a multi-turn item's joined turns are left out
+    finals = [it for it in benchmark_items(DIALOGUE_BENCHMARK_SETS) if "\n" not in it.text]  # not a joined conversation
+    return authored_items(DIALOGUE_AUTHORED_REQUESTS) + finals
 
 
 def harmful_requests(split: str = "train") -> list[HarmfulRequest]:
