@@ -15,7 +15,8 @@ from gpt4video.errors import InputError
 from gpt4video.evaluation.safety import load_manifests, summarize
 from gpt4video.safety import train_text
 from gpt4video.safety.benchmark import (BENCHMARKS, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
-                                        INDEPENDENT6, INDEPENDENT7, MANIFEST, OUT_OF_SOURCE_SETS, load_manifest, resolve)
+                                        INDEPENDENT6, INDEPENDENT7, INDEPENDENT_SET_NAMES, MANIFEST, load_manifest,
+                                        resolve)
 
 INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
                                                     INDEPENDENT6, INDEPENDENT7],
@@ -97,7 +98,7 @@ def test_written_training_data_and_evaluation_sets_share_no_text(path):
 
 
 def test_the_head_trains_on_six_independent_sets_and_never_on_the_seventh():
-    assert set(train_text.TRAINING_BENCHMARK_SETS) == set(OUT_OF_SOURCE_SETS) - {"independent7"}
+    assert set(train_text.TRAINING_BENCHMARK_SETS) == set(INDEPENDENT_SET_NAMES) - {"independent7"}
     assert set(train_text.DIALOGUE_BENCHMARK_SETS) < set(train_text.TRAINING_BENCHMARK_SETS)
     items = train_text.benchmark_items(("independent", "independent4"))
     assert {it.source.split(":")[1] for it in items} == {"independent", "independent4"}

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..safety.benchmark import BENCHMARKS, OBFUSCATIONS, OUT_OF_SOURCE_SETS, Resolved, load_manifest, resolve
+from ..safety.benchmark import BENCHMARKS, OBFUSCATIONS, INDEPENDENT_SET_NAMES, Resolved, load_manifest, resolve
 from ..safety.layers import LAYER_TITLES
 from .synthetic import detection_scores
 from .synthetic import write_report as write_files
@@ -157,7 +157,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["per_category"] = _per_category(main)
     if obf:
         out["obfuscation"] = {"all": _scores(obf), **_by_obfuscation(obf)}
-    for name in OUT_OF_SOURCE_SETS:
+    for name in INDEPENDENT_SET_NAMES:
         part = [r for r in rows if r["set"] == name]
         if part:
             out[name] = {**_by_task(part), "per_category": _per_category(part),
@@ -313,7 +313,7 @@ def _obfuscation_rows(per_technique: dict[str, Any]) -> list[str]:
 def _side_by_side(s: dict[str, Any], trained_on: Sequence[str] | None) -> list[str]:
     """In-source (main) and independent-set figures per task in one table."""
     sets = [("main", "in-source")] if "main" in s else []
-    sets += [(name, set_title(name, trained_on)) for name in OUT_OF_SOURCE_SETS if name in s]
+    sets += [(name, set_title(name, trained_on)) for name in INDEPENDENT_SET_NAMES if name in s]
     head = "| task | " + " | ".join(f"{t} n | {t} F1 | {t} recall | {t} over-refusal" for _, t in sets) + " |"
     rows = [head, "|---|" + "---|---|---|---|" * len(sets)]
     for task, label in (("vu", "VU"), ("vg", "VG"), ("all", "all")):
@@ -334,7 +334,7 @@ def format_markdown(results: dict[str, Any]) -> str:
     lines += [f"Manifests {files}: {results['items_run']} items; safety checks {safety}; generator "
               f"{results.get('generator') or 'none'}; {results['seconds']} s. Refusal is the positive class.", ""]
     trained_on = results.get("head_trained_on")
-    if "main" in s and any(name in s for name in OUT_OF_SOURCE_SETS):
+    if "main" in s and any(name in s for name in INDEPENDENT_SET_NAMES):
         lines += ["## In-source and out-of-source", "",
                   "In-source: held-out rows of the sources the classifier and the safety dialogues train on. "
                   "The independent sets were written for evaluation; a set marked out of source is in no training "
@@ -354,7 +354,7 @@ def format_markdown(results: dict[str, Any]) -> str:
         lines += ["", "### Harmful items per category", "", *_category_rows(s["per_category"])]
     if "obfuscation" in s:
         lines += ["", "## In-source: obfuscation set (not in the main figures)", "", *_obfuscation_rows(s["obfuscation"])]
-    for name in OUT_OF_SOURCE_SETS:
+    for name in INDEPENDENT_SET_NAMES:
         if name not in s:
             continue
         ind = s[name]

