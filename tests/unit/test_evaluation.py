@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from gpt4video.data.phrasing import TRAIN_FAMILIES
+from gpt4video.data.phrasing import HELDOUT_FAMILIES, TRAIN_FAMILIES
 from gpt4video.errors import InputError
 from gpt4video.evaluation import (
     caption_scores,
@@ -340,6 +340,8 @@ def test_evaluate_split_on_a_rendered_split(tmp_path):
     # Out-of-template: the same questions and requests in held-out wordings, side by side.
     assert r["qa_heldout"]["overall"]["accuracy_exact"] == 1.0 and r["qa_heldout"]["n"] == r["qa"]["n"]
     assert set(r["qa"]["by_family"]) <= set(TRAIN_FAMILIES)
+    assert set(r["qa_heldout"]["by_family"]) <= set(HELDOUT_FAMILIES)
+    assert sum(c["n"] for c in r["qa_heldout"]["by_family"].values()) == r["qa_heldout"]["n"]
     for task in ("generation", "generation_heldout"):
         g = r[task]
         assert g["positives"] > 0 and g["content_right"] == g["prompt_asks_for_request"] == g["tp"] == g["positives"]

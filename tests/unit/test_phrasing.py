@@ -105,6 +105,19 @@ def test_heldout_frames_share_no_fixed_piece_with_training_frames():
         assert not hits, (name, frame, piece, hits[:3])
 
 
+def test_choice_questions_list_the_right_answer_anywhere_or_not_at_all():
+    """The "choices" family names candidate answers inside colour questions; the answer is the clip's colour
+    whatever the list, so training has it listed first, listed later and not listed at all."""
+    placements = Counter()
+    for seed in range(400):
+        for qa in questions(sample_scene(seed), seed, phrasing="choices"):
+            if qa.type != "color" or qa.family != "choices":
+                continue
+            listed = [w for w in re.findall(r"[a-z]+", qa.question.lower()) if w in ph.COLOR_WORDS]
+            placements["first" if listed[:1] == [qa.answer] else "later" if qa.answer in listed else "absent"] += 1
+    assert min(placements[k] for k in ("first", "later", "absent")) >= 10, placements
+
+
 def _user_texts(root, names) -> list[str]:
     texts = []
     for name in names:

@@ -552,6 +552,33 @@ _INDIRECT = Family("indirect", "train", {
     "speech": ("Do you know what the narrator says?", "Could you figure out which words are spoken here?"),
 })
 
+_CHOICES = Family("choices", "train", {
+    # Candidate answers listed inside the question; the lists are fixed, so they hold the right answer or not,
+    # in any order, and the answer is what the clip shows.
+    "color": (
+        "Is the {ref} yellow, white, purple or a different colour?",
+        "Would you call the {ref} orange, green or blue?",
+        "Tell me if the {ref} is purple, yellow, red or another color.",
+        "Which of these is the {ref}: blue, orange, white or red?",
+        "Is the {ref} green or blue, or maybe white?",
+        "Red, purple, orange... what colour is the {ref} really?",
+    ),
+    "shape": (
+        "Is the {ref} a circle, a square or a triangle?",
+        "Would you call the {ref} a triangle or a square?",
+        "Which of these is the {ref}: square, triangle or circle?",
+    ),
+    "motion": (
+        "Does the {ref} go up, go down, or stay where it is?",
+        "Is the {ref} moving left, moving right, growing or shrinking?",
+        "Which of these does the {ref} do: rise, fall, slide sideways or grow?",
+    ),
+    "count_all": ("Are there one, two or three objects here?", "Is the number of shapes one, two, three or more?"),
+    "count_shape": ("Are there one, two or three {shapes} here?",),
+    "count_color": ("Are there one, two or three {color} objects here?",),
+    "existence": ("Does {np} show up here at all, yes or no?", "Is {np} in the clip, or is there none?"),
+})
+
 _FRONTED = Family("fronted", "heldout", {
     # The thing asked about first, then the question about it.
     "color": ("The {ref}: what colour is it?", "That {ref} there, what color would you call it?"),
@@ -637,9 +664,26 @@ _FOOTAGE = Family("footage", "heldout", {
     "speech": ("In the animation, which words are spoken aloud?",),
 })
 
+_ASIDE = Family("aside", "heldout", {
+    # A remark about the viewer's screen, or a pick among named answers, before the question. Written after
+    # round 4 and before any model was scored on it: a held-out family that no training change looked at.
+    "color": ("Not sure my screen shows it right, so what colour does the {ref} look to you?",
+              "Pick one for the {ref}: red, green, blue, yellow, purple, orange or white?"),
+    "shape": ("Not sure my screen shows it right, so what form does the {ref} take?",
+              "Pick one for the {ref}: circle, square or triangle?"),
+    "motion": ("Not sure my screen shows it right, so how is the {ref} getting around?",
+               "Pick one for the {ref}: up, down, left, right, bigger, smaller or still?"),
+    "count_all": ("Not sure my screen shows it right, so what's the total number of objects?",),
+    "count_shape": ("Not sure my screen shows it right, so what's the total number of {shapes}?",),
+    "count_color": ("Not sure my screen shows it right, so what's the total number of {color} things?",),
+    "existence": ("Not sure my screen shows it right, so can {np} be seen at all?",
+                  "Pick one for this clip: {np} present, or absent?"),
+})
+
 #: Every family, by name.
 FAMILIES: dict[str, Family] = {f.name: f for f in (_CLASSIC, _CASUAL, _POLITE, _IMPERATIVE, _CURIOUS, _TERSE, _CLIP,
-                                                    _FRONTED, _CHATTY, _FOOTAGE, _STORY, _INDIRECT)}
+                                                    _FRONTED, _CHATTY, _FOOTAGE, _STORY, _INDIRECT,
+                                                    _CHOICES, _ASIDE)}
 #: The families the training data uses ("classic" among them).
 TRAIN_FAMILIES: tuple[str, ...] = tuple(n for n, f in FAMILIES.items() if f.split == "train")
 #: The families only out-of-template evaluation uses.

@@ -21,8 +21,8 @@ twice, side by side (``phrasing``):
     normalised answer ("The circle is red." counts). An answer that lists every option also counts,
     so read it next to ``exact``.
 
-  The in-template results also come by template family (``by_family``; "classic" holds the
-  templates the world always used, so its figure compares with evaluations made before the families).
+  Both results also come by template family (``by_family``; "classic" holds the templates the
+  world always used, so its figure compares with evaluations made before the families).
 
 - **Captioning** (``captions.jsonl``): the answer to "Describe this video." against all the clip's
   paraphrases, with pycocoevalcap's BLEU-1..4, METEOR, ROUGE-L and CIDEr (SPICE is not used).
@@ -611,8 +611,7 @@ def evaluate_split(
         if task in tasks:
             items = tasks[task]
             results[task] = qa_scores([(i.meta["type"], str(i.gold), i.prediction) for i in items])
-            if task == "qa":
-                results[task]["by_family"] = _by_family(items)
+            results[task]["by_family"] = _by_family(items)
             results[task]["examples"] = [_example(i) for i in items[:_MAX_EXAMPLES]]
     if "captioning" in tasks:
         items = tasks["captioning"]
@@ -727,9 +726,10 @@ def format_markdown(results: dict[str, Any]) -> str:
                   f"{_pct(qa_out.get('macro_accuracy_exact'))}. *In-template*: questions worded by the training "
                   "template families; *out-of-template*: the same questions worded by held-out families no training "
                   "split uses." + (f" In-template: {qa['skipped']}." if "skipped" in qa else "")]
-    if qa.get("by_family"):
-        lines += ["", "In-template exact match by family: " + ", ".join(
-            f"{name} {_pct(c['accuracy_exact'])} (n={c['n']})" for name, c in qa["by_family"].items()) + "."]
+    for where, part in (("In-template", qa), ("Out-of-template", qa_out)):
+        if part.get("by_family"):
+            lines += ["", f"{where} exact match by family: " + ", ".join(
+                f"{name} {_pct(c['accuracy_exact'])} (n={c['n']})" for name, c in part["by_family"].items()) + "."]
     if "skipped" not in qa or "skipped" not in qa_out:
         lines += [
             "",
