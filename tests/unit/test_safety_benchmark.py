@@ -278,6 +278,11 @@ def test_the_report_marks_each_independent_set_by_the_head_that_ran():
     assert "## Independent set 7 (out of source)" in md
     unknown = format_markdown({**results, "head_trained_on": None})  # a run that predates the record
     assert "## Independent set 7\n" in unknown and "out of source)" not in unknown
+    # Beside the in-source set, the report says which sets the stage-2 safety dialogues draw on.
+    main_rows = [{**row, "id": row["id"].replace("independent-", "main-"), "set": "main"}
+                 for row in rows if row["set"] == "independent"]
+    md = format_markdown({**results, "summary": summarize(rows + main_rows)})
+    assert "the safety dialogues of the packaged weights ask sets 1, 2 and 3)" in md
 
 
 def test_eval_safety_command(fake_garak, marker, tiny_saved_model_dir, tmp_path, capsys):

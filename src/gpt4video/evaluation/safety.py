@@ -255,6 +255,14 @@ def head_trained_on(safety: Any) -> list[str] | None:
     return list(safety.checker("harmful_request").info.get("training", {}).get("benchmark_sets", []))
 
 
+def _dialogue_sets() -> str:
+    """The independent sets the stage-2 safety dialogues draw on, as "sets 1, 2 and 3"."""
+    from ..safety.training.sources import DIALOGUE_BENCHMARK_SETS
+
+    numbers = [name.removeprefix("independent") or "1" for name in DIALOGUE_BENCHMARK_SETS]
+    return f"set {numbers[0]}" if len(numbers) == 1 else f"sets {', '.join(numbers[:-1])} and {numbers[-1]}"
+
+
 def _pct(value: Any) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
 
@@ -338,7 +346,8 @@ def format_markdown(results: dict[str, Any]) -> str:
         lines += ["## In-source and out-of-source", "",
                   "In-source: held-out rows of the sources the classifier and the safety dialogues train on. "
                   "The independent sets were written for evaluation; a set marked out of source is in no training "
-                  "source of the head this run used (the safety dialogues of the packaged weights ask sets 1-3).",
+                  "source of the head this run used (the safety dialogues of the packaged weights ask "
+                  f"{_dialogue_sets()}).",
                   "", *_side_by_side(s, trained_on), ""]
     if "main" in s:
         lines += ["## In-source: main set", "", *_task_rows(s["main"]), "", "### Which layer refused", "",
