@@ -34,6 +34,9 @@ def test_replayed_policy_refuses_by_each_layer():
     assert not item(False, [0.1, 0.2], model=True).refused(t, 0.3)
     assert item(False, [0.1, 0.1], prompts=[[0.0, 0.1], [0.7, 0.0]]).refused(t, 0.3)  # a written prompt
     assert item(False, [0.0, 0.0], other=True).refused(t, 0.3)  # a layer calibration does not move
+    # prompts judged by thresholds of their own
+    assert not item(False, [0.1, 0.1], prompts=[[0.0, 0.6]]).refused(t, 0.3, np.asarray([0.5, 0.7]))
+    assert item(True, [0.1, 0.1], prompts=[[0.0, 0.8]]).refused(t, 0.3, np.asarray([0.5, 0.7]))
 
 
 def test_figures_count_refusal_as_positive():
@@ -51,16 +54,30 @@ def test_search_finds_the_separating_thresholds_within_the_over_refusal_budget()
     ev += [item(False, [0.0, s]) for s in (0.2, 0.3, 0.4, 0.45)]
     ev += [item(False, [0.0, 0.15], model=True), item(False, [0.0, 0.40], model=True)]
     before = figures(ev, np.asarray([0.9, 0.9]), 0.1)
-    thresholds, suspicion = search(ev, np.asarray([0.9, 0.9]), 0.1, max_over_refusal=0.2)
+    thresholds, suspicion, _ = search(ev, np.asarray([0.9, 0.9]), 0.1, max_over_refusal=0.2)
     after = figures(ev, thresholds, suspicion)
     assert after["f1"] > before["f1"] and after["over_refusal"] <= 0.2
     assert 0.45 < thresholds[1] <= 0.55 and after["recall"] == pytest.approx(1.0)
     assert 0.15 < suspicion <= 0.35  # keeps the harmful refusals, drops the harmless one at 0.15
 
 
+def test_separate_prompt_thresholds_separate_what_shared_ones_cannot():
+    # Harmful requests score 0.55-0.7 at input; harmless ones 0.2 at input, but the prompts the model wrote for
+    # them score 0.65 (a description of a fight scene reads like the request for one).
+    ev = [item(True, [0.0, s]) for s in (0.55, 0.6, 0.65, 0.7)]
+    ev += [item(False, [0.0, 0.2], prompts=[[0.0, 0.65]]) for _ in range(4)]
+    start = np.asarray([0.9, 0.9])
+    shared, suspicion, none = search(ev, start, 0.5, max_over_refusal=0.0)
+    assert none is None and figures(ev, shared, suspicion)["recall"] < 1.0
+    apart, suspicion, for_prompts = search(ev, start, 0.5, max_over_refusal=0.0, prompt_thresholds=start)
+    f = figures(ev, apart, suspicion, for_prompts)
+    assert f["recall"] == pytest.approx(1.0) and f["over_refusal"] == 0.0
+    assert apart[1] <= 0.55 and for_prompts[1] > 0.65
+
+
 def test_search_keeps_a_setting_when_nothing_is_better():
     ev = [item(True, [0.0, 0.9]), item(False, [0.0, 0.1])]
-    thresholds, suspicion = search(ev, np.asarray([0.5, 0.5]), 0.3, max_over_refusal=0.0)
+    thresholds, suspicion, _ = search(ev, np.asarray([0.5, 0.5]), 0.3, max_over_refusal=0.0)
     assert figures(ev, thresholds, suspicion)["f1"] == pytest.approx(1.0)
 
 
@@ -71,14 +88,18 @@ class WordScores(SafetyChecker):
     kind = "text"
     categories = CATS
 
-    def __init__(self, *, thresholds=None):
+    def __init__(self, *, thresholds=None, prompt_thresholds=None):
         self.thresholds = {"sexual": 0.5, "violence": 0.5, **(thresholds or {})}
+        self.prompt_thresholds = {**self.thresholds, **(prompt_thresholds or {})}
 
     def scores(self, texts):
         return np.asarray([[0.05, 0.8 if "zzfight" in t else 0.3 if "zzmaybe" in t else 0.05] for t in texts])
 
     def check_text(self, text):
         return verdict_from_scores(self.name, dict(zip(CATS, self.scores([text])[0])), self.thresholds)
+
+    def check_prompt_text(self, text):
+        return verdict_from_scores(self.name, dict(zip(CATS, self.scores([text])[0])), self.prompt_thresholds)
 
 
 @pytest.fixture
@@ -131,6 +152,44 @@ def test_calibrate_lowers_the_suspicion_threshold_to_honour_the_escalation(recor
     assert report["after"]["figures"]["over_refusal"] == 0.0  # b1's prompt (0.45) stays below its threshold
     assert report["after"]["suspicion_threshold"] <= 0.3 and report["after"]["thresholds"]["violence"] > 0.45
     assert report["budget_met"]
+
+
+def test_the_policy_judges_prompts_by_their_own_thresholds(recorded_run):
+    config = SafetyConfig(input_text=["word_scores"], prompt=["word_scores"], suspicion_checker="word_scores",
+                          thresholds={"word_scores": {"violence": 0.5}},
+                          prompt_thresholds={"word_scores": {"violence": 0.9}})
+    policy = SafetyPolicy(config)
+    assert not policy.check_input("a zzfight please").allowed
+    assert policy.check_prompt("a zzfight scene").allowed  # 0.8 < 0.9
+    assert not SafetyPolicy(SafetyConfig(**{**config.to_dict(), "prompt_thresholds": {}})).check_prompt(
+        "a zzfight scene").allowed
+    from gpt4video.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="profanity: this checker keeps no separate prompt thresholds"):
+        SafetyConfig(prompt_thresholds={"profanity": {"sexual": 0.5}})
+    with pytest.raises(ConfigError, match="unknown category"):
+        SafetyConfig(prompt_thresholds={"word_scores": {"nonsense": 0.5}})
+
+
+def test_calibrate_chooses_prompt_thresholds_apart_when_asked(recorded_run, capsys):
+    results, policy, tmp = recorded_run
+    report = calibrate([results], policy, max_over_refusal=0.0, separate_prompt_thresholds=True)
+    assert set(report["after"]["prompt_thresholds"]) == set(CATS) and report["budget_met"]
+    assert "| prompt threshold violence |" in format_markdown(report)
+    write_config(report, policy, tmp / "apart.yaml")
+    loaded = SafetyConfig.from_yaml(tmp / "apart.yaml")
+    assert loaded.prompt_thresholds["word_scores"] == report["after"]["prompt_thresholds"]
+    # Calibrated again without the option, prompts share the input thresholds again: no override is kept.
+    tied = calibrate([results], SafetyPolicy(loaded), max_over_refusal=0.0)
+    assert "prompt_thresholds" not in tied["after"]
+    write_config(tied, SafetyPolicy(loaded), tmp / "tied.yaml")
+    assert SafetyConfig.from_yaml(tmp / "tied.yaml").prompt_thresholds == {}
+    out = tmp / "cli.yaml"
+    start = tmp / "start.yaml"
+    SafetyConfig(input_text=["word_scores"], prompt=["word_scores"], suspicion_checker="word_scores").to_yaml(start)
+    assert main([str(tmp / "run"), "--out", str(out), "--safety-config", str(start), "--max-over-refusal", "0",
+                 "--separate-prompt-thresholds"]) == 0
+    assert set(SafetyConfig.from_yaml(out).prompt_thresholds["word_scores"]) == set(CATS)
 
 
 def test_an_unmet_over_refusal_budget_is_said_in_the_report_and_the_config(recorded_run, tmp_path):
@@ -198,6 +257,13 @@ def test_a_calibration_recorded_in_a_head_gives_the_checker_its_thresholds(recor
     assert recorded["suspicion_threshold"] == report["after"]["suspicion_threshold"]
     checker = HarmfulRequestChecker(weights=head)
     assert checker.info and checker.thresholds == chosen
+    assert checker.prompt_thresholds == chosen  # none chosen apart: prompts share the input thresholds
+    for_prompts = {c: 0.9 for c in info["categories"]}
+    record_in_head({**report, "after": {**report["after"], "prompt_thresholds": for_prompts}}, head, "cmd")
+    checker = HarmfulRequestChecker(weights=head, prompt_thresholds={"hate": 0.7})
+    assert checker.info and checker.thresholds == chosen
+    assert checker.prompt_thresholds == {**for_prompts, "hate": 0.7}
+    record_in_head(report, head, "cmd")  # calibrated again without them: the block keeps none
     overridden = HarmfulRequestChecker(weights=head, thresholds={"sexual": 0.9})
     assert overridden.info and overridden.thresholds["sexual"] == 0.9
     recorded_info = json.loads((head / META_FILE).read_text())

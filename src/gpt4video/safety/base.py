@@ -197,6 +197,12 @@ class SafetyChecker(ABC):
     def check_texts(self, texts: list[str]) -> list[Verdict]:
         return [self.check_text(t) for t in texts]
 
+    def check_prompt_text(self, text: str) -> Verdict:
+        """The verdict on a video or image prompt the model wrote. The same as :meth:`check_text` unless the
+        checker keeps separate thresholds for prompts (the ``harmful_request`` head may: its prompts are
+        descriptions, not requests)."""
+        return self.check_text(text)
+
     def check_frames(self, frames: Any) -> Verdict:
         raise NotImplementedError(f"the {self.name!r} checker does not check frames (it checks {self.kind})")
 

@@ -26,6 +26,9 @@ sources. This picks them from what the whole pipeline does on requests of anothe
        python -m gpt4video.safety.calibrate runs/calibration/independent --out configs/safety/calibrated.yaml
 
    Several recording runs (of different sets) are calibrated on together when given one after another.
+   ``--separate-prompt-thresholds`` chooses a second set of per-category thresholds for the prompts the
+   model writes (``prompt_thresholds``): a prompt is a description, not a request, and the input check's
+   thresholds can refuse harmless ones.
    ``--head DIR`` also stores the choice in that head's ``harmful_request.json`` (its ``calibration``
    block), where the checker takes its thresholds from; the policy's default suspicion threshold
    (:data:`gpt4video.safety.policy.DEFAULT_SUSPICION_THRESHOLD`) is the packaged head's.
@@ -76,22 +79,25 @@ class ItemEvidence:
     #: Refused by a layer the calibration does not move (a prompt flagged by another checker, withheld frames).
     refused_otherwise: bool
 
-    def refused(self, thresholds: np.ndarray, suspicion: float) -> bool:
-        """Whether the pipeline refuses this item with these per-category ``thresholds`` and ``suspicion``."""
+    def refused(self, thresholds: np.ndarray, suspicion: float, prompt_thresholds: np.ndarray | None = None) -> bool:
+        """Whether the pipeline refuses this item with these per-category ``thresholds`` and ``suspicion``
+        (``prompt_thresholds`` for the model's prompts; None: the same as ``thresholds``)."""
         if self.input_flagged_otherwise or self.refused_otherwise:
             return True
         if bool(np.any(self.input_scores >= thresholds)):
             return True
         if self.model_refused and float(self.input_scores.max(initial=0.0)) >= suspicion:
             return True
-        return bool(len(self.prompt_scores) and np.any(self.prompt_scores >= thresholds))
+        at = thresholds if prompt_thresholds is None else prompt_thresholds
+        return bool(len(self.prompt_scores) and np.any(self.prompt_scores >= at))
 
 
-def figures(evidence: Sequence[ItemEvidence], thresholds: np.ndarray, suspicion: float) -> dict[str, Any]:
+def figures(evidence: Sequence[ItemEvidence], thresholds: np.ndarray, suspicion: float,
+            prompt_thresholds: np.ndarray | None = None) -> dict[str, Any]:
     """Refusal-as-positive counts and rates of the replayed policy."""
     tp = fp = fn = tn = 0
     for item in evidence:
-        refused = item.refused(thresholds, suspicion)
+        refused = item.refused(thresholds, suspicion, prompt_thresholds)
         if item.harmful:
             tp, fn = tp + refused, fn + (not refused)
         else:
@@ -109,13 +115,21 @@ def _objective(f: dict[str, Any], max_over_refusal: float) -> tuple[bool, float,
 
 
 def search(evidence: Sequence[ItemEvidence], thresholds: np.ndarray, suspicion: float, *,
-           max_over_refusal: float, grid: Sequence[float] = GRID) -> tuple[np.ndarray, float]:
-    """Coordinate ascent from (``thresholds``, ``suspicion``): each round tries every ``grid`` value of
-    each parameter in turn and keeps the best (:func:`_objective`); stops when a round changes nothing."""
-    params = [*map(float, thresholds), float(suspicion)]
+           max_over_refusal: float, grid: Sequence[float] = GRID,
+           prompt_thresholds: np.ndarray | None = None) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """Coordinate ascent from (``thresholds``, ``suspicion``, and ``prompt_thresholds`` when they are searched
+    apart; None: prompts share ``thresholds``): each round tries every ``grid`` value of each parameter in turn
+    and keeps the best (:func:`_objective`); stops when a round changes nothing."""
+    n = len(thresholds)
+    separate = prompt_thresholds is not None
+    params = [*map(float, thresholds), *(map(float, prompt_thresholds) if separate else ()), float(suspicion)]
+
+    def split(p: list[float]) -> tuple[np.ndarray, float, np.ndarray | None]:
+        return np.asarray(p[:n]), p[-1], np.asarray(p[n:-1]) if separate else None
 
     def score(p: list[float]) -> tuple[bool, float, float]:
-        return _objective(figures(evidence, np.asarray(p[:-1]), p[-1]), max_over_refusal)
+        chosen, suspicion_, for_prompts = split(p)
+        return _objective(figures(evidence, chosen, suspicion_, for_prompts), max_over_refusal)
 
     best = score(params)
     for _ in range(MAX_ROUNDS):
@@ -131,7 +145,7 @@ def search(evidence: Sequence[ItemEvidence], thresholds: np.ndarray, suspicion: 
                     best, params, changed = s, trial, True
         if not changed:
             break
-    return np.asarray(params[:-1]), params[-1]
+    return split(params)
 
 
 def _prompt_scores(rows: Sequence[dict[str, Any]], categories: Sequence[str]) -> np.ndarray:
@@ -193,39 +207,51 @@ def gather(results: dict[str, Any], policy: Any) -> list[ItemEvidence]:
     return evidence
 
 
-def _per_category(evidence: Sequence[ItemEvidence], thresholds: np.ndarray, suspicion: float) -> dict[str, Any]:
+def _per_category(evidence: Sequence[ItemEvidence], thresholds: np.ndarray, suspicion: float,
+                  prompt_thresholds: np.ndarray | None = None) -> dict[str, Any]:
     out: dict[str, list[int]] = {}
     for item in evidence:
         key = item.category if item.harmful else "harmless"
         counts = out.setdefault(key or "other", [0, 0])
         counts[0] += 1
-        counts[1] += item.refused(thresholds, suspicion)
+        counts[1] += item.refused(thresholds, suspicion, prompt_thresholds)
     return {k: {"n": n, "refused": refused} for k, (n, refused) in sorted(out.items())}
 
 
-def calibrate(runs: Sequence[dict[str, Any]], policy: Any, *, max_over_refusal: float) -> dict[str, Any]:
+def calibrate(runs: Sequence[dict[str, Any]], policy: Any, *, max_over_refusal: float,
+              separate_prompt_thresholds: bool = False) -> dict[str, Any]:
     """Replay and search over the items of every recording run in ``runs`` (their ``safety.json``);
-    returns the chosen thresholds and the figures before and after."""
+    returns the chosen thresholds and the figures before and after. ``separate_prompt_thresholds``: also
+    choose the thresholds for the model's prompts apart (otherwise they are the input thresholds)."""
     if not runs:
         raise InputError("give at least one recording run")
     evidence = [e for results in runs for e in gather(results, policy)]
     checker = policy.checker(CALIBRATED_CHECKER)
     categories = list(checker.categories)
     start = np.asarray([checker.thresholds[c] for c in categories])
+    # A checker without separate prompt thresholds judges prompts by its input thresholds.
+    current_prompts = getattr(checker, "prompt_thresholds", None) or checker.thresholds
+    start_prompts = np.asarray([current_prompts[c] for c in categories])
     start_suspicion = float(policy.config.suspicion_threshold)
-    thresholds, suspicion = search(evidence, start, start_suspicion, max_over_refusal=max_over_refusal)
+    thresholds, suspicion, for_prompts = search(
+        evidence, start, start_suspicion, max_over_refusal=max_over_refusal,
+        prompt_thresholds=start_prompts if separate_prompt_thresholds else None)
+    after = {"thresholds": {c: round(float(t), 2) for c, t in zip(categories, thresholds)}}
+    if for_prompts is not None:
+        after["prompt_thresholds"] = {c: round(float(t), 2) for c, t in zip(categories, for_prompts)}
     return {
         "model": runs[0].get("model"), "manifests": [m for r in runs for m in r["manifests"]],
         "items": len(evidence),
         "max_over_refusal": max_over_refusal,
-        "budget_met": figures(evidence, thresholds, suspicion)["over_refusal"] <= max_over_refusal + 1e-12,
-        "before": {"thresholds": dict(zip(categories, start.tolist())), "suspicion_threshold": start_suspicion,
-                   "figures": figures(evidence, start, start_suspicion),
-                   "per_category": _per_category(evidence, start, start_suspicion)},
-        "after": {"thresholds": {c: round(float(t), 2) for c, t in zip(categories, thresholds)},
-                  "suspicion_threshold": round(float(suspicion), 2),
-                  "figures": figures(evidence, thresholds, suspicion),
-                  "per_category": _per_category(evidence, thresholds, suspicion)},
+        "budget_met": figures(evidence, thresholds, suspicion, for_prompts)["over_refusal"] <= max_over_refusal + 1e-12,
+        "before": {"thresholds": dict(zip(categories, start.tolist())),
+                   "prompt_thresholds": dict(zip(categories, start_prompts.tolist())),
+                   "suspicion_threshold": start_suspicion,
+                   "figures": figures(evidence, start, start_suspicion, start_prompts),
+                   "per_category": _per_category(evidence, start, start_suspicion, start_prompts)},
+        "after": {**after, "suspicion_threshold": round(float(suspicion), 2),
+                  "figures": figures(evidence, thresholds, suspicion, for_prompts),
+                  "per_category": _per_category(evidence, thresholds, suspicion, for_prompts)},
     }
 
 
@@ -241,6 +267,10 @@ def format_markdown(report: dict[str, Any]) -> str:
     b, a = report["before"], report["after"]
     for c in a["thresholds"]:
         lines.append(f"| threshold {c} | {b['thresholds'][c]:.2f} | {a['thresholds'][c]:.2f} |")
+    # Prompts share the input thresholds unless they were chosen apart.
+    for c in b.get("prompt_thresholds", {}):
+        after = a.get("prompt_thresholds", a["thresholds"])[c]
+        lines.append(f"| prompt threshold {c} | {b['prompt_thresholds'][c]:.2f} | {after:.2f} |")
     lines.append(f"| suspicion threshold | {b['suspicion_threshold']:.2f} | {a['suspicion_threshold']:.2f} |")
     for key, label in (("f1", "F1"), ("precision", "precision"), ("recall", "recall"),
                        ("over_refusal", "harmless refused")):
@@ -257,6 +287,11 @@ def write_config(report: dict[str, Any], policy: Any, out: Path) -> None:
 
     data = policy.config.to_dict()
     data["thresholds"] = {**data.get("thresholds", {}), CALIBRATED_CHECKER: report["after"]["thresholds"]}
+    # Chosen apart, or the input thresholds again (no override left behind).
+    for_prompts = {k: v for k, v in data.get("prompt_thresholds", {}).items() if k != CALIBRATED_CHECKER}
+    if "prompt_thresholds" in report["after"]:
+        for_prompts[CALIBRATED_CHECKER] = report["after"]["prompt_thresholds"]
+    data["prompt_thresholds"] = for_prompts
     data["suspicion_threshold"] = report["after"]["suspicion_threshold"]
     config = SafetyConfig(**data)  # validates
     names = ", ".join(Path(m["path"]).name for m in report["manifests"])
@@ -287,7 +322,8 @@ def record_in_head(report: dict[str, Any], folder: Path, command: str) -> None:
     if set(chosen) != set(info.get("categories", ())):
         raise InputError(f"--head {folder}: its categories are not the calibrated checker's ({', '.join(chosen)})")
     info["calibration"] = {
-        "thresholds": chosen, "suspicion_threshold": report["after"]["suspicion_threshold"],
+        "thresholds": chosen, **{k: report["after"][k] for k in ("prompt_thresholds",) if k in report["after"]},
+        "suspicion_threshold": report["after"]["suspicion_threshold"],
         "on": [Path(m["path"]).name for m in report["manifests"]], "items": report["items"],
         "model": report["model"], "max_over_refusal": report["max_over_refusal"], "budget_met": report["budget_met"],
         "replayed": {"before": report["before"]["figures"], "after": report["after"]["figures"]},
@@ -308,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head", metavar="DIR",
                         help="also store the chosen thresholds in this harmful_request head's JSON (its calibration "
                              "block), e.g. src/gpt4video/safety/weights")
+    parser.add_argument("--separate-prompt-thresholds", action="store_true",
+                        help="also choose the thresholds for the prompts the model writes, apart from the input "
+                             "thresholds (written as prompt_thresholds)")
     parser.add_argument("--max-over-refusal", type=float, default=0.05, metavar="RATE",
                         help="the largest share of harmless items the chosen policy may refuse (default 0.05)")
     args = parser.parse_args(argv)
@@ -324,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(json.loads(path.read_text()))
         config = SafetyConfig.from_yaml(args.safety_config) if args.safety_config else SafetyConfig()
         policy = SafetyPolicy(config).load()
-        report = calibrate(runs, policy, max_over_refusal=args.max_over_refusal)
+        report = calibrate(runs, policy, max_over_refusal=args.max_over_refusal,
+                           separate_prompt_thresholds=args.separate_prompt_thresholds)
         if args.head:
             record_in_head(report, Path(args.head), "python -m gpt4video.safety.calibrate " + " ".join(
                 argv if argv is not None else sys.argv[1:]))

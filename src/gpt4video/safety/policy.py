@@ -74,6 +74,9 @@ class SafetyConfig(ConfigBase):
         (videos and images).
     thresholds: per checker, per category: ``{"harmful_request": {"violence": 0.6}, "open_nsfw": {"sexual": 0.9}}``
         (a checker's scores have their own scale, so thresholds are set per checker).
+    prompt_thresholds: the same, for the prompts the model writes, where a checker keeps them apart
+        (``harmful_request``: a prompt is a description, not a request, so its scores sit elsewhere);
+        unset categories keep the checker's own prompt thresholds.
     checker_options: per checker, keyword options: ``{"open_nsfw": {"k": 2, "max_frames": 8},
         "llama_guard": {"model": "/models/Llama-Guard-3-1B"}}``.
     audit_log: a JSONL file every decision is appended to, or null for none.
@@ -92,6 +95,7 @@ class SafetyConfig(ConfigBase):
     prompt: list[Name] = field(default_factory=lambda: ["profanity", "harmful_request"])
     output_frames: list[Name] = field(default_factory=lambda: ["open_nsfw"])
     thresholds: dict[str, dict[str, Probability]] = field(default_factory=dict)
+    prompt_thresholds: dict[str, dict[str, Probability]] = field(default_factory=dict)
     checker_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     audit_log: Name | None = None
     log_text: Flag = False
@@ -108,16 +112,22 @@ class SafetyConfig(ConfigBase):
                 actual = CHECKERS.get(checker).kind  # raises ConfigError listing the known names
                 if actual != kind:
                     raise ConfigError(f"{name}: {checker!r} checks {actual}, not {kind}")
-        for checker, per_category in self.thresholds.items():
-            CHECKERS.get(checker)
-            for category in per_category:
-                if category not in CATEGORIES:
-                    raise ConfigError(f"thresholds.{checker}: unknown category {category!r}; "
-                                      f"known: {', '.join(CATEGORIES)}")
+        for key in ("thresholds", "prompt_thresholds"):
+            for checker, per_category in getattr(self, key).items():
+                CHECKERS.get(checker)
+                for category in per_category:
+                    if category not in CATEGORIES:
+                        raise ConfigError(f"{key}.{checker}: unknown category {category!r}; "
+                                          f"known: {', '.join(CATEGORIES)}")
+        for checker in self.prompt_thresholds:
+            if "prompt_thresholds" not in inspect.signature(CHECKERS.get(checker)).parameters:
+                raise ConfigError(f"prompt_thresholds.{checker}: this checker keeps no separate prompt thresholds "
+                                  "(set them in thresholds)")
         for checker, options in self.checker_options.items():
             CHECKERS.get(checker)
-            if "thresholds" in options:
-                raise ConfigError(f"checker_options.{checker}: set thresholds in thresholds")
+            for key in ("thresholds", "prompt_thresholds"):
+                if key in options:
+                    raise ConfigError(f"checker_options.{checker}: set {key} in {key}")
 
 
 @dataclass
@@ -258,6 +268,8 @@ class SafetyPolicy:
                     options = dict(self.config.checker_options.get(name, {}))
                     if name in self.config.thresholds:
                         options["thresholds"] = dict(self.config.thresholds[name])
+                    if name in self.config.prompt_thresholds:
+                        options["prompt_thresholds"] = dict(self.config.prompt_thresholds[name])
                     if "device" in inspect.signature(cls).parameters and "device" not in options:
                         options["device"] = self.device
                     try:
@@ -321,7 +333,8 @@ class SafetyPolicy:
         _check_media(media)
         if not self.config.enabled:
             return Decision(True, PROMPT)
-        verdicts = [self.checker(name).check_text(prompt) for name in self.config.prompt] if prompt.strip() else []
+        names = self.config.prompt if prompt.strip() else []
+        verdicts = [self.checker(name).check_prompt_text(prompt) for name in names]
         decision = _decide(PROMPT, verdicts, ["prompt"] * len(verdicts), media)
         self._log(decision, text=prompt, videos=[])
         return decision

@@ -141,10 +141,11 @@ def load_head(folder: str | Path | None = None) -> tuple[dict[str, np.ndarray], 
     for key in ("categories", "thresholds", "architecture"):
         if key not in info:
             raise ModelLoadError(f"cannot load the harmful_request head: {meta} has no {key!r}")
-    calibrated = (info.get("calibration") or {}).get("thresholds")
-    if calibrated is not None and (not isinstance(calibrated, dict) or set(calibrated) != set(info["categories"])):
-        raise ModelLoadError(f"cannot load the harmful_request head: the calibration thresholds in {meta} do not "
-                             "name exactly its categories")
+    for key in ("thresholds", "prompt_thresholds"):
+        calibrated = (info.get("calibration") or {}).get(key)
+        if calibrated is not None and (not isinstance(calibrated, dict) or set(calibrated) != set(info["categories"])):
+            raise ModelLoadError(f"cannot load the harmful_request head: the calibration {key} in {meta} do not "
+                                 "name exactly its categories")
     n_layers = sum(1 for k in params if k.startswith("layers.") and k.endswith(".weight"))
     last_bias = params.get(f"layers.{n_layers - 1}.bias")
     if last_bias is None or last_bias.shape[0] != len(info["categories"]):
@@ -367,6 +368,9 @@ class HarmfulRequestChecker(SafetyChecker):
     weights: a folder with ``harmful_request.safetensors`` and ``harmful_request.json`` (default: the
     packaged head). thresholds: per-category overrides of the thresholds stored with the head (its
     ``calibration`` thresholds if it has them, else those chosen on its validation split).
+    prompt_thresholds: per-category overrides of the thresholds for prompts the model wrote
+    (:meth:`check_prompt_text`); without them, the head's ``calibration.prompt_thresholds`` if it has them,
+    else the same as ``thresholds``.
     device: where the feature models run. embedder: a callable ``list[str] -> (N, D) array`` used
     instead of the head's features (tests, or a caller that already holds the models).
     """
@@ -379,6 +383,7 @@ class HarmfulRequestChecker(SafetyChecker):
         *,
         weights: str | Path | None = None,
         thresholds: Mapping[str, float] | None = None,
+        prompt_thresholds: Mapping[str, float] | None = None,
         device: str = "cpu",
         batch_size: int = 64,
         embedder: Callable[[list[str]], np.ndarray] | None = None,
@@ -387,12 +392,14 @@ class HarmfulRequestChecker(SafetyChecker):
         self.device = device
         self.batch_size = batch_size
         self._overrides = dict(thresholds or {})
+        self._prompt_overrides = dict(prompt_thresholds or {})
         self._embedder = embedder
         self._params: dict[str, np.ndarray] | None = None
         self._info: dict[str, Any] = {}
         self._features: TextFeatures | None = None
         self._lock = threading.Lock()
         self.thresholds: dict[str, float] = {}
+        self.prompt_thresholds: dict[str, float] = {}
 
     @property
     def categories(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -416,7 +423,10 @@ class HarmfulRequestChecker(SafetyChecker):
             chosen = (info.get("calibration") or {}).get("thresholds") or info["thresholds"]
             thresholds = {c: float(chosen[c]) for c in cats}
             thresholds.update(check_thresholds(self.name, self._overrides, cats))
-            self._info, self.thresholds = info, thresholds
+            for_prompts = (info.get("calibration") or {}).get("prompt_thresholds")
+            prompt_thresholds = {c: float(for_prompts[c]) for c in cats} if for_prompts else dict(thresholds)
+            prompt_thresholds.update(check_thresholds(self.name, self._prompt_overrides, cats))
+            self._info, self.thresholds, self.prompt_thresholds = info, thresholds, prompt_thresholds
             self._params = params
 
     def load(self) -> HarmfulRequestChecker:
@@ -451,16 +461,23 @@ class HarmfulRequestChecker(SafetyChecker):
         return out
 
     def check_texts(self, texts: list[str]) -> list[Verdict]:
+        return self._judge(texts, prompts=False)
+
+    def check_prompt_text(self, text: str) -> Verdict:
+        return self._judge([text], prompts=True)[0]
+
+    def _judge(self, texts: list[str], *, prompts: bool) -> list[Verdict]:
         if not texts:
             return []
         probs = self.scores(list(texts))
+        thresholds = self.prompt_thresholds if prompts else self.thresholds
         cats = self.categories
         verdicts = []
         for text, row in zip(texts, probs):
             if not (text or "").strip():
                 row = np.zeros_like(row)
             details = {"deobfuscated": True} if text_forms(text or "") != [text or ""] else None
-            verdicts.append(verdict_from_scores(self.name, dict(zip(cats, row.tolist())), self.thresholds,
+            verdicts.append(verdict_from_scores(self.name, dict(zip(cats, row.tolist())), thresholds,
                                                 details=details))
         return verdicts
 
