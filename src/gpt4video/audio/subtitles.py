@@ -12,7 +12,9 @@ order attached (:func:`name_source`)::
 
 Frames are counted from 1 over the frames the model sees, so a question about *when* something is
 said can be answered in the frames' terms. The training dialogues and inference build the line with
-:func:`format_subtitles`, so both always agree on its form.
+:func:`format_subtitles`, so both always agree on its form. Sounds that are not speech have a line of the
+same form, ``Sounds: a beep (frames 2-3).`` (:mod:`gpt4video.audio.events`); :func:`name_source` names
+either line's source.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import NamedTuple
 __all__ = ["SpeechSegment", "format_subtitles", "name_source", "segment_frames"]
 
 SUBTITLES_PREFIX = "Subtitles:"
+SOUNDS_PREFIX = "Sounds:"  # the line of sounds that are not speech (gpt4video.audio.events)
 
 
 class SpeechSegment(NamedTuple):
@@ -62,7 +65,9 @@ def format_subtitles(segments: Sequence[SpeechSegment], frame_times: Sequence[fl
 
 
 def name_source(line: str, source: str) -> str:
-    """A subtitles line that says whose speech it is: ``Subtitles (video 2): ...`` for ``source="video 2"``."""
-    if not line.startswith(SUBTITLES_PREFIX):
-        raise ValueError(f"not a subtitles line: {line[:40]!r}")
-    return f"{SUBTITLES_PREFIX[:-1]} ({source}):{line[len(SUBTITLES_PREFIX):]}"
+    """A subtitles or sounds line that says where it comes from: ``Subtitles (video 2): ...`` or
+    ``Sounds (video 2): ...`` for ``source="video 2"``."""
+    prefix = next((p for p in (SUBTITLES_PREFIX, SOUNDS_PREFIX) if line.startswith(p)), None)
+    if prefix is None:
+        raise ValueError(f"not a subtitles line or a sounds line: {line[:40]!r}")
+    return f"{prefix[:-1]} ({source}):{line[len(prefix):]}"

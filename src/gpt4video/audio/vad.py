@@ -4,6 +4,9 @@ Energy-based, on 30 ms frames: a frame is voiced when it is louder than ``thresh
 than the track's quiet floor (its 10th-percentile frame) by ``margin_db``, and its energy is not held by
 one narrow band (a steady tone, a beep, is sound but not speech). Voiced frames join into regions
 that bridge short pauses, are padded a little, and are kept when long enough to hold a word.
+
+The per-frame analysis (:func:`analyse_frames`) and the joining of frames into regions (:func:`join_frames`)
+are shared with :mod:`gpt4video.audio.events`, which keeps the loud tonal frames instead.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["VoiceActivity", "speech_regions"]
+__all__ = ["FrameAnalysis", "VoiceActivity", "analyse_frames", "join_frames", "speech_regions"]
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,28 @@ class VoiceActivity:
     min_seconds: float = 0.15
 
 
-def speech_regions(samples: np.ndarray, sample_rate: int,
-                   settings: VoiceActivity = VoiceActivity()) -> list[tuple[float, float]]:
-    """``(start, end)`` seconds of each stretch of ``samples`` (mono float) that may hold speech."""
+@dataclass(frozen=True)
+class FrameAnalysis:
+    """What each frame of a track is: ``loud`` (over the threshold and the quiet floor) and ``tonal`` (its
+    energy held by one narrow band); ``hop`` samples a frame, ``seconds`` the whole track's length."""
+
+    hop: int
+    sample_rate: int
+    seconds: float
+    loud: np.ndarray  # (F,) bool
+    tonal: np.ndarray  # (F,) bool
+
+
+def analyse_frames(samples: np.ndarray, sample_rate: int,
+                   settings: VoiceActivity = VoiceActivity()) -> FrameAnalysis:
+    """Cut ``samples`` (mono float) into frames of ``settings.frame_seconds`` and say which are loud and which
+    tonal (a track shorter than one frame has none)."""
     hop = max(1, round(settings.frame_seconds * sample_rate))
     count = len(samples) // hop
+    seconds = len(samples) / sample_rate
     if count == 0:
-        return []
+        nothing = np.zeros(0, bool)
+        return FrameAnalysis(hop, sample_rate, seconds, nothing, nothing)
     frames = np.asarray(samples[: count * hop], np.float64).reshape(count, hop)  # (F, hop)
     power = np.mean(frames**2, axis=1)  # (F,)
     level = 10 * np.log10(power + 1e-12)
@@ -45,19 +63,33 @@ def speech_regions(samples: np.ndarray, sample_rate: int,
     near = np.stack([np.take_along_axis(spectrum, np.clip(peak + k, 0, spectrum.shape[1] - 1)[:, None], 1)[:, 0]
                      for k in (-1, 0, 1)]).sum(axis=0)  # (F,)
     tonal = near > settings.tonal_share * (spectrum.sum(axis=1) + 1e-20)
-    voiced = loud & ~tonal
+    return FrameAnalysis(hop, sample_rate, seconds, loud, tonal)
 
-    regions: list[list[int]] = []
-    bridge = round(settings.bridge_seconds / settings.frame_seconds)
-    for i in np.flatnonzero(voiced):
-        if regions and i - regions[-1][1] <= bridge + 1:
-            regions[-1][1] = int(i) + 1
+
+def join_frames(active: np.ndarray, analysis: FrameAnalysis, settings: VoiceActivity = VoiceActivity(), *,
+                bridge_seconds: float | None = None, pad_seconds: float | None = None) -> list[tuple[float, float]]:
+    """``(start, end)`` seconds of the runs of ``active`` frames: runs apart by less than ``bridge_seconds``
+    (and one frame more) join, runs shorter than ``settings.min_seconds`` are dropped, and each is padded by
+    ``pad_seconds`` within the track. ``None`` takes ``settings.bridge_seconds`` and ``settings.pad_seconds``."""
+    pad = settings.pad_seconds if pad_seconds is None else pad_seconds
+    bridge_seconds = settings.bridge_seconds if bridge_seconds is None else bridge_seconds
+    runs: list[list[int]] = []
+    bridge = round(bridge_seconds / settings.frame_seconds)
+    for i in np.flatnonzero(active):
+        if runs and i - runs[-1][1] <= bridge + 1:
+            runs[-1][1] = int(i) + 1
         else:
-            regions.append([int(i), int(i) + 1])
-    total = len(samples) / sample_rate
+            runs.append([int(i), int(i) + 1])
     out = []
-    for first, end in regions:
-        start, stop = first * hop / sample_rate, end * hop / sample_rate
+    for first, end in runs:
+        start, stop = first * analysis.hop / analysis.sample_rate, end * analysis.hop / analysis.sample_rate
         if stop - start >= settings.min_seconds:
-            out.append((max(0.0, start - settings.pad_seconds), min(total, stop + settings.pad_seconds)))
+            out.append((max(0.0, start - pad), min(analysis.seconds, stop + pad)))
     return out
+
+
+def speech_regions(samples: np.ndarray, sample_rate: int,
+                   settings: VoiceActivity = VoiceActivity()) -> list[tuple[float, float]]:
+    """``(start, end)`` seconds of each stretch of ``samples`` (mono float) that may hold speech."""
+    frames = analyse_frames(samples, sample_rate, settings)
+    return join_frames(frames.loud & ~frames.tonal, frames, settings)

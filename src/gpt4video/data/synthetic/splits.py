@@ -19,6 +19,7 @@ from .narration import narration_row
 from .qa import QA, count_questions, questions
 from .render import write_clip
 from .scenes import Scene, _check_resolution, left_to_right, sample_scene, split_seeds, time_reversed
+from .sounds import sound_row
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -142,6 +143,9 @@ def build_split(
       narrated, its speech given as the subtitles line (:func:`~.narration.narration_row`)
     - ``edit_requests.jsonl``: rows like ``dialogues.jsonl``'s, each asking for a changed version of its clip
       (a colour, a motion or the background), sometimes twice (:func:`~.dialogues.edit_dialogue`)
+    - ``sound_qa.jsonl``: ``{"video", "turns", "sound"}``, a question about each clip as if it beeped (or not),
+      the beep given as the sounds line (:func:`~.sounds.sound_row`); one file for every split, as its
+      questions have no held-out wordings
 
     Every split but "train" also gets the files of out-of-template evaluation, written for it only:
 
@@ -180,6 +184,7 @@ def build_split(
     caption_rows, qa_rows, qa_conversation_rows, dialogue_rows, scene_rows = [], [], [], [], []
     heldout_qa_rows, heldout_dialogue_rows = [], []
     narration_rows, heldout_narration_rows = [], []
+    sound_rows = []
     several, once = [], []  # count questions answered 2 or 3, and 1
     for i, (scene, video) in enumerate(zip(scenes, videos)):
         caption_rows.append({
@@ -196,6 +201,8 @@ def build_split(
             (once if qa.answer == "1" else several).append({"video": video, **qa.to_dict()})
         dialogue_rows.append(_dialogue_row(scenes, videos, i, "train"))
         narration_rows.append(narration_row(scene, video, np.random.default_rng([scene.seed, 8])))
+        # Its own stream (2-9 are taken), so adding the file changes nothing else in the split.
+        sound_rows.append(sound_row(scene, video, np.random.default_rng([scene.seed, 10])))
         if heldout:
             # The same questions and dialogues, worded by the held-out families only.
             same_qa = questions(scene, np.random.default_rng([scene.seed, 2]), phrasing="heldout")
@@ -224,6 +231,7 @@ def build_split(
         ("image_requests.jsonl", image_requests),
         ("narration_qa.jsonl", narration_rows),
         ("edit_requests.jsonl", _edit_rows(scenes, videos)),
+        ("sound_qa.jsonl", sound_rows),
         *heldout_files,
     ):
         _write_text_atomic(root / name, jsonl_text(rows))
