@@ -367,6 +367,8 @@ class TrainConfig(ConfigBase):
     model: where to start: a preset (its config, untrained), a saved model directory (e.g. stage 1's), or a
     pretrained video LLM's checkpoint (directory or hub id; stage 2 only, see gpt4video.vlm).
     model_overrides: changes to the model config when starting from a preset (e.g. abstractor settings).
+    fresh_lora (stage 2, a saved model): start from its abstractor with new LoRA adapters (initialised as
+    peft does, from ``seed``) instead of its trained ones: retraining stage 2 on a shipped abstractor.
     batch_size is per process; the effective batch is batch_size × processes × gradient_accumulation_steps.
     max_steps (optimizer steps) wins over num_epochs when set. feature_cache: a directory for cached
     encoder outputs (null: decode and encode every time). save_every / save_total_limit: checkpoints.
@@ -392,6 +394,7 @@ class TrainConfig(ConfigBase):
 
     model: Name = "smol"
     model_overrides: dict = field(default_factory=dict)
+    fresh_lora: Flag = False
     stage: Literal[0, 1, 2] = 1
     train_abstractor: Flag = True
     data: list[DataConfig] = field(default_factory=list)
@@ -434,6 +437,8 @@ class TrainConfig(ConfigBase):
             raise ConfigError("gradient_checkpointing is a stage 1 and 2 option (stage 0 does not run the LLM)")
         if self.stage != 2 and not self.train_abstractor:
             raise ConfigError("stage 1 trains the abstractor: train_abstractor must be true")
+        if self.fresh_lora and self.stage != 2:
+            raise ConfigError("fresh_lora is a stage-2 option (LoRA trains in stage 2)")
 
 
 @config_class

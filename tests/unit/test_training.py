@@ -759,3 +759,35 @@ def test_two_process_fsdp_on_cpu_trains_in_bf16(world, start_model, tmp_path):
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in after.values())
     assert any(not torch.equal(after[k], start[k]) for k in after if k.startswith("lora."))
     assert all(math.isfinite(row["loss"]) for row in log_rows(tmp_path / "bf16") if "loss" in row)
+
+
+def test_fresh_lora_starts_stage_2_from_a_saved_abstractor_with_new_adapters(start_model, tmp_path):
+    from gpt4video.errors import ConfigError, InputError
+    from gpt4video.training.trainer import build_model
+
+    trained = GPT4Video.from_pretrained(start_model)
+    with torch.no_grad():
+        for name, p in trained.llm.named_parameters():
+            if "lora_" in name:
+                p.fill_(0.5)  # stands for trained adapters
+    saved = trained.save_pretrained(tmp_path / "trained")
+    data = [{"path": str(tmp_path / "x.jsonl")}]
+
+    def lora(model):
+        return {n: p.detach().clone() for n, p in model.llm.named_parameters() if "lora_" in n}
+
+    kept = lora(build_model(TrainConfig(model=str(saved), stage=2, data=data), device=torch.device("cpu")))
+    assert all(torch.all(p == 0.5) for p in kept.values())
+    fresh = build_model(TrainConfig(model=str(saved), stage=2, fresh_lora=True, data=data), device=torch.device("cpu"))
+    again = lora(build_model(TrainConfig(model=str(saved), stage=2, fresh_lora=True, data=data),
+                             device=torch.device("cpu")))
+    new = lora(fresh)
+    assert all(torch.all(p == 0) for n, p in new.items() if "lora_B" in n)  # the model is its base again
+    assert all(not torch.all(p == 0.5) for n, p in new.items() if "lora_A" in n)
+    assert all(torch.equal(new[n], again[n]) for n in new)  # drawn from the config's seed
+    for n, p in fresh.abstractor.state_dict().items():
+        assert torch.equal(p, trained.abstractor.state_dict()[n])
+    with pytest.raises(ConfigError, match="fresh_lora is a stage-2 option"):
+        TrainConfig(model=str(saved), stage=1, fresh_lora=True, data=data)
+    with pytest.raises(InputError, match="fresh_lora applies to a saved model"):
+        build_model(TrainConfig(model="smol", stage=2, fresh_lora=True, data=data), device=torch.device("cpu"))

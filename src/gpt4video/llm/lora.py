@@ -29,6 +29,21 @@ def apply_lora(model: torch.nn.Module, config: LoraConfig) -> torch.nn.Module:
     return get_peft_model(model, peft_config)
 
 
+def reset_lora(model: torch.nn.Module, seed: int) -> int:
+    """Initialise every LoRA adapter of ``model`` anew, as peft does for a new one (B zero, so the model is
+    its base again), drawing from ``seed``; returns how many layers were reset."""
+    reset = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in model.modules():
+            if hasattr(module, "reset_lora_parameters") and isinstance(getattr(module, "lora_A", None),
+                                                                        torch.nn.ModuleDict):
+                for adapter in list(module.lora_A.keys()):
+                    module.reset_lora_parameters(adapter, True)
+                    reset += 1
+    return reset
+
+
 def save_lora(model: torch.nn.Module, directory: str | Path, *, dtype: torch.dtype | None = None) -> None:
     """Save only the adapter weights (and peft's adapter config), in ``dtype`` if given.
 

@@ -34,6 +34,7 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..errors import InputError
 from ..jsonl import append_jsonl, read_jsonl, write_jsonl
+from ..llm.lora import reset_lora
 from ..modeling import GPT4Video, VideoBackbone, preset_config, preset_names, resolve_config
 from . import fsdp
 from .data import (ConversationDataset, GroundingDataset, VideoLLMConversations, clip_features, load_examples,
@@ -62,8 +63,16 @@ def build_model(config: TrainConfig, *, device: torch.device) -> VideoBackbone:
     if Path(config.model).expanduser().is_dir() or config.model not in preset_names():
         if config.model_overrides:
             raise InputError("model_overrides apply to presets only; a saved model keeps its own config")
-        _check_stage(resolve_config(config.model), config)
-        return GPT4Video.from_pretrained(config.model, device=device)
+        saved = resolve_config(config.model)
+        _check_stage(saved, config)
+        model = GPT4Video.from_pretrained(config.model, device=device)
+        if config.fresh_lora:
+            if saved.vlm is not None or saved.llm.lora is None:
+                raise InputError(f"fresh_lora: model {config.model!r} has no LoRA of its own to start anew")
+            reset_lora(model.llm, config.seed)
+        return model
+    if config.fresh_lora:
+        raise InputError(f"fresh_lora applies to a saved model; preset {config.model!r} starts untrained anyway")
     base = preset_config(config.model).to_dict()
     merged = ModelConfig.from_dict(_deep_merge(base, config.model_overrides), where="model_overrides")
     _check_stage(merged, config)
