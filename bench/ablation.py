@@ -83,7 +83,8 @@ def run_qa(name: str, args: argparse.Namespace, out: Path) -> dict:
                                     batch_size=args.batch_size or 8, learning_rate=5e-4, warmup_steps=20)
     print(f"[{name}] evaluating on {args.max_qa} validation questions", file=sys.stderr, flush=True)
     qa = evaluate_split(model, data / "val", max_qa=args.max_qa, max_captions=0, max_generation=0, max_images=0,
-                        max_narration=0, params=GenerationParams(max_new_tokens=8), progress=True)["qa"]
+                        max_narration=0, max_sounds=0, params=GenerationParams(max_new_tokens=8),
+                        progress=True)["qa"]
     by = qa["by_type"]
     return {"protocol": "qa", "overrides": VARIANTS[name], "steps": args.steps, "train_seconds": round(seconds, 1),
             "final_loss": result.final_loss, "overall": qa["overall"]["accuracy_exact"],

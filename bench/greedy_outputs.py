@@ -46,7 +46,7 @@ def _dump(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         results = evaluate_split(None, args.split_dir, answer_fn=recording, max_qa=args.max_qa,
                                  max_captions=args.max_captions, max_generation=args.max_generation,
-                                 max_images=0, max_narration=0,
+                                 max_images=0, max_narration=0, max_sounds=0,
                                  phrasing="train", progress=True)
     qa, gen = results.get("qa", {}), results.get("generation", {})
     summary = {

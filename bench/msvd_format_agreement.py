@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
     log("gpt4video eval (the synthetic split reader)")
     synthetic = evaluate_split(assistant, work / "split", phrasing="train", max_captions=0, max_generation=0,
-                               max_images=0, max_narration=0,
+                               max_images=0, max_narration=0, max_sounds=0,
                                params=params, progress=False)["qa"]["overall"]
     log("gpt4video eval video-qa --benchmark msvd-qa (no judge)")
     qa = read_video_qa("msvd-qa", msvd, Path(rows[0]["video"]).parent)

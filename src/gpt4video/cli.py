@@ -213,6 +213,9 @@ def _add_speech_options(p: argparse.ArgumentParser) -> None:
                    help="pocketsphinx: a text file of the only words that can be said (far more accurate when they "
                         "are known, e.g. the synthetic world's)")
     g.add_argument("--no-subtitles", action="store_true", help="do not listen: no subtitles from any sound")
+    g.add_argument("--sounds", action=argparse.BooleanOptionalAction, default=None,
+                   help="also give beeps and other steady tones as the sounds line (\"Sounds: a beep (frames "
+                        "2-3).\"); for models trained on sound_qa rows (default: the speech settings' own)")
 
 
 def _speech(args: argparse.Namespace, device: str = "cpu"):  # noqa: ANN202
@@ -231,7 +234,9 @@ def _speech(args: argparse.Namespace, device: str = "cpu"):  # noqa: ANN202
             raise InputError(f"--speech-vocabulary {args.speech_vocabulary}: cannot be read ({e})") from None
         if not vocabulary:
             raise InputError(f"--speech-vocabulary {args.speech_vocabulary}: has no words")
-    return SpeechConfig(recognizer=args.speech, model=args.speech_model, vocabulary=vocabulary, device=device).build()
+    sounds = {} if args.sounds is None else {"sounds": args.sounds}
+    return SpeechConfig(recognizer=args.speech, model=args.speech_model, vocabulary=vocabulary, device=device,
+                        **sounds).build()
 
 
 def _add_generation_options(p: argparse.ArgumentParser) -> None:
@@ -694,6 +699,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="at most N picture-request items, half requests and half other questions (0 skips)")
     p.add_argument("--max-narration", type=_non_negative_int, metavar="N",
                    help="at most N questions about narrated clips (0 skips)")
+    p.add_argument("--max-sounds", type=_non_negative_int, metavar="N",
+                   help="at most N questions about beeps given as the sounds line (0 skips)")
     _add_config_options(p, GenerationParams, "max_new_tokens", defaults={"max_new_tokens": 96})
     p.add_argument("--phrasing", choices=("both", "train", "heldout"), default="both",
                    help="questions and requests worded by the training template families (train: in-template, "
@@ -773,7 +780,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     results = evaluate_split(
         assistant, args.split_dir, max_qa=args.max_qa, max_captions=args.max_captions,
         max_generation=args.max_generation, max_images=args.max_images, max_narration=args.max_narration,
-        params=params, tokenizer=args.tokenizer,
+        max_sounds=args.max_sounds, params=params, tokenizer=args.tokenizer,
         meteor=not args.no_meteor, phrasing=args.phrasing, progress=not args.no_progress,
     )
     if args.out:

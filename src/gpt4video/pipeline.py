@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .audio import AudioTrack, format_subtitles, load_audio, name_source
+from .audio import AudioTrack, load_audio, name_source
 from .config import atomic_write_text
 from .errors import InputError
 from .generators import ImageGenerator, VideoGenerator
@@ -196,7 +196,8 @@ class ReplyOutput:
     request: str = ""
     input_videos: list[str] = field(default_factory=list)
     input_audio: list[str] = field(default_factory=list)
-    #: The subtitles lines heard in this turn's videos and audio files (what the model read before the request).
+    #: The lines heard in this turn's videos and audio files, as the model read them before the request: each
+    #: source's subtitles line and, with ``SpeechConfig.sounds`` on, its sounds line ("Sounds: a beep ...").
     subtitles: list[str] = field(default_factory=list)
     text: str = ""
     raw_text: str = ""
@@ -437,13 +438,15 @@ class Assistant:
     made (see the module docstring); None checks nothing. ``engine``: the engine that decodes this
     conversation's replies (default: the model's own; the server passes its batched engine). ``speech``: a
     :class:`~gpt4video.audio.Transcriber` that turns the speech of attached videos and audio files into
-    subtitles (None: their sound is not heard, and an audio file is refused).
+    subtitles (None: their sound is not heard, and an audio file is refused); with its ``sounds`` on, their
+    beeps become the sounds line too (:meth:`~gpt4video.audio.Transcriber.lines`).
 
     Subtitles (:func:`~gpt4video.audio.format_subtitles`) go first in the user's text of the turn that
-    carries the video, one line per video or audio file with speech, in the order attached; once the
-    conversation holds more than one video or audio file, each line names its own ("Subtitles (video 2): ...",
-    "Subtitles (audio 1): ..."), numbered as attached. An audio file
-    alone is a conversation without a video: its subtitles are timed to ``num_frames`` points spread over
+    carries the video, one line per video or audio file with speech, in the order attached; a source that
+    beeps (sounds on) has its sounds line right after its subtitles line, or alone if nothing is said. Once
+    the conversation holds more than one video or audio file, each line names its own ("Subtitles (video 2):
+    ...", "Sounds (video 2): ...", "Subtitles (audio 1): ..."), numbered as attached. An audio file
+    alone is a conversation without a video: its lines are timed to ``num_frames`` points spread over
     its length, as if it were a video the model samples.
     """
 
@@ -458,7 +461,8 @@ class Assistant:
         self.turns: list[Turn] = []
         self.video_paths: list[str] = []
         self.audio_paths: list[str] = []
-        # (source, subtitles line) of the videos and audio files not yet asked about; source: "video 2", "audio 1"
+        # (source, subtitles or sounds line) of the videos and audio files not yet asked about, in order;
+        # source: "video 2", "audio 1"
         self._heard: list[tuple[str, str]] = []
         self._features: list[torch.Tensor] = []  # one (1, T, N, D) per video
         self._audio_features: list[torch.Tensor] = []  # with the model's audio branch: one (1, S, D_a) per video
@@ -519,7 +523,7 @@ class Assistant:
             self._audio_features.extend(audio[i : i + 1] for i in range(len(clips)))
         t2 = time.perf_counter()
         first = len(self.video_paths) + 1
-        self._heard.extend((f"video {first + i}", line) for i, line in enumerate(heard) if line)
+        self._heard.extend((f"video {first + i}", line) for i, lines in enumerate(heard) for line in lines)
         for i, clip in enumerate(clips):
             self.video_paths.append(str(clip.info.path))
             self._features.append(features[i : i + 1])  # type: ignore[index]
@@ -532,18 +536,19 @@ class Assistant:
         return timings
 
     def listen(self, audio: Sequence[str | os.PathLike[str] | AudioTrack]) -> dict[str, float]:
-        """Read audio files (wav, mp3, flac, ogg, ...); their speech joins the next question as subtitles.
-        All are read before any is kept. Without a speech recogniser an audio file is an InputError."""
+        """Read audio files (wav, mp3, flac, ogg, ...); their speech joins the next question as subtitles (and
+        their beeps as the sounds line, with the recogniser's ``sounds`` on). All are read before any is kept.
+        Without a speech recogniser an audio file is an InputError."""
         if self.speech is None:
             raise InputError("an audio file was given, but speech recognition is off, so the model cannot hear it")
         t0 = time.perf_counter()
         tracks = [a if isinstance(a, AudioTrack) else load_audio(a) for a in audio]
         num_frames = self.model.processor.sampling.num_frames
-        lines = [format_subtitles(self.speech(t), uniform_timestamps(t.duration, num_frames)) for t in tracks]
+        heard = [self.speech.lines(t, uniform_timestamps(t.duration, num_frames)) for t in tracks]
         first = len(self.audio_paths) + 1
         self._pending_audio.extend(range(len(self.audio_paths), len(self.audio_paths) + len(tracks)))
         self.audio_paths.extend(str(t.path) if t.path else "<samples>" for t in tracks)
-        self._heard.extend((f"audio {first + i}", line) for i, line in enumerate(lines) if line)
+        self._heard.extend((f"audio {first + i}", line) for i, lines in enumerate(heard) for line in lines)
         return {"speech": time.perf_counter() - t0}
 
     @staticmethod
@@ -553,21 +558,22 @@ class Assistant:
             return None
         return clip.sound if clip.sound is not None else load_audio(clip.info.path, missing_ok=True)
 
-    def _hear(self, sound: AudioTrack | None, frame_times: Sequence[float]) -> str:
-        """The subtitles line of a video's sound ("" without a recogniser, a track, or speech)."""
+    def _hear(self, sound: AudioTrack | None, frame_times: Sequence[float]) -> list[str]:
+        """The lines of a video's sound: subtitles, then sounds (:meth:`~gpt4video.audio.Transcriber.lines`);
+        none without a recogniser or a track."""
         if self.speech is None or sound is None:
-            return ""
-        return format_subtitles(self.speech(sound), frame_times)
+            return []
+        return self.speech.lines(sound, frame_times)
 
     def _subtitle_lines(self) -> list[str]:
-        """The subtitles heard since the last question; with several videos or audio files in the conversation,
-        each line names whose speech it is."""
+        """The subtitles and sounds lines heard since the last question; with several videos or audio files in
+        the conversation, each line names whose sound it is."""
         if len(self.video_paths) + len(self.audio_paths) > 1:
             return [name_source(line, source) for source, line in self._heard]
         return [line for _, line in self._heard]
 
     def _user_text(self, text: str) -> str:
-        """The user's text as the model reads it: the subtitles heard since the last question, then ``text``."""
+        """The user's text as the model reads it: the lines heard since the last question, then ``text``."""
         return "\n".join([*self._subtitle_lines(), text])
 
     def restore(self, history: Sequence[tuple[str, str, Sequence[str | os.PathLike[str] | VideoClip | AudioTrack]]]
@@ -619,7 +625,7 @@ class Assistant:
             except InputError:
                 self._forget_pending()
                 raise
-        if self._heard:  # the subtitles lengthen the prompt
+        if self._heard:  # the subtitles and sounds lines lengthen the prompt
             try:
                 self.model.check_prompt_length([*self.turns, Turn("user", self._user_text(request),
                                                                   videos=list(self._pending))],

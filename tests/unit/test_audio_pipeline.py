@@ -1,11 +1,12 @@
-"""Sound in a conversation: subtitles of a video's speech, audio files alone, and every bad sound case."""
+"""Sound in a conversation: subtitles of a video's speech, its beeps as the sounds line (when on), audio files
+alone, and every bad sound case."""
 
 import json
 
 import numpy as np
 import pytest
 
-from gpt4video.audio import SAMPLE_RATE, load_audio
+from gpt4video.audio import SAMPLE_RATE, SpeechConfig, Transcriber, load_audio
 from gpt4video.audio.synthesis import beep, mix, mux_audio, narrate, write_audio
 from gpt4video.cli import main
 from gpt4video.engines import GenerationParams
@@ -18,7 +19,8 @@ PARAMS = GenerationParams(max_new_tokens=2)
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    """A silent clip, the same clip speaking from 1.0 s, with a silent track, with a beep, and a corrupt one."""
+    """A silent clip, the same clip speaking from 1.0 s, with a silent track, with a beep, speaking then beeping;
+    audio files with speech, silence, a beep, and a corrupt one."""
     root = tmp_path_factory.mktemp("sound")
     frames = np.random.default_rng(0).integers(0, 255, (32, 48, 64, 3), dtype=np.uint8)
     silent = write_video(root / "silent.mp4", frames, fps=8)
@@ -27,8 +29,11 @@ def clips(tmp_path_factory):
             "speaking": mux_audio(silent, mix([(1.0, speech)], 4.0), SAMPLE_RATE, root / "speaking.mp4"),
             "quiet": mux_audio(silent, np.zeros(4 * SAMPLE_RATE, np.float32), SAMPLE_RATE, root / "quiet.mp4"),
             "beeping": mux_audio(silent, mix([(2.0, beep(880.0, 0.5))], 4.0), SAMPLE_RATE, root / "beeping.mp4"),
+            "speaking_beeping": mux_audio(silent, mix([(0.3, speech), (3.2, beep(880.0, 0.4))], 4.0), SAMPLE_RATE,
+                                          root / "speaking_beeping.mp4"),
             "speech.wav": write_audio(root / "speech.wav", mix([(0.5, speech)], 3.0)),
             "silence.flac": write_audio(root / "silence.flac", np.zeros(2 * SAMPLE_RATE, np.float32)),
+            "beep.wav": write_audio(root / "beep.wav", mix([(1.0, beep(660.0, 0.4))], 3.0)),
             "broken.wav": root / "broken.wav"}
     made["broken.wav"].write_bytes(b"RIFF" + b"\x00" * 64)
     return made
@@ -37,6 +42,12 @@ def clips(tmp_path_factory):
 @pytest.fixture
 def assistant(tiny_model, hears_red_ball):
     return Assistant(tiny_model, speech=hears_red_ball)
+
+
+@pytest.fixture
+def hears_beeps(tiny_model, hears_red_ball):
+    """An assistant whose recogniser gives the sounds line too (``SpeechConfig.sounds``)."""
+    return Assistant(tiny_model, speech=Transcriber(hears_red_ball.recognizer, sounds=True))
 
 
 def test_a_video_with_speech_gets_its_subtitles_first_in_its_turn(assistant, clips):
@@ -122,6 +133,68 @@ def test_restored_turns_carry_their_subtitles(assistant, clips):
     assert second.videos == [] and second.text.startswith("Subtitles (audio 1):") and second.text.endswith("And here?")
 
 
+# -- the sounds line (SpeechConfig.sounds) -------------------------------------------------------------
+def test_sounds_are_off_by_default():
+    assert SpeechConfig().sounds is False and SpeechConfig(sounds=True).build().sounds is True
+
+
+def test_with_sounds_on_a_beep_is_the_sounds_line_first_in_its_turn(hears_beeps, clips):
+    reply = hears_beeps.ask("When does the beep start?", [clips["beeping"]], PARAMS).consume()
+    # the 4 frames sit at 0.5, 1.5, 2.5 and 3.5 s; the beep sounds from 2.0 to 2.5 s; nothing is said
+    assert hears_beeps.turns[0].text == "Sounds: a beep (frame 3).\nWhen does the beep start?"
+    assert reply.subtitles == ["Sounds: a beep (frame 3)."]
+    assert json.loads(json.dumps(reply.output.to_dict()))["subtitles"] == reply.subtitles
+    prompt = hears_beeps.model.processor.render(hears_beeps.turns)
+    assert prompt.index("[4 video tokens]") < prompt.index("Sounds:") < prompt.index("When does the beep start?")
+
+
+def test_with_sounds_on_the_sounds_line_follows_its_videos_subtitles(hears_beeps, clips):
+    reply = hears_beeps.ask("What happens?", [clips["speaking_beeping"]], PARAMS).consume()
+    # speech from 0.3 to about 1.5 s, the beep from 3.2 to 3.6 s
+    assert hears_beeps.turns[0].text.split("\n") == ['Subtitles: "the red ball" (frames 1-2).',
+                                                      "Sounds: a beep (frame 4).", "What happens?"]
+    assert reply.subtitles == hears_beeps.turns[0].text.split("\n")[:2]
+
+
+@pytest.mark.parametrize("clip", ["silent", "quiet", "speaking"])
+def test_with_sounds_on_a_track_without_a_beep_has_no_sounds_line(hears_beeps, clips, clip):
+    reply = hears_beeps.ask("What is heard?", [clips[clip]], PARAMS).consume()
+    assert not any(line.startswith("Sounds") for line in reply.subtitles)
+    assert hears_beeps.turns[0].text == "\n".join([*reply.subtitles, "What is heard?"])
+
+
+@pytest.mark.parametrize(("clip", "lines"), [("beeping", []),
+                                             ("speaking_beeping", ['Subtitles: "the red ball" (frames 1-2).'])])
+def test_with_sounds_off_a_beep_gives_no_line(assistant, clips, clip, lines):
+    assert assistant.speech.sounds is False
+    reply = assistant.ask("What is heard?", [clips[clip]], PARAMS).consume()
+    assert reply.subtitles == lines and assistant.turns[0].text == "\n".join([*lines, "What is heard?"])
+
+
+def test_with_sounds_on_a_beep_in_an_audio_file_is_heard(hears_beeps, clips):
+    reply = hears_beeps.ask("When does the beep start?", audio=[clips["beep.wav"]], params=PARAMS).consume()
+    # an audio file alone: its 3 s are timed to 4 points (0.375, 1.125, 1.875, 2.625 s); the beep is 1.0-1.4 s
+    assert reply.subtitles == ["Sounds: a beep (frame 2)."] and reply.input_videos == []
+    assert hears_beeps.turns[0].text == "Sounds: a beep (frame 2).\nWhen does the beep start?"
+
+
+def test_with_sounds_on_each_line_names_its_source(hears_beeps, clips):
+    reply = hears_beeps.ask("Which beeps?", [clips["beeping"], clips["silent"], clips["speaking_beeping"]],
+                            PARAMS).consume()
+    *lines, question = hears_beeps.turns[0].text.split("\n")
+    assert question == "Which beeps?" and reply.subtitles == lines
+    assert lines == ["Sounds (video 1): a beep (frame 3).", 'Subtitles (video 3): "the red ball" (frames 1-2).',
+                     "Sounds (video 3): a beep (frame 4)."]
+    hears_beeps.ask("And this?", audio=[clips["beep.wav"]], params=PARAMS).consume()
+    assert hears_beeps.turns[2].text == "Sounds (audio 1): a beep (frame 2).\nAnd this?"
+
+
+def test_without_a_recogniser_a_beep_is_not_heard(tiny_model, clips):
+    deaf = Assistant(tiny_model)
+    reply = deaf.ask("When does the beep start?", [clips["beeping"]], PARAMS).consume()
+    assert reply.subtitles == [] and deaf.turns[0].text == "When does the beep start?"
+
+
 # -- the command line ------------------------------------------------------------------------------
 def run(argv, capsys):
     code = main(argv)
@@ -148,6 +221,17 @@ def test_chat_turns_subtitles_off(tiny_saved_model_dir, clips, capsys):
     code, out, err = run(["chat", "--model", str(tiny_saved_model_dir), "--audio", str(clips["speech.wav"]),
                           "--prompt", "What is said?", "--no-subtitles"], capsys)
     assert code == 2 and err.count("\n") == 1 and "--no-subtitles" in err
+
+
+def test_chat_gives_beeps_as_the_sounds_line_when_asked(tiny_saved_model_dir, clips, capsys):
+    base = ["chat", "--model", str(tiny_saved_model_dir), "--audio", str(clips["beep.wav"]), "--prompt",
+            "When does the beep start?", "--max-new-tokens", "2", "--json", "--no-safety"]
+    code, out, err = run([*base, "--sounds"], capsys)
+    assert code == 0, err
+    assert [line.split(" (")[0] for line in json.loads(out)["subtitles"]] == ["Sounds: a beep"]
+    code, out, err = run([*base, "--no-sounds"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["subtitles"] == []
 
 
 def test_chat_names_a_broken_audio_file(tiny_saved_model_dir, clips, capsys):

@@ -293,7 +293,8 @@ def test_one_truth_two_readers(tmp_path, fake_assistant):
         answers[(row["question"], video)] = (row["answer"] if k % 2 == 0 else "nothing") if k % 3 else \
             f"The answer is {row['answer']}."
     synthetic = evaluate_split(None, split, answer_fn=lambda q, v, h=(): answers[(q, v[0])], phrasing="train",
-                               max_captions=0, max_generation=0, max_images=0, max_narration=0, progress=False)
+                               max_captions=0, max_generation=0, max_images=0, max_narration=0, max_sounds=0,
+                               progress=False)
 
     bench = tmp_path / "msvd"
     write_json(bench / "test_q.json", [{"video_name": row["video"].rsplit("/", 1)[1].rsplit(".", 1)[0],

@@ -161,7 +161,8 @@ def oracle(split):
           for name in ("qa.jsonl", "qa_heldout.jsonl") if (split / name).is_file()
           for r in map(json.loads, open(split / name))}
     qa.update({(r["turns"][0]["text"], str(split / r["video"])): r["turns"][1]["text"]
-               for name in ("narration_qa.jsonl", "narration_qa_heldout.jsonl") if (split / name).is_file()
+               for name in ("narration_qa.jsonl", "narration_qa_heldout.jsonl", "sound_qa.jsonl")
+               if (split / name).is_file()
                for r in map(json.loads, open(split / name))})
     caps = {str(split / r["video"]): r["caption"] for r in map(json.loads, open(split / "captions.jsonl"))}
     replies = {}
@@ -349,9 +350,11 @@ def test_evaluate_split_on_a_rendered_split(tmp_path):
     for task in ("images", "images_heldout"):  # the data's own replies draw exactly what was asked
         g = r[task]
         assert g["positives"] > 0 and g["content_right"] == g["tp"] == g["positives"] and g["no_image"] == g["negatives"]
-    for task in ("narration", "narration_heldout"):
+    for task in ("narration", "narration_heldout", "sounds"):
         assert r[task]["accuracy"] == 1.0
-    assert "| measure | in-template | out-of-template |" in format_markdown(r)
+    assert "sounds_heldout" not in r and r["counts"]["sounds"] == 12  # one file, in-template only
+    md = format_markdown(r)
+    assert "| measure | in-template | out-of-template |" in md and "## Beeps (the sounds line)" in md
     with pytest.raises(InputError, match="not found"):
         evaluate_split(fn, tmp_path / "nope", progress=False)
 
@@ -365,13 +368,128 @@ def test_evaluate_split_with_a_tiny_model(tmp_path, tiny_model_config):
     split = build_split(tmp_path, "test", 2, width=64, height=64, num_frames=8, progress=False)
     model = GPT4Video.from_config(tiny_model_config)
     r = evaluate_split(model, split, max_qa=2, max_captions=1, max_generation=2, max_images=2, max_narration=1,
-                       params=GenerationParams(max_new_tokens=3), tokenizer="simple", meteor=False, progress=False)
+                       max_sounds=1, params=GenerationParams(max_new_tokens=3), tokenizer="simple", meteor=False,
+                       progress=False)
     # Both columns by default: in-template and out-of-template (the held-out files of a test split).
-    assert r["counts"] == {"qa": 2, "captioning": 1, "generation": 2, "images": 2, "narration": 1, "qa_heldout": 2,
-                           "generation_heldout": 2, "images_heldout": 2, "narration_heldout": 1, "answers": 15,
-                           "errors": 0}
+    assert r["counts"] == {"qa": 2, "captioning": 1, "generation": 2, "images": 2, "narration": 1, "sounds": 1,
+                           "qa_heldout": 2, "generation_heldout": 2, "images_heldout": 2, "narration_heldout": 1,
+                           "answers": 16, "errors": 0}
     assert r["model"] == {"source": "", "trained": False}
     assert all(isinstance(e["prediction"], str) for e in r["qa"]["examples"])
+
+
+# -- beeps (sound_qa.jsonl) ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sound_split(tmp_path_factory):
+    """A rendered split with every kind of beep question (the first clip without a beep asked when it starts is
+    the 20th of the test split's seeds)."""
+    from gpt4video.data.synthetic import build_split
+
+    return build_split(tmp_path_factory.mktemp("sounds"), "test", 20, width=64, height=64, num_frames=8,
+                       progress=False)
+
+
+def _sounds_only(answer, split, **kwargs):
+    return evaluate_split(answer, split, max_qa=0, max_captions=0, max_generation=0, max_images=0, max_narration=0,
+                          progress=False, **kwargs)
+
+
+def test_beep_questions_by_kind_with_an_oracle(sound_split):
+    fn = oracle(sound_split)
+    r = _sounds_only(fn, sound_split)
+    s = r["sounds"]
+    rows = [json.loads(line) for line in open(sound_split / "sound_qa.jsonl")]
+    assert list(s["by_kind"]) == ["when", "no_beep", "whether", "picture"]  # every kind, in report order
+    assert (s["n"], s["right"], s["accuracy"]) == (len(rows), len(rows), 1.0) and r["counts"]["sounds"] == 20
+    assert all(c["accuracy"] == 1.0 and c["right"] == c["n"] > 0 for c in s["by_kind"].values())
+    # The kind comes from the row: a beep's start for "when", no beep and its reply for "no_beep".
+    assert s["by_kind"]["when"]["n"] == sum(r["sound"] is not None and r["turns"][1]["text"].startswith("The beep")
+                                            for r in rows)
+    assert s["by_kind"]["no_beep"]["n"] == sum(r["turns"][1]["text"] == "There is no beep in this video."
+                                               for r in rows)
+    # Asked with the sounds line as the data gives it, and the clip.
+    asked = [(q, v) for q, v in fn.asked if q in {row["turns"][0]["text"] for row in rows}]
+    assert len(asked) == 20 and all(len(v) == 1 and v[0].startswith(str(sound_split)) for _, v in asked)
+    assert any(q.startswith("Sounds: a beep (frame") for q, _ in asked)
+    assert {"question", "gold", "prediction"} <= set(s["examples"][0])
+    # In-template only: "both" runs it once, "heldout" does not ask it.
+    assert "sounds_heldout" not in r and r["settings"]["max_sounds"] is None
+    assert "not asked for" in _sounds_only(fn, sound_split, phrasing="heldout")["sounds"]["skipped"]
+    md = format_markdown(r)
+    assert "## Beeps (the sounds line)" in md
+    assert f"| when does the beep start? (names the right frame) | {s['by_kind']['when']['n']} | " in md
+    assert "| **overall** | 20 | 20 | 100.0% |" in md
+
+
+def test_a_beep_at_the_wrong_frame_is_wrong(sound_split):
+    import re
+
+    from gpt4video.data.synthetic.sounds import beep_reply
+
+    fn = oracle(sound_split)
+
+    def answer(question, videos, history=()):
+        reply = fn(question, videos, history)
+        frame = re.fullmatch(r"The beep starts at frame (\d+)\.", reply)
+        if frame:  # one frame late
+            return beep_reply(int(frame.group(1)) + 1)
+        if reply == "There is no beep in this video.":
+            return "there is NO beep in this video"  # normalised: still right
+        return {"Yes.": "yes", "No.": "Yes, there is."}.get(reply, reply)
+
+    s = _sounds_only(answer, sound_split)["sounds"]["by_kind"]
+    assert s["when"]["right"] == 0 and s["when"]["n"] > 0
+    assert s["no_beep"]["accuracy"] == 1.0 and s["picture"]["accuracy"] == 1.0
+    rows = [json.loads(line) for line in open(sound_split / "sound_qa.jsonl")]
+    assert s["whether"]["right"] == sum(r["turns"][1]["text"] == "Yes." for r in rows) < s["whether"]["n"]
+
+
+def test_max_sounds_limits_and_zero_skips(sound_split):
+    fn = oracle(sound_split)
+    r = _sounds_only(fn, sound_split, max_sounds=0)
+    assert r["sounds"] == {"skipped": "switched off (limit 0)"} and "sounds" not in r["counts"]
+    assert "## Beeps" not in format_markdown(r)
+    three = _sounds_only(fn, sound_split, max_sounds=3)
+    assert three["sounds"]["n"] == 3 and three["settings"]["max_sounds"] == 3
+
+
+def test_a_split_made_before_the_beeps_skips_them(split_dir, tmp_path):
+    r = evaluate_split(oracle(split_dir), split_dir, max_captions=0, progress=False)
+    assert "sound_qa.jsonl not found" in r["sounds"]["skipped"] and "gpt4video data synthetic" in r["sounds"]["skipped"]
+    assert "sounds" not in r["counts"] and r["qa"]["overall"]["accuracy_exact"] == 1.0
+    assert "## Beeps" not in format_markdown(r)
+    json_path, _ = write_report(r, tmp_path / "report")
+    assert "skipped" in json.loads(json_path.read_text())["sounds"]
+
+
+def test_a_beep_reply_that_disagrees_with_its_row_is_an_input_error(split_dir):
+    row = {"video": "clips/0.mp4", "sound": None, "turns": [
+        {"role": "user", "text": "When does the beep start?", "videos": [0]},
+        {"role": "assistant", "text": "The beep starts at frame 2."}]}
+    (split_dir / "sound_qa.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(InputError, match="sound_qa.jsonl row 1: .*does not agree"):
+        evaluate_split(lambda q, v, h=(): "", split_dir, max_qa=0, max_captions=0, max_generation=0,
+                       progress=False)
+
+
+def test_eval_command_passes_max_sounds(split_dir, monkeypatch, capsys):
+    import gpt4video.evaluation
+    import gpt4video.modeling
+    import gpt4video.pipeline
+    from gpt4video.cli import main
+
+    seen = {}
+
+    class Stub:
+        notes = ()
+
+    monkeypatch.setattr(gpt4video.modeling, "resolve_config", lambda model: None)
+    monkeypatch.setattr(gpt4video.pipeline.Assistant, "from_pretrained", lambda *a, **k: Stub())
+    monkeypatch.setattr(gpt4video.evaluation, "evaluate_split", lambda *a, **k: seen.update(k) or {"ok": True})
+    assert main(["eval", "--split-dir", str(split_dir), "--max-sounds", "7", "--json", "--no-progress"]) == 0
+    assert seen["max_sounds"] == 7 and seen["max_narration"] is None
+    assert json.loads(capsys.readouterr().out) == {"ok": True}
+    assert main(["eval", "--split-dir", str(split_dir), "--json", "--no-progress"]) == 0 and seen["max_sounds"] is None
 
 
 def test_assistant_restore_rejects_an_unknown_role(tiny_model_config):

@@ -524,6 +524,7 @@ def test_the_evaluation_runs_on_it(checkpoint, tmp_path):
     split = build_split(tmp_path, "test", 2, width=64, height=64, num_frames=8, progress=False)
     model = VideoLLM.from_config(config_for(checkpoint))
     r = evaluate_split(model, split, max_qa=2, max_captions=1, max_generation=2, max_images=2, max_narration=1,
-                       params=GenerationParams(max_new_tokens=3), tokenizer="simple", meteor=False, progress=False)
-    assert r["counts"]["answers"] == 15 and r["counts"]["errors"] == 0
+                       max_sounds=1, params=GenerationParams(max_new_tokens=3), tokenizer="simple", meteor=False,
+                       progress=False)
+    assert r["counts"]["answers"] == 16 and r["counts"]["errors"] == 0
     assert all(isinstance(e["prediction"], str) for e in r["qa"]["examples"])

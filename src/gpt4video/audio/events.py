@@ -14,8 +14,9 @@ frame the tonal test misses) is bridged: speech's 0.3 s bridge joins the scatter
 speech into false beeps (about half of 200 eSpeak sentences, against 0-3 with one frame; ``bench/beeps.py``).
 And a region is not padded, so its start is the tone's onset (to within a frame, 30 ms).
 
-Training data builds the line with :func:`format_sounds` (:mod:`gpt4video.data.synthetic.sounds`); nothing
-adds it at inference yet, as the shipped weights were never trained on it.
+Training data builds the line with :func:`format_sounds` (:mod:`gpt4video.data.synthetic.sounds`); at
+inference :meth:`gpt4video.audio.Transcriber.lines` adds it when ``SpeechConfig.sounds`` is on (off by default,
+as the shipped weights were never trained on it).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ Two recognisers behind one call, ``recognizer.transcribe(samples_16k) -> str``:
 
 :class:`Transcriber` joins them: ``Transcriber(recognizer)(track) -> [SpeechSegment]``; segments are
 timed in seconds from the track's start, ready for :func:`~gpt4video.audio.format_subtitles`.
+``transcriber.lines(track, frame_times)`` is everything a track gives the model: its subtitles line and, with
+``sounds`` on, its sounds line (:mod:`gpt4video.audio.events`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import numpy as np
 from gpt4video.errors import ConfigError, InputError, ModelLoadError
 
 from .decode import SAMPLE_RATE, AudioTrack, resample
-from .subtitles import SpeechSegment
+from .events import format_sounds, tone_regions
+from .subtitles import SpeechSegment, format_subtitles
 from .vad import VoiceActivity, speech_regions
 
 __all__ = ["RECOGNIZERS", "PocketSphinxRecognizer", "SpeechConfig", "SpeechRecognizer", "Transcriber",
@@ -130,7 +133,10 @@ class SpeechConfig:
     ``recognizer``: ``pocketsphinx`` (offline, packaged model), ``whisper`` (``model``: a hub id or
     directory, e.g. ``openai/whisper-small``) or ``none`` (no subtitles). ``vocabulary``: words that
     can be said (pocketsphinx only). ``max_segment_seconds``: longer voiced stretches are cut into
-    pieces of this length (Whisper reads 30 s at a time).
+    pieces of this length (Whisper reads 30 s at a time). ``sounds``: beeps and other steady tones are given
+    as the sounds line too (``Sounds: a beep (frames 2-3).``, :mod:`gpt4video.audio.events`), after the
+    subtitles line of the same video or audio file. Off by default: the models that read that line are the
+    ones trained on ``sound_qa`` rows, and the shipped weights are not (yet).
     """
 
     recognizer: str = "pocketsphinx"
@@ -140,6 +146,7 @@ class SpeechConfig:
     dtype: str = "float32"
     max_segment_seconds: float = 20.0
     voice_activity: VoiceActivity = field(default_factory=VoiceActivity)
+    sounds: bool = False
 
     def build(self) -> Transcriber | None:
         """The transcriber these settings describe (None for ``recognizer: none``)."""
@@ -153,24 +160,45 @@ class SpeechConfig:
             recognizer = WhisperRecognizer.from_pretrained(self.model, device=self.device, dtype=self.dtype)
         else:
             raise ConfigError(f"speech recogniser must be one of {', '.join(RECOGNIZERS)} or none, got {self.recognizer!r}")
-        return Transcriber(recognizer, self.voice_activity, self.max_segment_seconds)
+        return Transcriber(recognizer, self.voice_activity, self.max_segment_seconds, sounds=self.sounds)
 
 
 class Transcriber:
-    """A track → its speech segments: voiced stretches (VAD) each read by the recogniser."""
+    """A track → its speech segments: voiced stretches (VAD) each read by the recogniser.
+
+    ``sounds``: :meth:`lines` gives the track's beeps too, as the sounds line (see :class:`SpeechConfig`)."""
 
     def __init__(self, recognizer: SpeechRecognizer, voice_activity: VoiceActivity = VoiceActivity(),
-                 max_segment_seconds: float = 20.0) -> None:
+                 max_segment_seconds: float = 20.0, *, sounds: bool = False) -> None:
         if max_segment_seconds <= 0:
             raise ConfigError(f"max_segment_seconds must be > 0, got {max_segment_seconds}")
         self.recognizer = recognizer
         self.voice_activity = voice_activity
         self.max_segment_seconds = max_segment_seconds
+        self.sounds = sounds
 
     def __call__(self, track: AudioTrack) -> list[SpeechSegment]:
+        return self._segments(self._samples(track))
+
+    def lines(self, track: AudioTrack, frame_times: Sequence[float]) -> list[str]:
+        """The lines ``track`` gives the model, timed to ``frame_times`` (seconds of the sampled frames): its
+        subtitles line if anything is said, then, with ``sounds`` on, its sounds line if anything beeps.
+        ``[]`` for neither. The caller names their source (:func:`~gpt4video.audio.name_source`)."""
+        samples = self._samples(track)
+        lines = [format_subtitles(self._segments(samples), frame_times)]
+        if self.sounds:
+            lines.append(format_sounds(tone_regions(samples, SAMPLE_RATE, self.voice_activity), frame_times))
+        return [line for line in lines if line]
+
+    @staticmethod
+    def _samples(track: AudioTrack) -> np.ndarray:
+        """``track``'s samples at the recogniser's rate (16 kHz)."""
         if track.samples.ndim != 1:
             raise InputError(f"a sound track must be mono samples (S,), got shape {track.samples.shape}")
-        samples = resample(track.samples, track.sample_rate, SAMPLE_RATE)
+        return resample(track.samples, track.sample_rate, SAMPLE_RATE)
+
+    def _segments(self, samples: np.ndarray) -> list[SpeechSegment]:
+        """The speech segments of ``samples`` (mono, 16 kHz)."""
         segments = []
         for start, end in speech_regions(samples, SAMPLE_RATE, self.voice_activity):
             piece_start = start

@@ -2,8 +2,8 @@
 whether the model writes a video prompt exactly when asked for a new video, and the right one.
 
 Three tasks, each read from the split directory (video paths in its files are relative to it), and the
-picture-request and narrated-clip tasks of :mod:`.synthetic_media`. All but captioning are evaluated
-twice, side by side (``phrasing``):
+picture-request, narrated-clip and beep tasks of :mod:`.synthetic_media`. All but captioning and beeps
+(``sound_qa.jsonl``, which has no held-out file) are evaluated twice, side by side (``phrasing``):
 
 - **in-template**: ``qa.jsonl`` and ``dialogues.jsonl``, worded by the training template families
   (:mod:`gpt4video.data.phrasing`; the ones the training splits use);
@@ -82,6 +82,8 @@ from .synthetic_media import (
     measure_table,
     narration_items,
     narration_scores,
+    sound_items,
+    sound_scores,
 )
 
 __all__ = [
@@ -447,15 +449,16 @@ def _generation_items(split: Path, limit: int | None, name: str = "dialogues.jso
 # The evaluation
 
 
-#: Each task's file. The "_heldout" tasks are the out-of-template versions of the others.
+#: Each task's file. The "_heldout" tasks are the out-of-template versions of the others ("captioning" and
+#: "sounds" have none).
 _TASK_FILES = {"qa": "qa.jsonl", "captioning": "captions.jsonl", "generation": "dialogues.jsonl",
-               "images": "image_requests.jsonl", "narration": "narration_qa.jsonl",
+               "images": "image_requests.jsonl", "narration": "narration_qa.jsonl", "sounds": "sound_qa.jsonl",
                "qa_heldout": "qa_heldout.jsonl", "generation_heldout": "dialogues_heldout.jsonl",
                "images_heldout": "image_requests_heldout.jsonl", "narration_heldout": "narration_qa_heldout.jsonl"}
 #: The tasks each ``phrasing`` of evaluate_split runs.
 PHRASING_TASKS: dict[str, tuple[str, ...]] = {
     "both": tuple(_TASK_FILES),
-    "train": ("qa", "captioning", "generation", "images", "narration"),
+    "train": ("qa", "captioning", "generation", "images", "narration", "sounds"),
     "heldout": ("qa_heldout", "generation_heldout", "images_heldout", "narration_heldout"),
 }
 
@@ -510,6 +513,7 @@ def evaluate_split(
     max_generation: int | None = None,
     max_images: int | None = None,
     max_narration: int | None = None,
+    max_sounds: int | None = None,
     params: Any = None,
     answer_fn: AnswerFn | None = None,
     tokenizer: str = "auto",
@@ -524,16 +528,17 @@ def evaluate_split(
     None). ``max_*``: at most that many items of each task, evenly spread over its file (0 skips the
     task); ``max_qa`` and ``max_generation`` count in-template and out-of-template separately, and since the
     held-out files follow their in-template ones row for row, both columns ask about the same clips.
-    ``phrasing``: "both" (default), "train" (in-template QA and generation, and captioning) or "heldout"
+    ``phrasing``: "both" (default), "train" (in-template QA and generation, and captioning and beeps) or "heldout"
     (out-of-template only). ``params``: GenerationParams for every answer. A task whose file is missing is
     skipped, and the results say so. A question whose video cannot be read counts as wrong and is listed
     under ``errors``.
 
-    ``max_images`` and ``max_narration`` limit the picture-request and narrated-clip tasks
-    (:mod:`.synthetic_media`) the same way.
+    ``max_images``, ``max_narration`` and ``max_sounds`` limit the picture-request, narrated-clip and beep
+    tasks (:mod:`.synthetic_media`) the same way. A split made before ``sound_qa.jsonl`` has its beep task
+    skipped.
 
-    Returns a JSON-ready dict: ``qa``, ``captioning``, ``generation``, ``images``, ``narration`` and their
-    out-of-template versions ``qa_heldout``, ``generation_heldout``, ``images_heldout``,
+    Returns a JSON-ready dict: ``qa``, ``captioning``, ``generation``, ``images``, ``narration``, ``sounds``
+    and the out-of-template versions ``qa_heldout``, ``generation_heldout``, ``images_heldout``,
     ``narration_heldout`` (each with its ``examples``), ``counts``, ``errors``,
     ``elapsed_seconds`` (total and per task), ``model``, ``settings`` and ``split_dir``.
     """
@@ -564,7 +569,8 @@ def evaluate_split(
                "generation_heldout": (_generation_items, max_generation),
                **{task: (functools.partial(image_items, **media), max_images) for task in ("images", "images_heldout")},
                **{task: (functools.partial(narration_items, **media), max_narration)
-                  for task in ("narration", "narration_heldout")}}
+                  for task in ("narration", "narration_heldout")},
+               "sounds": (functools.partial(sound_items, **media), max_sounds)}
     tasks: dict[str, list[_Item]] = {}
     skipped: dict[str, str] = {}
     for task, (load, limit) in loaders.items():
@@ -573,7 +579,9 @@ def evaluate_split(
         elif not (split / _TASK_FILES[task]).is_file():
             skipped[task] = f"{_TASK_FILES[task]} not found" + (
                 " (a split made before the template families, or a training split: remake it with "
-                "`gpt4video data synthetic`)" if task.endswith("_heldout") else "")
+                "`gpt4video data synthetic`)" if task.endswith("_heldout") else
+                " (a split made before the beeps: remake it with `gpt4video data synthetic`)" if task == "sounds"
+                else "")
         elif limit is not None and limit <= 0:
             skipped[task] = "switched off (limit 0)"
         else:
@@ -601,7 +609,7 @@ def evaluate_split(
         "model": info,
         "settings": {
             "max_qa": max_qa, "max_captions": max_captions, "max_generation": max_generation,
-            "max_images": max_images, "max_narration": max_narration, "phrasing": phrasing,
+            "max_images": max_images, "max_narration": max_narration, "max_sounds": max_sounds, "phrasing": phrasing,
             "generation_params": dataclasses.asdict(params) if dataclasses.is_dataclass(params) else None,
         },
         **{task: {"skipped": skipped[task]} if task in skipped else {} for task in _TASK_FILES},
@@ -635,6 +643,9 @@ def evaluate_split(
         if task in tasks:
             results[task] = narration_scores(tasks[task])
             results[task]["examples"] = [_example(i) for i in tasks[task][:_MAX_EXAMPLES]]
+    if "sounds" in tasks:
+        results["sounds"] = sound_scores(tasks["sounds"])
+        results["sounds"]["examples"] = [_example(i) for i in tasks["sounds"][:_MAX_EXAMPLES]]
     elapsed["metrics"] = time.perf_counter() - t_metrics
     results["counts"] = {**{t: len(v) for t, v in tasks.items()}, "answers": total, "errors": len(errors)}
     results["errors"] = errors[:_MAX_ERRORS]

@@ -10,12 +10,19 @@
   whose speech is given as the subtitles line (:mod:`gpt4video.audio.subtitles`). By kind: *speech* (what
   is said; right when the reply contains every spoken word in order), *silent* (no subtitles; right when
   the reply says nothing is said) and *picture* (an ordinary question beside the subtitles; exact match).
+- **Beeps** (``sound_qa.jsonl``; in-template only, no held-out file is written): questions asked with a clip
+  whose beep is given as the sounds line (:mod:`gpt4video.data.synthetic.sounds`). The kind comes from the
+  row (its ``sound`` and its reply), never from the question's wording: *when* (when does the beep start; right
+  when the normalised reply equals the data's, so names the right frame), *no_beep* (the same question about a
+  clip without a beep or a sounds line; right when the reply says there is no beep), *whether* (is there a
+  beep; yes or no, :func:`answers_match`) and *picture* (an ordinary question beside the sounds line; exact
+  match).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +32,12 @@ from gpt4video.data.phrasing import normalize
 from gpt4video.data.synthetic.grading import answers_match
 from gpt4video.data.synthetic.narration import NO_SPEECH_REPLY
 from gpt4video.data.synthetic.prompts import parse_prompt
+from gpt4video.data.synthetic.sounds import NO_BEEP_REPLY, beep_reply
 from gpt4video.errors import InputError
 from gpt4video.jsonl import read_jsonl
 
 __all__ = ["first_image_prompt", "format_media_markdown", "image_items", "image_scores", "measure_table",
-           "narration_items", "narration_scores"]
+           "narration_items", "narration_scores", "sound_items", "sound_scores"]
 
 _IMAGE_PROMPT = re.compile(r"<image_prompt>(.*?)</image_prompt>", re.DOTALL)
 
@@ -116,15 +124,18 @@ def image_scores(items: Sequence[Any], *, size: int = 128) -> dict[str, Any]:
     return scores
 
 
+def _question_rows(file: Path, what: str) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], str]]:
+    """Each row of a one-question file (narration, sounds): where it is, the row, its user turn and the reply."""
+    for i, row in enumerate(read_jsonl(file, what=what)):
+        where = f"{file} row {i + 1}"
+        yield where, row, _first_user_turn(row, where), row["turns"][1].get("text", "")
+
+
 def narration_items(split: Path, limit: int | None, name: str, make_item: Callable[..., Any],
                     spread: Callable[[list, int | None], list], path_of: Callable[[Path, Any, str], str]) -> list[Any]:
     """The questions of ``name``, each with its clip; ``meta["kind"]`` is speech, silent or picture."""
-    file = split / name
     items = []
-    for i, row in enumerate(read_jsonl(file, what="narration row")):
-        where = f"{file} row {i + 1}"
-        turn = _first_user_turn(row, where)
-        reply = row["turns"][1].get("text", "")
+    for where, row, turn, reply in _question_rows(split / name, "narration row"):
         narration = row.get("narration")
         if narration is None:
             kind, gold = "silent", reply
@@ -141,24 +152,78 @@ def _says_all_words(prediction: str, words: str) -> bool:
     return f" {normalize(words)} " in f" {normalize(prediction)} "
 
 
-def narration_scores(items: Sequence[Any]) -> dict[str, Any]:
-    """Accuracy per kind of narrated-clip question and overall (see the module docstring)."""
+def _scores_by_kind(items: Sequence[Any], is_right: Callable[[Any], bool],
+                    order: Sequence[str] | None = None) -> dict[str, Any]:
+    """Accuracy per ``meta["kind"]`` (in ``order``, else alphabetical) and overall, ``is_right`` judging an item."""
     by_kind: dict[str, dict[str, Any]] = {}
     for item in items:
-        kind = item.meta["kind"]
-        if kind == "speech":
-            right = _says_all_words(item.prediction, item.gold)
-        elif kind == "silent":
-            right = normalize(item.prediction) == normalize(NO_SPEECH_REPLY)
-        else:
-            right = answers_match(item.prediction, str(item.gold))
-        cell = by_kind.setdefault(kind, {"n": 0, "right": 0})
+        cell = by_kind.setdefault(item.meta["kind"], {"n": 0, "right": 0})
         cell["n"] += 1
-        cell["right"] += int(right)
+        cell["right"] += int(is_right(item))
     for cell in by_kind.values():
         cell["accuracy"] = cell["right"] / cell["n"]
+    kinds = sorted(by_kind, key=list(order).index) if order is not None else sorted(by_kind)
     n, right = sum(c["n"] for c in by_kind.values()), sum(c["right"] for c in by_kind.values())
-    return {"by_kind": dict(sorted(by_kind.items())), "n": n, "right": right, "accuracy": right / n if n else None}
+    return {"by_kind": {k: by_kind[k] for k in kinds}, "n": n, "right": right, "accuracy": right / n if n else None}
+
+
+def narration_scores(items: Sequence[Any]) -> dict[str, Any]:
+    """Accuracy per kind of narrated-clip question and overall (see the module docstring)."""
+    def is_right(item: Any) -> bool:
+        if item.meta["kind"] == "speech":
+            return _says_all_words(item.prediction, item.gold)
+        if item.meta["kind"] == "silent":
+            return normalize(item.prediction) == normalize(NO_SPEECH_REPLY)
+        return answers_match(item.prediction, str(item.gold))
+
+    return _scores_by_kind(items, is_right)
+
+
+#: The kinds of beep question, in report order, each with its label in the report.
+SOUND_KINDS = (("when", "when does the beep start? (names the right frame)"),
+               ("no_beep", "when, on a clip without a beep: says there is none"),
+               ("whether", "is there a beep? (yes or no)"),
+               ("picture", "an ordinary question beside the sounds line (exact)"))
+#: beep_reply(N) for any frame N.
+_BEEP_REPLY = re.compile(re.escape(beep_reply(0)).replace("0", r"\d+"))
+
+
+def _sound_kind(sound: Any, reply: str, where: str) -> str:
+    """The kind of a ``sound_qa.jsonl`` row from its ``sound`` (the beep, or None) and its reply; InputError
+    when the two disagree (a beep's start, or "Yes.", for a row without a beep, or the other way round)."""
+    if _BEEP_REPLY.fullmatch(reply):
+        kind, beeps = "when", True
+    elif reply == NO_BEEP_REPLY:
+        kind, beeps = "no_beep", False
+    elif reply in ("Yes.", "No."):
+        kind, beeps = "whether", reply == "Yes."
+    else:
+        return "picture"
+    if beeps != (sound is not None):
+        raise InputError(f"{where}: the reply {reply!r} does not agree with the row's sound ({sound!r})")
+    return kind
+
+
+def sound_items(split: Path, limit: int | None, name: str, make_item: Callable[..., Any],
+                spread: Callable[[list, int | None], list], path_of: Callable[[Path, Any, str], str]) -> list[Any]:
+    """The questions of ``name``, each with its clip; ``meta["kind"]`` is when, no_beep, whether or picture
+    (from the row's ``sound`` and reply), and the gold answer is the data's reply."""
+    items = []
+    for where, row, turn, reply in _question_rows(split / name, "sound row"):
+        kind = _sound_kind(row.get("sound"), reply, where)
+        items.append(make_item("sounds", turn["text"], [path_of(split, row.get("video"), where)], reply,
+                               {"kind": kind}))
+    return spread(items, limit)
+
+
+def sound_scores(items: Sequence[Any]) -> dict[str, Any]:
+    """Accuracy per kind of beep question and overall (see the module docstring)."""
+    def is_right(item: Any) -> bool:
+        if item.meta["kind"] in ("when", "no_beep"):
+            return normalize(item.prediction) == normalize(str(item.gold))
+        return answers_match(item.prediction, str(item.gold))
+
+    return _scores_by_kind(items, is_right, [k for k, _ in SOUND_KINDS])
 
 
 def measure_table(inside: dict[str, Any], outside: dict[str, Any], rows: Sequence[tuple[str, str, str, str]],
@@ -173,7 +238,8 @@ def measure_table(inside: dict[str, Any], outside: dict[str, Any], rows: Sequenc
 
 
 def format_media_markdown(results: dict[str, Any], pct: Callable[[Any], str]) -> list[str]:
-    """The report's sections for pictures and narrated clips (lines), in-template beside out-of-template."""
+    """The report's sections for pictures and narrated clips (lines), in-template beside out-of-template, and
+    for beeps (in-template only)."""
     lines: list[str] = []
     img, img_out = results.get("images", {}), results.get("images_heldout", {})
     if not ("skipped" in img and "skipped" in img_out) and (img or img_out):
@@ -200,4 +266,14 @@ def format_media_markdown(results: dict[str, Any], pct: Callable[[Any], str]) ->
                          f"{pct(b.get('accuracy'))} |")
         lines += [f"| **overall** | {nar.get('n', 0)} / {nar_out.get('n', 0)} | {pct(nar.get('accuracy'))} | "
                   f"{pct(nar_out.get('accuracy'))} |", ""]
+    snd = results.get("sounds", {})
+    if snd and "skipped" not in snd:
+        lines += ["## Beeps (the sounds line)", "", "| question | n | right | accuracy |",
+                  "| --- | ---: | ---: | ---: |"]
+        for kind, label in SOUND_KINDS:
+            c = snd.get("by_kind", {}).get(kind, {})
+            lines.append(f"| {label} | {c.get('n', 0)} | {c.get('right', 0)} | {pct(c.get('accuracy'))} |")
+        lines += [f"| **overall** | {snd.get('n', 0)} | {snd.get('right', 0)} | {pct(snd.get('accuracy'))} |", "",
+                  "In-template only (`sound_qa.jsonl`; no held-out file is written). The beep is given as the "
+                  "sounds line (\"Sounds: a beep (frame 3).\"), as training gives it, never as sound.", ""]
     return lines
