@@ -70,20 +70,24 @@ def _rows(count: int, num_frames: int = 4) -> list[tuple[object, dict]]:
 
 @pytest.mark.parametrize("num_frames", [4, 8])
 def test_sound_rows_answer_from_the_sounds_line(num_frames):
-    kinds = set()
+    kinds, narrated = set(), 0
     for scene, row in _rows(40, num_frames):
         user, reply = row["turns"]
         assert set(row) == {"video", "turns", "sound"} and user["videos"] == [0] and reply["role"] == "assistant"
-        question = user["text"].split("\n")[-1]
+        lines = user["text"].split("\n")
+        question = lines[-1]
+        if lines[0].startswith("Subtitles:"):  # a narrated clip: subtitles first, then the sounds line
+            narrated += 1
+            lines = lines[1:]
         if row["sound"] is None:
-            assert "Sounds" not in user["text"] and "\n" not in user["text"]
+            assert "Sounds" not in user["text"] and len(lines) == 1
             if "beep" in question:
                 assert reply["text"] in (NO_BEEP_REPLY, "No.")
                 kinds.add("silent " + reply["text"])
             continue
         start, end = row["sound"]["start"], row["sound"]["end"]
         assert 0 <= start < end <= scene.num_frames / scene.fps and 0.19 <= end - start <= 0.61
-        line, _ = user["text"].split("\n")
+        line, _ = lines
         frame_times = uniform_timestamps(scene.num_frames / scene.fps, num_frames)
         assert line == format_sounds([(start, end)], frame_times)
         first = int(re.search(r"frames? (\d+)", line).group(1))
@@ -96,6 +100,7 @@ def test_sound_rows_answer_from_the_sounds_line(num_frames):
         else:
             kinds.add("picture")
     assert kinds == {"when", "whether", "picture", f"silent {NO_BEEP_REPLY}", "silent No."}
+    assert 0 < narrated < 40
 
 
 def test_sound_rows_are_deterministic_for_a_seed():

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 
 from gpt4video.audio.events import format_sounds
-from gpt4video.audio.subtitles import SpeechSegment, segment_frames
+from gpt4video.audio.subtitles import SpeechSegment, format_subtitles, segment_frames
 from gpt4video.data.phrasing import _pick
 from gpt4video.video.sampling import uniform_timestamps
 
 from .dialogues import _turn
+from .narration import narrated_segments, narration_text
 from .qa import questions
 from .scenes import Scene
 
@@ -26,6 +27,8 @@ BEEP_FREQUENCIES = (660.0, 880.0, 1000.0)
 #: The shortest and longest beep (seconds).
 BEEP_SECONDS = (0.2, 0.6)
 
+#: The share of rows whose clip is narrated as well (a subtitles line before the sounds line).
+SPOKEN_SHARE = 0.2
 #: The reply to "When does the beep start?" when the clip has no beep.
 NO_BEEP_REPLY = "There is no beep in this video."
 
@@ -57,7 +60,8 @@ def sound_row(scene: Scene, video: str, rng: np.random.Generator, *, num_frames:
       way of what the model sees).
 
     Four in five clips asked the other kinds beep. A clip that beeps has the sounds line first in the user's
-    text, as the subtitles line is; a silent one has none. ``{"video", "turns", "sound"}``; ``sound`` is the
+    text, as the subtitles line is; a silent one has none. One row in five is narrated as well: its subtitles
+    line comes before the sounds line, the order the assistant gives a track's lines in. ``{"video", "turns", "sound"}``; ``sound`` is the
     beep's ``start`` and ``end`` (seconds) and ``frequency`` (Hz), or ``None``, so evaluation can beep it
     into the clip. ``num_frames`` is how many frames the model samples (the line names them). Every draw is
     from ``rng``."""
@@ -80,5 +84,10 @@ def sound_row(scene: Scene, video: str, rng: np.random.Generator, *, num_frames:
         qa = _pick(rng, questions(scene, rng))
         question, answer = qa.question, qa.answer
     sound = {"start": start, "end": end, "frequency": frequency} if beeps else None
-    user = f"{line}\n{question}" if line else question
+    # Now and then the clip is narrated too: its subtitles line comes first, as the assistant writes a track's
+    # lines (subtitles, then sounds), so the model meets both in one turn.
+    spoken = ""
+    if rng.random() < SPOKEN_SHARE:
+        spoken = format_subtitles(narrated_segments(narration_text(rng), duration, rng), frame_times)
+    user = "\n".join(part for part in (spoken, line, question) if part)
     return {"video": video, "turns": [_turn("user", user, [0]), _turn("assistant", answer)], "sound": sound}
