@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .subtitles import SOUNDS_PREFIX, SpeechSegment, segment_frames
+from .subtitles import SOUNDS_PREFIX, SpeechSegment, frame_span
 from .vad import VoiceActivity, analyse_frames, join_frames
 
 __all__ = ["BEEP", "SOUNDS_PREFIX", "TONE_BRIDGE_SECONDS", "format_sounds", "tone_regions"]
@@ -55,7 +55,5 @@ def format_sounds(regions: Sequence[tuple[float, float]], frame_times: Sequence[
     sampled frames shown while it sounds, or the frame nearest its middle."""
     parts = []
     for start, end in regions:
-        first, last = segment_frames(SpeechSegment(start, end, BEEP), frame_times)
-        where = f"frame {first}" if first == last else f"frames {first}-{last}"
-        parts.append(f"{BEEP} ({where})")
+        parts.append(f"{BEEP} ({frame_span(SpeechSegment(start, end, BEEP), frame_times)})")
     return f"{SOUNDS_PREFIX} {'; '.join(parts)}." if parts else ""

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["SpeechSegment", "format_subtitles", "name_source", "segment_frames"]
+__all__ = ["SpeechSegment", "format_subtitles", "frame_span", "name_source", "segment_frames"]
 
 SUBTITLES_PREFIX = "Subtitles:"
 SOUNDS_PREFIX = "Sounds:"  # the line of sounds that are not speech (gpt4video.audio.events)
@@ -51,6 +51,12 @@ def segment_frames(segment: SpeechSegment, frame_times: Sequence[float]) -> tupl
     return nearest + 1, nearest + 1
 
 
+def frame_span(segment: SpeechSegment, frame_times: Sequence[float]) -> str:
+    """Where ``segment`` falls in the sampled frames, as the lines say it: "frame 3" or "frames 2-4"."""
+    first, last = segment_frames(segment, frame_times)
+    return f"frame {first}" if first == last else f"frames {first}-{last}"
+
+
 def format_subtitles(segments: Sequence[SpeechSegment], frame_times: Sequence[float]) -> str:
     """The subtitles line for ``segments`` (empty text is skipped); ``""`` when nothing is said."""
     parts = []
@@ -58,9 +64,7 @@ def format_subtitles(segments: Sequence[SpeechSegment], frame_times: Sequence[fl
         words = " ".join(segment.text.split())
         if not words:
             continue
-        first, last = segment_frames(segment, frame_times)
-        where = f"frame {first}" if first == last else f"frames {first}-{last}"
-        parts.append(f'"{words}" ({where})')
+        parts.append(f'"{words}" ({frame_span(segment, frame_times)})')
     return f"{SUBTITLES_PREFIX} {'; '.join(parts)}." if parts else ""
 
 

@@ -238,7 +238,7 @@ def run_safety_benchmark(
 def set_title(name: str, head_trained_on: Sequence[str] | None) -> str:
     """How the report names an independent set: in the head's training data (its training rows) or out of source,
     by the ``training.benchmark_sets`` of the head the run used (unknown for runs that predate the record)."""
-    number = name.removeprefix("independent") or "1"
+    number = _set_number(name)
     if head_trained_on is None:
         return f"independent set {number}"
     if name in head_trained_on:
@@ -255,11 +255,16 @@ def head_trained_on(safety: Any) -> list[str] | None:
     return list(safety.checker("harmful_request").info.get("training", {}).get("benchmark_sets", []))
 
 
+def _set_number(name: str) -> str:
+    """An independent set's number: "independent" is 1, "independent7" is 7."""
+    return name.removeprefix("independent") or "1"
+
+
 def _dialogue_sets() -> str:
     """The independent sets the stage-2 safety dialogues draw on, as "sets 1, 2 and 3"."""
     from ..safety.training.sources import DIALOGUE_BENCHMARK_SETS
 
-    numbers = [name.removeprefix("independent") or "1" for name in DIALOGUE_BENCHMARK_SETS]
+    numbers = [_set_number(name) for name in DIALOGUE_BENCHMARK_SETS]
     return f"set {numbers[0]}" if len(numbers) == 1 else f"sets {', '.join(numbers[:-1])} and {numbers[-1]}"
 
 

@@ -65,10 +65,10 @@ def build_model(config: TrainConfig, *, device: torch.device) -> VideoBackbone:
             raise InputError("model_overrides apply to presets only; a saved model keeps its own config")
         saved = resolve_config(config.model)
         _check_stage(saved, config)
+        if config.fresh_lora and (saved.vlm is not None or saved.llm.lora is None):
+            raise InputError(f"fresh_lora: model {config.model!r} has no LoRA of its own to start anew")
         model = GPT4Video.from_pretrained(config.model, device=device)
         if config.fresh_lora:
-            if saved.vlm is not None or saved.llm.lora is None:
-                raise InputError(f"fresh_lora: model {config.model!r} has no LoRA of its own to start anew")
             reset_lora(model.llm, config.seed)
         return model
     if config.fresh_lora:

@@ -61,9 +61,9 @@ def sound_row(scene: Scene, video: str, rng: np.random.Generator, *, num_frames:
 
     Four in five clips asked the other kinds beep. A clip that beeps has the sounds line first in the user's
     text, as the subtitles line is; a silent one has none. One row in five is narrated as well: its subtitles
-    line comes before the sounds line, the order the assistant gives a track's lines in. ``{"video", "turns", "sound"}``; ``sound`` is the
-    beep's ``start`` and ``end`` (seconds) and ``frequency`` (Hz), or ``None``, so evaluation can beep it
-    into the clip. ``num_frames`` is how many frames the model samples (the line names them). Every draw is
+    line comes before the sounds line, the order the assistant gives a track's lines in.
+    ``{"video", "turns", "sound"}``; ``sound`` is the beep's ``start`` and ``end`` (seconds) and ``frequency``
+    (Hz), or ``None``, so evaluation can beep it into the clip. ``num_frames`` is how many frames the model samples (the line names them). Every draw is
     from ``rng``."""
     duration = scene.num_frames / scene.fps
     frame_times = uniform_timestamps(duration, num_frames)
