@@ -35,6 +35,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..safety.benchmark import BENCHMARKS, OBFUSCATIONS, INDEPENDENT_SET_NAMES, Resolved, load_manifest, resolve
+from ..safety.calibrate import CALIBRATED_CHECKER
 from ..safety.layers import LAYER_TITLES
 from .synthetic import detection_scores
 from .synthetic import write_report as write_files
@@ -250,9 +251,9 @@ def head_trained_on(safety: Any) -> list[str] | None:
     """The independent sets the ``harmful_request`` head of ``safety`` (a loaded policy) trained on, or None when
     the policy has no such head."""
     config = safety.config
-    if "harmful_request" not in {*config.input_text, *config.prompt}:
+    if CALIBRATED_CHECKER not in {*config.input_text, *config.prompt}:
         return None
-    return list(safety.checker("harmful_request").info.get("training", {}).get("benchmark_sets", []))
+    return list(safety.checker(CALIBRATED_CHECKER).info.get("training", {}).get("benchmark_sets", []))
 
 
 def _set_number(name: str) -> str:
