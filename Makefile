@@ -57,7 +57,7 @@ data: setup
 
 # Train the offline default from scratch (stage 0, then 2: its video tokens are words, so stage 1,
 # configs/train/smol_stage1.yaml, has nothing to add), and install it. The shipped weights are stage 2 of this
-# recipe (2026-12-06) trained on the stage 0 this target made at commit c1b702a (the stage-0 recipe is unchanged
+# recipe (round 5, 2026-12-07) trained on the stage 0 this target made at commit c1b702a (the stage-0 recipe is unchanged
 # since); a whole run of this target retrains stage 0 too (docs/experiments.md).
 train-default: data
 	rm -rf runs/smol
