@@ -214,8 +214,8 @@ def _add_speech_options(p: argparse.ArgumentParser) -> None:
                         "are known, e.g. the synthetic world's)")
     g.add_argument("--no-subtitles", action="store_true", help="do not listen: no subtitles from any sound")
     g.add_argument("--sounds", action=argparse.BooleanOptionalAction, default=None,
-                   help="also give beeps and other steady tones as the sounds line (\"Sounds: a beep (frames "
-                        "2-3).\"); for models trained on sound_qa rows (default: the speech settings' own)")
+                   help="give beeps and other steady tones as the sounds line (\"Sounds: a beep (frames 2-3).\"), "
+                        "read by models trained on sound_qa rows such as the offline default (default: on)")
 
 
 def _speech(args: argparse.Namespace, device: str = "cpu"):  # noqa: ANN202

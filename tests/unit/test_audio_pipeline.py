@@ -134,8 +134,8 @@ def test_restored_turns_carry_their_subtitles(assistant, clips):
 
 
 # -- the sounds line (SpeechConfig.sounds) -------------------------------------------------------------
-def test_sounds_are_off_by_default():
-    assert SpeechConfig().sounds is False and SpeechConfig(sounds=True).build().sounds is True
+def test_sounds_are_on_by_default():
+    assert SpeechConfig().sounds is True and SpeechConfig(sounds=False).build().sounds is False
 
 
 def test_with_sounds_on_a_beep_is_the_sounds_line_first_in_its_turn(hears_beeps, clips):

@@ -2,7 +2,7 @@
 
 ``load_audio`` reads an audio file or a video's sound track (16 kHz mono), ``Transcriber`` finds the
 speech in it (VAD, then a recogniser), ``format_subtitles`` writes the line the LLM reads, ``tone_regions`` and
-``format_sounds`` find beeps and write their line (at inference only with ``SpeechConfig(sounds=True)``), and
+``format_sounds`` find beeps and write their line (at inference unless ``SpeechConfig(sounds=False)``), and
 :mod:`gpt4video.audio.synthesis` speaks and beeps for synthetic clips.
 """
 

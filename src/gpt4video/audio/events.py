@@ -15,8 +15,7 @@ speech into false beeps (about half of 200 eSpeak sentences, against 0-3 with on
 And a region is not padded, so its start is the tone's onset (to within a frame, 30 ms).
 
 Training data builds the line with :func:`format_sounds` (:mod:`gpt4video.data.synthetic.sounds`); at
-inference :meth:`gpt4video.audio.Transcriber.lines` adds it when ``SpeechConfig.sounds`` is on (off by default,
-as the shipped weights were never trained on it).
+inference :meth:`gpt4video.audio.Transcriber.lines` adds it when ``SpeechConfig.sounds`` is on (the default).
 """
 
 from __future__ import annotations

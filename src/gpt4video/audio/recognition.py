@@ -135,8 +135,9 @@ class SpeechConfig:
     can be said (pocketsphinx only). ``max_segment_seconds``: longer voiced stretches are cut into
     pieces of this length (Whisper reads 30 s at a time). ``sounds``: beeps and other steady tones are given
     as the sounds line too (``Sounds: a beep (frames 2-3).``, :mod:`gpt4video.audio.events`), after the
-    subtitles line of the same video or audio file. Off by default: the models that read that line are the
-    ones trained on ``sound_qa`` rows, and the shipped weights are not (yet).
+    subtitles line of the same video or audio file. On by default (the offline default is trained on
+    ``sound_qa`` rows); a track without a steady tone gives no line, so a model never trained on the line sees
+    it only when something beeps.
     """
 
     recognizer: str = "pocketsphinx"
@@ -146,7 +147,7 @@ class SpeechConfig:
     dtype: str = "float32"
     max_segment_seconds: float = 20.0
     voice_activity: VoiceActivity = field(default_factory=VoiceActivity)
-    sounds: bool = False
+    sounds: bool = True
 
     def build(self) -> Transcriber | None:
         """The transcriber these settings describe (None for ``recognizer: none``)."""
