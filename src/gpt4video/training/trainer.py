@@ -476,6 +476,9 @@ class Trainer:
             model.save_pretrained(final_dir, info=info)
             plot_loss_curve(self.output_dir / LOG_NAME, self.output_dir / "loss.png")
         acc.wait_for_everyone()
+        # A process group left to the interpreter's exit can abort the process as gloo's threads are torn down
+        # ("terminate called without an active exception"): every process closes it here, after the last barrier.
+        acc.end_training()
         return TrainResult(self.output_dir, final_dir, total_steps, seconds,
                            samples_done / seconds if seconds > 0 else 0.0, last_loss)
 
