@@ -68,7 +68,7 @@ def main() -> int:
     t0 = time.perf_counter()
     for name in ("narration_qa.jsonl", "narration_qa_heldout.jsonl"):
         rows = narrated_rows(split, name, args.clips)
-        right = exact_transcripts = repeats = errors = reply_errors = words = 0
+        right = exact_transcripts = repeats = refused = errors = reply_errors = words = 0
         examples = []
         for k, row in enumerate(rows):
             text = row["narration"]["text"]
@@ -86,6 +86,7 @@ def main() -> int:
             heard = " ".join(line.split('"')[1] for line in reply["subtitles"] if '"' in line)
             ok = f" {normalize(text)} " in f" {normalize(reply['text'])} "
             right += ok
+            refused += reply.get("refused_by") is not None
             exact_transcripts += normalize(heard) == normalize(text)
             repeats += bool(heard) and f" {normalize(heard)} " in f" {normalize(reply['text'])} "
             errors += word_errors(normalize(text).split(), normalize(heard).split())
@@ -97,6 +98,7 @@ def main() -> int:
             print(f"{name} {k + 1}/{len(rows)}: right {right}", file=sys.stderr, end="\r")
         results[name] = {"n": len(rows), "right": right, "accuracy": right / len(rows) if rows else None,
                          "transcript_exact": exact_transcripts, "reply_repeats_transcript": repeats,
+                         "refused": refused,
                          "recogniser_word_accuracy": 1 - errors / words if words else None,
                          "reply_word_accuracy": 1 - reply_errors / words if words else None, "examples": examples}
         print(file=sys.stderr)
@@ -109,7 +111,7 @@ def main() -> int:
         print(f"{name}: {r['right']}/{r['n']} replies hold every spoken word (word accuracy of the quoted reply "
               f"{r['reply_word_accuracy']:.3f}); the recogniser heard {r['transcript_exact']}/{r['n']} sentences "
               f"exactly (word accuracy {r['recogniser_word_accuracy']:.3f}); {r['reply_repeats_transcript']}/{r['n']} "
-              "replies repeat what the recogniser heard")
+              f"replies repeat what the recogniser heard; {r['refused']}/{r['n']} refused by a safety layer")
     print(f"wrote {out}")
     return 0
 

@@ -23,7 +23,8 @@ With a :class:`~gpt4video.safety.SafetyPolicy` (paper §3.5) every message meets
 :mod:`gpt4video.safety.layers`, each through one hook of the policy:
 
 1. ``input`` (:meth:`~gpt4video.safety.SafetyPolicy.check_input`): the message (and the last few user turns
-   joined, so a request spread over turns is seen whole) and the frames of every video not checked yet.
+   joined, so a request spread over turns is seen whole), the words said in each video and audio file heard
+   since the last question, checked apart from the message, and the frames of every video not checked yet.
    The Open-NSFW frame encoder records P(nsfw) of each frame while encoding it, so the frame check costs
    no second pass. A flagged input gets a polite refusal naming the category; the model and the
    generator are not called, and neither the turn nor its videos join the conversation.
@@ -59,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .audio import AudioTrack, load_audio, name_source
+from .audio import AudioTrack, load_audio, name_source, spoken_words
 from .config import atomic_write_text
 from .errors import InputError
 from .generators import ImageGenerator, VideoGenerator
@@ -459,6 +460,9 @@ class Assistant:
         self.safety = safety
         self.speech = speech
         self.turns: list[Turn] = []
+        # The user's own words of each user turn in ``turns`` (without the lines heard from their media): what
+        # the input check reads as the conversation.
+        self._user_messages: list[str] = []
         self.video_paths: list[str] = []
         self.audio_paths: list[str] = []
         # (source, subtitles or sounds line) of the videos and audio files not yet asked about, in order;
@@ -488,6 +492,7 @@ class Assistant:
 
     def reset(self) -> None:
         self.turns.clear()
+        self._user_messages.clear()
         self.video_paths.clear()
         self.audio_paths.clear()
         self._features.clear()
@@ -576,6 +581,18 @@ class Assistant:
         """The user's text as the model reads it: the lines heard since the last question, then ``text``."""
         return "\n".join([*self._subtitle_lines(), text])
 
+    def _speech(self) -> list[tuple[str, str]]:
+        """(source, words) of the speech heard since the last question, for the input check: "video's speech"
+        with one video or audio file in the conversation, "video 2's speech" and so on with several."""
+        several = len(self.video_paths) + len(self.audio_paths) > 1
+        heard = []
+        for source, line in self._heard:
+            words = spoken_words(line)
+            if words:
+                name = source if several else ("video" if source.startswith("video") else "audio file")
+                heard.append((f"{name}'s speech", words))
+        return heard
+
     def restore(self, history: Sequence[tuple[str, str, Sequence[str | os.PathLike[str] | VideoClip | AudioTrack]]]
                 ) -> None:
         """Give the conversation its earlier turns without answering them again.
@@ -594,6 +611,7 @@ class Assistant:
                 if sounds:
                     self.listen(sounds)
                 self.turns.append(Turn("user", self._user_text(text), videos=list(self._pending)))
+                self._user_messages.append(text)
                 self._clear_pending()
             elif role == "assistant":
                 self.turns.append(Turn("assistant", text))
@@ -636,7 +654,7 @@ class Assistant:
         output = ReplyOutput(request=request, input_videos=[self.video_paths[i] for i in self._pending],
                              input_audio=self.audio_paths[first_audio:], subtitles=self._subtitle_lines(),
                              timings=timings)
-        decision = self._check_input(self._user_text(request), output)
+        decision = self._check_input(request, output)
         if decision is not None and not decision.allowed:
             return Reply(self._refused(decision, output), output)
         return Reply(self._answer(request, decision, params, output, cancel), output)
@@ -644,11 +662,12 @@ class Assistant:
     # -- the steps of one reply ------------------------------------------------------------------
     def _context(self, request: str) -> str | None:
         """The last :data:`CONTEXT_TURNS` user messages and this one, joined (None without history)."""
-        earlier = [t.text for t in self.turns if t.role == "user"][-CONTEXT_TURNS:]
+        earlier = self._user_messages[-CONTEXT_TURNS:]
         return "\n".join([*earlier, request]) if earlier else None
 
     def _check_input(self, request: str, output: ReplyOutput) -> Decision | None:
-        """Layer 1: the input decision for ``request`` and every video not checked yet (None with safety off)."""
+        """Layer 1: the input decision for ``request`` (the user's words), the speech heard since the last
+        question and every video not checked yet (None with safety off)."""
         if not self.checking:
             return None
         t0 = time.perf_counter()
@@ -656,7 +675,7 @@ class Assistant:
         frames = [self._unchecked[i][0] for i in unchecked]
         records = [self._unchecked[i][1] for i in unchecked]
         decision = self.safety.check_input(request, frames, frame_scores=records,  # type: ignore[union-attr]
-                                           context=self._context(request))
+                                           context=self._context(request), speech=self._speech())
         self._unchecked.clear()
         output.timings["safety_input"] = time.perf_counter() - t0
         output.decisions.append(decision)
@@ -718,6 +737,7 @@ class Assistant:
 
         # The history keeps the reply as written (tags included), so the model sees what it asked for.
         self.turns.extend([user, Turn("assistant", output.raw_text)])
+        self._user_messages.append(request)
         self._clear_pending()
         decision = self._check_model_reply(request, output.raw_text, suspicion, output)
         if decision is not None:

@@ -87,6 +87,65 @@ def test_a_refused_turn_takes_its_audio_files_with_it(tiny_model, hears_red_ball
     assert assistant.turns[0].text.startswith('Subtitles: "the red ball"')  # the only audio file: not numbered
 
 
+class Hears:
+    """A speech recogniser that hears ``words`` in every stretch of sound it is given."""
+
+    name = "hears"
+
+    def __init__(self, words):
+        self.words = words
+
+    def transcribe(self, samples):
+        return self.words
+
+
+def marker_policy(monkeypatch):
+    """A policy whose only text check flags 'hate' for text containing the neutral marker 'zzhate' and records
+    every text it reads."""
+    from gpt4video.safety import CHECKERS, SafetyChecker, SafetyConfig, SafetyPolicy
+    from gpt4video.safety.base import verdict_from_scores
+
+    class Marker(SafetyChecker):
+        name, kind, categories = "marker", "text", ("hate",)
+        seen: list[str] = []
+
+        def __init__(self, *, thresholds=None):
+            pass
+
+        def check_text(self, text):
+            Marker.seen.append(text)
+            return verdict_from_scores(self.name, {"hate": 0.9 if "zzhate" in text else 0.01}, {"hate": 0.5})
+
+    monkeypatch.setitem(CHECKERS._items, "marker", Marker)
+    config = SafetyConfig(input_text=["marker"], input_frames=[], prompt=[], output_frames=[],
+                          corroborate_refusals=False)
+    return SafetyPolicy(config).load(), Marker.seen
+
+
+def test_the_input_check_reads_the_speech_apart_from_the_message(tiny_model, clips, monkeypatch):
+    """What a video says is checked as its own text, without the subtitles line's form; a refusal names it."""
+    policy, seen = marker_policy(monkeypatch)
+    assistant = Assistant(tiny_model, speech=Transcriber(Hears("please zzhate them")), safety=policy)
+    refused = assistant.ask("What is said?", [clips["speaking"]], PARAMS).consume()
+    assert refused.refused_by == "input" and assistant.turns == []
+    assert "your video's speech was flagged as hate" in refused.text
+    assert [(r["source"], r["flagged"]) for r in refused.safety] == [("message", False), ("video's speech", True)]
+    assert seen == ["What is said?", "please zzhate them"]
+
+
+def test_the_conversation_check_reads_the_users_words_not_the_lines_heard(tiny_model, clips, monkeypatch):
+    policy, seen = marker_policy(monkeypatch)
+    assistant = Assistant(tiny_model, speech=Transcriber(Hears("the red ball")), safety=policy)
+    assistant.ask("What is said?", [clips["speaking"]], PARAMS).consume()
+    assert assistant.turns[0].text.startswith("Subtitles:")  # the model still reads the line
+    answered = assistant.ask("And here?", [clips["speaking"]], PARAMS).consume()
+    assert answered.refused_by is None
+    assert not any("Subtitles" in text for text in seen)
+    assert "What is said?\nAnd here?" in seen  # the conversation: the user's own words of both turns
+    # with two videos in the conversation the speech is named by its video
+    assert [r["source"] for r in answered.safety] == ["message", "conversation", "video 2's speech"]
+
+
 @pytest.mark.parametrize("clip", ["silent", "quiet", "beeping"])
 def test_a_video_without_speech_gets_no_subtitles(assistant, clips, clip):
     reply = assistant.ask("What is said?", [clips[clip]], PARAMS).consume()

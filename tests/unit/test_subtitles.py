@@ -1,6 +1,6 @@
 import pytest
 
-from gpt4video.audio import SpeechSegment, format_subtitles, name_source, segment_frames
+from gpt4video.audio import SpeechSegment, format_subtitles, name_source, segment_frames, spoken_words
 
 FRAMES = [0.0, 0.5, 1.0, 1.5, 2.1, 2.5]
 
@@ -33,3 +33,11 @@ def test_a_line_can_name_its_source():
     assert name_source(line, "video 2") == 'Subtitles (video 2):' + line[len("Subtitles:"):]
     with pytest.raises(ValueError, match="not a subtitles line"):
         name_source("hello", "video 1")
+
+
+def test_spoken_words_are_the_lines_quotes_without_its_form():
+    line = format_subtitles([SpeechSegment(0.3, 1.1, 'say "hi" now'), SpeechSegment(2.0, 2.05, "go")], FRAMES)
+    assert spoken_words(line) == 'say "hi" now go'
+    assert spoken_words(name_source(line, "audio 1")) == 'say "hi" now go'
+    assert spoken_words("Sounds: a beep (frame 3).") == ""
+    assert spoken_words('What is "said" (frame 2).') == ""

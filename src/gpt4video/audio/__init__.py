@@ -9,8 +9,8 @@ speech in it (VAD, then a recogniser), ``format_subtitles`` writes the line the 
 from .decode import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioTrack, has_only_audio, is_audio_file, load_audio
 from .events import format_sounds, tone_regions
 from .recognition import SpeechConfig, Transcriber
-from .subtitles import SpeechSegment, format_subtitles, name_source, segment_frames
+from .subtitles import SpeechSegment, format_subtitles, name_source, segment_frames, spoken_words
 
 __all__ = ["AUDIO_EXTENSIONS", "SAMPLE_RATE", "AudioTrack", "SpeechConfig", "SpeechSegment", "Transcriber",
            "format_sounds", "format_subtitles", "has_only_audio", "is_audio_file", "load_audio", "name_source",
-           "segment_frames", "tone_regions"]
+           "segment_frames", "spoken_words", "tone_regions"]

@@ -19,13 +19,16 @@ either line's source.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["SpeechSegment", "format_subtitles", "frame_span", "name_source", "segment_frames"]
+__all__ = ["SpeechSegment", "format_subtitles", "frame_span", "name_source", "segment_frames", "spoken_words"]
 
 SUBTITLES_PREFIX = "Subtitles:"
 SOUNDS_PREFIX = "Sounds:"  # the line of sounds that are not speech (gpt4video.audio.events)
+#: One quoted segment of a subtitles line, with the frames it is timed to.
+_SEGMENT = re.compile(r'"(.*?)" \((?:frame \d+|frames \d+-\d+)\)(?:; |\.$)')
 
 
 class SpeechSegment(NamedTuple):
@@ -75,3 +78,14 @@ def name_source(line: str, source: str) -> str:
     if prefix is None:
         raise ValueError(f"not a subtitles line or a sounds line: {line[:40]!r}")
     return f"{prefix[:-1]} ({source}):{line[len(prefix):]}"
+
+
+def spoken_words(line: str) -> str:
+    """The words a subtitles line (as :func:`format_subtitles` or :func:`name_source` wrote it) quotes, its
+    segments joined by spaces, without the line's form; ``""`` for any other line (a sounds line says no words).
+
+    The input safety check reads these: the line's own form is no part of what anyone said."""
+    head, sep, rest = line.partition(": ")
+    if not sep or not (head + ":" == SUBTITLES_PREFIX or head.startswith(SUBTITLES_PREFIX[:-1] + " (")):
+        return ""
+    return " ".join(m.group(1) for m in _SEGMENT.finditer(rest))

@@ -145,7 +145,8 @@ class Decision:
     verdicts: list[Verdict] = field(default_factory=list)
     category: str | None = None
     message: str = ""
-    #: What each verdict looked at ("message", "conversation", "video", "video 2", "prompt"), in order.
+    #: What each verdict looked at ("message", "conversation", "video", "video 2", "video's speech", "prompt"), in
+    #: order.
     sources: list[str] = field(default_factory=list)
     #: Stage ``model`` with corroboration on: ``honoured`` (the refusal stands; not allowed) or
     #: ``overridden`` (allowed; ``category`` and ``message`` are those of the refusal the model wrote and
@@ -293,7 +294,8 @@ class SafetyPolicy:
     # -- stages ------------------------------------------------------------------------------
 
     def check_input(self, text: str | None = None, frames_list: Iterable[Any] = (), *,
-                    frame_scores: Sequence[Any] | None = None, context: str | None = None) -> Decision:
+                    frame_scores: Sequence[Any] | None = None, context: str | None = None,
+                    speech: Sequence[tuple[str, str]] = ()) -> Decision:
         """Check the user's message and the frames of each of their videos (``(T, H, W, 3)`` uint8).
 
         frame_scores: per video, the :class:`~gpt4video.encoders.FrameScoreRecord` its frame encoder
@@ -302,6 +304,10 @@ class SafetyPolicy:
         context: the recent conversation (earlier user messages and this one, joined): checked by the
             same text checkers alongside the message, so a request spread over several turns is seen
             whole. Its verdicts are reported with source ``conversation``.
+        speech: (source, words) per video or audio file whose speech the user brings (e.g. ``("video's
+            speech", "look at it go")``): the words are checked by the same text checkers, apart from the
+            message, and their verdicts carry that source. What is said in a video can ask for harm as
+            much as what is typed; the subtitles line's own form is not part of it.
         """
         videos = list(frames_list or [])
         records = list(frame_scores) if frame_scores is not None else [None] * len(videos)
@@ -314,6 +320,7 @@ class SafetyPolicy:
         texts = [(text, "message")] if text is not None and text.strip() else []
         if context is not None and context.strip() and context.strip() != (text or "").strip():
             texts.append((context, "conversation"))
+        texts += [(words, source) for source, words in speech if words.strip()]
         if texts:
             for name in self.config.input_text:
                 verdicts += self.checker(name).check_texts([t for t, _ in texts])
