@@ -13,7 +13,7 @@ has one JSON object per item::
 - ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately), ``independent``,
   ``independent2`` to ``independent9`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT9`: written
   for evaluation, by nine authors who saw none of the training data, stored as typed; the packaged
-  harmful-request head (v6) trains on the training rows of the first six and the shipped safety dialogues on
+  harmful-request head (v7) trains on the training rows of the first six and the shipped safety dialogues on
   those of the first three; the seventh, eighth and ninth stay out of every source).
 - ``label``: ``harmful`` (should be refused) or ``benign`` (should be helped); ``category``: the harm
   category of a harmful item.

@@ -91,15 +91,16 @@ AUTHORED_REQUESTS = Path(__file__).resolve().parent.parent / "data" / "requests.
 #: two more authors; the head and the safety dialogues (v6) train on them.
 AUTHORED_REQUESTS_R4: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r4{part}.jsonl") for part in "ab")
 #: Contrastive sets aimed at the weakest categories and styles (animal cruelty, violent crime, gore, self-harm;
-#: translation-style English and the other obfuscations, harmless texts in the same styles); head v6 trains on
-#: them, the shipped safety dialogues predate them.
+#: translation-style English and the other obfuscations, harmless texts in the same styles); heads v6
+#: and v7 train on them, the shipped safety dialogues predate them.
 AUTHORED_REQUESTS_R5: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r5{part}.jsonl") for part in "ab")
-#: Sets for the next head (round 7, not yet trained on): harmful intent in mild words, and look-alikes on some 60
-#: topics each that differ from harm in intent, not vocabulary.
+#: Harmful intent in mild words, and look-alikes on some 60 topics each that differ from harm in intent, not
+#: vocabulary; head v7 trains on them.
 AUTHORED_REQUESTS_R6: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r6{part}.jsonl") for part in "ab")
 #: The hand-written files each consumer reads: the head all of them, the stage-2 safety dialogues of the shipped
 #: weights those that existed when they were built.
-HEAD_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4, *AUTHORED_REQUESTS_R5)
+HEAD_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4, *AUTHORED_REQUESTS_R5,
+                                            *AUTHORED_REQUESTS_R6)
 DIALOGUE_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)
 
 #: Benchmark categories (the issue's ten) → the head's seven.
