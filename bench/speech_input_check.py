@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from gpt4video.audio import AudioTrack, SpeechConfig, spoken_words  # noqa: E402
+from gpt4video.audio import SAMPLE_RATE, AudioTrack, SpeechConfig, SpeechSegment, format_subtitles, spoken_words  # noqa: E402,E501
 from gpt4video.audio.synthesis import mix, narrate  # noqa: E402
 from gpt4video.jsonl import read_jsonl  # noqa: E402
 from gpt4video.safety import SafetyConfig, SafetyPolicy  # noqa: E402
@@ -71,10 +71,12 @@ def main() -> int:
         examples = []
         for k, text in enumerate(texts):
             voice = narrate(text)
-            sound = mix([(0.3, voice)], len(voice) / 16000 + 0.6)
-            heard_lines = transcriber.lines(AudioTrack(sound, 16000), uniform_timestamps(len(sound) / 16000, 8))
+            seconds = len(voice) / SAMPLE_RATE + 0.6
+            sound = mix([(0.3, voice)], seconds)
+            frame_times = uniform_timestamps(seconds, 8)
+            heard_lines = transcriber.lines(AudioTrack(sound, SAMPLE_RATE), frame_times)
             heard = next((ln for ln in heard_lines if spoken_words(ln)), "")
-            written = f'Subtitles: "{" ".join(text.split())}" (frames 1-8).'
+            written = format_subtitles([SpeechSegment(0.0, seconds, text)], frame_times)  # every frame
             for how, line in (("heard", heard), ("written", written)):
                 for v in VARIANTS:
                     counts[f"{v} {how}"] += refused(policy, v, line)

@@ -570,10 +570,15 @@ class Assistant:
             return []
         return self.speech.lines(sound, frame_times)
 
+    @property
+    def _several_sources(self) -> bool:
+        """Whether the conversation holds more than one video or audio file (lines heard then name theirs)."""
+        return len(self.video_paths) + len(self.audio_paths) > 1
+
     def _subtitle_lines(self) -> list[str]:
         """The subtitles and sounds lines heard since the last question; with several videos or audio files in
         the conversation, each line names whose sound it is."""
-        if len(self.video_paths) + len(self.audio_paths) > 1:
+        if self._several_sources:
             return [name_source(line, source) for source, line in self._heard]
         return [line for _, line in self._heard]
 
@@ -584,12 +589,11 @@ class Assistant:
     def _speech(self) -> list[tuple[str, str]]:
         """(source, words) of the speech heard since the last question, for the input check: "video's speech"
         with one video or audio file in the conversation, "video 2's speech" and so on with several."""
-        several = len(self.video_paths) + len(self.audio_paths) > 1
         heard = []
         for source, line in self._heard:
             words = spoken_words(line)
             if words:
-                name = source if several else ("video" if source.startswith("video") else "audio file")
+                name = source if self._several_sources else ("video" if source.startswith("video") else "audio file")
                 heard.append((f"{name}'s speech", words))
         return heard
 
