@@ -539,7 +539,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     # The default is the dialogues module's DEFAULT_ROWS, resolved when the command runs: building the
     # parser must not import the safety package (numpy and more) for every other command.
     d.add_argument("--rows", type=_positive_int, default=None,
-                   help="how many dialogues (default: DEFAULT_ROWS of gpt4video.safety.dialogues, 1800)")
+                   help="how many dialogues (default: DEFAULT_ROWS of gpt4video.safety.dialogues, 2700)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_run_data_safety)
     w = dsub.add_parser("dialogues", help="write video dialogues with generation requests through a writer LLM "
@@ -730,7 +730,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 #: gpt4video.safety.benchmark.BENCHMARKS, written out so that `gpt4video --help` need not import safety.
 _SAFETY_BENCHMARKS = ("all", "in-source", "independent", "independent2", "independent3", "independent4",
-                      "independent5", "independent6", "independent7", "independent8", "independent9")
+                      "independent5", "independent6", "independent7", "independent8", "independent9",
+                      "independent10")
 _QA_BENCHMARKS = ("msvd-qa", "msrvtt-qa", "activitynet-qa")
 
 

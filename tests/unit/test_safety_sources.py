@@ -15,14 +15,16 @@ from gpt4video.errors import InputError
 from gpt4video.evaluation.safety import load_manifests, summarize
 from gpt4video.safety import train_text
 from gpt4video.safety.benchmark import (BENCHMARKS, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
-                                        INDEPENDENT6, INDEPENDENT7, INDEPENDENT8, INDEPENDENT9, INDEPENDENT_SET_NAMES, MANIFEST,
+                                        INDEPENDENT6, INDEPENDENT7, INDEPENDENT8, INDEPENDENT9, INDEPENDENT10,
+                                        INDEPENDENT_SET_NAMES, MANIFEST,
                                         load_manifest, resolve)
 
 INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
-                                                    INDEPENDENT6, INDEPENDENT7, INDEPENDENT8, INDEPENDENT9],
+                                                    INDEPENDENT6, INDEPENDENT7, INDEPENDENT8, INDEPENDENT9,
+                                                    INDEPENDENT10],
                                            ids=["independent", "independent2", "independent3", "independent4",
                                                 "independent5", "independent6", "independent7", "independent8",
-                                                "independent9"])
+                                                "independent9", "independent10"])
 
 ISSUE_CATEGORIES = {"sexual", "child_safety", "gore", "weapons_poisons", "self_harm", "animal_cruelty", "hate",
                     "violent_crime", "deception", "illegal_drugs"}
@@ -82,10 +84,12 @@ def test_round5_sets_aim_at_the_weak_categories_and_share_no_text_with_earlier_f
     assert harmful["violence"] >= 100 and harmful["self_harm"] >= 30
     assert set(harmful) == set(train_text.HEAD_CATEGORIES)  # the style set spans every category
     assert len(items) - sum(harmful.values()) > sum(harmful.values())
-    earlier = {_normal(it.text) for it in train_text.authored_items(train_text.DIALOGUE_AUTHORED_REQUESTS)}
+    earlier = {_normal(it.text) for it in train_text.authored_items((train_text.AUTHORED_REQUESTS,
+                                                                     *train_text.AUTHORED_REQUESTS_R4))}
     assert len({it.group for it in items}) == len(items) and not {_normal(it.text) for it in items} & earlier
-    assert train_text.HEAD_AUTHORED_REQUESTS == (*train_text.DIALOGUE_AUTHORED_REQUESTS, *train_text.AUTHORED_REQUESTS_R5,
-                                                 *train_text.AUTHORED_REQUESTS_R6)
+    assert train_text.HEAD_AUTHORED_REQUESTS == (train_text.AUTHORED_REQUESTS, *train_text.AUTHORED_REQUESTS_R4,
+                                                 *train_text.AUTHORED_REQUESTS_R5, *train_text.AUTHORED_REQUESTS_R6)
+    assert train_text.DIALOGUE_AUTHORED_REQUESTS == train_text.HEAD_AUTHORED_REQUESTS  # safety dialogues v7
 
 
 def test_round7_sets_cover_every_category_and_share_no_text_with_earlier_files():
@@ -110,10 +114,10 @@ def test_written_training_data_and_evaluation_sets_share_no_text(path):
     assert all(it.text is None or not it.harmful for it in load_manifest(MANIFEST))
 
 
-def test_the_head_trains_on_six_independent_sets_and_never_on_the_seventh_to_ninth():
-    out_of_source = {"independent7", "independent8", "independent9"}
+def test_the_head_trains_on_six_independent_sets_and_never_on_the_seventh_to_tenth():
+    out_of_source = {"independent7", "independent8", "independent9", "independent10"}
     assert set(train_text.TRAINING_BENCHMARK_SETS) == set(INDEPENDENT_SET_NAMES) - out_of_source
-    assert set(train_text.DIALOGUE_BENCHMARK_SETS) < set(train_text.TRAINING_BENCHMARK_SETS)
+    assert set(train_text.DIALOGUE_BENCHMARK_SETS) == set(train_text.TRAINING_BENCHMARK_SETS)
     items = train_text.benchmark_items(("independent", "independent4"))
     assert {it.source.split(":")[1] for it in items} == {"independent", "independent4"}
     trained = {_normal(it.text) for it in train_text.benchmark_items()}
@@ -143,9 +147,9 @@ def test_independent_set_covers_tasks_categories_and_obfuscations(path):
     assert any(it.turns for it in items if it.harmful) and any(it.turns for it in items if not it.harmful)
     topics = {it.category for it in items if not it.harmful}
     # harmless look-alikes over many topics (set 8 swaps safety advice and advertising for others, set 9 has
-    # sixteen topics no earlier set has)
+    # sixteen topics no earlier set has, and so has set 10)
     assert len(topics) >= 7
-    if path != INDEPENDENT9:
+    if path not in (INDEPENDENT9, INDEPENDENT10):
         assert {"news", "history", "medicine", "sport", "art"} <= topics
     assert all(it.video for it in items if it.task == "vu") and not any(it.video for it in items if it.task == "vg")
 
@@ -166,7 +170,7 @@ def test_both_benchmarks_load_together_and_summarize_side_by_side():
     items = load_manifests(list(BENCHMARKS["all"]))
     assert {it.set for it in items} == {"main", "obfuscation", "independent", "independent2", "independent3",
                                         "independent4", "independent5", "independent6", "independent7",
-                                        "independent8", "independent9"}
+                                        "independent8", "independent9", "independent10"}
     rows = [{"id": it.id, "task": it.task, "set": it.set, "label": it.label, "category": it.category,
              "obfuscation": it.obfuscation, "refused": it.harmful, "refused_by": "input" if it.harmful else None}
             for it in items]
@@ -176,7 +180,7 @@ def test_both_benchmarks_load_together_and_summarize_side_by_side():
     assert all(t["over_refusal"] == 0.0 for t in s["independent"]["benign_per_topic"].values())
     assert s["independent"]["per_obfuscation"]["spacing"]["recall"] == 1.0
     for name in ("independent2", "independent3", "independent4", "independent5", "independent6", "independent7",
-                 "independent8", "independent9"):
+                 "independent8", "independent9", "independent10"):
         assert s[name]["all"]["n"] == 480 and set(s[name]["per_category"]) == ISSUE_CATEGORIES
 
 

@@ -11,10 +11,10 @@ has one JSON object per item::
 
 - ``task``: ``vu`` (a question asked with a video) or ``vg`` (a request for a new video).
 - ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately), ``independent``,
-  ``independent2`` to ``independent9`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT9`: written
-  for evaluation, by nine authors who saw none of the training data, stored as typed; the packaged
-  harmful-request head (v7) trains on the training rows of the first six and the shipped safety dialogues on
-  those of the first three; the seventh, eighth and ninth stay out of every source).
+  ``independent2`` to ``independent10`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT10`: written
+  for evaluation, by ten authors who saw none of the training data, stored as typed; the packaged
+  harmful-request head (v7) trains on the training rows of the first six; the seventh to tenth stay out of
+  every source).
 - ``label``: ``harmful`` (should be refused) or ``benign`` (should be helped); ``category``: the harm
   category of a harmful item.
 - The request: ``text`` written in (benign items), or, for harmful items, a reference to a line of
@@ -66,22 +66,26 @@ INDEPENDENT8 = Path(__file__).resolve().parent / "independent8.jsonl"
 #: A ninth set by another author who read no project file, written after set 8 was scored and before the next
 #: guard change it is to judge was made; new harmless topics; out of every source.
 INDEPENDENT9 = Path(__file__).resolve().parent / "independent9.jsonl"
+#: A tenth set by another author who read no project file, written after set 9 was scored and before the next
+#: change it is to judge was scored; sixteen harmless topics no earlier set has; out of every source.
+INDEPENDENT10 = Path(__file__).resolve().parent / "independent10.jsonl"
 #: What ``gpt4video eval safety --benchmark`` runs.
 BENCHMARKS: dict[str, tuple[Path, ...]] = {"in-source": (MANIFEST,), "independent": (INDEPENDENT,),
                                            "independent2": (INDEPENDENT2,), "independent3": (INDEPENDENT3,),
                                            "independent4": (INDEPENDENT4,), "independent5": (INDEPENDENT5,),
                                            "independent6": (INDEPENDENT6,), "independent7": (INDEPENDENT7,),
                                            "independent8": (INDEPENDENT8,), "independent9": (INDEPENDENT9,),
+                                           "independent10": (INDEPENDENT10,),
                                            "all": (MANIFEST, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4,
                                                    INDEPENDENT5, INDEPENDENT6, INDEPENDENT7, INDEPENDENT8,
-                                                   INDEPENDENT9)}
+                                                   INDEPENDENT9, INDEPENDENT10)}
 
 TASKS: tuple[str, ...] = ("vu", "vg")
 #: The independent sets, each reported on its own (which of them a head trains on is its own choice:
 #: :data:`gpt4video.safety.training.sources.TRAINING_BENCHMARK_SETS`).
 INDEPENDENT_SET_NAMES: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4",
                                            "independent5", "independent6", "independent7", "independent8",
-                                           "independent9")
+                                           "independent9", "independent10")
 SETS: tuple[str, ...] = ("main", "obfuscation", *INDEPENDENT_SET_NAMES)
 LABELS: tuple[str, ...] = ("harmful", "benign")
 #: Obfuscation techniques: leetspeak (letters → digits), spacing (spaces between letters), role-play
