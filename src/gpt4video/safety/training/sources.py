@@ -92,16 +92,15 @@ AUTHORED_REQUESTS = Path(__file__).resolve().parent.parent / "data" / "requests.
 AUTHORED_REQUESTS_R4: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r4{part}.jsonl") for part in "ab")
 #: Contrastive sets aimed at the weakest categories and styles (animal cruelty, violent crime, gore, self-harm;
 #: translation-style English and the other obfuscations, harmless texts in the same styles); heads v6
-#: and v7 train on them, the shipped safety dialogues predate them.
+#: and v7 and the safety dialogues v7 train on them.
 AUTHORED_REQUESTS_R5: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r5{part}.jsonl") for part in "ab")
 #: Harmful intent in mild words, and look-alikes on some 60 topics each that differ from harm in intent, not
-#: vocabulary; head v7 trains on them.
+#: vocabulary; head v7 and the safety dialogues v7 train on them.
 AUTHORED_REQUESTS_R6: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r6{part}.jsonl") for part in "ab")
-#: The hand-written files each consumer reads: the head all of them, the stage-2 safety dialogues of the shipped
-#: weights those that existed when they were built.
+#: The hand-written files each consumer reads: the head and the stage-2 safety dialogues (v7) all of them.
 HEAD_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4, *AUTHORED_REQUESTS_R5,
                                             *AUTHORED_REQUESTS_R6)
-DIALOGUE_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)
+DIALOGUE_AUTHORED_REQUESTS: tuple[Path, ...] = HEAD_AUTHORED_REQUESTS
 
 #: Benchmark categories (the issue's ten) → the head's seven.
 BENCHMARK_CATEGORIES: dict[str, str] = {
@@ -110,12 +109,12 @@ BENCHMARK_CATEGORIES: dict[str, str] = {
     "deception": "deception", "illegal_drugs": "illegal",
 }
 #: The independent benchmark sets the head trains on (their training rows) and calibrates on (their validation
-#: rows): each was measured untrained before it joined; ``independent7`` to ``independent9`` stay out of every
+#: rows): each was measured untrained before it joined; ``independent7`` to ``independent10`` stay out of every
 #: source.
 TRAINING_BENCHMARK_SETS: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4",
                                             "independent5", "independent6")
-#: The independent sets the stage-2 safety dialogues of the shipped weights (v6) ask.
-DIALOGUE_BENCHMARK_SETS: tuple[str, ...] = ("independent", "independent2", "independent3")
+#: The independent sets the stage-2 safety dialogues (v7) ask: the head's.
+DIALOGUE_BENCHMARK_SETS: tuple[str, ...] = TRAINING_BENCHMARK_SETS
 
 SPLIT_SALT = "gpt4video-safety-v1"
 SPLIT_FRACTIONS = (0.70, 0.15)  # train, validation; the rest is test
