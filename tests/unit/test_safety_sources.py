@@ -102,6 +102,18 @@ def test_round7_sets_cover_every_category_and_share_no_text_with_earlier_files()
     assert len({it.group for it in items}) == len(items) and not {_normal(it.text) for it in items} & earlier
 
 
+def test_round8_set_is_for_the_next_head_and_shares_no_text_with_earlier_files_or_any_set():
+    items = train_text.authored_items(train_text.AUTHORED_REQUESTS_R7)
+    harmful = Counter(it.labels[0] for it in items if it.labels)
+    assert set(harmful) == set(train_text.HEAD_CATEGORIES) and harmful["violence"] >= 50 and harmful["self_harm"] >= 50
+    assert len(items) - sum(harmful.values()) > sum(harmful.values())
+    assert not set(train_text.AUTHORED_REQUESTS_R7) & set(train_text.HEAD_AUTHORED_REQUESTS)  # not trained on yet
+    earlier = {_normal(it.text) for it in train_text.authored_items(train_text.HEAD_AUTHORED_REQUESTS)}
+    evaluation = {_normal(it.text or "") for path in BENCHMARKS["all"][1:] for it in load_manifest(path)}
+    texts = {_normal(it.text) for it in items}
+    assert len({it.group for it in items}) == len(items) and not texts & earlier and not texts & evaluation
+
+
 @INDEPENDENT_SETS
 def test_written_training_data_and_evaluation_sets_share_no_text(path):
     """Each independent set was written apart from the hand-written training data: no request of it is a

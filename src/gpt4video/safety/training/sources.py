@@ -97,6 +97,9 @@ AUTHORED_REQUESTS_R5: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"req
 #: Harmful intent in mild words, and look-alikes on some 60 topics each that differ from harm in intent, not
 #: vocabulary; head v7 and the safety dialogues v7 train on them.
 AUTHORED_REQUESTS_R6: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r6{part}.jsonl") for part in "ab")
+#: Aimed at what set 9 showed (violent crime and self-harm in mild words, obfuscated requests; harmless topics it
+#: refused); for the next head: nothing packaged trains on it yet.
+AUTHORED_REQUESTS_R7: tuple[Path, ...] = (AUTHORED_REQUESTS.with_name("requests_r7a.jsonl"),)
 #: The hand-written files each consumer reads: the head and the stage-2 safety dialogues (v7) all of them.
 HEAD_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4, *AUTHORED_REQUESTS_R5,
                                             *AUTHORED_REQUESTS_R6)
