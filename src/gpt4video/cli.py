@@ -539,7 +539,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     # The default is the dialogues module's DEFAULT_ROWS, resolved when the command runs: building the
     # parser must not import the safety package (numpy and more) for every other command.
     d.add_argument("--rows", type=_positive_int, default=None,
-                   help="how many dialogues (default: DEFAULT_ROWS of gpt4video.safety.dialogues, 2700)")
+                   help="how many dialogues (default: DEFAULT_ROWS of gpt4video.safety.dialogues, 1800)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_run_data_safety)
     w = dsub.add_parser("dialogues", help="write video dialogues with generation requests through a writer LLM "

@@ -282,7 +282,7 @@ def test_the_report_marks_each_independent_set_by_the_head_that_ran():
     main_rows = [{**row, "id": row["id"].replace("independent-", "main-"), "set": "main"}
                  for row in rows if row["set"] == "independent"]
     md = format_markdown({**results, "summary": summarize(rows + main_rows)})
-    assert "the safety dialogues of the packaged weights ask sets 1, 2, 3, 4, 5 and 6)" in md
+    assert "the safety dialogues of the packaged weights ask sets 1, 2 and 3)" in md
 
 
 def test_eval_safety_command(fake_garak, marker, tiny_saved_model_dir, tmp_path, capsys):

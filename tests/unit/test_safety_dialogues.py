@@ -103,7 +103,7 @@ def test_dialogues_refuse_training_items_only_and_help_lookalikes(fake_garak, ti
         if meta["kind"] == "clip_question":  # a hand-written question about the clip: what the clip shows
             assert re.fullmatch(r"In the video, an? \w+ \w+ moves left\.", assistant[0]) and row["videos"]
         if meta["kind"] in ("lookalike_scope", "lookalike_request", "clip_question"):  # hand-written, training portion
-            assert train_text.split_of(meta["benign_group"]) == "train" and re.match(r"authored(_r[456][ab])?:|benchmark:", meta["benign_group"])
+            assert train_text.split_of(meta["benign_group"]) == "train" and re.match(r"authored(_r4[ab])?:|benchmark:", meta["benign_group"])
         if meta["kind"] == "lookalike_video":
             video = row["videos"][0]
             key = next(k for k in answers if k[0] == video.split("synth/train/", 1)[1] and k[1].lower() in turns[0]["text"].lower())
@@ -181,7 +181,7 @@ def test_v4_phrasings_cover_what_users_type(fake_garak, tiny_split, tmp_path):
     split, _ = tiny_split
     out = tmp_path / "data" / "safety" / "train.jsonl"
     summary = dialogues.write_dialogues(out, split, rows=1400, seed=0)
-    assert summary["version"] == dialogues.DIALOGUES_VERSION == 7
+    assert summary["version"] == dialogues.DIALOGUES_VERSION == 6
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     harmful = sum(1 for r in rows if "category" in r["safety"])
     assert 0.25 <= harmful / len(rows) <= 0.45  # the harmful side is kept, the benign side is most of it

@@ -89,7 +89,7 @@ def test_round5_sets_aim_at_the_weak_categories_and_share_no_text_with_earlier_f
     assert len({it.group for it in items}) == len(items) and not {_normal(it.text) for it in items} & earlier
     assert train_text.HEAD_AUTHORED_REQUESTS == (train_text.AUTHORED_REQUESTS, *train_text.AUTHORED_REQUESTS_R4,
                                                  *train_text.AUTHORED_REQUESTS_R5, *train_text.AUTHORED_REQUESTS_R6)
-    assert train_text.DIALOGUE_AUTHORED_REQUESTS == train_text.HEAD_AUTHORED_REQUESTS  # safety dialogues v7
+    assert train_text.DIALOGUE_AUTHORED_REQUESTS == (train_text.AUTHORED_REQUESTS, *train_text.AUTHORED_REQUESTS_R4)
 
 
 def test_round7_sets_cover_every_category_and_share_no_text_with_earlier_files():
@@ -129,7 +129,7 @@ def test_written_training_data_and_evaluation_sets_share_no_text(path):
 def test_the_head_trains_on_six_independent_sets_and_never_on_the_seventh_to_tenth():
     out_of_source = {"independent7", "independent8", "independent9", "independent10"}
     assert set(train_text.TRAINING_BENCHMARK_SETS) == set(INDEPENDENT_SET_NAMES) - out_of_source
-    assert set(train_text.DIALOGUE_BENCHMARK_SETS) == set(train_text.TRAINING_BENCHMARK_SETS)
+    assert set(train_text.DIALOGUE_BENCHMARK_SETS) < set(train_text.TRAINING_BENCHMARK_SETS)
     items = train_text.benchmark_items(("independent", "independent4"))
     assert {it.source.split(":")[1] for it in items} == {"independent", "independent4"}
     trained = {_normal(it.text) for it in train_text.benchmark_items()}

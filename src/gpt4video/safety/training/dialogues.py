@@ -64,7 +64,7 @@ EDGY_QUESTIONS: tuple[str, ...] = (
 SCOPE_REPLY = "I can only help with videos: ask me about a video you show me, or ask me to make a new one."
 
 #: The version of these dialogues (see the module docstring); reported in the summary.
-DIALOGUES_VERSION = 7
+DIALOGUES_VERSION = 6
 
 #: Row kinds and how many of each a run writes, as fractions of ``rows``. ``description_generation``
 #: (plain requests for real-world scenes, answered with a prompt) was added after the model trained on
@@ -72,8 +72,7 @@ DIALOGUES_VERSION = 7
 #: real-world generation request it saw was a harmful one. Version 4 added ``short_generation`` and
 #: ``everyday_generation`` and moved the mix from 47 % to 34 % harmful rows (about the same number). Version 6
 #: reads the contrastive hand-written sets (``requests_r4a/b.jsonl``) and the training rows of independent benchmark
-#: sets 1-3 too (:func:`written_items`), and asks more of their look-alikes. Version 7 reads every hand-written
-#: file the head reads (the round-5 and round-6 sets too) and the training rows of sets 1-6, and writes 2,700 rows.
+#: sets 1-3 too (:func:`written_items`), and asks more of their look-alikes.
 MIX: dict[str, float] = {
     "harmful_text": 0.05,
     "harmful_generation": 0.09,
@@ -94,7 +93,7 @@ MIX: dict[str, float] = {
     "clip_question": 0.04,
 }
 #: How many dialogues a run writes unless told otherwise (`gpt4video data safety --rows`).
-DEFAULT_ROWS = 2700
+DEFAULT_ROWS = 1800
 #: How often a hand-written look-alike is asked inside a framing (role-play, "for my film", ...), the same
 #: framings the ``harmful_framed`` rows use, so a framing says nothing about the answer.
 FRAMED_LOOKALIKE_SHARE = 0.3
@@ -136,8 +135,8 @@ class HarmfulRequest:
 
 def written_items() -> list[Any]:
     """The hand-written requests the dialogues ask: the authored sets (``safety/data/requests*.jsonl``) and the
-    final messages of the independent benchmark sets the head trains on (1-6; their training rows are kept by
-    the callers' ``split_of``). Sets 7 and later are never asked: they are the out-of-source evaluation."""
+    final messages of independent benchmark sets 1-3 (their training rows are kept by the callers'
+    ``split_of``). Later sets and contrastive files train the input check only, until the next retrain."""
     from .sources import DIALOGUE_AUTHORED_REQUESTS, DIALOGUE_BENCHMARK_SETS, authored_items, benchmark_items
 
     finals = [it for it in benchmark_items(DIALOGUE_BENCHMARK_SETS) if "\n" not in it.text]  # not a joined conversation

@@ -92,18 +92,19 @@ AUTHORED_REQUESTS = Path(__file__).resolve().parent.parent / "data" / "requests.
 AUTHORED_REQUESTS_R4: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r4{part}.jsonl") for part in "ab")
 #: Contrastive sets aimed at the weakest categories and styles (animal cruelty, violent crime, gore, self-harm;
 #: translation-style English and the other obfuscations, harmless texts in the same styles); heads v6
-#: and v7 and the safety dialogues v7 train on them.
+#: and v7 train on them, the shipped safety dialogues predate them.
 AUTHORED_REQUESTS_R5: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r5{part}.jsonl") for part in "ab")
 #: Harmful intent in mild words, and look-alikes on some 60 topics each that differ from harm in intent, not
-#: vocabulary; head v7 and the safety dialogues v7 train on them.
+#: vocabulary; head v7 trains on them.
 AUTHORED_REQUESTS_R6: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r6{part}.jsonl") for part in "ab")
 #: Aimed at what set 9 showed (violent crime and self-harm in mild words, obfuscated requests; harmless topics it
 #: refused); for the next head: nothing packaged trains on it yet.
 AUTHORED_REQUESTS_R7: tuple[Path, ...] = (AUTHORED_REQUESTS.with_name("requests_r7a.jsonl"),)
-#: The hand-written files each consumer reads: the head and the stage-2 safety dialogues (v7) all of them.
+#: The hand-written files each consumer reads: the head all of them, the stage-2 safety dialogues of the shipped
+#: weights those that existed when they were built.
 HEAD_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4, *AUTHORED_REQUESTS_R5,
                                             *AUTHORED_REQUESTS_R6)
-DIALOGUE_AUTHORED_REQUESTS: tuple[Path, ...] = HEAD_AUTHORED_REQUESTS
+DIALOGUE_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)
 
 #: Benchmark categories (the issue's ten) → the head's seven.
 BENCHMARK_CATEGORIES: dict[str, str] = {
@@ -116,8 +117,8 @@ BENCHMARK_CATEGORIES: dict[str, str] = {
 #: source.
 TRAINING_BENCHMARK_SETS: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4",
                                             "independent5", "independent6")
-#: The independent sets the stage-2 safety dialogues (v7) ask: the head's.
-DIALOGUE_BENCHMARK_SETS: tuple[str, ...] = TRAINING_BENCHMARK_SETS
+#: The independent sets the stage-2 safety dialogues of the shipped weights (v6) ask.
+DIALOGUE_BENCHMARK_SETS: tuple[str, ...] = ("independent", "independent2", "independent3")
 
 SPLIT_SALT = "gpt4video-safety-v1"
 SPLIT_FRACTIONS = (0.70, 0.15)  # train, validation; the rest is test
