@@ -22,11 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import log, markdown_table  # noqa: E402
 
 
-def _triples(objects) -> Counter:  # noqa: ANN001 - scene dicts or PromptSpec objects
-    return Counter((o["color"], o["shape"], o["motion"]) if isinstance(o, dict) else (o.color, o.shape, o.motion)
-                   for o in objects)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", help="results.json of a `gpt4video eval` run with generation requests")
@@ -38,11 +33,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from gpt4video.data.feature_cache import FeatureCache
     from gpt4video.data.synthetic.prompts import parse_prompt
+    from gpt4video.data.synthetic.scenes import Scene
+    from gpt4video.evaluation.pixels import object_triples
     from gpt4video.modeling import GPT4Video
 
     results = json.loads(Path(args.results).read_text(encoding="utf-8"))
     split = Path(args.split_dir)
-    scenes = {str((split / row["video"]).resolve()): row["scene"]
+    scenes = {str((split / row["video"]).resolve()): Scene.from_dict(row["scene"])
               for row in map(json.loads, (split / "scenes.jsonl").read_text(encoding="utf-8").splitlines())}
     model = GPT4Video.from_pretrained(args.model)
     cache = FeatureCache(args.feature_cache, model)
@@ -58,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             path = str(Path(r["videos"][-1]).resolve())
             spelled = model.video_words(cache.get_many([path]))[0]
             read = parse_prompt(spelled)
-            read_right = read is not None and _triples(read.objects) == _triples(scenes[path]["objects"])
+            read_right = read is not None and object_triples(read) == object_triples(scenes[path])
             right = bool(r["check"]["content_right"])
             cells[(read_right, right)] += 1
             if not right:
                 misses[read_right].append({"request": r["question"], "clip read as": spelled.split(".")[0].strip() + ".",
-                                           "clip": [list(t) for t in _triples(scenes[path]["objects"])],
+                                           "clip": [list(t) for t in object_triples(scenes[path])],
                                            "prompt": r["prediction"]})
         n = len(edits)
         rows.append([task, n, cells[(True, True)] + cells[(False, True)], cells[(True, False)], cells[(False, False)],

@@ -109,7 +109,7 @@ def test_round8_set_is_for_the_next_head_and_shares_no_text_with_earlier_files_o
     assert len(items) - sum(harmful.values()) > sum(harmful.values())
     assert not set(train_text.AUTHORED_REQUESTS_R7) & set(train_text.HEAD_AUTHORED_REQUESTS)  # not trained on yet
     earlier = {_normal(it.text) for it in train_text.authored_items(train_text.HEAD_AUTHORED_REQUESTS)}
-    evaluation = {_normal(it.text or "") for path in BENCHMARKS["all"][1:] for it in load_manifest(path)}
+    evaluation = {_normal(it.text or "") for name in INDEPENDENT_SET_NAMES for it in load_manifest(*BENCHMARKS[name])}
     texts = {_normal(it.text) for it in items}
     assert len({it.group for it in items}) == len(items) and not texts & earlier and not texts & evaluation
 

@@ -69,23 +69,21 @@ INDEPENDENT9 = Path(__file__).resolve().parent / "independent9.jsonl"
 #: A tenth set by another author who read no project file, written after set 9 was scored and before the next
 #: change it is to judge was scored; sixteen harmless topics no earlier set has; out of every source.
 INDEPENDENT10 = Path(__file__).resolve().parent / "independent10.jsonl"
+#: The independent sets by name, in the order they were written; each is reported on its own (which of them a
+#: head trains on is its own choice: :data:`gpt4video.safety.training.sources.TRAINING_BENCHMARK_SETS`).
+_INDEPENDENT_SETS: dict[str, Path] = {
+    "independent": INDEPENDENT, "independent2": INDEPENDENT2, "independent3": INDEPENDENT3,
+    "independent4": INDEPENDENT4, "independent5": INDEPENDENT5, "independent6": INDEPENDENT6,
+    "independent7": INDEPENDENT7, "independent8": INDEPENDENT8, "independent9": INDEPENDENT9,
+    "independent10": INDEPENDENT10,
+}
+INDEPENDENT_SET_NAMES: tuple[str, ...] = tuple(_INDEPENDENT_SETS)
 #: What ``gpt4video eval safety --benchmark`` runs.
-BENCHMARKS: dict[str, tuple[Path, ...]] = {"in-source": (MANIFEST,), "independent": (INDEPENDENT,),
-                                           "independent2": (INDEPENDENT2,), "independent3": (INDEPENDENT3,),
-                                           "independent4": (INDEPENDENT4,), "independent5": (INDEPENDENT5,),
-                                           "independent6": (INDEPENDENT6,), "independent7": (INDEPENDENT7,),
-                                           "independent8": (INDEPENDENT8,), "independent9": (INDEPENDENT9,),
-                                           "independent10": (INDEPENDENT10,),
-                                           "all": (MANIFEST, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4,
-                                                   INDEPENDENT5, INDEPENDENT6, INDEPENDENT7, INDEPENDENT8,
-                                                   INDEPENDENT9, INDEPENDENT10)}
+BENCHMARKS: dict[str, tuple[Path, ...]] = {"in-source": (MANIFEST,),
+                                           **{name: (path,) for name, path in _INDEPENDENT_SETS.items()},
+                                           "all": (MANIFEST, *_INDEPENDENT_SETS.values())}
 
 TASKS: tuple[str, ...] = ("vu", "vg")
-#: The independent sets, each reported on its own (which of them a head trains on is its own choice:
-#: :data:`gpt4video.safety.training.sources.TRAINING_BENCHMARK_SETS`).
-INDEPENDENT_SET_NAMES: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4",
-                                           "independent5", "independent6", "independent7", "independent8",
-                                           "independent9", "independent10")
 SETS: tuple[str, ...] = ("main", "obfuscation", *INDEPENDENT_SET_NAMES)
 LABELS: tuple[str, ...] = ("harmful", "benign")
 #: Obfuscation techniques: leetspeak (letters → digits), spacing (spaces between letters), role-play
