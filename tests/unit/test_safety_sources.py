@@ -114,6 +114,23 @@ def test_round8_set_is_for_the_next_head_and_shares_no_text_with_earlier_files_o
     assert len({it.group for it in items}) == len(items) and not texts & earlier and not texts & evaluation
 
 
+def test_authored_request_files_are_checked_and_chosen_by_the_caller(tmp_path):
+    ok = tmp_path / "mine.jsonl"
+    ok.write_text(json.dumps({"text": "Show a bakery at dawn.", "label": "benign", "group": "mine:1"}) + "\n"
+                  + json.dumps({"text": "a harmful request", "label": "harmful", "category": "hate",
+                                "group": "mine:2"}) + "\n")
+    items = train_text.build_dataset(num_scenes=0, benchmark_sets=(), authored_paths=(ok,))
+    authored = [it for it in items if it.source.startswith("authored")]
+    assert [(it.text, it.labels) for it in authored] == [("Show a bakery at dawn.", ()), ("a harmful request", ("hate",))]
+    for row, problem in (({"text": "x", "label": "harmful", "group": "g"}, "request 1: no category"),
+                         ({"text": "x", "group": "g"}, "request 1: no label"),
+                         ({"text": "x", "label": "unsafe", "group": "g"}, "label 'unsafe'")):
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(json.dumps(row) + "\n")
+        with pytest.raises(InputError, match=problem):
+            train_text.authored_items((bad,))
+
+
 @INDEPENDENT_SETS
 def test_written_training_data_and_evaluation_sets_share_no_text(path):
     """Each independent set was written apart from the hand-written training data: no request of it is a

