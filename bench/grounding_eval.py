@@ -1,5 +1,6 @@
 """How well a trained model's video tokens spell each validation clip's caption (what stage 0 trains),
-overall and by the number of objects in the clip.
+overall and by the number of objects in the clip: per word kind, per token, and the share of clips spelled
+wholly right.
 
 Uses :func:`gpt4video.evaluation.grounding.grounding_accuracy` (a caption with several accepted readings,
 ``grounding_captions``, is scored against the one the clip's tokens spell best) on a synthetic split's
@@ -61,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"scoring {name} ({len(subset)} clips)")
         r = grounding_accuracy(model, subset, cache.get_many)
         rows.append([name, len(subset)] + [f"{100 * r['by_kind'][k]['accuracy']:.1f} %" for k in ("color", "shape", "motion")]
-                    + [f"{100 * r['tokens']['accuracy']:.1f} %"])
-    print(markdown_table(["clips", "n", "colour words", "shape words", "motion words", "all caption tokens"], rows))
+                    + [f"{100 * r['tokens']['accuracy']:.1f} %", f"{100 * r['clips']['accuracy']:.1f} %"])
+    print(markdown_table(["clips", "n", "colour words", "shape words", "motion words", "all caption tokens",
+                          "whole caption right"], rows))
     return 0
 
 

@@ -290,9 +290,10 @@ def test_grounding_accuracy_reads_video_tokens_as_caption_words(world, start_mod
     perfect = grounding_accuracy(model, dataset, as_features, batch_size=3)
     assert perfect["tokens"] == {"accuracy": 1.0, "count": int((targets >= 0).sum())}
     assert all(v["accuracy"] in (1.0, None) for v in perfect["by_kind"].values())
+    assert perfect["clips"] == {"accuracy": 1.0, "count": len(dataset)}
     model.abstractor.forward = lambda ids: tokens.roll(1, dims=1)[ids]
     shifted = grounding_accuracy(model, dataset, as_features)
-    assert shifted["tokens"]["accuracy"] < 1.0
+    assert shifted["tokens"]["accuracy"] < 1.0 and shifted["clips"]["accuracy"] < 1.0
 
 
 def test_stage0_without_caption_pairs_is_a_clear_error(world, start_model, tmp_path):

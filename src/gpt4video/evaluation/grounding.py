@@ -31,7 +31,8 @@ def grounding_accuracy(
     kinds: Mapping[str, Sequence[str]] = WORD_KINDS,
     batch_size: int = 64,
 ) -> dict:
-    """{"tokens": {"accuracy", "count"}, "by_kind": {kind: {"accuracy", "count"}}} over ``dataset``;
+    """{"tokens": {"accuracy", "count"}, "by_kind": {kind: {"accuracy", "count"}}, "clips": {"accuracy",
+    "count"}} over ``dataset`` ("clips": the share of clips whose every caption token is spelled right);
     ``features(paths)`` gives the frame features of a batch of clips (e.g. a FeatureCache's get_many)."""
     model.eval()
     tokenizer = model.processor.tokenizer
@@ -42,7 +43,7 @@ def grounding_accuracy(
         for kind, members in kinds.items():
             if text in members:
                 word_kind[i] = kind
-    hits = {"tokens": [0, 0], **{k: [0, 0] for k in kinds}}
+    hits = {"tokens": [0, 0], "clips": [0, 0], **{k: [0, 0] for k in kinds}}
     for start in range(0, len(dataset), batch_size):
         batch, videos = dataset.collate([dataset.get(i, 0) for i in range(start, min(start + batch_size, len(dataset)))])
         pred = model.grounding_logits(features(videos).to(model.device), vocab).argmax(-1).cpu()  # (B, Nq)
@@ -50,6 +51,9 @@ def grounding_accuracy(
         # each clip is scored against the reading its tokens spell best (ties: the first)
         matches = ((readings == pred[:, None]) & (readings >= 0)).sum(-1)  # (B, K)
         targets = readings[torch.arange(len(readings)), matches.argmax(-1)]  # (B, Nq)
+        whole = ((targets == pred) | (targets < 0)).all(-1)
+        hits["clips"][0] += int(whole.sum())
+        hits["clips"][1] += len(whole)
         for target, guess in zip(targets[targets >= 0].tolist(), pred[targets >= 0].tolist()):
             for key in ("tokens", word_kind.get(target)):
                 if key is not None:
@@ -59,4 +63,4 @@ def grounding_accuracy(
     def score(pair: list[int]) -> dict:
         return {"accuracy": round(pair[0] / pair[1], 4) if pair[1] else None, "count": pair[1]}
 
-    return {"tokens": score(hits["tokens"]), "by_kind": {k: score(hits[k]) for k in kinds}}
+    return {"tokens": score(hits["tokens"]), "by_kind": {k: score(hits[k]) for k in kinds}, "clips": score(hits["clips"])}
