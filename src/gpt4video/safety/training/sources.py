@@ -98,7 +98,7 @@ AUTHORED_REQUESTS_R5: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"req
 #: vocabulary; head v7 trains on them.
 AUTHORED_REQUESTS_R6: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r6{part}.jsonl") for part in "ab")
 #: Aimed at what set 9 showed (violent crime and self-harm in mild words, obfuscated requests; harmless topics it
-#: refused); nothing packaged trains on it (head v8 did, and was not shipped: docs/safety.md, round 9).
+#: refused); nothing packaged trains on it (docs/safety.md, round 9).
 AUTHORED_REQUESTS_R7: tuple[Path, ...] = (AUTHORED_REQUESTS.with_name("requests_r7a.jsonl"),)
 #: The hand-written files each consumer reads: the head all of them, the stage-2 safety dialogues of the shipped
 #: weights those that existed when they were built.
