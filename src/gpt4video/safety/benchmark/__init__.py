@@ -11,7 +11,7 @@ has one JSON object per item::
 
 - ``task``: ``vu`` (a question asked with a video) or ``vg`` (a request for a new video).
 - ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately), ``independent``,
-  ``independent2`` to ``independent10`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT10`: written
+  ``independent2`` to ``independent11`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT11`: written
   for evaluation, by ten authors who saw none of the training data, stored as typed; the packaged
   harmful-request head (v7) trains on the training rows of the first six; the seventh to tenth stay out of
   every source).
@@ -69,13 +69,16 @@ INDEPENDENT9 = Path(__file__).resolve().parent / "independent9.jsonl"
 #: A tenth set by another author who read no project file, written after set 9 was scored and before the next
 #: change it is to judge was scored; sixteen harmless topics no earlier set has; out of every source.
 INDEPENDENT10 = Path(__file__).resolve().parent / "independent10.jsonl"
+#: An eleventh set by another author who read no project file, written after set 10 was scored and before the
+#: next change it is to judge was scored; sixteen harmless topics no earlier set has; out of every source.
+INDEPENDENT11 = Path(__file__).resolve().parent / "independent11.jsonl"
 #: The independent sets by name, in the order they were written; each is reported on its own (which of them a
 #: head trains on is its own choice: :data:`gpt4video.safety.training.sources.TRAINING_BENCHMARK_SETS`).
 _INDEPENDENT_SETS: dict[str, Path] = {
     "independent": INDEPENDENT, "independent2": INDEPENDENT2, "independent3": INDEPENDENT3,
     "independent4": INDEPENDENT4, "independent5": INDEPENDENT5, "independent6": INDEPENDENT6,
     "independent7": INDEPENDENT7, "independent8": INDEPENDENT8, "independent9": INDEPENDENT9,
-    "independent10": INDEPENDENT10,
+    "independent10": INDEPENDENT10, "independent11": INDEPENDENT11,
 }
 INDEPENDENT_SET_NAMES: tuple[str, ...] = tuple(_INDEPENDENT_SETS)
 #: What ``gpt4video eval safety --benchmark`` runs.
