@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -236,7 +237,9 @@ def with_adapters(model: Any, spec: Mapping[str, Any], adapters: Mapping[str, An
 
     transformer = model[0]
     try:
-        tuned = get_peft_model(transformer.auto_model, encoder_lora_config(spec))
+        with warnings.catch_warnings():  # peft asks transformers a deprecated question; nothing for the user
+            warnings.simplefilter("ignore", FutureWarning)
+            tuned = get_peft_model(transformer.auto_model, encoder_lora_config(spec))
         loaded = set_peft_model_state_dict(tuned, dict(adapters))
     except Exception as e:  # noqa: BLE001 - any failure here is a bad adapter file
         raise ModelLoadError(f"cannot load the encoder adapters {name}: {type(e).__name__}: {e}") from None
