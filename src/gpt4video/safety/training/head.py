@@ -289,13 +289,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--authored-requests", nargs="+", type=Path, metavar="FILE",
                         default=list(HEAD_AUTHORED_REQUESTS),
                         help="hand-written request files (JSONL: text, label, category, group) to train on "
-                             "(default: the packaged head's, safety/data/requests*.jsonl up to round 6)")
+                             "(default: the packaged head's, every safety/data/requests*.jsonl)")
     parser.add_argument("--max-fpr", type=float, default=0.03, help="highest benign false-positive rate on validation")
     parser.add_argument("--max-suspicion-miss", type=float, default=0.01,
                         help="most out-of-source harmful items below the suspicion threshold")
-    parser.add_argument("--tune-encoder-epochs", type=int, default=0, metavar="N",
+    parser.add_argument("--tune-encoder-epochs", type=int, default=3, metavar="N",
                         help="after fitting a linear head on frozen features, fine-tune MiniLM (LoRA adapters) "
-                             "together with it for N epochs (0: frozen features)")
+                             "together with it for N epochs (default: %(default)s, as the packaged head; 0: "
+                             "frozen features)")
     parser.add_argument("--tune-lr", type=float, default=3e-4, help="learning rate of the encoder adapters")
     parser.add_argument("--device", default="cpu", help="where the feature models run")
     parser.add_argument("--feature-cache", metavar="DIR",

@@ -95,15 +95,15 @@ AUTHORED_REQUESTS_R4: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"req
 #: and v7 train on them, the shipped safety dialogues predate them.
 AUTHORED_REQUESTS_R5: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r5{part}.jsonl") for part in "ab")
 #: Harmful intent in mild words, and look-alikes on some 60 topics each that differ from harm in intent, not
-#: vocabulary; head v7 trains on them.
+#: vocabulary; heads v7 to v9 train on them.
 AUTHORED_REQUESTS_R6: tuple[Path, ...] = tuple(AUTHORED_REQUESTS.with_name(f"requests_r6{part}.jsonl") for part in "ab")
 #: Aimed at what set 9 showed (violent crime and self-harm in mild words, obfuscated requests; harmless topics it
-#: refused); nothing packaged trains on it (docs/safety.md, round 9).
+#: refused); heads v8 and v9 train on it (docs/safety.md, rounds 9 and 10).
 AUTHORED_REQUESTS_R7: tuple[Path, ...] = (AUTHORED_REQUESTS.with_name("requests_r7a.jsonl"),)
 #: The hand-written files each consumer reads: the head all of them, the stage-2 safety dialogues of the shipped
 #: weights those that existed when they were built.
 HEAD_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4, *AUTHORED_REQUESTS_R5,
-                                            *AUTHORED_REQUESTS_R6)
+                                            *AUTHORED_REQUESTS_R6, *AUTHORED_REQUESTS_R7)
 DIALOGUE_AUTHORED_REQUESTS: tuple[Path, ...] = (AUTHORED_REQUESTS, *AUTHORED_REQUESTS_R4)
 
 #: Benchmark categories (the issue's ten) → the head's seven.
