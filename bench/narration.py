@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _common import word_errors  # noqa: E402
 from gpt4video.audio.recognition import SpeechConfig  # noqa: E402
+from gpt4video.audio.subtitles import spoken_words  # noqa: E402
 from gpt4video.audio.synthesis import mix, mux_audio, narrate  # noqa: E402
 from gpt4video.data.phrasing import normalize  # noqa: E402
 from gpt4video.data.synthetic import sample_scene, write_clip  # noqa: E402
@@ -83,7 +84,7 @@ def main() -> int:
             question = row["turns"][0]["text"].split("\n", 1)[1]
             assistant.reset()
             reply = assistant.ask(question, videos=[clip]).consume().to_dict()
-            heard = " ".join(line.split('"')[1] for line in reply["subtitles"] if '"' in line)
+            heard = " ".join(words for line in reply["subtitles"] if (words := spoken_words(line)))
             ok = f" {normalize(text)} " in f" {normalize(reply['text'])} "
             right += ok
             refused += reply.get("refused_by") is not None
