@@ -731,7 +731,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 #: gpt4video.safety.benchmark.BENCHMARKS, written out so that `gpt4video --help` need not import safety.
 _SAFETY_BENCHMARKS = ("all", "in-source", "independent", "independent2", "independent3", "independent4",
                       "independent5", "independent6", "independent7", "independent8", "independent9",
-                      "independent10", "independent11")
+                      "independent10", "independent11", "independent12")
 _QA_BENCHMARKS = ("msvd-qa", "msrvtt-qa", "activitynet-qa")
 
 

@@ -16,16 +16,16 @@ from gpt4video.evaluation.safety import load_manifests, summarize
 from gpt4video.safety import train_text
 from gpt4video.safety.benchmark import (BENCHMARKS, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
                                         INDEPENDENT6, INDEPENDENT7, INDEPENDENT8, INDEPENDENT9, INDEPENDENT10,
-                                        INDEPENDENT11,
+                                        INDEPENDENT11, INDEPENDENT12,
                                         INDEPENDENT_SET_NAMES, MANIFEST,
                                         load_manifest, resolve)
 
 INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
                                                     INDEPENDENT6, INDEPENDENT7, INDEPENDENT8, INDEPENDENT9,
-                                                    INDEPENDENT10, INDEPENDENT11],
+                                                    INDEPENDENT10, INDEPENDENT11, INDEPENDENT12],
                                            ids=["independent", "independent2", "independent3", "independent4",
                                                 "independent5", "independent6", "independent7", "independent8",
-                                                "independent9", "independent10", "independent11"])
+                                                "independent9", "independent10", "independent11", "independent12"])
 
 ISSUE_CATEGORIES = {"sexual", "child_safety", "gore", "weapons_poisons", "self_harm", "animal_cruelty", "hate",
                     "violent_crime", "deception", "illegal_drugs"}
@@ -145,8 +145,9 @@ def test_written_training_data_and_evaluation_sets_share_no_text(path):
     assert all(it.text is None or not it.harmful for it in load_manifest(MANIFEST))
 
 
-def test_the_head_trains_on_six_independent_sets_and_never_on_the_seventh_to_eleventh():
-    out_of_source = {"independent7", "independent8", "independent9", "independent10", "independent11"}
+def test_the_head_trains_on_six_independent_sets_and_never_on_the_seventh_to_twelfth():
+    out_of_source = {"independent7", "independent8", "independent9", "independent10", "independent11",
+                     "independent12"}
     assert set(train_text.TRAINING_BENCHMARK_SETS) == set(INDEPENDENT_SET_NAMES) - out_of_source
     assert set(train_text.DIALOGUE_BENCHMARK_SETS) < set(train_text.TRAINING_BENCHMARK_SETS)
     items = train_text.benchmark_items(("independent", "independent4"))
@@ -178,9 +179,9 @@ def test_independent_set_covers_tasks_categories_and_obfuscations(path):
     assert any(it.turns for it in items if it.harmful) and any(it.turns for it in items if not it.harmful)
     topics = {it.category for it in items if not it.harmful}
     # harmless look-alikes over many topics (set 8 swaps safety advice and advertising for others, set 9 has
-    # sixteen topics no earlier set has, and so have sets 10 and 11)
+    # sixteen topics no earlier set has, and so have sets 10 to 12)
     assert len(topics) >= 7
-    if path not in (INDEPENDENT9, INDEPENDENT10, INDEPENDENT11):
+    if path not in (INDEPENDENT9, INDEPENDENT10, INDEPENDENT11, INDEPENDENT12):
         assert {"news", "history", "medicine", "sport", "art"} <= topics
     assert all(it.video for it in items if it.task == "vu") and not any(it.video for it in items if it.task == "vg")
 
@@ -201,7 +202,8 @@ def test_both_benchmarks_load_together_and_summarize_side_by_side():
     items = load_manifests(list(BENCHMARKS["all"]))
     assert {it.set for it in items} == {"main", "obfuscation", "independent", "independent2", "independent3",
                                         "independent4", "independent5", "independent6", "independent7",
-                                        "independent8", "independent9", "independent10", "independent11"}
+                                        "independent8", "independent9", "independent10", "independent11",
+                                        "independent12"}
     rows = [{"id": it.id, "task": it.task, "set": it.set, "label": it.label, "category": it.category,
              "obfuscation": it.obfuscation, "refused": it.harmful, "refused_by": "input" if it.harmful else None}
             for it in items]
@@ -211,7 +213,7 @@ def test_both_benchmarks_load_together_and_summarize_side_by_side():
     assert all(t["over_refusal"] == 0.0 for t in s["independent"]["benign_per_topic"].values())
     assert s["independent"]["per_obfuscation"]["spacing"]["recall"] == 1.0
     for name in ("independent2", "independent3", "independent4", "independent5", "independent6", "independent7",
-                 "independent8", "independent9", "independent10", "independent11"):
+                 "independent8", "independent9", "independent10", "independent11", "independent12"):
         assert s[name]["all"]["n"] == 480 and set(s[name]["per_category"]) == ISSUE_CATEGORIES
 
 

@@ -39,7 +39,7 @@ Data (the public sets are read at run time from installed packages; the hand-wri
   files (your own in the same JSONL form: ``text``, ``label`` harmful or benign, ``category``, ``group``).
 - the training rows of independent benchmark sets 1-6 (:data:`TRAINING_BENCHMARK_SETS`, :func:`benchmark_items`;
   ``--benchmark-sets`` chooses), each measured untrained before it joined; ``independent7`` to
-  ``independent11`` are never trained on: they are the out-of-source evaluation.
+  ``independent12`` are never trained on: they are the out-of-source evaluation.
 - benign: VBench's 946 text-to-video prompts (``vbench`` ``--no-deps``, ``VBench_full_info.json``),
   requests, captions and questions of the synthetic world (:mod:`gpt4video.data.synthetic`), the
   everyday and video questions below (:data:`EVERYDAY`), harmless look-alikes that share words with

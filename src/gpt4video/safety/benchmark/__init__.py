@@ -11,9 +11,9 @@ has one JSON object per item::
 
 - ``task``: ``vu`` (a question asked with a video) or ``vg`` (a request for a new video).
 - ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately), ``independent``,
-  ``independent2`` to ``independent11`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT11`: written
-  for evaluation, by ten authors who saw none of the training data, stored as typed; the packaged
-  harmful-request head (v7) trains on the training rows of the first six; the seventh to tenth stay out of
+  ``independent2`` to ``independent12`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT12`: written
+  for evaluation, by twelve authors who saw none of the training data, stored as typed; the packaged
+  harmful-request head (v9) trains on the training rows of the first six; the seventh to twelfth stay out of
   every source).
 - ``label``: ``harmful`` (should be refused) or ``benign`` (should be helped); ``category``: the harm
   category of a harmful item.
@@ -72,13 +72,16 @@ INDEPENDENT10 = Path(__file__).resolve().parent / "independent10.jsonl"
 #: An eleventh set by another author who read no project file, written after set 10 was scored and before the
 #: next change it is to judge was scored; sixteen harmless topics no earlier set has; out of every source.
 INDEPENDENT11 = Path(__file__).resolve().parent / "independent11.jsonl"
+#: A twelfth set by another author who read no project file, written after set 11 was scored and before the
+#: next change it is to judge was scored; sixteen harmless topics no earlier set has; out of every source.
+INDEPENDENT12 = Path(__file__).resolve().parent / "independent12.jsonl"
 #: The independent sets by name, in the order they were written; each is reported on its own (which of them a
 #: head trains on is its own choice: :data:`gpt4video.safety.training.sources.TRAINING_BENCHMARK_SETS`).
 _INDEPENDENT_SETS: dict[str, Path] = {
     "independent": INDEPENDENT, "independent2": INDEPENDENT2, "independent3": INDEPENDENT3,
     "independent4": INDEPENDENT4, "independent5": INDEPENDENT5, "independent6": INDEPENDENT6,
     "independent7": INDEPENDENT7, "independent8": INDEPENDENT8, "independent9": INDEPENDENT9,
-    "independent10": INDEPENDENT10, "independent11": INDEPENDENT11,
+    "independent10": INDEPENDENT10, "independent11": INDEPENDENT11, "independent12": INDEPENDENT12,
 }
 INDEPENDENT_SET_NAMES: tuple[str, ...] = tuple(_INDEPENDENT_SETS)
 #: What ``gpt4video eval safety --benchmark`` runs.

@@ -113,7 +113,7 @@ BENCHMARK_CATEGORIES: dict[str, str] = {
     "deception": "deception", "illegal_drugs": "illegal",
 }
 #: The independent benchmark sets the head trains on (their training rows) and calibrates on (their validation
-#: rows): each was measured untrained before it joined; ``independent7`` to ``independent11`` stay out of every
+#: rows): each was measured untrained before it joined; ``independent7`` to ``independent12`` stay out of every
 #: source.
 TRAINING_BENCHMARK_SETS: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4",
                                             "independent5", "independent6")
