@@ -15,9 +15,9 @@ refusal, :mod:`gpt4video.safety.refusals`); :meth:`SafetyPolicy.note_model_refus
 Corroborated learned refusal (``corroborate_refusals``): the model's own refusals are sometimes wrong
 (it refused "bridge" asked as a video request). With corroboration on, a refusal the model writes is
 honoured only when the ``suspicion_checker``'s score of the user's text (its highest category score,
-over the message and the recent conversation) reaches ``suspicion_threshold`` (default 0.65: chosen with the
+over the message and the recent conversation) reaches ``suspicion_threshold`` (default 0.80: chosen with the
 packaged head's thresholds by :mod:`gpt4video.safety.calibrate` from what the whole pipeline does on a
-validation source, the head's validation rows of independent sets 1-6; the head's training script also
+validation source, independent sets 10 and 11, which no training source holds; the head's training script also
 proposes one on its cross-source folds, ``training.suspicion_threshold`` (0.005 for the packaged head),
 which overrides almost nothing). Below it, the refusal is *overridden*: the decision (stage ``model``, outcome
 ``overridden``, allowed, with the refusal's category and text and the suspicion verdict) is logged
@@ -59,7 +59,7 @@ from .refusals import is_refusal, refusal_category
 DEFAULT_CORROBORATE = True
 #: The default ``suspicion_threshold``: the packaged head's calibration (``calibration.suspicion_threshold`` in
 #: ``harmful_request.json``, chosen by ``python -m gpt4video.safety.calibrate`` with the head's thresholds).
-DEFAULT_SUSPICION_THRESHOLD = 0.65
+DEFAULT_SUSPICION_THRESHOLD = 0.8
 #: Outcomes of a ``model`` decision with corroboration on.
 HONOURED, OVERRIDDEN = "honoured", "overridden"
 
