@@ -84,7 +84,7 @@ def main() -> int:
             question = row["turns"][0]["text"].split("\n", 1)[1]
             assistant.reset()
             reply = assistant.ask(question, videos=[clip]).consume().to_dict()
-            heard = " ".join(words for line in reply["subtitles"] if (words := spoken_words(line)))
+            heard = " ".join(filter(None, map(spoken_words, reply["subtitles"])))
             ok = f" {normalize(text)} " in f" {normalize(reply['text'])} "
             right += ok
             refused += reply.get("refused_by") is not None
