@@ -13,8 +13,8 @@ has one JSON object per item::
 - ``set``: ``main`` (the 60 + 60 scored items), ``obfuscation`` (reported separately), ``independent``,
   ``independent2`` to ``independent12`` (the items of :data:`INDEPENDENT` to :data:`INDEPENDENT12`: written
   for evaluation, by twelve authors who saw none of the training data, stored as typed; the packaged
-  harmful-request head (v9) trains on the training rows of the first six; the seventh to twelfth stay out of
-  every source).
+  harmful-request head (v9) trains on the training rows of the first six; the seventh to twelfth are in no
+  training source, and its packaged thresholds are chosen on the tenth and eleventh).
 - ``label``: ``harmful`` (should be refused) or ``benign`` (should be helped); ``category``: the harm
   category of a harmful item.
 - The request: ``text`` written in (benign items), or, for harmful items, a reference to a line of
