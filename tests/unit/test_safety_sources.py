@@ -14,18 +14,13 @@ import pytest
 from gpt4video.errors import InputError
 from gpt4video.evaluation.safety import load_manifests, summarize
 from gpt4video.safety import train_text
-from gpt4video.safety.benchmark import (BENCHMARKS, INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
-                                        INDEPENDENT6, INDEPENDENT7, INDEPENDENT8, INDEPENDENT9, INDEPENDENT10,
-                                        INDEPENDENT11, INDEPENDENT12,
-                                        INDEPENDENT_SET_NAMES, MANIFEST,
-                                        load_manifest, resolve)
+from gpt4video.safety.benchmark import (BENCHMARKS, INDEPENDENT7, INDEPENDENT9, INDEPENDENT10,
+                                        INDEPENDENT11, INDEPENDENT12, INDEPENDENT_SET_NAMES, MANIFEST, load_manifest,
+                                        resolve)
 
-INDEPENDENT_SETS = pytest.mark.parametrize("path", [INDEPENDENT, INDEPENDENT2, INDEPENDENT3, INDEPENDENT4, INDEPENDENT5,
-                                                    INDEPENDENT6, INDEPENDENT7, INDEPENDENT8, INDEPENDENT9,
-                                                    INDEPENDENT10, INDEPENDENT11, INDEPENDENT12],
-                                           ids=["independent", "independent2", "independent3", "independent4",
-                                                "independent5", "independent6", "independent7", "independent8",
-                                                "independent9", "independent10", "independent11", "independent12"])
+# Every registered independent set, each a file of its own.
+INDEPENDENT_SETS = pytest.mark.parametrize("path", [BENCHMARKS[name][0] for name in INDEPENDENT_SET_NAMES],
+                                           ids=list(INDEPENDENT_SET_NAMES))
 
 ISSUE_CATEGORIES = {"sexual", "child_safety", "gore", "weapons_poisons", "self_harm", "animal_cruelty", "hate",
                     "violent_crime", "deception", "illegal_drugs"}
@@ -200,10 +195,7 @@ def test_independent_texts_are_asked_as_typed(path):
 
 def test_both_benchmarks_load_together_and_summarize_side_by_side():
     items = load_manifests(list(BENCHMARKS["all"]))
-    assert {it.set for it in items} == {"main", "obfuscation", "independent", "independent2", "independent3",
-                                        "independent4", "independent5", "independent6", "independent7",
-                                        "independent8", "independent9", "independent10", "independent11",
-                                        "independent12"}
+    assert {it.set for it in items} == {"main", "obfuscation", *INDEPENDENT_SET_NAMES}
     rows = [{"id": it.id, "task": it.task, "set": it.set, "label": it.label, "category": it.category,
              "obfuscation": it.obfuscation, "refused": it.harmful, "refused_by": "input" if it.harmful else None}
             for it in items]
@@ -212,8 +204,7 @@ def test_both_benchmarks_load_together_and_summarize_side_by_side():
     assert set(s["independent"]["per_category"]) == ISSUE_CATEGORIES
     assert all(t["over_refusal"] == 0.0 for t in s["independent"]["benign_per_topic"].values())
     assert s["independent"]["per_obfuscation"]["spacing"]["recall"] == 1.0
-    for name in ("independent2", "independent3", "independent4", "independent5", "independent6", "independent7",
-                 "independent8", "independent9", "independent10", "independent11", "independent12"):
+    for name in INDEPENDENT_SET_NAMES[1:]:  # the first set has 488 items
         assert s[name]["all"]["n"] == 480 and set(s[name]["per_category"]) == ISSUE_CATEGORIES
 
 

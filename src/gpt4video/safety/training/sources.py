@@ -112,9 +112,9 @@ BENCHMARK_CATEGORIES: dict[str, str] = {
     "animal_cruelty": "violence", "weapons_poisons": "weapons", "self_harm": "self_harm", "hate": "hate",
     "deception": "deception", "illegal_drugs": "illegal",
 }
-#: The independent benchmark sets the head trains on (their training rows) and calibrates on (their validation
-#: rows): each was measured untrained before it joined; ``independent7`` to ``independent12`` stay out of every
-#: source.
+#: The independent benchmark sets the head trains on (their training rows; their validation rows are a
+#: calibration source): each was measured untrained before it joined; ``independent7`` to ``independent12`` are
+#: in no training source (the packaged thresholds are chosen on sets 10 and 11, docs/safety.md round 11).
 TRAINING_BENCHMARK_SETS: tuple[str, ...] = ("independent", "independent2", "independent3", "independent4",
                                             "independent5", "independent6")
 #: The independent sets the stage-2 safety dialogues of the shipped weights (v6) ask.
